@@ -1,0 +1,517 @@
+//! The SQLite catalog: an index over packs and manifests that answers "does
+//! this chunk exist, and where", "which snapshots are there", and "what is
+//! in this snapshot" without reading packs. Everything in it can be rebuilt
+//! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
+//! docs/FORMAT.md and its version in `meta.schema_version`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::manifest::{EntryKind, FileEntry, Manifest, RunStats};
+use crate::pack::PackEntry;
+
+/// Version 1: the initial schema.
+pub const SCHEMA_VERSION: u32 = 1;
+pub const FILE_NAME: &str = "catalog.db";
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE packs (
+    id INTEGER PRIMARY KEY,
+    pack_id BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    last_verified_ns INTEGER
+);
+CREATE TABLE chunks (
+    chunk_id BLOB PRIMARY KEY,
+    pack INTEGER NOT NULL REFERENCES packs(id),
+    offset INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL,
+    codec INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_pack ON chunks(pack);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    snapshot_id BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT,
+    description TEXT,
+    host TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    sources TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    parent BLOB,
+    file_count INTEGER NOT NULL,
+    logical_bytes INTEGER NOT NULL,
+    files_read INTEGER NOT NULL,
+    bytes_read INTEGER NOT NULL,
+    added_raw INTEGER NOT NULL,
+    added_stored INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL
+);
+CREATE INDEX snapshots_by_history ON snapshots(kind, name, time_ns);
+CREATE TABLE files (
+    snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    link_target TEXT NOT NULL,
+    inode INTEGER NOT NULL,
+    chunks BLOB NOT NULL,
+    PRIMARY KEY (snapshot, path)
+);
+";
+
+/// Where a chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
+/// A snapshot as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    #[serde(serialize_with = "hex_id")]
+    pub id: SnapshotId,
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub host: String,
+    pub time: DateTime<Utc>,
+    pub sources: Vec<String>,
+    pub file_count: u64,
+    pub logical_bytes: u64,
+    pub stats: RunStats,
+    #[serde(skip)]
+    pub(crate) rowid: i64,
+}
+
+pub(crate) fn hex_id<S: serde::Serializer>(id: &SnapshotId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+impl SnapshotInfo {
+    /// `kind/name` — the history this snapshot belongs to.
+    pub fn history(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// What the stat cache needs to decide a file is unchanged.
+#[derive(Debug, Clone)]
+pub struct CachedFile {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub sha256: [u8; 32],
+    pub chunks: Vec<ChunkId>,
+}
+
+/// Filters for listing snapshots; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// An open catalog database.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn ns_to_time(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+fn chunks_to_blob(chunks: &[ChunkId]) -> Vec<u8> {
+    chunks.iter().flat_map(|c| c.0).collect()
+}
+
+fn blob_to_chunks(blob: &[u8]) -> Vec<ChunkId> {
+    blob.chunks_exact(32).filter_map(ChunkId::from_slice).collect()
+}
+
+fn kind_code(kind: EntryKind) -> i64 {
+    match kind {
+        EntryKind::File => 0,
+        EntryKind::Dir => 1,
+        EntryKind::Symlink => 2,
+    }
+}
+
+fn kind_from_code(code: i64) -> EntryKind {
+    match code {
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink,
+        _ => EntryKind::File,
+    }
+}
+
+impl Catalog {
+    /// Opens (creating if absent) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|source| Error::Catalog {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let catalog = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        catalog.init()?;
+        Ok(catalog)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Catalog {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn init(&self) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(60)).map_err(self.err())?;
+        self.conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(self.err())?;
+        let has_meta: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name='meta'", [], |r| r.get::<_, i64>(0))
+            .map_err(self.err())?
+            > 0;
+        if !has_meta {
+            let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+            tx.execute_batch(SCHEMA).map_err(self.err())?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION.to_string()],
+            )
+            .map_err(self.err())?;
+            return tx.commit().map_err(self.err());
+        }
+        let found: String = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .map_err(self.err())?;
+        match found.parse::<u32>() {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            _ => Err(Error::UnsupportedVersion {
+                what: "catalog schema (run `cairn rebuild-catalog`)",
+                path: self.path.display().to_string(),
+                found: found.parse().unwrap_or(0),
+                supported: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the chunk is stored in some pack.
+    pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM chunks WHERE chunk_id = ?1")
+            .map_err(self.err())?;
+        stmt.exists([&id.0[..]]).map_err(self.err())
+    }
+
+    /// Where a chunk is stored, if anywhere.
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT p.pack_id, c.offset, c.stored_len, c.raw_len, c.codec
+                 FROM chunks c JOIN packs p ON p.id = c.pack WHERE c.chunk_id = ?1",
+            )
+            .map_err(self.err())?;
+        stmt.query_row([&id.0[..]], |r| {
+            let pack: Vec<u8> = r.get(0)?;
+            Ok((pack, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?, r.get::<_, u8>(4)?))
+        })
+        .optional()
+        .map_err(self.err())?
+        .map(|(pack, offset, stored_len, raw_len, codec)| {
+            let pack = PackId::from_slice(&pack).ok_or(Error::ChunkMissing { chunk: *id })?;
+            let codec = Codec::from_byte(codec).ok_or(Error::ChunkMissing { chunk: *id })?;
+            Ok(ChunkLocation {
+                pack,
+                entry: PackEntry {
+                    chunk: *id,
+                    offset,
+                    stored_len,
+                    raw_len,
+                    codec,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a durable pack and its chunks in one transaction. A chunk
+    /// already stored elsewhere (a concurrent writer) keeps its first home.
+    pub fn add_pack(&self, id: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
+        )
+        .map_err(self.err())?;
+        let pack: i64 = tx
+            .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&id.0[..]], |r| r.get(0))
+            .map_err(self.err())?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO chunks(chunk_id, pack, offset, stored_len, raw_len, codec)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(self.err())?;
+            for e in entries {
+                stmt.execute(params![&e.chunk.0[..], pack, e.offset as i64, e.stored_len, e.raw_len, e.codec as u8])
+                    .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Makes a snapshot visible: its row and every file row, in one
+    /// transaction. `inodes` holds the stat-cache inode for each file entry.
+    pub fn add_snapshot(&self, id: &SnapshotId, m: &Manifest, inodes: &[u64]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO snapshots(snapshot_id, kind, name, version, description, host, time_ns, sources,
+                tags, parent, file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            params![
+                &id.0[..],
+                m.kind,
+                m.name,
+                m.version,
+                m.description,
+                m.host,
+                m.time_ns,
+                serde_json::to_string(&m.sources).expect("strings serialise"),
+                serde_json::to_string(&m.tags).expect("strings serialise"),
+                m.parent.map(|p| p.0.to_vec()),
+                m.files.len() as i64,
+                m.logical_bytes() as i64,
+                m.stats.files_read as i64,
+                m.stats.bytes_read as i64,
+                m.stats.added_raw as i64,
+                m.stats.added_stored as i64,
+                m.stats.duration_ms as i64,
+            ],
+        )
+        .map_err(self.err())?;
+        let rowid = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO files(snapshot, path, kind, mode, mtime_ns, size, sha256, link_target, inode, chunks)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(self.err())?;
+            for (i, f) in m.files.iter().enumerate() {
+                stmt.execute(params![
+                    rowid,
+                    f.path,
+                    kind_code(f.kind),
+                    f.mode,
+                    f.mtime_ns,
+                    f.size as i64,
+                    &f.sha256[..],
+                    f.link_target,
+                    inodes.get(i).copied().unwrap_or(0) as i64,
+                    chunks_to_blob(&f.chunks),
+                ])
+                .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Snapshots matching `filter`, oldest first.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, snapshot_id, kind, name, version, tags, description, host, time_ns, sources,
+                        file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms
+                 FROM snapshots
+                 WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR name = ?2)
+                   AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?3))
+                 ORDER BY time_ns, snapshot_id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![filter.kind, filter.name, filter.tag], snapshot_from_row)
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// The file entries of a snapshot, sorted by path.
+    pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks
+                 FROM files WHERE snapshot = ?1 ORDER BY path",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([snap.rowid], |r| {
+                let sha: Vec<u8> = r.get(5)?;
+                let chunks: Vec<u8> = r.get(7)?;
+                Ok(FileEntry {
+                    path: r.get(0)?,
+                    kind: kind_from_code(r.get(1)?),
+                    mode: r.get(2)?,
+                    mtime_ns: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                    sha256: sha.try_into().unwrap_or([0; 32]),
+                    link_target: r.get(6)?,
+                    chunks: blob_to_chunks(&chunks),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+    }
+
+    /// The stat-cache record of `path` in snapshot `snap`, if it was a file.
+    pub fn cached_file(&self, snap: &SnapshotInfo, path: &str) -> Result<Option<CachedFile>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT size, mtime_ns, inode, sha256, chunks FROM files
+                 WHERE snapshot = ?1 AND path = ?2 AND kind = 0",
+            )
+            .map_err(self.err())?;
+        stmt.query_row(params![snap.rowid, path], |r| {
+            let sha: Vec<u8> = r.get(3)?;
+            let chunks: Vec<u8> = r.get(4)?;
+            Ok(CachedFile {
+                size: r.get::<_, i64>(0)? as u64,
+                mtime_ns: r.get(1)?,
+                inode: r.get::<_, i64>(2)? as u64,
+                sha256: sha.try_into().unwrap_or([0; 32]),
+                chunks: blob_to_chunks(&chunks),
+            })
+        })
+        .optional()
+        .map_err(self.err())
+    }
+
+    /// Totals over all packs: (pack count, stored bytes).
+    pub fn pack_totals(&self) -> Result<(u64, u64)> {
+        self.conn
+            .query_row("SELECT count(*), coalesce(sum(size), 0) FROM packs", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.err())
+    }
+
+    /// Totals over all chunks: (count, raw bytes, stored bytes).
+    pub fn chunk_totals(&self) -> Result<(u64, u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(stored_len), 0) FROM chunks",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+            )
+            .map_err(self.err())
+    }
+}
+
+fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
+    let id: Vec<u8> = r.get(1)?;
+    let tags: String = r.get(5)?;
+    let sources: String = r.get(9)?;
+    let u = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+    Ok(SnapshotInfo {
+        rowid: r.get(0)?,
+        id: SnapshotId::from_slice(&id).unwrap_or(SnapshotId([0; 32])),
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        version: r.get(4)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        description: r.get(6)?,
+        host: r.get(7)?,
+        time: ns_to_time(r.get(8)?),
+        sources: serde_json::from_str(&sources).unwrap_or_default(),
+        file_count: u(10)?,
+        logical_bytes: u(11)?,
+        stats: RunStats {
+            files_read: u(12)?,
+            bytes_read: u(13)?,
+            added_raw: u(14)?,
+            added_stored: u(15)?,
+            duration_ms: u(16)?,
+        },
+    })
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i64 {
+    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+impl Catalog {
+    /// Raw and stored bytes of the distinct chunks that `snaps` reference.
+    /// The set is built in a temporary SQLite table, not in memory, so it
+    /// scales with the repository.
+    pub fn referenced_totals(&self, snaps: &[SnapshotInfo]) -> Result<(u64, u64)> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS referenced (chunk_id BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.referenced;",
+        )
+        .map_err(self.err())?;
+        {
+            let mut files = tx.prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1").map_err(self.err())?;
+            let mut insert = tx
+                .prepare_cached("INSERT OR IGNORE INTO temp.referenced(chunk_id) VALUES (?1)")
+                .map_err(self.err())?;
+            for s in snaps {
+                let mut rows = files.query([s.rowid]).map_err(self.err())?;
+                while let Some(row) = rows.next().map_err(self.err())? {
+                    let blob: Vec<u8> = row.get(0).map_err(self.err())?;
+                    for id in blob.chunks_exact(32) {
+                        insert.execute([id]).map_err(self.err())?;
+                    }
+                }
+            }
+        }
+        let totals = tx
+            .query_row(
+                "SELECT coalesce(sum(c.raw_len), 0), coalesce(sum(c.stored_len), 0)
+                 FROM temp.referenced r JOIN chunks c ON c.chunk_id = r.chunk_id",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.err())?;
+        tx.execute_batch("DELETE FROM temp.referenced;").map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(totals)
+    }
+}

@@ -1,0 +1,108 @@
+//! The repository config: the one mutable object in a repository, a small
+//! JSON document at key `config` that fixes the chunker for the repository's
+//! life and holds defaults a snapshot may override.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunker::ChunkerParams;
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// Version 1: the initial repository layout (packs v1, manifests v1, catalog schema 1).
+pub const REPO_VERSION: u32 = 1;
+/// Marks the file as ours, so `init` never mistakes another tool's JSON.
+pub const FORMAT_NAME: &str = "cairn-repository";
+pub const KEY: &str = "config";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub format: String,
+    pub version: u32,
+    /// Random id, so two repositories are never confused.
+    pub id: String,
+    pub chunker: ChunkerParams,
+    /// Default zstd level for new chunks (0 = raw).
+    pub compression: i32,
+    /// Whether `snapshot` verifies the packs it wrote before committing.
+    #[serde(default)]
+    pub verify_after_snapshot: bool,
+}
+
+impl RepoConfig {
+    pub fn new(chunker: ChunkerParams, compression: i32) -> Result<Self> {
+        chunker.validate()?;
+        codec::check_level(compression)?;
+        Ok(Self {
+            format: FORMAT_NAME.to_string(),
+            version: REPO_VERSION,
+            id: random_hex(16),
+            chunker,
+            compression,
+            verify_after_snapshot: false,
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("config serialises");
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses and validates; `path` names the file in errors.
+    pub fn from_json(bytes: &[u8], path: &str) -> Result<Self> {
+        let bad = |reason: String| Error::BadConfig {
+            path: path.into(),
+            reason,
+        };
+        let cfg: RepoConfig = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        if cfg.format != FORMAT_NAME {
+            return Err(bad(format!("format is `{}`, not `{FORMAT_NAME}`", cfg.format)));
+        }
+        if cfg.version > REPO_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "repository",
+                path: path.into(),
+                found: cfg.version,
+                supported: REPO_VERSION,
+            });
+        }
+        cfg.chunker.validate().map_err(|e| bad(e.to_string()))?;
+        codec::check_level(cfg.compression).map_err(|e| bad(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+/// `n` random bytes as hex, from the OS (via a fresh BLAKE3 keyed by time,
+/// pid and address-space entropy; it only has to be unique, not secret).
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut h = blake3::Hasher::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&(&now as *const _ as usize).to_le_bytes());
+    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(&bytes);
+    }
+    hex::encode(&h.finalize().as_bytes()[..n.min(32)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_validation() {
+        let cfg = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
+        assert_eq!(RepoConfig::from_json(&cfg.to_json(), "config").unwrap(), cfg);
+        assert!(RepoConfig::from_json(b"{}", "config").is_err());
+        let newer = String::from_utf8(cfg.to_json()).unwrap().replace("\"version\": 1", "\"version\": 9");
+        assert!(matches!(
+            RepoConfig::from_json(newer.as_bytes(), "config"),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
+        assert!(RepoConfig::new(ChunkerParams::default(), 42).is_err());
+        assert_ne!(random_hex(16), random_hex(16));
+    }
+}

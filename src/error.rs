@@ -1,0 +1,146 @@
+//! The library's one error type. Every variant carries what a user needs to
+//! act on it: the path, the object key, the snapshot or chunk id.
+
+use std::path::PathBuf;
+
+use crate::id::{ChunkId, PackId};
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in cairn's library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no cairn repository at {path} (create one with `cairn init`)")]
+    RepoNotFound { path: PathBuf },
+
+    #[error("{path} already holds a cairn repository")]
+    RepoExists { path: PathBuf },
+
+    #[error("{path} exists and is not empty; refusing to create a repository there")]
+    RepoDirNotEmpty { path: PathBuf },
+
+    #[error("{what} at {path} has format version {found}, this cairn reads up to {supported}")]
+    UnsupportedVersion {
+        what: &'static str,
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("repository config {path} is invalid: {reason}")]
+    BadConfig { path: PathBuf, reason: String },
+
+    #[error("object {key} not found in the repository")]
+    ObjectNotFound { key: String },
+
+    #[error("pack {pack} is corrupt: {reason}")]
+    CorruptPack { pack: String, reason: String },
+
+    #[error("manifest {key} is corrupt: {reason}")]
+    CorruptManifest { key: String, reason: String },
+
+    #[error("chunk {chunk} is not in the catalog (repository damaged; run `cairn check`)")]
+    ChunkMissing { chunk: ChunkId },
+
+    #[error("chunk {chunk} in pack {pack} is corrupt: {reason}")]
+    CorruptChunk {
+        chunk: ChunkId,
+        pack: PackId,
+        reason: String,
+    },
+
+    #[error("catalog {path}: {source}")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
+    SnapshotNotFound {
+        selector: String,
+        candidates: Vec<String>,
+    },
+
+    #[error("`{selector}` is ambiguous; it matches:\n  {}", .candidates.join("\n  "))]
+    AmbiguousSelector {
+        selector: String,
+        candidates: Vec<String>,
+    },
+
+    #[error("invalid snapshot selector `{selector}`: {reason}")]
+    BadSelector { selector: String, reason: String },
+
+    #[error("{path} changed while it was read ({reason}); snapshot aborted, nothing was committed")]
+    SourceChanged { path: PathBuf, reason: String },
+
+    #[error("{path} already exists (use --overwrite to replace it)")]
+    TargetExists { path: PathBuf },
+
+    #[error("{path}: restored content does not match its SHA-256 (expected {expected}, got {actual})")]
+    DigestMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{path} is not in snapshot {snapshot}")]
+    PathNotInSnapshot { path: String, snapshot: String },
+
+    #[error("unsafe path in manifest: {path}")]
+    UnsafePath { path: String },
+
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+fn candidates_hint(candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        String::new()
+    } else {
+        format!("; known names:\n  {}", candidates.join("\n  "))
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error means the data read back is not what was written:
+    /// the CLI maps these to exit code 1 ("damage found").
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::CorruptPack { .. }
+                | Error::CorruptManifest { .. }
+                | Error::ChunkMissing { .. }
+                | Error::CorruptChunk { .. }
+                | Error::DigestMismatch { .. }
+        )
+    }
+}
+
+/// Adds a path to `io::Result`s, so no `io::Error` leaves the library bare.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

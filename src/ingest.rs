@@ -1,0 +1,169 @@
+//! The reading half of a snapshot: one thread reads each file once, finds
+//! chunk boundaries and computes the file's SHA-256 from the same buffer,
+//! and hands batches of whole chunks to the caller through a bounded channel.
+//! Memory is bounded by `BATCH_TARGET × (CHANNEL_DEPTH + 2)` whatever the
+//! file sizes.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use crate::chunker::Chunker;
+use crate::error::{Error, IoContext, Result};
+
+/// A batch is sent once it holds this many bytes of whole chunks.
+pub const BATCH_TARGET: usize = 8 << 20;
+/// Bytes requested from the OS per read call.
+const READ_SIZE: usize = 1 << 20;
+/// Batches that may wait in the channel.
+const CHANNEL_DEPTH: usize = 2;
+
+/// A file the reader must read.
+#[derive(Debug, Clone)]
+pub struct ReadJob {
+    /// Caller's index for the file (echoed back in [`Piece`]s).
+    pub file: usize,
+    pub path: PathBuf,
+    /// Size and mtime seen by the walk; a mismatch after reading aborts.
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// What a batch says, in file order.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece {
+    /// `data[start..start + len]` is the next chunk of `file`.
+    Chunk { file: usize, start: usize, len: usize },
+    /// `file` has been read completely.
+    FileDone { file: usize, sha256: [u8; 32] },
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub pieces: Vec<Piece>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Self {
+        Batch {
+            data: Vec::with_capacity(n),
+            pieces: Vec::new(),
+        }
+    }
+}
+
+/// Starts the reader thread. Dropping the receiver stops it.
+pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> (Receiver<Result<Batch>>, JoinHandle<()>) {
+    let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+    let handle = std::thread::spawn(move || {
+        let capacity = BATCH_TARGET + READ_SIZE + chunker.params().max as usize;
+        let mut reader = Reader {
+            chunker,
+            batch: Batch::with_capacity(capacity),
+            capacity,
+            send: &mut |batch| tx.send(Ok(batch)).is_ok(),
+        };
+        for job in &jobs {
+            match reader.read_file(job) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let last = std::mem::take(&mut reader.batch);
+        if !last.pieces.is_empty() {
+            (reader.send)(last);
+        }
+    });
+    (rx, handle)
+}
+
+struct Reader<'a> {
+    chunker: Chunker,
+    batch: Batch,
+    capacity: usize,
+    /// Returns false when the consumer has gone away.
+    send: &'a mut dyn FnMut(Batch) -> bool,
+}
+
+impl Reader<'_> {
+    /// Reads one file into batches. Returns Ok(false) if the consumer quit.
+    fn read_file(&mut self, job: &ReadJob) -> Result<bool> {
+        let mut file = File::open(&job.path).at(&job.path)?;
+        let mut sha = Sha256::new();
+        let mut pos = self.batch.data.len();
+        let (mut total, mut eof) = (0u64, false);
+        loop {
+            if !eof {
+                let before = self.batch.data.len();
+                let n = (&mut file)
+                    .take(READ_SIZE as u64)
+                    .read_to_end(&mut self.batch.data)
+                    .at(&job.path)?;
+                sha.update(&self.batch.data[before..]);
+                total += n as u64;
+                eof = n < READ_SIZE;
+            }
+            while let Some(len) = self.chunker.next_boundary(&self.batch.data[pos..], eof) {
+                self.batch.pieces.push(Piece::Chunk {
+                    file: job.file,
+                    start: pos,
+                    len,
+                });
+                pos += len;
+            }
+            if eof {
+                break;
+            }
+            if self.batch.data.len() >= BATCH_TARGET && !self.flush_before(&mut pos) {
+                return Ok(false);
+            }
+        }
+        check_unchanged(job, &file, total)?;
+        self.batch.pieces.push(Piece::FileDone {
+            file: job.file,
+            sha256: sha.finalize().into(),
+        });
+        if self.batch.data.len() >= BATCH_TARGET {
+            return Ok(self.flush_before(&mut pos));
+        }
+        Ok(true)
+    }
+
+    /// Sends the complete chunks before `pos`; the unchunked tail moves to a
+    /// fresh batch and `pos` becomes 0.
+    fn flush_before(&mut self, pos: &mut usize) -> bool {
+        let mut next = Batch::with_capacity(self.capacity);
+        next.data.extend_from_slice(&self.batch.data[*pos..]);
+        self.batch.data.truncate(*pos);
+        *pos = 0;
+        let full = std::mem::replace(&mut self.batch, next);
+        full.pieces.is_empty() || (self.send)(full)
+    }
+}
+
+/// A file must end up exactly as the walk saw it: same size, same mtime.
+fn check_unchanged(job: &ReadJob, file: &File, total: u64) -> Result<()> {
+    let meta = file.metadata().at(&job.path)?;
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    let reason = if total != job.size {
+        format!("expected {} bytes, read {total}", job.size)
+    } else if meta.len() != job.size || mtime_ns != job.mtime_ns {
+        "modified during the read".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Error::SourceChanged {
+        path: job.path.clone(),
+        reason,
+    })
+}

@@ -1,0 +1,60 @@
+//! cairn: a content-addressed, deduplicating backup store for model files,
+//! portfolio states and configs.
+//!
+//! Files are cut into content-defined chunks (FastCDC), each stored once by
+//! its BLAKE3 id, zstd-compressed, in immutable pack files. A SQLite catalog
+//! maps typed snapshots (kind, name, version, tags) to the chunk lists of
+//! their files, so every snapshot is incremental and any snapshot restores
+//! bit-identically.
+//!
+//! ```
+//! use cairn::{Repository, RepoConfig, ChunkerParams, SnapshotOptions, RestoreOptions, NoProgress};
+//! # fn main() -> cairn::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("weights.bin"), vec![7u8; 100_000]).unwrap();
+//!
+//! let repo = Repository::init(&dir.path().join("repo"), RepoConfig::new(ChunkerParams::default(), 3)?)?;
+//! let opts = SnapshotOptions { kind: "model".into(), name: "demo".into(), ..Default::default() };
+//! let report = repo.snapshot(&[dir.path().join("weights.bin")], &opts, &NoProgress)?;
+//! assert_eq!(report.logical_bytes, 100_000);
+//!
+//! let snap = repo.resolve("demo")?;
+//! cairn::restore::restore(&repo, &snap, &dir.path().join("out"), &RestoreOptions::default(), &NoProgress)?;
+//! assert_eq!(std::fs::read(dir.path().join("out/weights.bin")).unwrap(), vec![7u8; 100_000]);
+//! # Ok(()) }
+//! ```
+//!
+//! The path of a byte through a snapshot, by module: [`walk`] → [`ingest`]
+//! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
+//! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
+//! [`restore`]. All repository I/O goes through [`storage::Storage`].
+
+pub mod catalog;
+pub mod chunker;
+pub mod codec;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod id;
+pub mod ingest;
+pub mod manifest;
+pub mod pack;
+pub mod progress;
+pub mod repository;
+pub mod restore;
+pub mod retention;
+pub mod selector;
+pub mod snapshot;
+pub mod stats;
+pub mod storage;
+pub mod walk;
+
+pub use catalog::{SnapshotFilter, SnapshotInfo};
+pub use chunker::ChunkerParams;
+pub use config::RepoConfig;
+pub use error::{Error, Result};
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use progress::{NoProgress, Progress};
+pub use repository::Repository;
+pub use restore::{RestoreOptions, RestoreReport};
+pub use snapshot::{SnapshotOptions, SnapshotReport};

@@ -1,0 +1,149 @@
+//! `Repository`: the facade a user of the library holds. It ties the object
+//! storage, the repository config and the catalog together.
+//!
+//! Layout of a local repository (docs/FORMAT.md):
+//! `config`, `catalog.db`, `packs/<xx>/<id>.pack`, `snapshots/<id>.snap`.
+
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
+use crate::codec;
+use crate::config::{self, RepoConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::id::ChunkId;
+use crate::pack;
+use crate::progress::Progress;
+use crate::selector;
+use crate::snapshot::{self, SnapshotOptions, SnapshotReport};
+use crate::storage::{LocalStorage, Storage};
+
+/// An open repository.
+pub struct Repository {
+    root: PathBuf,
+    storage: LocalStorage,
+    config: RepoConfig,
+    catalog: Catalog,
+}
+
+impl Repository {
+    /// Creates a repository at `path`, which must not exist or be empty.
+    pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
+        let storage = LocalStorage::new(path);
+        if path.join(config::KEY).exists() {
+            return Err(Error::RepoExists { path: path.into() });
+        }
+        if path.exists() && std::fs::read_dir(path).at(path)?.next().is_some() {
+            return Err(Error::RepoDirNotEmpty { path: path.into() });
+        }
+        crate::storage::create_dir_durably(path)?;
+        for dir in ["packs", "snapshots"] {
+            crate::storage::create_dir_durably(&path.join(dir))?;
+        }
+        // The catalog first, the config last: a directory with a config is a
+        // complete repository.
+        let catalog = Catalog::open(&path.join(crate::catalog::FILE_NAME))?;
+        storage.put(config::KEY, &config.to_json())?;
+        Ok(Self {
+            root: path.to_path_buf(),
+            storage,
+            config,
+            catalog,
+        })
+    }
+
+    /// Opens an existing repository.
+    pub fn open(path: &Path) -> Result<Self> {
+        let storage = LocalStorage::new(path);
+        let bytes = match storage.get(config::KEY) {
+            Ok(bytes) => bytes,
+            Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(Error::RepoNotFound { path: path.into() })
+            }
+            Err(e) => return Err(e),
+        };
+        let config = RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())?;
+        let catalog = Catalog::open(&path.join(crate::catalog::FILE_NAME))?;
+        Ok(Self {
+            root: path.to_path_buf(),
+            storage,
+            config,
+            catalog,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Takes a snapshot (see [`snapshot::create`]).
+    pub fn snapshot(&self, sources: &[PathBuf], opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotReport> {
+        snapshot::create(self, sources, opts, progress)
+    }
+
+    /// All snapshots matching `filter`, oldest first.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
+        self.catalog.snapshots(filter)
+    }
+
+    /// Resolves a SNAPSHOT selector (id prefix, `NAME`, `NAME~N`,
+    /// `NAME@TIME`, `NAME:VERSION`, optionally `KIND/` first).
+    pub fn resolve(&self, selector: &str) -> Result<SnapshotInfo> {
+        let all = self.catalog.snapshots(&SnapshotFilter::default())?;
+        selector::resolve(&all, selector, chrono::Local::now().fixed_offset().offset())
+    }
+
+    /// Where each chunk lives, in order; a chunk the catalog lacks is an error.
+    pub fn locate_all(&self, chunks: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
+        chunks
+            .iter()
+            .map(|id| self.catalog.locate(id)?.ok_or(Error::ChunkMissing { chunk: *id }))
+            .collect()
+    }
+}
+
+/// Reads, decodes and verifies one chunk. Takes storage rather than a
+/// `Repository` so restore workers can call it from many threads.
+pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    let e = &loc.entry;
+    let corrupt = |reason: String| Error::CorruptChunk {
+        chunk: e.chunk,
+        pack: loc.pack,
+        reason,
+    };
+    let stored = match storage.get_range(&pack::key(&loc.pack), e.offset, e.stored_len as u64) {
+        Ok(bytes) => bytes,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(corrupt("pack is truncated".into()))
+        }
+        Err(Error::ObjectNotFound { .. }) => return Err(corrupt("pack is missing".into())),
+        Err(err) => return Err(err),
+    };
+    let raw = codec::decode(e.codec, &stored, e.raw_len as usize).map_err(corrupt)?;
+    if ChunkId::of(&raw) != e.chunk {
+        return Err(corrupt("content does not match its id".into()));
+    }
+    Ok(raw)
+}
+
+/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
+/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
+pub fn default_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("cairn"))
+}

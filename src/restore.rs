@@ -1,0 +1,302 @@
+//! Restoring a snapshot into a directory, bit-identically.
+//!
+//! Safety rules, because manifests are input from disk: every path must be
+//! relative with no `.`/`..` components; every ancestor of a written file
+//! must be a real directory under TARGET (never a symlink), and symlinks are
+//! created last so none can redirect a later write. Each file is written to
+//! a temp name beside its destination, checked against its SHA-256, given
+//! its mode and mtime, and only then renamed into place.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{ChunkLocation, SnapshotInfo};
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{EntryKind, FileEntry};
+use crate::progress::Progress;
+use crate::repository::{read_chunk, Repository};
+use crate::storage::Storage;
+
+/// Chunks fetched and decoded in parallel before being written in order.
+const WINDOW: usize = 32;
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restore only these files or subtrees (snapshot-relative paths).
+    pub paths: Vec<String>,
+    /// Replace existing files instead of refusing.
+    pub overwrite: bool,
+    /// Restore what can be restored and report the files that failed.
+    pub ignore_errors: bool,
+}
+
+/// A file that could not be restored (with `ignore_errors`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreFailure {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    pub failed: Vec<RestoreFailure>,
+}
+
+/// Checks a manifest path is a plain relative path.
+pub fn check_path(path: &str) -> Result<()> {
+    let ok = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\0')
+        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::UnsafePath { path: path.to_string() })
+    }
+}
+
+/// The entries selected by `paths` (all when empty); a path that selects
+/// nothing is an error naming it.
+pub fn select(entries: Vec<FileEntry>, paths: &[String], snapshot: &SnapshotInfo) -> Result<Vec<FileEntry>> {
+    if paths.is_empty() {
+        return Ok(entries);
+    }
+    let wanted: Vec<&str> = paths.iter().map(|p| p.trim_matches('/')).collect();
+    let under = |e: &FileEntry, w: &str| e.path == w || e.path.strip_prefix(w).is_some_and(|r| r.starts_with('/'));
+    if let Some(missing) = wanted.iter().find(|w| !entries.iter().any(|e| under(e, w))) {
+        return Err(Error::PathNotInSnapshot {
+            path: missing.to_string(),
+            snapshot: snapshot.id.short(),
+        });
+    }
+    Ok(entries.into_iter().filter(|e| wanted.iter().any(|w| under(e, w))).collect())
+}
+
+/// Restores `snap` (or the selected parts) under `target`.
+pub fn restore(
+    repo: &Repository,
+    snap: &SnapshotInfo,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    let entries = select(repo.catalog().files(snap)?, &opts.paths, snap)?;
+    entries.iter().try_for_each(|e| check_path(&e.path))?;
+    prepare_target(target, &entries, opts.overwrite)?;
+    let mut report = RestoreReport::default();
+    let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
+    for e in &entries {
+        match e.kind {
+            EntryKind::Dir => dirs.push(e),
+            EntryKind::File => files.push(e),
+            EntryKind::Symlink => links.push(e),
+        }
+    }
+    for d in &dirs {
+        let path = safe_join(target, &d.path)?;
+        if !path.is_dir() {
+            fs::create_dir(&path).at(&path)?;
+        }
+    }
+    let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> =
+        files.iter().map(|f| (*f, repo.locate_all(&f.chunks))).collect();
+    progress.start("restore", files.iter().map(|f| f.size).sum());
+    let failures = Mutex::new(Vec::new());
+    let storage = repo.storage();
+    located.par_iter().try_for_each(|(f, locs)| {
+        let result = match locs {
+            Ok(locs) => restore_file(storage, target, f, locs, progress),
+            Err(e) => Err(clone_err(e)),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if opts.ignore_errors => {
+                failures.lock().expect("no panics while held").push(RestoreFailure {
+                    path: f.path.clone(),
+                    error: e.to_string(),
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    })?;
+    progress.finish();
+    for l in &links {
+        let path = safe_join(target, &l.path)?;
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink(&l.link_target, &path).at(&path)?;
+    }
+    // Directory mtimes last, deepest first: creating entries changes them.
+    for d in dirs.iter().rev() {
+        let path = safe_join(target, &d.path)?;
+        set_mode_and_mtime(&path, d.mode, d.mtime_ns)?;
+    }
+    report.failed = failures.into_inner().expect("no panics while held");
+    report.dirs = dirs.len() as u64;
+    report.symlinks = links.len() as u64;
+    report.files = files.len() as u64 - report.failed.len() as u64;
+    report.bytes = files.iter().map(|f| f.size).sum();
+    Ok(report)
+}
+
+/// Errors are not `Clone`; a location failure is re-raised per file.
+fn clone_err(e: &Error) -> Error {
+    match e {
+        Error::ChunkMissing { chunk } => Error::ChunkMissing { chunk: *chunk },
+        other => Error::InvalidArgument(other.to_string()),
+    }
+}
+
+/// TARGET must be a directory (created if missing); without `overwrite`,
+/// no file or symlink of the restore may already exist there. Checked up
+/// front so a refused restore writes nothing.
+fn prepare_target(target: &Path, entries: &[FileEntry], overwrite: bool) -> Result<()> {
+    match fs::metadata(target) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::InvalidArgument(format!(
+                "restore target {} exists and is not a directory",
+                target.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(_) => fs::create_dir_all(target).at(target)?,
+    }
+    if !overwrite {
+        for e in entries.iter().filter(|e| e.kind != EntryKind::Dir) {
+            let path = target.join(&e.path);
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(Error::TargetExists { path });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `target/rel`, after checking every existing ancestor is a real directory.
+fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
+    let mut path = target.to_path_buf();
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        path.push(part);
+        if parts.peek().is_some() {
+            let meta = fs::symlink_metadata(&path).at(&path)?;
+            if !meta.is_dir() {
+                return Err(Error::UnsafePath { path: rel.to_string() });
+            }
+        }
+    }
+    Ok(path)
+}
+
+fn restore_file(
+    storage: &dyn Storage,
+    target: &Path,
+    f: &FileEntry,
+    locs: &[ChunkLocation],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let dest = safe_join(target, &f.path)?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.cairn-{}",
+        dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
+        set_mode_and_mtime(&tmp, f.mode, f.mtime_ns)?;
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::TargetExists { path: dest.clone() });
+        }
+        fs::rename(&tmp, &dest).at(&dest)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_verified(
+    storage: &dyn Storage,
+    tmp: &Path,
+    f: &FileEntry,
+    locs: &[ChunkLocation],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(tmp)
+        .at(tmp)?;
+    out.set_len(f.size).at(tmp)?;
+    let mut sha = Sha256::new();
+    for window in locs.chunks(WINDOW) {
+        let chunks: Vec<Vec<u8>> = window.par_iter().map(|l| read_chunk(storage, l)).collect::<Result<_>>()?;
+        for c in &chunks {
+            sha.update(c);
+            out.write_all(c).at(tmp)?;
+            progress.advance(c.len() as u64);
+        }
+    }
+    let actual: [u8; 32] = sha.finalize().into();
+    if actual != f.sha256 {
+        return Err(Error::DigestMismatch {
+            path: f.path.clone(),
+            expected: hex::encode(f.sha256),
+            actual: hex::encode(actual),
+        });
+    }
+    Ok(())
+}
+
+fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)?;
+    let mtime = if mtime_ns >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(mtime_ns as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(mtime_ns.unsigned_abs())
+    };
+    File::open(path).and_then(|f| f.set_modified(mtime)).at(path)
+}
+
+/// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
+/// SHA-256 at the end.
+pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
+    let path = path.trim_matches('/');
+    let file = repo
+        .catalog()
+        .files(snap)?
+        .into_iter()
+        .find(|f| f.path == path && f.kind == EntryKind::File)
+        .ok_or_else(|| Error::PathNotInSnapshot {
+            path: path.to_string(),
+            snapshot: snap.id.short(),
+        })?;
+    let mut sha = Sha256::new();
+    for loc in repo.locate_all(&file.chunks)? {
+        let chunk = read_chunk(repo.storage(), &loc)?;
+        sha.update(&chunk);
+        out.write_all(&chunk).at("<stdout>")?;
+    }
+    let actual: [u8; 32] = sha.finalize().into();
+    if actual != file.sha256 {
+        return Err(Error::DigestMismatch {
+            path: file.path,
+            expected: hex::encode(file.sha256),
+            actual: hex::encode(actual),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Taking a snapshot: walk → (stat cache | read + chunk + SHA-256) → BLAKE3 →
+//! dedup → compress → pack → catalog → manifest → visible.
+//!
+//! Commit order (docs/FORMAT.md): each pack is durable before the catalog
+//! transaction that lists its chunks; the manifest is durable before the
+//! catalog transaction that makes the snapshot visible. A crash or error at
+//! any point leaves earlier snapshots intact and no partial snapshot visible;
+//! packs written by an aborted run are unreferenced leftovers for `gc`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::{now_ns, SnapshotFilter, SnapshotInfo};
+use crate::chunker::Chunker;
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, SnapshotId};
+use crate::ingest::{self, Batch, Piece, ReadJob};
+use crate::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
+use crate::pack::{self, PackWriter};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::walk::{self, SourceEntry};
+
+/// What to snapshot and how to label it.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    /// Re-read every file even if the stat cache says it is unchanged.
+    pub force: bool,
+    /// zstd level for this snapshot; `None` uses the repository default.
+    pub compression: Option<i32>,
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotReport {
+    #[serde(serialize_with = "crate::catalog::hex_id")]
+    pub id: SnapshotId,
+    pub kind: String,
+    pub name: String,
+    pub files: u64,
+    /// Files whose content was read (the rest came from the parent snapshot).
+    pub files_read: u64,
+    pub logical_bytes: u64,
+    pub bytes_read: u64,
+    pub chunks_new: u64,
+    pub added_raw: u64,
+    pub added_stored: u64,
+    pub duration_ms: u64,
+    /// Paths skipped because their type cannot be backed up.
+    pub skipped: Vec<String>,
+}
+
+impl SnapshotReport {
+    /// Logical bytes per raw byte newly stored (∞ shown as logical/1).
+    pub fn dedup_ratio(&self) -> f64 {
+        self.logical_bytes as f64 / self.added_raw.max(1) as f64
+    }
+}
+
+/// Names that appear in selectors must not contain their separators.
+pub fn validate_label(what: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+        && !value.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid {what} `{value}`: use letters, digits, `-`, `_`, `.` or `+` (not starting with `.`)"
+        )))
+    }
+}
+
+/// Takes a snapshot of `sources` into `repo`.
+pub fn create(
+    repo: &Repository,
+    sources: &[PathBuf],
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    validate_label("kind", &opts.kind)?;
+    validate_label("name", &opts.name)?;
+    for tag in &opts.tags {
+        validate_label("tag", tag)?;
+    }
+    if sources.is_empty() {
+        return Err(Error::InvalidArgument("nothing to snapshot: give at least one path".into()));
+    }
+    let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
+    let walked = walk::walk(sources)?;
+    let parent = latest_of(repo, &opts.kind, &opts.name)?;
+    let mut files = Vec::with_capacity(walked.entries.len());
+    let mut jobs = Vec::new();
+    for (i, e) in walked.entries.iter().enumerate() {
+        let reused = match (&parent, e.kind, opts.force) {
+            (Some(p), EntryKind::File, false) => repo.catalog().cached_file(p, &e.rel)?.filter(|c| {
+                c.size == e.size && c.mtime_ns == e.mtime_ns && c.inode == e.inode && e.inode != 0
+            }),
+            _ => None,
+        };
+        let mut entry = file_entry(e);
+        match reused {
+            Some(cached) => {
+                entry.sha256 = cached.sha256;
+                entry.chunks = cached.chunks;
+            }
+            None if e.kind == EntryKind::File => jobs.push(ReadJob {
+                file: i,
+                path: e.abs.clone(),
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+            }),
+            None => {}
+        }
+        files.push(entry);
+    }
+    let to_read: u64 = jobs.iter().map(|j| j.size).sum();
+    let files_read = jobs.len() as u64;
+    progress.start("snapshot", to_read);
+    let chunker = Chunker::new(repo.config().chunker)?;
+    let mut stored = Storer::new(repo, level);
+    let (rx, reader) = ingest::spawn(jobs, chunker);
+    let result = rx.iter().try_for_each(|batch| stored.take(batch?, &mut files, progress));
+    drop(rx);
+    let _ = reader.join();
+    result?;
+    stored.flush()?;
+    progress.finish();
+
+    let stats = RunStats {
+        files_read,
+        bytes_read: to_read,
+        added_raw: stored.added_raw,
+        added_stored: stored.added_stored,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let m = Manifest {
+        kind: opts.kind.clone(),
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        tags: opts.tags.clone(),
+        description: opts.description.clone(),
+        host: hostname(),
+        time_ns: now_ns(),
+        sources: walked.entries.iter().filter(|e| !e.rel.contains('/')).map(|e| e.abs.display().to_string()).collect(),
+        parent: parent.as_ref().map(|p| p.id),
+        stats: stats.clone(),
+        files,
+    };
+    let (id, bytes) = m.encode();
+    repo.storage().put(&manifest::key(&id), &bytes)?;
+    let inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
+    repo.catalog().add_snapshot(&id, &m, &inodes)?;
+    Ok(SnapshotReport {
+        id,
+        kind: m.kind,
+        name: m.name,
+        files: m.files.iter().filter(|f| f.kind == EntryKind::File).count() as u64,
+        files_read,
+        logical_bytes: m.files.iter().map(|f| f.size).sum(),
+        bytes_read: to_read,
+        chunks_new: stored.chunks_new,
+        added_raw: stats.added_raw,
+        added_stored: stats.added_stored,
+        duration_ms: started.elapsed().as_millis() as u64,
+        skipped: walked.skipped.iter().map(|p| p.display().to_string()).collect(),
+    })
+}
+
+fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
+    let filter = SnapshotFilter {
+        kind: Some(kind.to_string()),
+        name: Some(name.to_string()),
+        tag: None,
+    };
+    Ok(repo.catalog().snapshots(&filter)?.pop())
+}
+
+fn file_entry(e: &SourceEntry) -> FileEntry {
+    FileEntry {
+        path: e.rel.clone(),
+        kind: e.kind,
+        mode: e.mode,
+        mtime_ns: e.mtime_ns,
+        size: e.size,
+        sha256: [0; 32],
+        link_target: e.link_target.clone(),
+        chunks: Vec::new(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
+/// the repository lacks, compresses those in parallel, fills packs.
+struct Storer<'r> {
+    repo: &'r Repository,
+    level: i32,
+    pack: PackWriter,
+    /// Chunks in the unflushed pack (the catalog does not know them yet).
+    pending: HashSet<ChunkId>,
+    chunks_new: u64,
+    added_raw: u64,
+    added_stored: u64,
+}
+
+impl<'r> Storer<'r> {
+    fn new(repo: &'r Repository, level: i32) -> Self {
+        Self {
+            repo,
+            level,
+            pack: PackWriter::new(),
+            pending: HashSet::new(),
+            chunks_new: 0,
+            added_raw: 0,
+            added_stored: 0,
+        }
+    }
+
+    fn take(&mut self, batch: Batch, files: &mut [FileEntry], progress: &dyn Progress) -> Result<()> {
+        let chunks: Vec<(usize, &[u8])> = batch
+            .pieces
+            .iter()
+            .filter_map(|p| match *p {
+                Piece::Chunk { file, start, len } => Some((file, &batch.data[start..start + len])),
+                Piece::FileDone { .. } => None,
+            })
+            .collect();
+        let ids: Vec<ChunkId> = chunks.par_iter().map(|(_, data)| ChunkId::of(data)).collect();
+        let mut fresh = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !self.pending.contains(id) && !self.repo.catalog().has_chunk(id)? {
+                self.pending.insert(*id);
+                fresh.push(i);
+            }
+        }
+        let level = self.level;
+        let encoded: Vec<(Codec, Vec<u8>)> = fresh.par_iter().map(|&i| codec::encode(chunks[i].1, level)).collect();
+        for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
+            self.pack.add(ids[i], codec, chunks[i].1.len() as u32, &stored);
+            self.chunks_new += 1;
+            self.added_raw += chunks[i].1.len() as u64;
+            self.added_stored += stored.len() as u64;
+            if self.pack.is_full() {
+                self.flush()?;
+            }
+        }
+        let mut next_id = ids.iter();
+        for piece in &batch.pieces {
+            match *piece {
+                Piece::Chunk { file, .. } => files[file].chunks.push(*next_id.next().expect("one id per chunk")),
+                Piece::FileDone { file, sha256 } => files[file].sha256 = sha256,
+            }
+        }
+        progress.advance(chunks.iter().map(|(_, d)| d.len() as u64).sum());
+        Ok(())
+    }
+
+    /// Makes the current pack durable, then records it in the catalog.
+    fn flush(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let sealed = std::mem::take(&mut self.pack).finish();
+        self.repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
+        self.repo.catalog().add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        self.pending.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! A repository in a local directory, and the one helper through which every
+//! durable file write in cairn goes (temp file → fsync → rename → fsync dir).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ObjectInfo, Storage};
+use crate::error::{Error, IoContext, Result};
+
+/// Objects as files under a root directory; keys map to relative paths.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf> {
+        let valid = !key.is_empty()
+            && !key.starts_with('/')
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-"));
+        if !valid {
+            return Err(Error::InvalidArgument(format!("invalid object key `{key}`")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn not_found_or(key: &str, path: PathBuf, e: std::io::Error) -> Error {
+    if e.kind() == ErrorKind::NotFound {
+        Error::ObjectNotFound { key: key.to_string() }
+    } else {
+        Error::io(path, e)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let path = self.path_of(key)?;
+        if let Some(dir) = path.parent() {
+            create_dir_durably(dir)?;
+        }
+        write_durably(&path, data)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path_of(key)?;
+        fs::read(&path).map_err(|e| not_found_or(key, path, e))
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = self.path_of(key)?;
+        let mut file = File::open(&path).map_err(|e| not_found_or(key, path.clone(), e))?;
+        let size = file.metadata().at(&path)?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{len} is past the end of the {size}-byte object"),
+                ),
+            ));
+        }
+        file.seek(SeekFrom::Start(offset)).at(&path)?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact(&mut buf).at(&path)?;
+        Ok(buf)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        list_into(&self.root, String::new(), prefix, &mut out)?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path_of(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_parent(&path),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// Walks `dir` (whose key prefix is `rel`), descending only into directories
+/// that can contain keys starting with `prefix`. Temp files are skipped.
+fn list_into(dir: &Path, rel: String, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") {
+            continue;
+        }
+        let key = format!("{rel}{name}");
+        let meta = entry.metadata().at(entry.path())?;
+        if meta.is_dir() {
+            let sub = format!("{key}/");
+            if sub.starts_with(prefix) || prefix.starts_with(&sub) {
+                list_into(&entry.path(), sub, prefix, out)?;
+            }
+        } else if key.starts_with(prefix) {
+            out.push(ObjectInfo { key, size: meta.len() });
+        }
+    }
+    Ok(())
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `data` to `path` so that after return the file is durable and no
+/// reader ever sees a partial file: temp file in the same directory → fsync →
+/// rename over `path` → fsync the directory. On error the temp file is
+/// removed and any existing file at `path` is untouched.
+pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".tmp-{name}-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp).at(&tmp)?;
+        file.write_all(data).at(&tmp)?;
+        file.sync_all().at(&tmp)?;
+        drop(file);
+        fs::rename(&tmp, path).at(path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent whose entry
+/// list changed so the new directory survives a crash.
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => sync_parent(dir),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_range_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.put("packs/ab/x.pack", b"0123456789").unwrap();
+        s.put("snapshots/y.snap", b"abc").unwrap();
+        assert_eq!(s.get("packs/ab/x.pack").unwrap(), b"0123456789");
+        assert_eq!(s.get_range("packs/ab/x.pack", 2, 3).unwrap(), b"234");
+        assert!(matches!(s.get_range("packs/ab/x.pack", 8, 3), Err(Error::Io { .. })));
+        let keys: Vec<_> = s.list("packs/").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["packs/ab/x.pack"]);
+        assert_eq!(s.list("").unwrap().len(), 2);
+        s.delete("packs/ab/x.pack").unwrap();
+        s.delete("packs/ab/x.pack").unwrap();
+        assert!(matches!(s.get("packs/ab/x.pack"), Err(Error::ObjectNotFound { .. })));
+    }
+
+    #[test]
+    fn rejects_keys_that_escape_the_root() {
+        let s = LocalStorage::new("/nonexistent");
+        for key in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a/.tmp-x"] {
+            assert!(s.get(key).is_err(), "{key}");
+        }
+    }
+
+    #[test]
+    fn durable_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_durably(&p, b"first").unwrap();
+        write_durably(&p, b"second").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
