@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# benches/peers.sh: cairn side by side with restic and borgbackup, on the same
+# synthetic model files, in one run.
+#
+#   benches/peers.sh                       # SIZE=2G, cairn + restic + borg
+#   SIZE=256M PEERS=restic benches/peers.sh
+#   CAIRN=0 GEN_MODEL=/path/to/gen_model SIZE=256M benches/peers.sh   # peers only
+#
+# Steps, each the same for every tool and timed with GNU `time -v`
+# (init is done but not in the table):
+#   1. init            2. snapshot v1         3. snapshot v1 again, unchanged
+#   4. snapshot v2 (same path, 1 tensor in 8 perturbed, new mtime and inode)
+#   5. restore v2 into an empty dir, then `cmp` with v2 (fails loudly if different)
+#   6. full read-back check (restic check --read-data, borg check --verify-data,
+#      cairn check --read-data; "n/a" if cairn has no `check` yet)
+# then the repository size (du -sb) after v1 + v2.
+#
+# Output: a markdown table on stdout, also written to $WORK/results.md; each
+# command's output and `time -v` report are kept in $WORK/logs/.
+#
+# Environment:
+#   SIZE       model file size, K/M/G suffixes (default 2G)
+#   WORK       scratch dir (default <repo>/bench-data/peers, git-ignored)
+#   PEERS      peer tools to run (default "restic borg")
+#   CAIRN      1 (default) to build and run cairn, 0 to leave it out
+#   CAIRN_BIN  cairn binary to use instead of building it
+#   GEN_MODEL  gen_model binary to use instead of building the example
+#   TENSORS_MB tensor size for gen_model (default 32, less below SIZE=512M)
+#   KEEP_REPOS 1 to keep the repositories in $WORK/repos after the run
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+SIZE=${SIZE:-2G}
+WORK=${WORK:-$ROOT/bench-data/peers}
+PEERS=${PEERS:-restic borg}
+CAIRN=${CAIRN:-1}
+KEEP_REPOS=${KEEP_REPOS:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+log() { printf '[peers] %s\n' "$*" >&2; }
+die() { printf '[peers] ERROR: %s\n' "$*" >&2; exit 1; }
+
+TOOLS=()
+[[ $CAIRN == 1 ]] && TOOLS+=(cairn)
+for p in $PEERS; do
+    case $p in
+        restic | borg) TOOLS+=("$p") ;;
+        *) die "unknown peer '$p' (restic, borg)" ;;
+    esac
+done
+((${#TOOLS[@]} > 0)) || die "nothing to run (CAIRN=0 and PEERS empty)"
+
+# ------------------------------------------------------------ install peers
+need_install=0
+[[ -x /usr/bin/time ]] || need_install=1
+for p in $PEERS; do command -v "$p" >/dev/null 2>&1 || need_install=1; done
+if ((need_install)); then
+    log "installing restic, borgbackup and GNU time with apt-get"
+    SUDO=""
+    if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y restic borgbackup time
+fi
+/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size' || die "/usr/bin/time is not GNU time"
+
+# ------------------------------------------------------------------- build
+if [[ $CAIRN == 1 && -z ${CAIRN_BIN:-} ]]; then
+    log "building cairn (cargo build --release)"
+    (cd "$ROOT" && cargo build --release)
+    CAIRN_BIN=$TARGET_DIR/release/cairn
+fi
+if [[ -z ${GEN_MODEL:-} ]]; then
+    log "building gen_model (cargo build --release --example gen_model)"
+    (cd "$ROOT" && cargo build --release --example gen_model)
+    GEN_MODEL=$TARGET_DIR/release/examples/gen_model
+fi
+[[ -x $GEN_MODEL ]] || die "no gen_model at $GEN_MODEL"
+[[ $CAIRN != 1 || -x $CAIRN_BIN ]] || die "no cairn at $CAIRN_BIN"
+
+# ------------------------------------------------------------------ layout
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+DATA=$WORK/data
+LOGS=$WORK/logs
+rm -rf "$LOGS" "$WORK/repos" "$WORK/src" "$WORK/restore" "$WORK/cache"
+mkdir -p "$DATA/v1" "$DATA/v2" "$LOGS" "$WORK/repos" "$WORK/cache"
+V1=$DATA/v1/model.safetensors
+V2=$DATA/v2/model.safetensors
+SRC=$WORK/src # the backed-up dir: always SRC/model.safetensors
+RESTORE=$WORK/restore
+
+# 32 MiB tensors, smaller for small sizes so that there are at least 16
+# (and so 1 in 8 of them changes in v2)
+SIZE_BYTES=$(numfmt --from=iec "${SIZE%[bB]}") || die "bad SIZE '$SIZE'"
+TENSORS_MB=${TENSORS_MB:-$(awk -v b="$SIZE_BYTES" 'BEGIN { m = b / 1048576 / 16; m = m > 32 ? 32 : m; printf "%g", m < 0.0625 ? 0.0625 : m }')}
+log "generating $SIZE model files in $DATA ($TENSORS_MB MiB tensors)"
+"$GEN_MODEL" "$V1" --size "$SIZE" --seed 1 --tensors-mb "$TENSORS_MB"
+"$GEN_MODEL" "$V2" --size "$SIZE" --seed 1 --tensors-mb "$TENSORS_MB" --perturb 8
+cmp -s "$V1" "$V2" && die "v1 and v2 are identical"
+FILE_BYTES=$(stat -c %s "$V1")
+cat "$V1" "$V2" >/dev/null # warm the page cache
+
+# ------------------------------------------------------------------ timing
+declare -A WALL RSS REPO_BYTES
+
+# timed [-C DIR] TOOL STEP CMD...: run CMD (in DIR) under GNU time, record wall
+# seconds and peak RSS, fail loudly (with the log) if it fails.
+timed() {
+    local cwd=.
+    if [[ $1 == -C ]]; then
+        cwd=$2
+        shift 2
+    fi
+    local tool=$1 step=$2
+    shift 2
+    local out=$LOGS/$tool.$step.log tv=$LOGS/$tool.$step.time
+    sync
+    log "$tool: $step: $*"
+    if ! (cd "$cwd" && exec /usr/bin/time -v -o "$tv" "$@" >"$out" 2>&1); then
+        tail -n 30 "$out" >&2 || true
+        die "$tool: $step failed (exit status above; log in $out)"
+    fi
+    WALL[$tool,$step]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+        n = split($2, t, ":"); s = 0
+        for (i = 1; i <= n; i++) s = s * 60 + t[i]
+        printf "%.2f", s }' "$tv")
+    RSS[$tool,$step]=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tv")
+    log "$tool: $step: ${WALL[$tool,$step]} s, peak RSS ${RSS[$tool,$step]} MiB"
+}
+
+# put_src FILE MTIME: atomically (re)place SRC/model.safetensors by a copy of
+# FILE with the given mtime, so every tool sees a new inode, size-equal file
+# with a different mtime at the same path.
+put_src() {
+    mkdir -p "$SRC"
+    cp "$1" "$SRC/.model.tmp"
+    touch -d "$2" "$SRC/.model.tmp"
+    mv -f "$SRC/.model.tmp" "$SRC/model.safetensors"
+    sync
+    cat "$SRC/model.safetensors" >/dev/null
+}
+
+# verify_restore TOOL DIR: exactly one model.safetensors under DIR, equal to v2.
+verify_restore() {
+    local found
+    mapfile -t found < <(find "$2" -type f -name model.safetensors)
+    ((${#found[@]} == 1)) || die "$1: restore produced ${#found[@]} model.safetensors files under $2"
+    cmp "$V2" "${found[0]}" || die "$1: RESTORED FILE DIFFERS FROM v2 (${found[0]})"
+    log "$1: restored file is identical to v2"
+}
+
+# ------------------------------------------------------------------- tools
+run_cairn() {
+    local repo=$WORK/repos/cairn
+    local c=("$CAIRN_BIN" --repo "$repo")
+    "${c[@]}" init >"$LOGS/cairn.init.log" 2>&1 || { cat "$LOGS/cairn.init.log" >&2; die "cairn init failed"; }
+    timed cairn snap1 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    timed cairn snap1again "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    put_src "$V2" "2024-01-02 00:00:00"
+    timed cairn snap2 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    REPO_BYTES[cairn]=$(du -sb "$repo" | cut -f1)
+    timed cairn restore "${c[@]}" restore bench "$RESTORE"
+    verify_restore cairn "$RESTORE"
+    if "${c[@]}" check --help >/dev/null 2>&1; then
+        timed cairn check "${c[@]}" check --read-data
+    else
+        log "cairn: no 'check' subcommand yet: n/a"
+        WALL[cairn,check]=n/a RSS[cairn,check]=n/a
+    fi
+}
+
+run_restic() {
+    local repo=$WORK/repos/restic
+    export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache/restic
+    local r=(restic -r "$repo")
+    "${r[@]}" init >"$LOGS/restic.init.log" 2>&1 || { cat "$LOGS/restic.init.log" >&2; die "restic init failed"; }
+    timed restic snap1 "${r[@]}" backup --compression auto "$SRC"
+    timed restic snap1again "${r[@]}" backup --compression auto "$SRC"
+    put_src "$V2" "2024-01-02 00:00:00"
+    timed restic snap2 "${r[@]}" backup --compression auto "$SRC"
+    REPO_BYTES[restic]=$(du -sb "$repo" | cut -f1)
+    timed restic restore "${r[@]}" restore latest --target "$RESTORE"
+    verify_restore restic "$RESTORE"
+    timed restic check "${r[@]}" check --read-data
+}
+
+run_borg() {
+    local repo=$WORK/repos/borg
+    export BORG_PASSPHRASE="" BORG_BASE_DIR=$WORK/cache/borg
+    export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+    borg init -e none "$repo" >"$LOGS/borg.init.log" 2>&1 || { cat "$LOGS/borg.init.log" >&2; die "borg init failed"; }
+    timed borg snap1 borg create --stats --list --compression zstd,3 "$repo::v1" "$SRC"
+    timed borg snap1again borg create --stats --list --compression zstd,3 "$repo::v1-again" "$SRC"
+    put_src "$V2" "2024-01-02 00:00:00"
+    timed borg snap2 borg create --stats --list --compression zstd,3 "$repo::v2" "$SRC"
+    REPO_BYTES[borg]=$(du -sb "$repo" | cut -f1)
+    timed -C "$RESTORE" borg restore borg extract "$repo::v2"
+    verify_restore borg "$RESTORE"
+    timed borg check borg check --verify-data "$repo"
+}
+
+for tool in "${TOOLS[@]}"; do
+    log "=== $tool ==="
+    rm -rf "$SRC" "$RESTORE"
+    mkdir -p "$RESTORE"
+    put_src "$V1" "2024-01-01 00:00:00"
+    "run_$tool"
+    rm -rf "$RESTORE"
+    ((KEEP_REPOS)) || rm -rf "$WORK/repos/$tool"
+done
+rm -rf "$SRC"
+
+# ------------------------------------------------------------------- table
+version() {
+    case $1 in
+        cairn) "$CAIRN_BIN" --version 2>/dev/null | head -n1 || echo cairn ;;
+        restic) restic version | awk '{print $1, $2}' ;;
+        borg) borg --version ;;
+    esac
+}
+
+fmt() { awk -v x="$1" -v f="$2" 'BEGIN { if (x == "n/a" || x == "") print "n/a"; else printf f, x }'; }
+mbps() { awk -v w="$1" -v b="$FILE_BYTES" 'BEGIN { if (w == "n/a" || w == "") print "n/a"
+    else if (w + 0 == 0) print "inf"; else printf "%.0f", b / 1048576 / w }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "")
+    print "n/a"; else if (b + 0 == 0) print "inf"; else printf "%.2fx", a / b }'; }
+
+PEER_TOOLS=()
+for t in "${TOOLS[@]}"; do [[ $t == cairn ]] || PEER_TOOLS+=("$t"); done
+SPEEDUP=()
+[[ $CAIRN == 1 ]] && SPEEDUP=("${PEER_TOOLS[@]}")
+
+STEPS=(snap1 snap1again snap2 restore check)
+declare -A LABEL=(
+    [snap1]="snapshot v1 (first)"
+    [snap1again]="snapshot v1 again (unchanged)"
+    [snap2]="snapshot v2 (1/8 tensors changed)"
+    [restore]="restore v2 (+ cmp ok)"
+    [check]="full read-back check"
+)
+
+{
+    echo "## cairn vs peers: $(numfmt --to=iec-i --suffix=B "$FILE_BYTES") safetensors (bf16), $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM;" \
+        "versions: $(for t in "${TOOLS[@]}"; do printf '%s; ' "$(version "$t")"; done)"
+    echo "File: $FILE_BYTES bytes; MiB/s = file size / wall time (for check too, though it reads both versions);" \
+        "speedup = peer wall / cairn wall; size ratio = cairn / peer. Page cache warm."
+    echo
+    head="| step |"
+    sep="|---|"
+    for t in "${TOOLS[@]}"; do
+        head+=" $t wall s | $t MiB/s | $t RSS MiB |"
+        sep+="---:|---:|---:|"
+    done
+    for p in "${SPEEDUP[@]}"; do
+        head+=" cairn speedup vs $p |"
+        sep+="---:|"
+    done
+    echo "$head"
+    echo "$sep"
+    for s in "${STEPS[@]}"; do
+        row="| ${LABEL[$s]} |"
+        for t in "${TOOLS[@]}"; do
+            row+=" $(fmt "${WALL[$t,$s]}" %.2f) | $(mbps "${WALL[$t,$s]}") | $(fmt "${RSS[$t,$s]}" %.0f) |"
+        done
+        for p in "${SPEEDUP[@]}"; do
+            row+=" $(ratio "${WALL[$p,$s]}" "${WALL[cairn,$s]}") |"
+        done
+        echo "$row"
+    done
+    row="| repository size after v1+v2, MiB (ratio cairn/peer) |"
+    for t in "${TOOLS[@]}"; do
+        row+=" $(awk -v b="${REPO_BYTES[$t]}" 'BEGIN { printf "%.1f", b / 1048576 }') | | |"
+    done
+    for p in "${SPEEDUP[@]}"; do
+        row+=" $(ratio "${REPO_BYTES[cairn]}" "${REPO_BYTES[$p]}") |"
+    done
+    echo "$row"
+} | tee "$WORK/results.md"
+log "results written to $WORK/results.md (logs in $LOGS)"

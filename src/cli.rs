@@ -1,0 +1,40 @@
+//! Command-line layer: clap definitions (`cli/args.rs`), one function per
+//! subcommand (`cli/commands.rs`), and output helpers (`cli/output.rs`).
+//! Exit codes: 0 success, 1 a verification found damage or a mismatch,
+//! 2 usage or runtime error.
+
+mod args;
+mod commands;
+mod output;
+
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub fn run() -> ExitCode {
+    let cli = args::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => report(err),
+    }
+}
+
+/// Prints an error once, with its chain, and picks the exit code.
+fn report(err: anyhow::Error) -> ExitCode {
+    let broken_pipe = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("cairn: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    let damage = err
+        .chain()
+        .any(|c| c.downcast_ref::<cairn::Error>().is_some_and(cairn::Error::is_damage));
+    ExitCode::from(if damage { 1 } else { 2 })
+}

@@ -1,0 +1,213 @@
+//! The command line, as clap derive types. Nothing here does work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Content-addressed, deduplicating backups for model files, portfolio states and configs",
+    long_about = "cairn cuts files into content-defined chunks, stores each distinct chunk once \
+                  (BLAKE3 id, zstd) in pack files, and records typed snapshots (kind, name, version, \
+                  tags) in a SQLite catalog. Every snapshot is incremental; any snapshot restores \
+                  bit-identically.\n\n\
+                  SNAPSHOT selectors: an id prefix (>= 4 hex chars); NAME (latest of that name); \
+                  NAME~N (N before the latest); NAME@TIME (latest at or before TIME: RFC 3339 or local \
+                  YYYY-MM-DD[ HH:MM], a bare date meaning the end of that day); NAME:VERSION (latest with \
+                  that version label); KIND/NAME... when a name exists under two kinds.\n\n\
+                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error."
+)]
+pub struct Cli {
+    /// Repository path [default: $XDG_DATA_HOME/cairn, i.e. ~/.local/share/cairn]
+    #[arg(long, global = true, env = "CAIRN_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// No progress bars
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository
+    Init(InitArgs),
+    /// Take a snapshot of files or directories (creates the default repository on first use)
+    Snapshot(SnapshotArgs),
+    /// List snapshots, oldest first
+    List(ListArgs),
+    /// Show the files, sizes and SHA-256 digests in a snapshot
+    Show(ShowArgs),
+    /// Restore a snapshot (or parts of it) into a directory, verifying every file
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output
+    Cat(CatArgs),
+    /// Files added, removed and changed between two snapshots
+    Diff(DiffArgs),
+    /// Snapshot counts, logical and stored bytes, dedup and compression ratios
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Average chunk size (e.g. 64K, 1M); min is a quarter of it, max four times it
+    #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size)]
+    pub chunk_avg: u64,
+    /// Default zstd level for new chunks, 0..19 (0 stores raw)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub compression: i32,
+    /// Verify written packs before each snapshot is committed (repository default)
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Files or directories to snapshot; each is stored under its base name
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// What the snapshot holds: model, portfolio, config, or any word
+    #[arg(long)]
+    pub kind: String,
+    /// The history this snapshot belongs to, e.g. trading_model
+    #[arg(long)]
+    pub name: String,
+    /// A version label, e.g. v3 or 2026-11-17-finetune
+    #[arg(long = "version", value_name = "V")]
+    pub version_label: Option<String>,
+    /// A tag (repeatable), e.g. milestone
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Re-read every file even when size, mtime and inode match the previous snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// zstd level for this snapshot's new chunks, 0..19 (default: the repository's)
+    #[arg(long, value_name = "N")]
+    pub compression: Option<i32>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Only this kind
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this name
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Directory to restore into (created if missing)
+    pub target: PathBuf,
+    /// Restore only this file or subtree (repeatable), as shown by `cairn show`
+    #[arg(long = "path", value_name = "P")]
+    pub paths: Vec<String>,
+    /// Replace files that already exist in TARGET
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The snapshot
+    pub snapshot: String,
+    /// The file's path in the snapshot, as shown by `cairn show`
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub from: String,
+    /// The newer snapshot
+    pub to: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `4096`, `64K`, `1M`, `2G` (binary units, optional `iB`/`B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let digits = upper.trim_end_matches(['I', 'B']);
+    let (num, mult) = match digits.chars().last() {
+        Some('K') => (&digits[..digits.len() - 1], 1u64 << 10),
+        Some('M') => (&digits[..digits.len() - 1], 1 << 20),
+        Some('G') => (&digits[..digits.len() - 1], 1 << 30),
+        Some('T') => (&digits[..digits.len() - 1], 1 << 40),
+        _ => (digits, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 4096, 64K, 1M)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

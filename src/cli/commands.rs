@@ -1,0 +1,290 @@
+//! One function per subcommand: resolve arguments into library calls, print
+//! the result as a table or JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn::{
+    ChunkerParams, RepoConfig, Repository, RestoreOptions, SnapshotFilter, SnapshotInfo, SnapshotOptions,
+};
+
+use super::args::*;
+use super::output::{self, Bar};
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        repo: cli.repo,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Init(a) => init(&ctx, a),
+        Command::Snapshot(a) => snapshot(&ctx, a),
+        Command::List(a) => list(&ctx, a),
+        Command::Show(a) => show(&ctx, a),
+        Command::Restore(a) => restore(&ctx, a),
+        Command::Cat(a) => cat(&ctx, a),
+        Command::Diff(a) => diff(&ctx, a),
+        Command::Stats(a) => stats(&ctx, a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Ctx {
+    repo: Option<PathBuf>,
+    quiet: bool,
+}
+
+impl Ctx {
+    /// The repository path, and whether it is the per-user default.
+    fn repo_path(&self) -> Result<(PathBuf, bool)> {
+        match &self.repo {
+            Some(p) => Ok((p.clone(), false)),
+            None => cairn::repository::default_path()
+                .map(|p| (p, true))
+                .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
+        }
+    }
+
+    fn open(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(Repository::open(&path)?)
+    }
+
+    fn bar(&self) -> Bar {
+        Bar::new(self.quiet)
+    }
+}
+
+fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
+    let (path, _) = ctx.repo_path()?;
+    let avg = u32::try_from(a.chunk_avg).context("--chunk-avg is too large")?;
+    let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
+    config.verify_after_snapshot = a.verify;
+    Repository::init(&path, config)?;
+    println!("created cairn repository at {}", path.display());
+    Ok(())
+}
+
+fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
+    let (path, is_default) = ctx.repo_path()?;
+    let repo = match Repository::open(&path) {
+        Err(cairn::Error::RepoNotFound { .. }) if is_default => {
+            eprintln!("creating the default repository at {}", path.display());
+            Repository::init(&path, RepoConfig::new(ChunkerParams::default(), 3)?)?
+        }
+        other => other?,
+    };
+    let opts = SnapshotOptions {
+        kind: a.kind,
+        name: a.name,
+        version: a.version_label,
+        tags: a.tags,
+        description: a.description,
+        force: a.force,
+        compression: a.compression,
+    };
+    let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
+    for skipped in &r.skipped {
+        eprintln!("cairn: warning: skipped {skipped} (not a file, directory or symlink)");
+    }
+    if a.json {
+        return output::json(&r);
+    }
+    let secs = r.duration_ms as f64 / 1000.0;
+    println!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
+    println!("  files       {} ({} read, {} unchanged)", r.files, r.files_read, r.files - r.files_read);
+    println!("  logical     {}", output::bytes(r.logical_bytes));
+    println!("  read        {}", output::bytes(r.bytes_read));
+    println!(
+        "  new         {} in {} chunks, {} stored",
+        output::bytes(r.added_raw),
+        r.chunks_new,
+        output::bytes(r.added_stored)
+    );
+    if r.added_raw == 0 {
+        println!("  dedup       nothing new stored");
+    } else {
+        println!("  dedup       {:.1}x", r.dedup_ratio());
+    }
+    println!(
+        "  time        {secs:.2} s ({}/s read)",
+        output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
+    );
+    Ok(())
+}
+
+fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let filter = SnapshotFilter {
+        kind: a.filter.kind,
+        name: a.filter.name,
+        tag: a.tag,
+    };
+    let snaps = repo.snapshots(&filter)?;
+    if a.json {
+        return output::json(&snaps);
+    }
+    let rows: Vec<Vec<String>> = snaps
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.short(),
+                output::local_time(&s.time),
+                s.kind.clone(),
+                s.name.clone(),
+                s.version.clone().unwrap_or_default(),
+                s.tags.join(","),
+                output::bytes(s.logical_bytes),
+                output::bytes(s.stats.added_stored),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED"], &rows)?;
+    println!("{} snapshots", snaps.len());
+    Ok(())
+}
+
+fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let files = repo.catalog().files(&snap)?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            snapshot: &'a SnapshotInfo,
+            files: Vec<serde_json::Value>,
+        }
+        let files = files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path, "kind": format!("{:?}", f.kind).to_lowercase(), "size": f.size,
+                    "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
+                    "sha256": (f.kind == cairn::manifest::EntryKind::File).then(|| hex::encode(f.sha256)),
+                    "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
+                    "chunks": f.chunks.len(),
+                })
+            })
+            .collect();
+        return output::json(&Shown { snapshot: &snap, files });
+    }
+    print_header(&snap);
+    let rows: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            let (size, digest) = match f.kind {
+                cairn::manifest::EntryKind::File => (f.size.to_string(), hex::encode(f.sha256)),
+                cairn::manifest::EntryKind::Dir => ("-".into(), "-".into()),
+                cairn::manifest::EntryKind::Symlink => ("-".into(), format!("-> {}", f.link_target)),
+            };
+            vec![format!("{:o}", f.mode), size, digest, f.path.clone()]
+        })
+        .collect();
+    output::table(&["MODE", "SIZE", "SHA256", "PATH"], &rows)?;
+    Ok(())
+}
+
+fn print_header(s: &SnapshotInfo) {
+    println!("snapshot {}", s.id);
+    println!("  {}/{}{}", s.kind, s.name, s.version.as_deref().map(|v| format!(":{v}")).unwrap_or_default());
+    println!("  taken   {} on {}", output::local_time(&s.time), s.host);
+    if !s.tags.is_empty() {
+        println!("  tags    {}", s.tags.join(", "));
+    }
+    if let Some(d) = &s.description {
+        println!("  about   {d}");
+    }
+    println!("  sources {}", s.sources.join(", "));
+    println!();
+}
+
+fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let opts = RestoreOptions {
+        paths: a.paths,
+        overwrite: a.overwrite,
+        ignore_errors: false,
+    };
+    let r = cairn::restore::restore(&repo, &snap, &a.target, &opts, &ctx.bar())
+        .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
+    if a.json {
+        return output::json(&r);
+    }
+    println!(
+        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every file matches its SHA-256",
+        r.files,
+        r.dirs,
+        r.symlinks,
+        output::bytes(r.bytes),
+        snap.id.short(),
+        a.target.display()
+    );
+    Ok(())
+}
+
+fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let mut out = std::io::stdout().lock();
+    cairn::restore::cat(&repo, &snap, &a.file, &mut out)?;
+    Ok(())
+}
+
+fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
+    let d = cairn::diff::diff(&repo.catalog().files(&from)?, &repo.catalog().files(&to)?);
+    if a.json {
+        return output::json(&d);
+    }
+    println!("{} -> {}", from.id.short(), to.id.short());
+    for c in &d.added {
+        println!("+ {}  ({})", c.path, output::bytes(c.new_size));
+    }
+    for c in &d.removed {
+        println!("- {}  ({})", c.path, output::bytes(c.old_size));
+    }
+    for c in &d.changed {
+        println!("M {}  ({} -> {})", c.path, output::bytes(c.old_size), output::bytes(c.new_size));
+    }
+    println!("{} added, {} removed, {} changed", d.added.len(), d.removed.len(), d.changed.len());
+    Ok(())
+}
+
+fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let filter = SnapshotFilter {
+        kind: a.filter.kind,
+        name: a.filter.name,
+        tag: None,
+    };
+    let s = cairn::stats::stats(&repo, &filter)?;
+    if a.json {
+        return output::json(&s);
+    }
+    println!("snapshots          {}", s.snapshots);
+    println!("logical bytes      {}", output::bytes(s.logical_bytes));
+    println!("after dedup        {}", output::bytes(s.unique_bytes));
+    println!("stored (packed)    {}", output::bytes(s.stored_bytes));
+    println!("dedup ratio        {:.2}x", s.dedup_ratio);
+    println!("compression ratio  {:.2}x", s.compression_ratio);
+    println!("repository packs   {}", output::bytes(s.repository_pack_bytes));
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .histories
+        .iter()
+        .map(|h| {
+            vec![
+                h.history.clone(),
+                h.snapshots.to_string(),
+                h.latest_id.clone(),
+                output::local_time(&h.latest_time),
+                output::age(h.age_seconds),
+            ]
+        })
+        .collect();
+    output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
+    Ok(())
+}
