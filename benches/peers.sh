@@ -10,6 +10,7 @@
 # (init is done but not in the table):
 #   1. init            2. snapshot v1         3. snapshot v1 again, unchanged
 #   4. snapshot v2 (same path, 1 tensor in 8 perturbed, new mtime and inode)
+#   (the backed-up dir holds model.safetensors and a small, newer config.json)
 #   5. restore v2 into an empty dir, then `cmp` with v2 (fails loudly if different)
 #   6. full read-back check (restic check --read-data, borg check --verify-data,
 #      cairn check --read-data; "n/a" if cairn has no `check` yet)
@@ -25,7 +26,7 @@
 #   CAIRN      1 (default) to build and run cairn, 0 to leave it out
 #   CAIRN_BIN  cairn binary to use instead of building it
 #   GEN_MODEL  gen_model binary to use instead of building the example
-#   TENSORS_MB tensor size for gen_model (default 32, less below SIZE=512M)
+#   TENSORS_MB tensor size for gen_model (default 32, less below SIZE=256M)
 #   KEEP_REPOS 1 to keep the repositories in $WORK/repos after the run
 set -euo pipefail
 
@@ -62,7 +63,8 @@ if ((need_install)); then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y restic borgbackup time
 fi
-/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size' || die "/usr/bin/time is not GNU time"
+gnu_time_out=$(/usr/bin/time -v true 2>&1) || true
+[[ $gnu_time_out == *"Maximum resident set size"* ]] || die "/usr/bin/time is not GNU time"
 
 # ------------------------------------------------------------------- build
 if [[ $CAIRN == 1 && -z ${CAIRN_BIN:-} ]]; then
@@ -90,10 +92,11 @@ V2=$DATA/v2/model.safetensors
 SRC=$WORK/src # the backed-up dir: always SRC/model.safetensors
 RESTORE=$WORK/restore
 
-# 32 MiB tensors, smaller for small sizes so that there are at least 16
+# 32 MiB tensors, smaller for small sizes so that there are at least 8
 # (and so 1 in 8 of them changes in v2)
-SIZE_BYTES=$(numfmt --from=iec "${SIZE%[bB]}") || die "bad SIZE '$SIZE'"
-TENSORS_MB=${TENSORS_MB:-$(awk -v b="$SIZE_BYTES" 'BEGIN { m = b / 1048576 / 16; m = m > 32 ? 32 : m; printf "%g", m < 0.0625 ? 0.0625 : m }')}
+size_num=${SIZE%[bB]}
+SIZE_BYTES=$(numfmt --from=iec "${size_num%i}") || die "bad SIZE '$SIZE'"
+TENSORS_MB=${TENSORS_MB:-$(awk -v b="$SIZE_BYTES" 'BEGIN { m = b / 1048576 / 8; m = m > 32 ? 32 : m; printf "%g", m < 0.0625 ? 0.0625 : m }')}
 log "generating $SIZE model files in $DATA ($TENSORS_MB MiB tensors)"
 "$GEN_MODEL" "$V1" --size "$SIZE" --seed 1 --tensors-mb "$TENSORS_MB"
 "$GEN_MODEL" "$V2" --size "$SIZE" --seed 1 --tensors-mb "$TENSORS_MB" --perturb 8
@@ -131,12 +134,18 @@ timed() {
 
 # put_src FILE MTIME: atomically (re)place SRC/model.safetensors by a copy of
 # FILE with the given mtime, so every tool sees a new inode, size-equal file
-# with a different mtime at the same path.
+# with a different mtime at the same path. A small config.json is then
+# (re)written, as in a real model dir: it must be the newest file, because borg
+# never puts the file with the newest ctime of a run into its files cache (it
+# would re-read a lone model file on every run, however unchanged).
 put_src() {
     mkdir -p "$SRC"
     cp "$1" "$SRC/.model.tmp"
     touch -d "$2" "$SRC/.model.tmp"
     mv -f "$SRC/.model.tmp" "$SRC/model.safetensors"
+    sleep 1 # past the filesystem's timestamp granularity
+    printf '{"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "torch_dtype": "%s"}\n' \
+        bfloat16 >"$SRC/config.json"
     sync
     cat "$SRC/model.safetensors" >/dev/null
 }

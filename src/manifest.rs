@@ -195,6 +195,41 @@ pub(crate) mod tests {
         assert_eq!(id_from_key(&key(&id)), Some(id));
     }
 
+    /// Pins the body encoding documented in docs/FORMAT.md: u64 LE lengths
+    /// for strings and vectors, a u8 tag for options, u32 LE enum variants,
+    /// fixed 32-byte ids.
+    #[test]
+    fn body_encoding_matches_the_spec() {
+        let mut m = sample();
+        m.tags.clear();
+        m.sources.clear();
+        m.files.truncate(0);
+        m.version = None;
+        let body = bincode::serde::encode_to_vec(&m, bincode_config()).unwrap();
+        let mut want = Vec::new();
+        want.extend_from_slice(&5u64.to_le_bytes());
+        want.extend_from_slice(b"model");
+        want.extend_from_slice(&5u64.to_le_bytes());
+        want.extend_from_slice(b"llama");
+        want.push(0); // version: None
+        want.extend_from_slice(&0u64.to_le_bytes()); // tags: []
+        want.push(0); // description: None
+        want.extend_from_slice(&3u64.to_le_bytes());
+        want.extend_from_slice(b"box");
+        want.extend_from_slice(&1_700_000_000_000_000_000i64.to_le_bytes());
+        want.extend_from_slice(&0u64.to_le_bytes()); // sources: []
+        want.push(0); // parent: None
+        want.extend_from_slice(&[0u8; 40]); // stats: five u64 zeros
+        want.extend_from_slice(&0u64.to_le_bytes()); // files: []
+        assert_eq!(body, want);
+
+        let entry = bincode::serde::encode_to_vec(&sample().files[0], bincode_config()).unwrap();
+        assert_eq!(&entry[..8], &17u64.to_le_bytes());
+        assert_eq!(&entry[25..29], &0u32.to_le_bytes()); // EntryKind::File
+        assert_eq!(&entry[29..33], &0o644u32.to_le_bytes());
+        assert_eq!(entry.len(), 8 + 17 + 4 + 4 + 8 + 8 + 32 + 8 + 8 + 32);
+    }
+
     #[test]
     fn damaged_manifests_are_errors() {
         let (_, bytes) = sample().encode();
