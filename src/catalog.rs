@@ -227,6 +227,19 @@ impl Catalog {
         &self.path
     }
 
+    /// The connection, for modules that keep their own SQL (gc, check).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Maps a SQLite error to [`Error::Catalog`] naming this database.
+    pub(crate) fn sql_err(&self, source: rusqlite::Error) -> Error {
+        Error::Catalog {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// True when the chunk is stored in some pack.
     pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
         let mut stmt = self

@@ -99,6 +99,9 @@ pub enum Error {
     #[error("unsafe path in manifest: {path}")]
     UnsafePath { path: String },
 
+    #[error("repository is locked: {holder}\n(if that process is gone, `cairn unlock` clears its lock)")]
+    Locked { holder: String },
+
     #[error("{0}")]
     InvalidArgument(String),
 }

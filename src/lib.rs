@@ -37,6 +37,7 @@ pub mod diff;
 pub mod error;
 pub mod id;
 pub mod ingest;
+pub mod lock;
 pub mod manifest;
 pub mod pack;
 pub mod progress;

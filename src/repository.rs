@@ -20,7 +20,7 @@ use crate::storage::{LocalStorage, Storage};
 /// An open repository.
 pub struct Repository {
     root: PathBuf,
-    storage: LocalStorage,
+    storage: Box<dyn Storage>,
     config: RepoConfig,
     catalog: Catalog,
 }
@@ -28,7 +28,7 @@ pub struct Repository {
 impl Repository {
     /// Creates a repository at `path`, which must not exist or be empty.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
-        let storage = LocalStorage::new(path);
+        let storage = Box::new(LocalStorage::new(path));
         if path.join(config::KEY).exists() {
             return Err(Error::RepoExists { path: path.into() });
         }
@@ -51,9 +51,14 @@ impl Repository {
         })
     }
 
-    /// Opens an existing repository.
+    /// Opens an existing local repository.
     pub fn open(path: &Path) -> Result<Self> {
-        let storage = LocalStorage::new(path);
+        Self::open_with(path, Box::new(LocalStorage::new(path)))
+    }
+
+    /// Opens a repository whose objects are in `storage` and whose catalog
+    /// lives in the directory `path` (tests use this to inject faults).
+    pub fn open_with(path: &Path, storage: Box<dyn Storage>) -> Result<Self> {
         let bytes = match storage.get(config::KEY) {
             Ok(bytes) => bytes,
             Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
@@ -81,7 +86,7 @@ impl Repository {
     }
 
     pub fn storage(&self) -> &dyn Storage {
-        &self.storage
+        self.storage.as_ref()
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -20,6 +20,7 @@ use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
 use crate::ingest::{self, Batch, Piece, ReadJob};
+use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::pack::{self, PackWriter};
 use crate::progress::Progress;
@@ -101,6 +102,7 @@ pub fn create(
         return Err(Error::InvalidArgument("nothing to snapshot: give at least one path".into()));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
+    let _lock = Lock::shared(repo.storage(), "snapshot")?;
     let walked = walk::walk(sources)?;
     let parent = latest_of(repo, &opts.kind, &opts.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
@@ -203,7 +205,7 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))

@@ -1,0 +1,190 @@
+//! Repository locks, as objects under `locks/` so any storage backend can
+//! hold them. Snapshots take shared locks; `gc`, `forget`, `delete` and
+//! `rebuild-catalog` take an exclusive one.
+//!
+//! Protocol: write our lock object, then list `locks/`. A shared lock
+//! conflicts with any other exclusive lock; an exclusive lock conflicts with
+//! any other lock. On conflict we delete ours and fail, naming the holder,
+//! so two racing writers both back off rather than both proceed. A lock of
+//! this host whose process is gone is stale and removed automatically.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::now_ns;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+pub const PREFIX: &str = "locks/";
+
+/// What a lock object says about its holder (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub exclusive: bool,
+    pub host: String,
+    pub pid: u32,
+    /// What the holder is doing, e.g. `snapshot` or `gc`.
+    pub purpose: String,
+    pub time_ns: i64,
+}
+
+impl LockInfo {
+    /// True when the holder is a process of this host that no longer runs.
+    pub fn is_stale(&self) -> bool {
+        self.host == crate::snapshot::hostname() && !pid_alive(self.pid)
+    }
+
+    fn describe(&self, key: &str) -> String {
+        let t = chrono::DateTime::from_timestamp_nanos(self.time_ns);
+        format!(
+            "{} lock for `{}` held by pid {} on {} since {} ({key})",
+            if self.exclusive { "exclusive" } else { "shared" },
+            self.purpose,
+            self.pid,
+            self.host,
+            t.format("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // Signal 0 checks existence; EPERM means it exists but is not ours.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// A held lock; released (its object deleted) on drop.
+pub struct Lock<'s> {
+    storage: &'s dyn Storage,
+    key: String,
+}
+
+impl std::fmt::Debug for Lock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock").field("key", &self.key).finish()
+    }
+}
+
+impl<'s> Lock<'s> {
+    /// Takes a shared lock (several may coexist; excludes exclusive ones).
+    pub fn shared(storage: &'s dyn Storage, purpose: &str) -> Result<Self> {
+        Self::acquire(storage, purpose, false)
+    }
+
+    /// Takes an exclusive lock (no other lock may exist).
+    pub fn exclusive(storage: &'s dyn Storage, purpose: &str) -> Result<Self> {
+        Self::acquire(storage, purpose, true)
+    }
+
+    fn acquire(storage: &'s dyn Storage, purpose: &str, exclusive: bool) -> Result<Self> {
+        let info = LockInfo {
+            exclusive,
+            host: crate::snapshot::hostname(),
+            pid: std::process::id(),
+            purpose: purpose.to_string(),
+            time_ns: now_ns(),
+        };
+        let key = format!("{PREFIX}{}.lock", crate::config::random_hex(16));
+        storage.put(&key, &serde_json::to_vec(&info).expect("lock info serialises"))?;
+        let lock = Lock { storage, key };
+        for (other_key, other) in list(storage)? {
+            if other_key == lock.key || !(exclusive || other.exclusive) {
+                continue;
+            }
+            if other.is_stale() {
+                storage.delete(&other_key)?;
+                continue;
+            }
+            return Err(Error::Locked {
+                holder: other.describe(&other_key),
+            });
+        }
+        Ok(lock)
+    }
+}
+
+impl Drop for Lock<'_> {
+    fn drop(&mut self) {
+        let _ = self.storage.delete(&self.key);
+    }
+}
+
+/// All lock objects and what they say; unreadable ones are reported as
+/// exclusive locks of an unknown holder (never silently ignored).
+pub fn list(storage: &dyn Storage) -> Result<Vec<(String, LockInfo)>> {
+    let mut out = Vec::new();
+    for obj in storage.list(PREFIX)? {
+        let info = match storage.get(&obj.key) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| LockInfo {
+                exclusive: true,
+                host: "?".into(),
+                pid: 0,
+                purpose: "unreadable lock file".into(),
+                time_ns: 0,
+            }),
+            Err(Error::ObjectNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        out.push((obj.key, info));
+    }
+    Ok(out)
+}
+
+/// Removes stale locks, or every lock with `all`. Returns what was removed.
+pub fn unlock(storage: &dyn Storage, all: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (key, info) in list(storage)? {
+        if all || info.is_stale() {
+            storage.delete(&key)?;
+            removed.push(info.describe(&key));
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalStorage;
+
+    #[test]
+    fn shared_coexist_exclusive_excludes_and_releases_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let a = Lock::shared(&s, "snapshot").unwrap();
+        let b = Lock::shared(&s, "snapshot").unwrap();
+        let err = Lock::exclusive(&s, "gc").unwrap_err().to_string();
+        assert!(err.contains("shared lock for `snapshot`"), "{err}");
+        assert_eq!(list(&s).unwrap().len(), 2, "the failed attempt removed its own lock");
+        drop((a, b));
+        let x = Lock::exclusive(&s, "gc").unwrap();
+        assert!(Lock::shared(&s, "snapshot").is_err());
+        drop(x);
+        assert!(list(&s).unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_locks_of_dead_processes_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let stale = LockInfo {
+            exclusive: true,
+            host: crate::snapshot::hostname(),
+            pid: dead_pid,
+            purpose: "gc".into(),
+            time_ns: 0,
+        };
+        s.put("locks/old.lock", &serde_json::to_vec(&stale).unwrap()).unwrap();
+        let _ok = Lock::shared(&s, "snapshot").unwrap();
+        assert_eq!(list(&s).unwrap().len(), 1);
+        let live = LockInfo { pid: std::process::id(), ..stale };
+        s.put("locks/live.lock", &serde_json::to_vec(&live).unwrap()).unwrap();
+        assert!(unlock(&s, false).unwrap().is_empty());
+        assert_eq!(unlock(&s, true).unwrap().len(), 2);
+    }
+}
