@@ -80,6 +80,8 @@ fi
 [[ -x $GEN_MODEL ]] || die "no gen_model at $GEN_MODEL"
 [[ $CAIRN != 1 || -x $CAIRN_BIN ]] || die "no cairn at $CAIRN_BIN"
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # ------------------------------------------------------------------ layout
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
@@ -252,7 +254,8 @@ declare -A LABEL=(
 {
     echo "## cairn vs peers: $(numfmt --to=iec-i --suffix=B "$FILE_BYTES") safetensors (bf16), $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM;" \
+    echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
+        "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg);" \
         "versions: $(for t in "${TOOLS[@]}"; do printf '%s; ' "$(version "$t")"; done)"
     echo "File: $FILE_BYTES bytes; MiB/s = file size / wall time (for check too, though it reads both versions);" \
         "speedup = peer wall / cairn wall; size ratio = cairn / peer. Page cache warm."

@@ -58,7 +58,8 @@ CREATE TABLE snapshots (
     bytes_read INTEGER NOT NULL,
     added_raw INTEGER NOT NULL,
     added_stored INTEGER NOT NULL,
-    duration_ms INTEGER NOT NULL
+    duration_ms INTEGER NOT NULL,
+    damaged INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX snapshots_by_history ON snapshots(kind, name, time_ns);
 CREATE TABLE files (
@@ -99,6 +100,8 @@ pub struct SnapshotInfo {
     pub file_count: u64,
     pub logical_bytes: u64,
     pub stats: RunStats,
+    /// Set by `repair` when chunks this snapshot needs are lost.
+    pub damaged: bool,
     #[serde(skip)]
     pub(crate) rowid: i64,
 }
@@ -370,7 +373,7 @@ impl Catalog {
             .conn
             .prepare_cached(
                 "SELECT id, snapshot_id, kind, name, version, tags, description, host, time_ns, sources,
-                        file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms
+                        file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms, damaged
                  FROM snapshots
                  WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR name = ?2)
                    AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?3))
@@ -481,6 +484,7 @@ fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
             added_stored: u(15)?,
             duration_ms: u(16)?,
         },
+        damaged: r.get::<_, i64>(17)? != 0,
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod integrity;
 mod output;
 
 use std::io::ErrorKind;
@@ -29,9 +30,15 @@ fn report(err: anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("cairn: error: {err}");
+    let mut shown = err.to_string();
+    eprintln!("cairn: error: {shown}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        // Library errors already embed their source; print each text once.
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+            shown.push_str(&text);
+        }
     }
     let damage = err
         .chain()

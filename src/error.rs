@@ -58,7 +58,10 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("catalog {path}: {source}")]
+    #[error("catalog {path} is missing; `cairn rebuild-catalog` recreates it from packs and manifests")]
+    CatalogMissing { path: PathBuf },
+
+    #[error("catalog {path}: {source} (if the catalog is damaged, `cairn rebuild-catalog` recreates it)")]
     Catalog {
         path: PathBuf,
         #[source]

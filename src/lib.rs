@@ -30,6 +30,7 @@
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
 
 pub mod catalog;
+pub mod check;
 pub mod chunker;
 pub mod codec;
 pub mod config;
@@ -41,6 +42,8 @@ pub mod lock;
 pub mod manifest;
 pub mod pack;
 pub mod progress;
+pub mod rebuild;
+pub mod repair;
 pub mod repository;
 pub mod restore;
 pub mod retention;

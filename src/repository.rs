@@ -68,7 +68,11 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let config = RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())?;
-        let catalog = Catalog::open(&path.join(crate::catalog::FILE_NAME))?;
+        let catalog_path = path.join(crate::catalog::FILE_NAME);
+        if !catalog_path.exists() {
+            return Err(Error::CatalogMissing { path: catalog_path });
+        }
+        let catalog = Catalog::open(&catalog_path)?;
         Ok(Self {
             root: path.to_path_buf(),
             storage,

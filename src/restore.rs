@@ -241,13 +241,27 @@ fn write_verified(
         .open(tmp)
         .at(tmp)?;
     out.set_len(f.size).at(tmp)?;
+    stream_file(storage, f, locs, |chunk| {
+        progress.advance(chunk.len() as u64);
+        out.write_all(chunk).at(tmp)
+    })
+}
+
+/// Reads a file's chunks in order (fetching and decoding a window of them
+/// in parallel), passes each to `sink`, and checks the SHA-256 of the whole
+/// against the one recorded. The one read path for restore, cat and verify.
+pub(crate) fn stream_file(
+    storage: &dyn Storage,
+    f: &FileEntry,
+    locs: &[ChunkLocation],
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let mut sha = Sha256::new();
     for window in locs.chunks(WINDOW) {
         let chunks: Vec<Vec<u8>> = window.par_iter().map(|l| read_chunk(storage, l)).collect::<Result<_>>()?;
         for c in &chunks {
             sha.update(c);
-            out.write_all(c).at(tmp)?;
-            progress.advance(c.len() as u64);
+            sink(c)?;
         }
     }
     let actual: [u8; 32] = sha.finalize().into();
@@ -284,19 +298,6 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             path: path.to_string(),
             snapshot: snap.id.short(),
         })?;
-    let mut sha = Sha256::new();
-    for loc in repo.locate_all(&file.chunks)? {
-        let chunk = read_chunk(repo.storage(), &loc)?;
-        sha.update(&chunk);
-        out.write_all(&chunk).at("<stdout>")?;
-    }
-    let actual: [u8; 32] = sha.finalize().into();
-    if actual != file.sha256 {
-        return Err(Error::DigestMismatch {
-            path: file.path,
-            expected: hex::encode(file.sha256),
-            actual: hex::encode(actual),
-        });
-    }
-    Ok(())
+    let locs = repo.locate_all(&file.chunks)?;
+    stream_file(repo.storage(), &file, &locs, |chunk| out.write_all(chunk).at("<stdout>"))
 }

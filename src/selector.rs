@@ -169,6 +169,7 @@ mod tests {
             file_count: 0,
             logical_bytes: 0,
             stats: RunStats::default(),
+            damaged: false,
             rowid: 0,
         }
     }

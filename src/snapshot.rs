@@ -14,7 +14,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{now_ns, SnapshotFilter, SnapshotInfo};
+use crate::catalog::{now_ns, CachedFile, SnapshotFilter, SnapshotInfo};
 use crate::chunker::Chunker;
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
@@ -39,6 +39,9 @@ pub struct SnapshotOptions {
     pub force: bool,
     /// zstd level for this snapshot; `None` uses the repository default.
     pub compression: Option<i32>,
+    /// Read back every new pack before the snapshot is committed (also on
+    /// when the repository config says so).
+    pub verify: bool,
 }
 
 /// What a snapshot did.
@@ -109,9 +112,7 @@ pub fn create(
     let mut jobs = Vec::new();
     for (i, e) in walked.entries.iter().enumerate() {
         let reused = match (&parent, e.kind, opts.force) {
-            (Some(p), EntryKind::File, false) => repo.catalog().cached_file(p, &e.rel)?.filter(|c| {
-                c.size == e.size && c.mtime_ns == e.mtime_ns && c.inode == e.inode && e.inode != 0
-            }),
+            (Some(p), EntryKind::File, false) => reusable(repo, p, e)?,
             _ => None,
         };
         let mut entry = file_entry(e);
@@ -134,7 +135,7 @@ pub fn create(
     let files_read = jobs.len() as u64;
     progress.start("snapshot", to_read);
     let chunker = Chunker::new(repo.config().chunker)?;
-    let mut stored = Storer::new(repo, level);
+    let mut stored = Storer::new(repo, level, opts.verify || repo.config().verify_after_snapshot);
     let (rx, reader) = ingest::spawn(jobs, chunker);
     let result = rx.iter().try_for_each(|batch| stored.take(batch?, &mut files, progress));
     drop(rx);
@@ -192,6 +193,41 @@ fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<Snapsho
     Ok(repo.catalog().snapshots(&filter)?.pop())
 }
 
+/// Reads a just-written pack back and checks it is byte-identical to what
+/// was written (its id is the BLAKE3 of its bytes) and parses.
+fn verify_written(repo: &Repository, key: &str, sealed: &pack::SealedPack) -> Result<()> {
+    let back = repo.storage().get(key)?;
+    let reason = if crate::id::PackId::of(&back) != sealed.id {
+        "read-back does not match what was written"
+    } else if pack::parse(&back).as_ref() != Ok(&sealed.entries) {
+        "read-back trailer does not parse to what was written"
+    } else {
+        return Ok(());
+    };
+    Err(Error::CorruptPack {
+        pack: sealed.id.to_hex(),
+        reason: reason.into(),
+    })
+}
+
+/// The parent's record of `e` when size, mtime and inode match and every
+/// chunk is still stored (a repaired repository may have lost some; then
+/// the file is re-read and the chunks re-supplied).
+fn reusable(repo: &Repository, parent: &SnapshotInfo, e: &SourceEntry) -> Result<Option<CachedFile>> {
+    let Some(cached) = repo.catalog().cached_file(parent, &e.rel)? else {
+        return Ok(None);
+    };
+    if cached.size != e.size || cached.mtime_ns != e.mtime_ns || cached.inode != e.inode || e.inode == 0 {
+        return Ok(None);
+    }
+    for id in &cached.chunks {
+        if !repo.catalog().has_chunk(id)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(cached))
+}
+
 fn file_entry(e: &SourceEntry) -> FileEntry {
     FileEntry {
         path: e.rel.clone(),
@@ -217,6 +253,7 @@ pub(crate) fn hostname() -> String {
 struct Storer<'r> {
     repo: &'r Repository,
     level: i32,
+    verify: bool,
     pack: PackWriter,
     /// Chunks in the unflushed pack (the catalog does not know them yet).
     pending: HashSet<ChunkId>,
@@ -226,10 +263,11 @@ struct Storer<'r> {
 }
 
 impl<'r> Storer<'r> {
-    fn new(repo: &'r Repository, level: i32) -> Self {
+    fn new(repo: &'r Repository, level: i32, verify: bool) -> Self {
         Self {
             repo,
             level,
+            verify,
             pack: PackWriter::new(),
             pending: HashSet::new(),
             chunks_new: 0,
@@ -283,7 +321,11 @@ impl<'r> Storer<'r> {
             return Ok(());
         }
         let sealed = std::mem::take(&mut self.pack).finish();
-        self.repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
+        let key = pack::key(&sealed.id);
+        self.repo.storage().put(&key, &sealed.bytes)?;
+        if self.verify {
+            verify_written(self.repo, &key, &sealed)?;
+        }
         self.repo.catalog().add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
         self.pending.clear();
         Ok(())

@@ -35,17 +35,23 @@ pub struct Walk {
 
 /// Walks every source. A missing or unreadable path is an error naming it.
 pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
-    let mut walk = Walk::default();
-    let mut names = std::collections::BTreeSet::new();
+    let mut roots = Vec::with_capacity(sources.len());
     for source in sources {
         let abs = std::path::absolute(source).at(source)?;
         let meta = fs::symlink_metadata(&abs).at(&abs)?;
-        let name = base_name(&abs)?;
-        if !names.insert(name.clone()) {
-            return Err(Error::InvalidArgument(format!(
-                "two sources are both named `{name}`; snapshot their parent directory instead"
-            )));
-        }
+        roots.push((base_name(&abs)?, abs, meta));
+    }
+    // By name, not argument order: the manifest of the same sources is the
+    // same however they were listed.
+    roots.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = roots.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::InvalidArgument(format!(
+            "two sources are both named `{}`; snapshot their parent directory instead",
+            pair[0].0
+        )));
+    }
+    let mut walk = Walk::default();
+    for (name, abs, meta) in roots {
         visit(&abs, name, &meta, &mut walk)?;
     }
     Ok(walk)

@@ -50,6 +50,61 @@ pub enum Command {
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
     Stats(StatsArgs),
+    /// Check the repository: catalog, packs and manifests agree; --read-data re-hashes every chunk
+    Check(CheckArgs),
+    /// Rebuild every file of a snapshot in memory and compare with its SHA-256
+    Verify(VerifyArgs),
+    /// Recreate the SQLite catalog from packs and manifests
+    RebuildCatalog(JsonArgs),
+    /// Salvage damaged packs, drop lost chunks, restore manifests, mark broken snapshots
+    Repair(JsonArgs),
+    /// Remove stale locks (of processes that are gone), or all locks with --all
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read every pack, decompress and re-hash every chunk
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read only this percentage of packs, least recently verified first (implies --read-data)
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub read_data_subset: Option<f64>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, even those of live processes (make sure nothing runs)
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| format!("`{s}` is not a percentage"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be in (0, 100]"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +146,9 @@ pub struct SnapshotArgs {
     /// zstd level for this snapshot's new chunks, 0..19 (default: the repository's)
     #[arg(long, value_name = "N")]
     pub compression: Option<i32>,
+    /// Read back every new pack and check it before the snapshot is committed
+    #[arg(long)]
+    pub verify: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
@@ -139,6 +197,9 @@ pub struct RestoreArgs {
     /// Replace files that already exist in TARGET
     #[arg(long)]
     pub overwrite: bool,
+    /// Restore every file that can be restored, list those that fail (exit 1)
+    #[arg(long)]
+    pub ignore_errors: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

@@ -10,6 +10,7 @@ use cairn::{
 };
 
 use super::args::*;
+use super::integrity;
 use super::output::{self, Bar};
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -17,27 +18,35 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         repo: cli.repo,
         quiet: cli.quiet,
     };
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Init(a) => init(&ctx, a),
-        Command::Snapshot(a) => snapshot(&ctx, a),
-        Command::List(a) => list(&ctx, a),
-        Command::Show(a) => show(&ctx, a),
+        Command::Init(a) => done(init(&ctx, a)),
+        Command::Snapshot(a) => done(snapshot(&ctx, a)),
+        Command::List(a) => done(list(&ctx, a)),
+        Command::Show(a) => done(show(&ctx, a)),
         Command::Restore(a) => restore(&ctx, a),
-        Command::Cat(a) => cat(&ctx, a),
-        Command::Diff(a) => diff(&ctx, a),
-        Command::Stats(a) => stats(&ctx, a),
-    }?;
-    Ok(ExitCode::SUCCESS)
+        Command::Cat(a) => done(cat(&ctx, a)),
+        Command::Diff(a) => done(diff(&ctx, a)),
+        Command::Stats(a) => done(stats(&ctx, a)),
+        Command::Check(a) => integrity::check(&ctx, a),
+        Command::Verify(a) => integrity::verify(&ctx, a),
+        Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
+        Command::Repair(a) => integrity::repair(&ctx, a),
+        Command::Unlock(a) => integrity::unlock(&ctx, a),
+    }
 }
 
-struct Ctx {
+/// Exit code when a verification found damage or a mismatch.
+pub const DAMAGE: u8 = 1;
+
+pub struct Ctx {
     repo: Option<PathBuf>,
     quiet: bool,
 }
 
 impl Ctx {
     /// The repository path, and whether it is the per-user default.
-    fn repo_path(&self) -> Result<(PathBuf, bool)> {
+    pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
         match &self.repo {
             Some(p) => Ok((p.clone(), false)),
             None => cairn::repository::default_path()
@@ -46,12 +55,12 @@ impl Ctx {
         }
     }
 
-    fn open(&self) -> Result<Repository> {
+    pub fn open(&self) -> Result<Repository> {
         let (path, _) = self.repo_path()?;
         Ok(Repository::open(&path)?)
     }
 
-    fn bar(&self) -> Bar {
+    pub fn bar(&self) -> Bar {
         Bar::new(self.quiet)
     }
 }
@@ -83,6 +92,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         description: a.description,
         force: a.force,
         compression: a.compression,
+        verify: a.verify,
     };
     let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
     for skipped in &r.skipped {
@@ -137,10 +147,11 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
                 s.tags.join(","),
                 output::bytes(s.logical_bytes),
                 output::bytes(s.stats.added_stored),
+                if s.damaged { "DAMAGED".into() } else { String::new() },
             ]
         })
         .collect();
-    output::table(&["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED"], &rows)?;
+    output::table(&["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED", "STATE"], &rows)?;
     println!("{} snapshots", snaps.len());
     Ok(())
 }
@@ -199,21 +210,26 @@ fn print_header(s: &SnapshotInfo) {
     println!();
 }
 
-fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<()> {
+fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
     let snap = repo.resolve(&a.snapshot)?;
     let opts = RestoreOptions {
         paths: a.paths,
         overwrite: a.overwrite,
-        ignore_errors: false,
+        ignore_errors: a.ignore_errors,
     };
     let r = cairn::restore::restore(&repo, &snap, &a.target, &opts, &ctx.bar())
         .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
+    let code = if r.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(DAMAGE) };
     if a.json {
-        return output::json(&r);
+        output::json(&r)?;
+        return Ok(code);
+    }
+    for f in &r.failed {
+        eprintln!("cairn: failed: {}: {}", f.path, f.error);
     }
     println!(
-        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every file matches its SHA-256",
+        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every restored file matches its SHA-256",
         r.files,
         r.dirs,
         r.symlinks,
@@ -221,7 +237,10 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<()> {
         snap.id.short(),
         a.target.display()
     );
-    Ok(())
+    if !r.failed.is_empty() {
+        println!("{} files could not be restored (listed above)", r.failed.len());
+    }
+    Ok(code)
 }
 
 fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {

@@ -1,0 +1,475 @@
+//! Integrity checking. `check` compares catalog, packs and manifests
+//! (structure) and, with `read_data`, re-hashes every stored chunk; `verify`
+//! rebuilds each file of one snapshot in memory against its SHA-256.
+//!
+//! Findings are data, not errors: each names the damaged object and the
+//! snapshots and files that depend on it. Leftovers of interrupted writes
+//! (packs or manifests the catalog does not list, packs nothing references)
+//! are reported but are not damage.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rayon::prelude::*;
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::catalog::{now_ns, ChunkLocation, SnapshotFilter, SnapshotInfo};
+use crate::codec::{self, Codec};
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::manifest::{self, EntryKind, Manifest};
+use crate::pack::{self, PackEntry};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::restore::stream_file;
+use crate::storage::Storage;
+
+/// One thing wrong (or left over) in a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    PackMissing { pack: String },
+    PackSize { pack: String, catalog: u64, actual: u64 },
+    PackCorrupt { pack: String, reason: String },
+    IndexMismatch { pack: String, chunk: String, reason: String },
+    ChunkCorrupt { pack: String, chunk: String, reason: String },
+    ChunkNotStored { chunk: String },
+    ManifestMissing { snapshot: String },
+    ManifestCorrupt { snapshot: String, reason: String },
+    ManifestMismatch { snapshot: String, reason: String },
+    /// A complete manifest the catalog does not list (crash before commit).
+    ManifestNotInCatalog { snapshot: String },
+    /// A pack object the catalog does not list (crash before commit).
+    UnknownPack { pack: String },
+    /// A pack none of whose chunks any snapshot uses (gc reclaims it).
+    UnreferencedPack { pack: String },
+}
+
+impl Problem {
+    /// Leftovers are harmless; everything else is damage.
+    pub fn is_damage(&self) -> bool {
+        !matches!(
+            self,
+            Problem::ManifestNotInCatalog { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. }
+        )
+    }
+}
+
+/// The files of one snapshot that a finding makes unrecoverable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    pub snapshot: String,
+    pub history: String,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub damage: bool,
+    pub affected: Vec<Affected>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Read and re-hash chunk data.
+    pub read_data: bool,
+    /// With `read_data`: only this percentage of packs, least recently
+    /// verified first.
+    pub subset_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub snapshots: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub chunks_read: u64,
+    pub bytes_read: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// True when nothing is damaged (leftovers allowed).
+    pub fn is_clean(&self) -> bool {
+        !self.findings.iter().any(|f| f.damage)
+    }
+}
+
+/// A pack as the catalog records it.
+#[derive(Debug, Clone)]
+pub(crate) struct PackRow {
+    pub rowid: i64,
+    pub id: PackId,
+    pub size: u64,
+}
+
+/// Collects findings and which chunks each one damages.
+#[derive(Default)]
+struct Findings {
+    list: Vec<(Problem, Vec<ChunkId>)>,
+}
+
+impl Findings {
+    fn add(&mut self, problem: Problem, chunks: Vec<ChunkId>) {
+        self.list.push((problem, chunks));
+    }
+}
+
+/// Runs a check; see [`CheckOptions`].
+pub fn check(repo: &Repository, opts: CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut findings = Findings::default();
+    let packs = pack_rows(repo)?;
+    report.packs = packs.len() as u64;
+    let on_disk: HashMap<String, u64> = repo
+        .storage()
+        .list("packs/")?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    let known: HashSet<String> = packs.iter().map(|p| pack::key(&p.id)).collect();
+    for key in on_disk.keys().filter(|k| !known.contains(*k)) {
+        findings.add(Problem::UnknownPack { pack: key.clone() }, vec![]);
+    }
+    let to_read = if opts.read_data { select_for_reading(&packs, opts.subset_pct) } else { HashSet::new() };
+    progress.start("check", packs.iter().filter(|p| to_read.contains(&p.rowid)).map(|p| p.size).sum());
+    // Catalog rows are fetched on this thread; packs are read in parallel
+    // a few at a time, so memory stays at a few packs.
+    for group in packs.chunks(rayon::current_num_threads().max(1) * 2) {
+        let rows: Vec<Vec<PackEntry>> = group.iter().map(|p| pack_entries(repo, p.rowid)).collect::<Result<_>>()?;
+        let storage = repo.storage();
+        let results: Vec<PackResult> = group
+            .par_iter()
+            .zip(rows)
+            .map(|(p, rows)| check_pack(storage, p, on_disk.get(&pack::key(&p.id)).copied(), rows, to_read.contains(&p.rowid), progress))
+            .collect();
+        for (p, r) in group.iter().zip(results) {
+            if r.read {
+                report.packs_read += 1;
+                report.chunks_read += r.chunks_read;
+                report.bytes_read += p.size;
+                if r.problems.is_empty() {
+                    mark_verified(repo, p.rowid)?;
+                }
+            }
+            for (problem, chunks) in r.problems {
+                findings.add(problem, chunks);
+            }
+        }
+    }
+    progress.finish();
+    let snaps = repo.snapshots(&SnapshotFilter::default())?;
+    report.snapshots = snaps.len() as u64;
+    check_manifests(repo, &snaps, &mut findings)?;
+    let referenced_packs = scan_references(repo, &mut findings)?;
+    for p in packs.iter().filter(|p| !referenced_packs.contains(&p.rowid)) {
+        findings.add(Problem::UnreferencedPack { pack: p.id.to_hex() }, vec![]);
+    }
+    report.findings = attach_affected(repo, &snaps, findings)?;
+    Ok(report)
+}
+
+pub(crate) fn pack_rows(repo: &Repository) -> Result<Vec<PackRow>> {
+    let cat = repo.catalog();
+    let mut stmt = cat
+        .conn()
+        .prepare("SELECT id, pack_id, size FROM packs ORDER BY coalesce(last_verified_ns, 0), id")
+        .map_err(|e| cat.sql_err(e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            let id: Vec<u8> = r.get(1)?;
+            Ok(PackRow {
+                rowid: r.get(0)?,
+                id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
+                size: r.get::<_, i64>(2)? as u64,
+            })
+        })
+        .map_err(|e| cat.sql_err(e))?;
+    rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.sql_err(e))
+}
+
+/// The catalog's chunk rows for one pack.
+pub(crate) fn pack_entries(repo: &Repository, pack_rowid: i64) -> Result<Vec<PackEntry>> {
+    let cat = repo.catalog();
+    let mut stmt = cat
+        .conn()
+        .prepare_cached("SELECT chunk_id, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset")
+        .map_err(|e| cat.sql_err(e))?;
+    let rows = stmt
+        .query_map([pack_rowid], |r| {
+            let id: Vec<u8> = r.get(0)?;
+            Ok(PackEntry {
+                chunk: ChunkId::from_slice(&id).unwrap_or(ChunkId([0; 32])),
+                offset: r.get::<_, i64>(1)? as u64,
+                stored_len: r.get(2)?,
+                raw_len: r.get(3)?,
+                codec: Codec::from_byte(r.get(4)?).unwrap_or(Codec::Raw),
+            })
+        })
+        .map_err(|e| cat.sql_err(e))?;
+    rows.collect::<rusqlite::Result<_>>().map_err(|e| cat.sql_err(e))
+}
+
+/// Packs least recently verified first: the first `pct` percent of them
+/// (rounded up), or all.
+fn select_for_reading(packs: &[PackRow], pct: Option<f64>) -> HashSet<i64> {
+    let n = match pct {
+        Some(p) => ((packs.len() as f64 * p.clamp(0.0, 100.0) / 100.0).ceil() as usize).min(packs.len()),
+        None => packs.len(),
+    };
+    packs.iter().take(n).map(|p| p.rowid).collect()
+}
+
+fn mark_verified(repo: &Repository, rowid: i64) -> Result<()> {
+    let cat = repo.catalog();
+    cat.conn()
+        .execute("UPDATE packs SET last_verified_ns = ?1 WHERE id = ?2", params![now_ns(), rowid])
+        .map_err(|e| cat.sql_err(e))?;
+    Ok(())
+}
+
+struct PackResult {
+    read: bool,
+    chunks_read: u64,
+    problems: Vec<(Problem, Vec<ChunkId>)>,
+}
+
+/// Checks one pack against its catalog rows; with `read`, reads the whole
+/// pack and re-hashes every chunk.
+fn check_pack(
+    storage: &dyn Storage,
+    p: &PackRow,
+    actual_size: Option<u64>,
+    rows: Vec<PackEntry>,
+    read: bool,
+    progress: &dyn Progress,
+) -> PackResult {
+    let hex = p.id.to_hex();
+    let all: Vec<ChunkId> = rows.iter().map(|e| e.chunk).collect();
+    let mut out = PackResult {
+        read: false,
+        chunks_read: 0,
+        problems: Vec::new(),
+    };
+    let Some(actual) = actual_size else {
+        out.problems.push((Problem::PackMissing { pack: hex }, all));
+        return out;
+    };
+    if actual != p.size {
+        out.problems.push((Problem::PackSize { pack: hex, catalog: p.size, actual }, all));
+        return out;
+    }
+    let (entries, bytes) = if read {
+        out.read = true;
+        let bytes = match storage.get(&pack::key(&p.id)) {
+            Ok(b) => b,
+            Err(e) => {
+                out.problems.push((Problem::PackCorrupt { pack: hex, reason: e.to_string() }, all));
+                return out;
+            }
+        };
+        progress.advance(bytes.len() as u64);
+        (pack::parse(&bytes).map_err(|r| Error::CorruptPack { pack: hex.clone(), reason: r }), Some(bytes))
+    } else {
+        (pack::read_entries(storage, &p.id, actual), None)
+    };
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => {
+            out.problems.push((Problem::PackCorrupt { pack: hex, reason: e.to_string() }, all));
+            return out;
+        }
+    };
+    let in_trailer: HashMap<ChunkId, PackEntry> = entries.iter().map(|e| (e.chunk, *e)).collect();
+    for row in &rows {
+        if in_trailer.get(&row.chunk) != Some(row) {
+            let reason = "catalog location differs from the pack trailer".to_string();
+            out.problems.push((Problem::IndexMismatch { pack: hex.clone(), chunk: row.chunk.to_hex(), reason }, vec![row.chunk]));
+        }
+    }
+    if let Some(bytes) = bytes {
+        for e in &entries {
+            out.chunks_read += 1;
+            let stored = &bytes[e.offset as usize..][..e.stored_len as usize];
+            let verdict = codec::decode(e.codec, stored, e.raw_len as usize)
+                .and_then(|raw| if ChunkId::of(&raw) == e.chunk { Ok(()) } else { Err("content does not match its id".into()) });
+            if let Err(reason) = verdict {
+                out.problems.push((Problem::ChunkCorrupt { pack: hex.clone(), chunk: e.chunk.to_hex(), reason }, vec![e.chunk]));
+            }
+        }
+        if out.problems.is_empty() && PackId::of(&bytes) != p.id {
+            out.problems.push((Problem::PackCorrupt { pack: hex, reason: "file does not match its id".into() }, vec![]));
+        }
+    }
+    out
+}
+
+/// Each listed snapshot's manifest must exist, decode, and agree with the
+/// catalog; manifests the catalog lacks are leftovers.
+fn check_manifests(repo: &Repository, snaps: &[SnapshotInfo], findings: &mut Findings) -> Result<()> {
+    let stored: HashSet<SnapshotId> = repo
+        .storage()
+        .list("snapshots/")?
+        .iter()
+        .filter_map(|o| manifest::id_from_key(&o.key))
+        .collect();
+    let listed: HashSet<SnapshotId> = snaps.iter().map(|s| s.id).collect();
+    for id in stored.difference(&listed) {
+        findings.add(Problem::ManifestNotInCatalog { snapshot: id.to_hex() }, vec![]);
+    }
+    for s in snaps {
+        let snapshot = s.id.to_hex();
+        if !stored.contains(&s.id) {
+            findings.add(Problem::ManifestMissing { snapshot }, vec![]);
+            continue;
+        }
+        let key = manifest::key(&s.id);
+        let m = match repo.storage().get(&key).and_then(|b| Manifest::decode(&b, Some(&s.id), &key)) {
+            Ok(m) => m,
+            Err(e) => {
+                findings.add(Problem::ManifestCorrupt { snapshot, reason: e.to_string() }, vec![]);
+                continue;
+            }
+        };
+        if let Some(reason) = manifest_vs_catalog(&m, s, &repo.catalog().files(s)?) {
+            findings.add(Problem::ManifestMismatch { snapshot, reason }, vec![]);
+        }
+    }
+    Ok(())
+}
+
+fn manifest_vs_catalog(m: &Manifest, s: &SnapshotInfo, files: &[manifest::FileEntry]) -> Option<String> {
+    if (m.kind.as_str(), m.name.as_str(), &m.version, &m.tags) != (s.kind.as_str(), s.name.as_str(), &s.version, &s.tags) {
+        return Some("kind, name, version or tags differ".into());
+    }
+    if m.files.len() != files.len() {
+        return Some(format!("manifest has {} entries, catalog {}", m.files.len(), files.len()));
+    }
+    let by_path: HashMap<&str, &manifest::FileEntry> = files.iter().map(|f| (f.path.as_str(), f)).collect();
+    m.files
+        .iter()
+        .find(|f| by_path.get(f.path.as_str()) != Some(f))
+        .map(|f| format!("entry `{}` differs", f.path))
+}
+
+/// One pass over every file of every snapshot: each referenced chunk must
+/// be in the catalog. Returns the packs that hold referenced chunks.
+fn scan_references(repo: &Repository, findings: &mut Findings) -> Result<HashSet<i64>> {
+    let cat = repo.catalog();
+    let mut files = cat.conn().prepare("SELECT chunks FROM files").map_err(|e| cat.sql_err(e))?;
+    let mut locate = cat
+        .conn()
+        .prepare_cached("SELECT pack FROM chunks WHERE chunk_id = ?1")
+        .map_err(|e| cat.sql_err(e))?;
+    let mut packs = HashSet::new();
+    let mut missing = HashSet::new();
+    let mut rows = files.query([]).map_err(|e| cat.sql_err(e))?;
+    while let Some(row) = rows.next().map_err(|e| cat.sql_err(e))? {
+        let blob: Vec<u8> = row.get(0).map_err(|e| cat.sql_err(e))?;
+        for id in blob.chunks_exact(32) {
+            let pack: Option<i64> = locate
+                .query_row([id], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+                .map_err(|e| cat.sql_err(e))?;
+            match pack {
+                Some(p) => {
+                    packs.insert(p);
+                }
+                None => {
+                    missing.insert(ChunkId::from_slice(id).expect("32 bytes"));
+                }
+            }
+        }
+    }
+    for chunk in missing {
+        findings.add(Problem::ChunkNotStored { chunk: chunk.to_hex() }, vec![chunk]);
+    }
+    Ok(packs)
+}
+
+/// Names, for each finding, the snapshots and files that use its chunks.
+fn attach_affected(repo: &Repository, snaps: &[SnapshotInfo], findings: Findings) -> Result<Vec<Finding>> {
+    let mut by_chunk: HashMap<ChunkId, Vec<usize>> = HashMap::new();
+    for (i, (_, chunks)) in findings.list.iter().enumerate() {
+        for c in chunks {
+            by_chunk.entry(*c).or_default().push(i);
+        }
+    }
+    let mut affected: Vec<BTreeMap<usize, Affected>> = vec![BTreeMap::new(); findings.list.len()];
+    if !by_chunk.is_empty() {
+        for (si, s) in snaps.iter().enumerate() {
+            for f in repo.catalog().files(s)?.iter().filter(|f| f.kind == EntryKind::File) {
+                let hit: HashSet<usize> = f.chunks.iter().filter_map(|c| by_chunk.get(c)).flatten().copied().collect();
+                for i in hit {
+                    affected[i]
+                        .entry(si)
+                        .or_insert_with(|| Affected {
+                            snapshot: s.id.short(),
+                            history: s.history(),
+                            files: Vec::new(),
+                        })
+                        .files
+                        .push(f.path.clone());
+                }
+            }
+        }
+    }
+    Ok(findings
+        .list
+        .into_iter()
+        .zip(affected)
+        .map(|((problem, _), a)| Finding {
+            damage: problem.is_damage(),
+            problem,
+            affected: a.into_values().collect(),
+        })
+        .collect())
+}
+
+/// A file of a verified snapshot that does not reconstruct.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyFailure {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub files: u64,
+    pub bytes: u64,
+    pub failures: Vec<VerifyFailure>,
+}
+
+/// Reconstructs every file of `snap` in memory (nothing is written) and
+/// compares it with its recorded SHA-256.
+pub fn verify(repo: &Repository, snap: &SnapshotInfo, progress: &dyn Progress) -> Result<VerifyReport> {
+    let files: Vec<_> = repo.catalog().files(snap)?.into_iter().filter(|f| f.kind == EntryKind::File).collect();
+    let located: Vec<Result<Vec<ChunkLocation>>> = files.iter().map(|f| repo.locate_all(&f.chunks)).collect();
+    progress.start("verify", files.iter().map(|f| f.size).sum());
+    let storage = repo.storage();
+    let failures: Vec<VerifyFailure> = files
+        .par_iter()
+        .zip(located)
+        .filter_map(|(f, locs)| {
+            let result = locs.and_then(|locs| {
+                stream_file(storage, f, &locs, |c| {
+                    progress.advance(c.len() as u64);
+                    Ok(())
+                })
+            });
+            result.err().map(|e| VerifyFailure {
+                path: f.path.clone(),
+                error: e.to_string(),
+            })
+        })
+        .collect();
+    progress.finish();
+    Ok(VerifyReport {
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size).sum(),
+        failures,
+    })
+}

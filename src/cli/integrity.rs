@@ -1,0 +1,151 @@
+//! `check`, `verify`, `rebuild-catalog`, `repair`, `unlock`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use cairn::check::{CheckOptions, CheckReport};
+
+use super::args::{CheckArgs, JsonArgs, UnlockArgs, VerifyArgs};
+use super::commands::{Ctx, DAMAGE};
+use super::output;
+
+fn verdict(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DAMAGE)
+    }
+}
+
+pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let opts = CheckOptions {
+        read_data: a.read_data || a.read_data_subset.is_some(),
+        subset_pct: a.read_data_subset,
+    };
+    let r = cairn::check::check(&repo, opts, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        print_check(&r);
+    }
+    Ok(verdict(r.is_clean()))
+}
+
+fn print_check(r: &CheckReport) {
+    for f in &r.findings {
+        let label = if f.damage { "DAMAGE" } else { "note" };
+        let detail = serde_json::to_value(&f.problem).unwrap_or_default();
+        println!("{label}: {}", describe(&detail));
+        for a in &f.affected {
+            println!("  affects snapshot {} ({}): {}", a.snapshot, a.history, a.files.join(", "));
+        }
+    }
+    println!(
+        "checked {} snapshots, {} packs; read {} packs, {} chunks, {}",
+        r.snapshots,
+        r.packs,
+        r.packs_read,
+        r.chunks_read,
+        output::bytes(r.bytes_read)
+    );
+    let damage = r.findings.iter().filter(|f| f.damage).count();
+    if damage == 0 {
+        println!("no damage found");
+    } else {
+        println!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
+    }
+}
+
+/// `pack_missing: pack=…` from a problem's JSON form.
+fn describe(v: &serde_json::Value) -> String {
+    let Some(map) = v.as_object() else { return v.to_string() };
+    let kind = map.get("problem").and_then(|p| p.as_str()).unwrap_or("problem").replace('_', " ");
+    let fields: Vec<String> = map
+        .iter()
+        .filter(|(k, _)| *k != "problem")
+        .map(|(k, v)| format!("{k} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .collect();
+    format!("{kind}: {}", fields.join(", "))
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let r = cairn::check::verify(&repo, &snap, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for f in &r.failures {
+            println!("FAILED {}: {}", f.path, f.error);
+        }
+        println!(
+            "verified {} files ({}) of snapshot {}: {}",
+            r.files,
+            output::bytes(r.bytes),
+            snap.id.short(),
+            if r.failures.is_empty() { "all match their SHA-256".to_string() } else { format!("{} failed", r.failures.len()) }
+        );
+    }
+    Ok(verdict(r.failures.is_empty()))
+}
+
+pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    let r = cairn::rebuild::rebuild_catalog(&path, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for u in &r.unreadable {
+            println!("unreadable {}: {}", u.key, u.error);
+        }
+        println!("rebuilt the catalog: {} packs, {} chunks, {} snapshots", r.packs, r.chunks, r.snapshots);
+        if let Some(old) = &r.old_catalog {
+            println!("the previous catalog was kept as {}", old.display());
+        }
+    }
+    Ok(verdict(r.unreadable.is_empty()))
+}
+
+pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let r = cairn::repair::repair(&repo, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for (pack, saved, lost) in &r.packs_rewritten {
+            println!("pack {pack}: {saved} chunks salvaged into a new pack, {lost} lost");
+        }
+        for m in &r.manifests_restored {
+            println!("manifest of {m} restored from the catalog");
+        }
+        for m in &r.manifests_imported {
+            println!("snapshot {m} imported from its manifest");
+        }
+        for u in &r.unresolved {
+            println!("unresolved: {u}");
+        }
+        if r.damaged_snapshots.is_empty() {
+            println!("every snapshot is complete");
+        } else {
+            println!("snapshots still missing data (marked damaged):");
+            for s in &r.damaged_snapshots {
+                println!("  {s}");
+            }
+            println!("snapshot the same source again to re-supply lost chunks, then run `cairn repair` again");
+        }
+    }
+    Ok(verdict(r.damaged_snapshots.is_empty() && r.unresolved.is_empty()))
+}
+
+pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    let storage = cairn::storage::LocalStorage::new(&path);
+    cairn::Repository::open(&path)?;
+    let removed = cairn::lock::unlock(&storage, a.all)?;
+    for r in &removed {
+        println!("removed {r}");
+    }
+    println!("{} locks removed", removed.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! Repairing a damaged repository, after `check --read-data` has said what
+//! is wrong. Nothing is silently dropped:
+//!
+//! - a damaged pack's intact chunks are copied into a new pack (durable
+//!   first), the catalog switches to it in one transaction, and only then is
+//!   the damaged pack deleted; chunks that could not be read are removed
+//!   from the catalog, so the next snapshot of the same data stores them
+//!   again (its stat cache re-reads any file whose chunks are gone);
+//! - a lost or corrupt manifest is re-written from the catalog when that
+//!   reproduces its id exactly; a manifest the catalog lacks is imported;
+//! - every snapshot that still needs a missing chunk is marked damaged (and
+//!   the mark is cleared once its chunks are back).
+
+use std::collections::{BTreeSet, HashSet};
+
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::check::{self, CheckOptions, Problem};
+use crate::codec;
+use crate::error::Result;
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::lock::Lock;
+use crate::manifest::{self, Manifest};
+use crate::pack::{self, PackWriter};
+use crate::progress::Progress;
+use crate::repository::Repository;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairReport {
+    /// Damaged packs replaced: (old pack, chunks salvaged, chunks lost).
+    pub packs_rewritten: Vec<(String, u64, u64)>,
+    pub chunks_lost: u64,
+    pub manifests_restored: Vec<String>,
+    pub manifests_imported: Vec<String>,
+    /// Snapshots that still need chunks the repository does not have.
+    pub damaged_snapshots: Vec<String>,
+    /// Problems repair could not address.
+    pub unresolved: Vec<String>,
+}
+
+/// Checks everything (reading all data) and repairs what it finds.
+pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
+    let _lock = Lock::exclusive(repo.storage(), "repair")?;
+    let found = check::check(repo, CheckOptions { read_data: true, subset_pct: None }, progress)?;
+    let mut report = RepairReport::default();
+    let mut bad_packs = BTreeSet::new();
+    for f in &found.findings {
+        match &f.problem {
+            Problem::PackMissing { pack }
+            | Problem::PackSize { pack, .. }
+            | Problem::PackCorrupt { pack, .. }
+            | Problem::IndexMismatch { pack, .. }
+            | Problem::ChunkCorrupt { pack, .. } => {
+                bad_packs.insert(pack.clone());
+            }
+            Problem::ManifestMissing { snapshot } | Problem::ManifestCorrupt { snapshot, .. } => {
+                match restore_manifest(repo, snapshot)? {
+                    true => report.manifests_restored.push(snapshot.clone()),
+                    false => report.unresolved.push(format!("manifest of {snapshot} cannot be reproduced from the catalog")),
+                }
+            }
+            Problem::ManifestNotInCatalog { snapshot } => {
+                import_manifest(repo, snapshot)?;
+                report.manifests_imported.push(snapshot.clone());
+            }
+            Problem::ManifestMismatch { snapshot, reason } => {
+                report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
+            }
+            Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } => {}
+        }
+    }
+    for hex in bad_packs {
+        let Some(id) = PackId::from_hex(&hex) else { continue };
+        let (saved, lost) = rewrite_pack(repo, &id)?;
+        report.chunks_lost += lost;
+        report.packs_rewritten.push((hex, saved, lost));
+    }
+    report.damaged_snapshots = mark_damaged(repo)?;
+    Ok(report)
+}
+
+/// Copies the intact chunks of a damaged pack into a new pack, then drops
+/// the old pack. Returns (chunks salvaged, chunks lost).
+fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
+    let cat = repo.catalog();
+    let rowid: i64 = cat
+        .conn()
+        .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&id.0[..]], |r| r.get(0))
+        .map_err(|e| cat.sql_err(e))?;
+    let wanted: HashSet<ChunkId> = check::pack_entries(repo, rowid)?.iter().map(|e| e.chunk).collect();
+    let bytes = repo.storage().get(&pack::key(id)).ok();
+    let mut writer = PackWriter::new();
+    let mut seen = HashSet::new();
+    // Salvage by the trailer if it parses; a chunk counts only if it decodes
+    // and hashes to its id.
+    if let Some(entries) = bytes.as_deref().and_then(|b| pack::parse(b).ok()) {
+        let b = bytes.as_deref().expect("parsed");
+        for e in entries.iter().filter(|e| wanted.contains(&e.chunk)) {
+            let stored = &b[e.offset as usize..][..e.stored_len as usize];
+            let ok = codec::decode(e.codec, stored, e.raw_len as usize).is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
+            if ok && seen.insert(e.chunk) {
+                writer.add(e.chunk, e.codec, e.raw_len, stored);
+            }
+        }
+    }
+    let salvaged = seen.len() as u64;
+    let lost = (wanted.len() - seen.len()) as u64;
+    let tx = cat.conn().unchecked_transaction().map_err(|e| cat.sql_err(e))?;
+    if !writer.is_empty() {
+        let sealed = writer.finish();
+        repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&sealed.id.0[..], sealed.bytes.len() as i64, sealed.entries.len() as i64, crate::catalog::now_ns()],
+        )
+        .map_err(|e| cat.sql_err(e))?;
+        let new_row: i64 = tx
+            .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&sealed.id.0[..]], |r| r.get(0))
+            .map_err(|e| cat.sql_err(e))?;
+        for e in &sealed.entries {
+            tx.execute(
+                "UPDATE chunks SET pack = ?1, offset = ?2, stored_len = ?3, raw_len = ?4, codec = ?5 WHERE chunk_id = ?6",
+                params![new_row, e.offset as i64, e.stored_len, e.raw_len, e.codec as u8, &e.chunk.0[..]],
+            )
+            .map_err(|e| cat.sql_err(e))?;
+        }
+    }
+    tx.execute("DELETE FROM chunks WHERE pack = ?1", [rowid]).map_err(|e| cat.sql_err(e))?;
+    tx.execute("DELETE FROM packs WHERE id = ?1", [rowid]).map_err(|e| cat.sql_err(e))?;
+    tx.commit().map_err(|e| cat.sql_err(e))?;
+    repo.storage().delete(&pack::key(id))?;
+    Ok((salvaged, lost))
+}
+
+/// Re-encodes a snapshot's manifest from the catalog; writes it only if it
+/// reproduces the snapshot's id (so the content is exactly the original).
+fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
+    let Some(id) = SnapshotId::from_hex(hex) else { return Ok(false) };
+    let Some(snap) = repo.snapshots(&Default::default())?.into_iter().find(|s| s.id == id) else {
+        return Ok(false);
+    };
+    let cat = repo.catalog();
+    let (host, time_ns, parent): (String, i64, Option<Vec<u8>>) = cat
+        .conn()
+        .query_row("SELECT host, time_ns, parent FROM snapshots WHERE snapshot_id = ?1", [&id.0[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| cat.sql_err(e))?;
+    let mut files = cat.files(&snap)?;
+    // Manifests list a directory before its contents, siblings by name.
+    files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    let m = Manifest {
+        kind: snap.kind,
+        name: snap.name,
+        version: snap.version,
+        tags: snap.tags,
+        description: snap.description,
+        host,
+        time_ns,
+        sources: snap.sources,
+        parent: parent.and_then(|p| SnapshotId::from_slice(&p)),
+        stats: snap.stats,
+        files,
+    };
+    let (again, bytes) = m.encode();
+    if again != id {
+        return Ok(false);
+    }
+    repo.storage().put(&manifest::key(&id), &bytes)?;
+    Ok(true)
+}
+
+fn import_manifest(repo: &Repository, hex: &str) -> Result<()> {
+    let Some(id) = SnapshotId::from_hex(hex) else { return Ok(()) };
+    let key = manifest::key(&id);
+    let m = Manifest::decode(&repo.storage().get(&key)?, Some(&id), &key)?;
+    repo.catalog().add_snapshot(&id, &m, &[])
+}
+
+/// Sets or clears each snapshot's damaged mark; returns the damaged ones.
+pub(crate) fn mark_damaged(repo: &Repository) -> Result<Vec<String>> {
+    let cat = repo.catalog();
+    let mut damaged = Vec::new();
+    for s in repo.snapshots(&Default::default())? {
+        let mut broken = false;
+        'files: for f in cat.files(&s)? {
+            for c in &f.chunks {
+                if !cat.has_chunk(c)? {
+                    broken = true;
+                    break 'files;
+                }
+            }
+        }
+        cat.conn()
+            .execute("UPDATE snapshots SET damaged = ?1 WHERE snapshot_id = ?2", params![broken as i64, &s.id.0[..]])
+            .map_err(|e| cat.sql_err(e))?;
+        if broken {
+            damaged.push(crate::selector::describe(&s));
+        }
+    }
+    Ok(damaged)
+}
