@@ -192,14 +192,20 @@ fn box_muller(r: u64) -> (f32, f32) {
     let rad = (-2.0 * ln(u1)).sqrt();
     let d = (u2 - 0.5) * std::f32::consts::FRAC_PI_2; // angle - pi/4
     let d2 = d * d;
-    let s = d * (1.0 + d2 * (-1.0 / 6.0 + d2 * (1.0 / 120.0 + d2 * (-1.0 / 5040.0 + d2 * (1.0 / 362880.0)))));
+    let s = d
+        * (1.0
+            + d2 * (-1.0 / 6.0
+                + d2 * (1.0 / 120.0 + d2 * (-1.0 / 5040.0 + d2 * (1.0 / 362880.0)))));
     let c = 1.0 + d2 * (-0.5 + d2 * (1.0 / 24.0 + d2 * (-1.0 / 720.0 + d2 * (1.0 / 40320.0))));
     let k = rad * std::f32::consts::FRAC_1_SQRT_2;
     let z0 = (c - s) * k; // rad * cos(pi/4 + d)
     let z1 = (c + s) * k; // rad * sin(pi/4 + d)
     let s0 = ((r >> 17) as u32 & 1) << 31;
     let s1 = ((r >> 16) as u32 & 1) << 31;
-    (f32::from_bits(z0.to_bits() ^ s0), f32::from_bits(z1.to_bits() ^ s1))
+    (
+        f32::from_bits(z0.to_bits() ^ s0),
+        f32::from_bits(z1.to_bits() ^ s1),
+    )
 }
 
 /// Normal deviates times `scale`, two per random word: `out.len() == 2 * r.len()`.
@@ -251,7 +257,10 @@ struct Normals {
 
 impl Normals {
     fn new(seed: u64) -> Self {
-        Normals { rng: Xoshiro256pp::new(seed), words: vec![0; BATCH / 2] }
+        Normals {
+            rng: Xoshiro256pp::new(seed),
+            words: vec![0; BATCH / 2],
+        }
     }
 
     /// Fill `out` (even length, at most BATCH) with deviates times `scale`.
@@ -286,7 +295,13 @@ fn f32_to_f16(x: f32) -> u16 {
     let exp = ((b >> 23) & 0xff) as i32;
     let man = b & 0x007f_ffff;
     if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x0200 | (man >> 13) as u16 } else { 0 };
+        return sign
+            | 0x7c00
+            | if man != 0 {
+                0x0200 | (man >> 13) as u16
+            } else {
+                0
+            };
     }
     let e = exp - 127 + 15;
     if e >= 0x1f {
@@ -326,14 +341,21 @@ fn plan(a: &Args) -> Vec<Tensor> {
         let (shape, elems) = if remaining >= HIDDEN {
             let n = per.min(remaining) / HIDDEN;
             let transposed = MODULES[(i % MODULES.len() as u64) as usize].1;
-            let shape = if transposed { vec![HIDDEN, n] } else { vec![n, HIDDEN] };
+            let shape = if transposed {
+                vec![HIDDEN, n]
+            } else {
+                vec![n, HIDDEN]
+            };
             (shape, n * HIDDEN)
         } else if tensors.is_empty() {
             (vec![remaining], remaining) // tiny file: a single 1-D tensor
         } else {
             break; // less than one row left over
         };
-        let (layer, module) = (i / MODULES.len() as u64, MODULES[(i % MODULES.len() as u64) as usize].0);
+        let (layer, module) = (
+            i / MODULES.len() as u64,
+            MODULES[(i % MODULES.len() as u64) as usize].0,
+        );
         let mut srng = Xoshiro256pp::new(mix(&[a.seed, i, TAG_SCALE]));
         let scale = 0.01 + 0.02 * srng.next_f64();
         let perturbed = matches!(a.perturb, Some(k) if i % k == k - 1);
@@ -393,7 +415,13 @@ fn jobs(tensors: &[Tensor]) -> Vec<Job> {
         let mut block = 0;
         while start < t.elems {
             let elems = BLOCK_ELEMS.min(t.elems - start);
-            v.push(Job { tensor: i as u64, block, elems, scale: t.scale, perturbed: t.perturbed });
+            v.push(Job {
+                tensor: i as u64,
+                block,
+                elems,
+                scale: t.scale,
+                perturbed: t.perturbed,
+            });
             start += elems;
             block += 1;
         }
@@ -435,8 +463,11 @@ fn run_job(seed: u64, dtype: DType, job: &Job, buf: &mut Vec<u8>) -> u64 {
     let scale = job.scale as f32;
     let nscale = (job.scale * PERTURB_REL) as f32;
     let mut base = Normals::new(mix(&[seed, job.tensor, job.block, TAG_BASE]));
-    let mut noise =
-        if job.perturbed { Some(Normals::new(mix(&[seed, job.tensor, job.block, TAG_NOISE]))) } else { None };
+    let mut noise = if job.perturbed {
+        Some(Normals::new(mix(&[seed, job.tensor, job.block, TAG_NOISE])))
+    } else {
+        None
+    };
     let mut v = vec![0f32; BATCH];
     let mut p = vec![0f32; BATCH];
     let mut orig = vec![0u8; BATCH * es];
@@ -456,7 +487,11 @@ fn run_job(seed: u64, dtype: DType, job: &Job, buf: &mut Vec<u8>) -> u64 {
                 }
                 encode_slice(dtype, &v[..k], &mut orig[..k * es]);
                 encode_slice(dtype, &p[..k], out);
-                changed += out.chunks_exact(es).zip(orig.chunks_exact(es)).filter(|(a, b)| a != b).count() as u64;
+                changed += out
+                    .chunks_exact(es)
+                    .zip(orig.chunks_exact(es))
+                    .filter(|(a, b)| a != b)
+                    .count() as u64;
             }
         }
         done += k;
@@ -466,7 +501,10 @@ fn run_job(seed: u64, dtype: DType, job: &Job, buf: &mut Vec<u8>) -> u64 {
 
 fn generate(a: &Args, tensors: &[Tensor], file: &mut File) -> std::io::Result<u64> {
     let jobs = jobs(tensors);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 16);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
     let (seed, dtype) = (a.seed, a.dtype);
     let mut changed = 0u64;
     std::thread::scope(|s| -> std::io::Result<()> {
@@ -544,7 +582,10 @@ fn parse_args() -> Result<Args, String> {
             _ => (arg.clone(), None),
         };
         let mut val = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
         };
         match key.as_str() {
             "-h" | "--help" => {
@@ -552,9 +593,15 @@ fn parse_args() -> Result<Args, String> {
                 exit(0);
             }
             "--size" => a.size = parse_size(&val("--size")?)?,
-            "--seed" => a.seed = val("--seed")?.parse().map_err(|e| format!("bad --seed: {e}"))?,
+            "--seed" => {
+                a.seed = val("--seed")?
+                    .parse()
+                    .map_err(|e| format!("bad --seed: {e}"))?
+            }
             "--perturb" => {
-                let k: u64 = val("--perturb")?.parse().map_err(|e| format!("bad --perturb: {e}"))?;
+                let k: u64 = val("--perturb")?
+                    .parse()
+                    .map_err(|e| format!("bad --perturb: {e}"))?;
                 a.perturb = if k == 0 { None } else { Some(k) };
             }
             "--dtype" => {
@@ -566,7 +613,9 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--tensors-mb" => {
-                let mb: f64 = val("--tensors-mb")?.parse().map_err(|e| format!("bad --tensors-mb: {e}"))?;
+                let mb: f64 = val("--tensors-mb")?
+                    .parse()
+                    .map_err(|e| format!("bad --tensors-mb: {e}"))?;
                 if !(mb > 0.0 && mb.is_finite()) {
                     return Err("--tensors-mb must be positive".into());
                 }
@@ -604,11 +653,20 @@ fn write_model(a: &Args) -> std::io::Result<(u64, usize, usize, u64, u64)> {
     let data: u64 = tensors.iter().map(|t| t.elems * a.dtype.size()).sum();
     let pert: Vec<&Tensor> = tensors.iter().filter(|t| t.perturbed).collect();
     let pert_elems = pert.iter().map(|t| t.elems).sum();
-    Ok((hdr.len() as u64 + data, tensors.len(), pert.len(), changed, pert_elems))
+    Ok((
+        hdr.len() as u64 + data,
+        tensors.len(),
+        pert.len(),
+        changed,
+        pert_elems,
+    ))
 }
 
 fn tmp_path(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     out.with_file_name(name)
 }
@@ -628,7 +686,11 @@ fn main() {
             let pert = match a.perturb {
                 Some(k) => format!(
                     ", perturbed {npert} (every {k}th; {:.1}% of their values changed)",
-                    if pert_elems > 0 { 100.0 * changed as f64 / pert_elems as f64 } else { 0.0 }
+                    if pert_elems > 0 {
+                        100.0 * changed as f64 / pert_elems as f64
+                    } else {
+                        0.0
+                    }
                 ),
                 None => ", perturbed 0".to_string(),
             };
@@ -681,12 +743,12 @@ mod tests {
             (65504.0, 0x7bff),
             (65520.0, 0x7c00), // rounds up to infinity
             (f32::INFINITY, 0x7c00),
-            (6.103515625e-5, 0x0400),   // smallest normal
-            (5.960464477539063e-8, 0x0001), // smallest subnormal
-            (2.980232238769531e-8, 0x0000), // half of it: tie to even -> 0
-            (4.470348358154297e-8, 0x0001), // 0.75 of it -> 1
+            (f32::from_bits(113 << 23), 0x0400), // smallest normal
+            (f32::from_bits(103 << 23), 0x0001), // smallest subnormal
+            (f32::from_bits(102 << 23), 0x0000), // half of it: tie to even -> 0
+            (f32::from_bits(102 << 23 | 1 << 22), 0x0001), // 0.75 of it -> 1
             (0.1, 0x2e66),
-            (0.333333333, 0x3555),
+            (1.0 / 3.0, 0x3555),
         ] {
             assert_eq!(f32_to_f16(x), h, "{x}");
         }

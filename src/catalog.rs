@@ -106,7 +106,10 @@ pub struct SnapshotInfo {
     pub(crate) rowid: i64,
 }
 
-pub(crate) fn hex_id<S: serde::Serializer>(id: &SnapshotId, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn hex_id<S: serde::Serializer>(
+    id: &SnapshotId,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&id.to_hex())
 }
 
@@ -150,7 +153,9 @@ fn chunks_to_blob(chunks: &[ChunkId]) -> Vec<u8> {
 }
 
 fn blob_to_chunks(blob: &[u8]) -> Vec<ChunkId> {
-    blob.chunks_exact(32).filter_map(ChunkId::from_slice).collect()
+    blob.chunks_exact(32)
+        .filter_map(ChunkId::from_slice)
+        .collect()
 }
 
 fn kind_code(kind: EntryKind) -> i64 {
@@ -192,13 +197,21 @@ impl Catalog {
     }
 
     fn init(&self) -> Result<()> {
-        self.conn.busy_timeout(Duration::from_secs(60)).map_err(self.err())?;
         self.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .busy_timeout(Duration::from_secs(60))
+            .map_err(self.err())?;
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+            )
             .map_err(self.err())?;
         let has_meta: bool = self
             .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name='meta'", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name='meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map_err(self.err())?
             > 0;
         if !has_meta {
@@ -213,7 +226,11 @@ impl Catalog {
         }
         let found: String = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(self.err())?;
         match found.parse::<u32>() {
             Ok(SCHEMA_VERSION) => Ok(()),
@@ -263,7 +280,13 @@ impl Catalog {
             .map_err(self.err())?;
         stmt.query_row([&id.0[..]], |r| {
             let pack: Vec<u8> = r.get(0)?;
-            Ok((pack, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?, r.get::<_, u8>(4)?))
+            Ok((
+                pack,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, u8>(4)?,
+            ))
         })
         .optional()
         .map_err(self.err())?
@@ -294,7 +317,11 @@ impl Catalog {
         )
         .map_err(self.err())?;
         let pack: i64 = tx
-            .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&id.0[..]], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM packs WHERE pack_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
             .map_err(self.err())?;
         {
             let mut stmt = tx
@@ -304,8 +331,15 @@ impl Catalog {
                 )
                 .map_err(self.err())?;
             for e in entries {
-                stmt.execute(params![&e.chunk.0[..], pack, e.offset as i64, e.stored_len, e.raw_len, e.codec as u8])
-                    .map_err(self.err())?;
+                stmt.execute(params![
+                    &e.chunk.0[..],
+                    pack,
+                    e.offset as i64,
+                    e.stored_len,
+                    e.raw_len,
+                    e.codec as u8
+                ])
+                .map_err(self.err())?;
             }
         }
         tx.commit().map_err(self.err())
@@ -381,9 +415,13 @@ impl Catalog {
             )
             .map_err(self.err())?;
         let rows = stmt
-            .query_map(params![filter.kind, filter.name, filter.tag], snapshot_from_row)
+            .query_map(
+                params![filter.kind, filter.name, filter.tag],
+                snapshot_from_row,
+            )
             .map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
     }
 
     /// The file entries of a snapshot, sorted by path.
@@ -411,7 +449,8 @@ impl Catalog {
                 })
             })
             .map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err())
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
     }
 
     /// The stat-cache record of `path` in snapshot `snap`, if it was a file.
@@ -441,9 +480,11 @@ impl Catalog {
     /// Totals over all packs: (pack count, stored bytes).
     pub fn pack_totals(&self) -> Result<(u64, u64)> {
         self.conn
-            .query_row("SELECT count(*), coalesce(sum(size), 0) FROM packs", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-            })
+            .query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM packs",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
             .map_err(self.err())
     }
 
@@ -505,7 +546,9 @@ impl Catalog {
         )
         .map_err(self.err())?;
         {
-            let mut files = tx.prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1").map_err(self.err())?;
+            let mut files = tx
+                .prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1")
+                .map_err(self.err())?;
             let mut insert = tx
                 .prepare_cached("INSERT OR IGNORE INTO temp.referenced(chunk_id) VALUES (?1)")
                 .map_err(self.err())?;
@@ -527,7 +570,8 @@ impl Catalog {
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )
             .map_err(self.err())?;
-        tx.execute_batch("DELETE FROM temp.referenced;").map_err(self.err())?;
+        tx.execute_batch("DELETE FROM temp.referenced;")
+            .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
         Ok(totals)
     }

@@ -146,7 +146,9 @@ pub(crate) mod tests {
     #[test]
     fn golden_boundaries_default_params() {
         let data = stream(1 << 20, 42);
-        let lens = Chunker::new(ChunkerParams::default()).unwrap().split_all(&data);
+        let lens = Chunker::new(ChunkerParams::default())
+            .unwrap()
+            .split_all(&data);
         assert_eq!(lens.iter().sum::<usize>(), data.len());
         assert_eq!(lens, GOLDEN_DEFAULT);
     }
@@ -158,9 +160,12 @@ pub(crate) mod tests {
     }
 
     const GOLDEN_DEFAULT: &[usize] = &[
-        106594, 75208, 19070, 105223, 66060, 92895, 156030, 42707, 136630, 120388, 69647, 50111, 8013,
+        106594, 75208, 19070, 105223, 66060, 92895, 156030, 42707, 136630, 120388, 69647, 50111,
+        8013,
     ];
-    const GOLDEN_SMALL: &[usize] = &[10041, 3108, 5874, 7972, 4176, 8311, 7262, 8242, 4603, 1037, 3045, 1865];
+    const GOLDEN_SMALL: &[usize] = &[
+        10041, 3108, 5874, 7972, 4176, 8311, 7262, 8242, 4603, 1037, 3045, 1865,
+    ];
 
     #[test]
     fn matches_fastcdc_reference_iterator() {
@@ -200,7 +205,11 @@ pub(crate) mod tests {
         let chunker = small();
         let whole = chunker.split_all(&data);
         for piece in [1, 37, 255, 4096, 65_536, 1 << 20] {
-            assert_eq!(split_streaming(&chunker, &data, piece), whole, "piece {piece}");
+            assert_eq!(
+                split_streaming(&chunker, &data, piece),
+                whole,
+                "piece {piece}"
+            );
         }
     }
 
@@ -217,7 +226,12 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_unsupported_params() {
-        for (min, avg, max) in [(1, 2, 3), (4096, 4096, 8192), (16, 64, 256), (1024, 4096, 1 << 25)] {
+        for (min, avg, max) in [
+            (1, 2, 3),
+            (4096, 4096, 8192),
+            (16, 64, 256),
+            (1024, 4096, 1 << 25),
+        ] {
             assert!(ChunkerParams { min, avg, max }.validate().is_err());
         }
         assert!(ChunkerParams::with_average(1 << 20).validate().is_ok());

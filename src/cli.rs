@@ -40,8 +40,9 @@ fn report(err: anyhow::Error) -> ExitCode {
             shown.push_str(&text);
         }
     }
-    let damage = err
-        .chain()
-        .any(|c| c.downcast_ref::<cairn::Error>().is_some_and(cairn::Error::is_damage));
+    let damage = err.chain().any(|c| {
+        c.downcast_ref::<cairn::Error>()
+            .is_some_and(cairn::Error::is_damage)
+    });
     ExitCode::from(if damage { 1 } else { 2 })
 }

@@ -56,7 +56,10 @@ impl RepoConfig {
         };
         let cfg: RepoConfig = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         if cfg.format != FORMAT_NAME {
-            return Err(bad(format!("format is `{}`, not `{FORMAT_NAME}`", cfg.format)));
+            return Err(bad(format!(
+                "format is `{}`, not `{FORMAT_NAME}`",
+                cfg.format
+            )));
         }
         if cfg.version > REPO_VERSION {
             return Err(Error::UnsupportedVersion {
@@ -95,9 +98,14 @@ mod tests {
     #[test]
     fn json_round_trip_and_validation() {
         let cfg = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
-        assert_eq!(RepoConfig::from_json(&cfg.to_json(), "config").unwrap(), cfg);
+        assert_eq!(
+            RepoConfig::from_json(&cfg.to_json(), "config").unwrap(),
+            cfg
+        );
         assert!(RepoConfig::from_json(b"{}", "config").is_err());
-        let newer = String::from_utf8(cfg.to_json()).unwrap().replace("\"version\": 1", "\"version\": 9");
+        let newer = String::from_utf8(cfg.to_json())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 9");
         assert!(matches!(
             RepoConfig::from_json(newer.as_bytes(), "config"),
             Err(Error::UnsupportedVersion { found: 9, .. })

@@ -50,7 +50,9 @@ pub fn diff(old: &[FileEntry], new: &[FileEntry]) -> Diff {
             }
             std::cmp::Ordering::Equal => {
                 let (a, b) = (&old[i], &new[j]);
-                if (a.kind, a.mode, &a.sha256, &a.link_target) != (b.kind, b.mode, &b.sha256, &b.link_target) {
+                if (a.kind, a.mode, &a.sha256, &a.link_target)
+                    != (b.kind, b.mode, &b.sha256, &b.link_target)
+                {
                     out.changed.push(change(Some(a), Some(b)));
                 }
                 i += 1;

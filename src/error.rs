@@ -58,7 +58,9 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("catalog {path} is missing; `cairn rebuild-catalog` recreates it from packs and manifests")]
+    #[error(
+        "catalog {path} is missing; `cairn rebuild-catalog` recreates it from packs and manifests"
+    )]
     CatalogMissing { path: PathBuf },
 
     #[error("catalog {path}: {source} (if the catalog is damaged, `cairn rebuild-catalog` recreates it)")]
@@ -83,13 +85,17 @@ pub enum Error {
     #[error("invalid snapshot selector `{selector}`: {reason}")]
     BadSelector { selector: String, reason: String },
 
-    #[error("{path} changed while it was read ({reason}); snapshot aborted, nothing was committed")]
+    #[error(
+        "{path} changed while it was read ({reason}); snapshot aborted, nothing was committed"
+    )]
     SourceChanged { path: PathBuf, reason: String },
 
     #[error("{path} already exists (use --overwrite to replace it)")]
     TargetExists { path: PathBuf },
 
-    #[error("{path}: restored content does not match its SHA-256 (expected {expected}, got {actual})")]
+    #[error(
+        "{path}: restored content does not match its SHA-256 (expected {expected}, got {actual})"
+    )]
     DigestMismatch {
         path: String,
         expected: String,
@@ -102,7 +108,9 @@ pub enum Error {
     #[error("unsafe path in manifest: {path}")]
     UnsafePath { path: String },
 
-    #[error("repository is locked: {holder}\n(if that process is gone, `cairn unlock` clears its lock)")]
+    #[error(
+        "repository is locked: {holder}\n(if that process is gone, `cairn unlock` clears its lock)"
+    )]
     Locked { holder: String },
 
     #[error("{0}")]

@@ -38,7 +38,11 @@ pub struct ReadJob {
 #[derive(Debug, Clone, Copy)]
 pub enum Piece {
     /// `data[start..start + len]` is the next chunk of `file`.
-    Chunk { file: usize, start: usize, len: usize },
+    Chunk {
+        file: usize,
+        start: usize,
+        len: usize,
+    },
     /// `file` has been read completely.
     FileDone { file: usize, sha256: [u8; 32] },
 }

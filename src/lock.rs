@@ -37,7 +37,11 @@ impl LockInfo {
         let t = chrono::DateTime::from_timestamp_nanos(self.time_ns);
         format!(
             "{} lock for `{}` held by pid {} on {} since {} ({key})",
-            if self.exclusive { "exclusive" } else { "shared" },
+            if self.exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
             self.purpose,
             self.pid,
             self.host,
@@ -87,7 +91,14 @@ impl<'s> Lock<'s> {
             time_ns: now_ns(),
         };
         let key = format!("{PREFIX}{}.lock", crate::config::random_hex(16));
-        storage.put(&key, &serde_json::to_vec(&info).expect("lock info serialises"))?;
+        if let Err(e) = storage.put(
+            &key,
+            &serde_json::to_vec(&info).expect("lock info serialises"),
+        ) {
+            // A backend may have left part of it; never leave a torn lock.
+            let _ = storage.delete(&key);
+            return Err(e);
+        }
         let lock = Lock { storage, key };
         for (other_key, other) in list(storage)? {
             if other_key == lock.key || !(exclusive || other.exclusive) {
@@ -157,7 +168,11 @@ mod tests {
         let b = Lock::shared(&s, "snapshot").unwrap();
         let err = Lock::exclusive(&s, "gc").unwrap_err().to_string();
         assert!(err.contains("shared lock for `snapshot`"), "{err}");
-        assert_eq!(list(&s).unwrap().len(), 2, "the failed attempt removed its own lock");
+        assert_eq!(
+            list(&s).unwrap().len(),
+            2,
+            "the failed attempt removed its own lock"
+        );
         drop((a, b));
         let x = Lock::exclusive(&s, "gc").unwrap();
         assert!(Lock::shared(&s, "snapshot").is_err());
@@ -179,11 +194,16 @@ mod tests {
             purpose: "gc".into(),
             time_ns: 0,
         };
-        s.put("locks/old.lock", &serde_json::to_vec(&stale).unwrap()).unwrap();
+        s.put("locks/old.lock", &serde_json::to_vec(&stale).unwrap())
+            .unwrap();
         let _ok = Lock::shared(&s, "snapshot").unwrap();
         assert_eq!(list(&s).unwrap().len(), 1);
-        let live = LockInfo { pid: std::process::id(), ..stale };
-        s.put("locks/live.lock", &serde_json::to_vec(&live).unwrap()).unwrap();
+        let live = LockInfo {
+            pid: std::process::id(),
+            ..stale
+        };
+        s.put("locks/live.lock", &serde_json::to_vec(&live).unwrap())
+            .unwrap();
         assert!(unlock(&s, false).unwrap().is_empty());
         assert_eq!(unlock(&s, true).unwrap().len(), 2);
     }

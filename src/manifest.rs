@@ -143,7 +143,8 @@ impl Manifest {
             }
         }
         let (manifest, used): (Manifest, usize) =
-            bincode::serde::decode_from_slice(&body, bincode_config()).map_err(|e| corrupt(e.to_string()))?;
+            bincode::serde::decode_from_slice(&body, bincode_config())
+                .map_err(|e| corrupt(e.to_string()))?;
         if used != body.len() {
             return Err(corrupt("trailing bytes after the body".into()));
         }
@@ -191,7 +192,10 @@ pub(crate) mod tests {
         let (id, bytes) = m.encode();
         assert_eq!(Manifest::decode(&bytes, Some(&id), "k").unwrap(), m);
         let other = SnapshotId::of(b"other");
-        assert!(matches!(Manifest::decode(&bytes, Some(&other), "k"), Err(Error::CorruptManifest { .. })));
+        assert!(matches!(
+            Manifest::decode(&bytes, Some(&other), "k"),
+            Err(Error::CorruptManifest { .. })
+        ));
         assert_eq!(id_from_key(&key(&id)), Some(id));
     }
 
@@ -240,6 +244,9 @@ pub(crate) mod tests {
         assert!(Manifest::decode(&huge, None, "k").is_err());
         let mut newer = bytes;
         newer[8] = 2;
-        assert!(matches!(Manifest::decode(&newer, None, "k"), Err(Error::UnsupportedVersion { found: 2, .. })));
+        assert!(matches!(
+            Manifest::decode(&newer, None, "k"),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
     }
 }

@@ -121,7 +121,8 @@ impl PackWriter {
         }
         let checksum = blake3::hash(&self.buf[trailer_offset as usize..]);
         self.buf.extend_from_slice(&trailer_offset.to_le_bytes());
-        self.buf.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(&VERSION.to_le_bytes());
         self.buf.extend_from_slice(checksum.as_bytes());
         self.buf.extend_from_slice(&END_MAGIC);
@@ -189,7 +190,10 @@ pub fn parse_footer(footer: &[u8], file_len: u64) -> std::result::Result<Footer,
 }
 
 /// Parses and validates the trailer entries described by `footer`.
-pub fn parse_trailer(trailer: &[u8], footer: &Footer) -> std::result::Result<Vec<PackEntry>, String> {
+pub fn parse_trailer(
+    trailer: &[u8],
+    footer: &Footer,
+) -> std::result::Result<Vec<PackEntry>, String> {
     if trailer.len() != footer.count as usize * ENTRY_LEN {
         return Err("trailer length does not match the footer".into());
     }
@@ -207,8 +211,12 @@ pub fn parse_trailer(trailer: &[u8], footer: &Footer) -> std::result::Result<Vec
             codec: Codec::from_byte(raw[48]).ok_or_else(|| format!("unknown codec {}", raw[48]))?,
         };
         let end = entry.offset + entry.stored_len as u64;
-        if entry.offset < next_free || end > footer.trailer_offset || entry.raw_len > MAX_CHUNK_LEN {
-            return Err(format!("entry for chunk {} has an impossible extent", entry.chunk));
+        if entry.offset < next_free || end > footer.trailer_offset || entry.raw_len > MAX_CHUNK_LEN
+        {
+            return Err(format!(
+                "entry for chunk {} has an impossible extent",
+                entry.chunk
+            ));
         }
         next_free = end;
         entries.push(entry);
@@ -221,7 +229,10 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Vec<PackEntry>, String> {
     parse_header(bytes)?;
     let len = bytes.len();
     let footer = parse_footer(&bytes[len.saturating_sub(FOOTER_LEN)..], len as u64)?;
-    parse_trailer(&bytes[footer.trailer_offset as usize..len - FOOTER_LEN], &footer)
+    parse_trailer(
+        &bytes[footer.trailer_offset as usize..len - FOOTER_LEN],
+        &footer,
+    )
 }
 
 /// Reads a pack's trailer through storage with two range reads.
@@ -264,7 +275,10 @@ mod tests {
         assert_eq!(parse(&pack.bytes).unwrap(), pack.entries);
         for (e, c) in pack.entries.iter().zip(&chunks) {
             let stored = &pack.bytes[e.offset as usize..][..e.stored_len as usize];
-            assert_eq!(&crate::codec::decode(e.codec, stored, e.raw_len as usize).unwrap(), c);
+            assert_eq!(
+                &crate::codec::decode(e.codec, stored, e.raw_len as usize).unwrap(),
+                c
+            );
         }
     }
 

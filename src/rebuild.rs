@@ -72,7 +72,11 @@ pub fn rebuild_catalog(root: &Path, progress: &dyn Progress) -> Result<RebuildRe
 }
 
 fn remove_db(path: &Path) -> Result<()> {
-    for p in [path.to_path_buf(), PathBuf::from(format!("{}-wal", path.display())), PathBuf::from(format!("{}-shm", path.display()))] {
+    for p in [
+        path.to_path_buf(),
+        PathBuf::from(format!("{}-wal", path.display())),
+        PathBuf::from(format!("{}-shm", path.display())),
+    ] {
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -82,13 +86,21 @@ fn remove_db(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn import_packs(storage: &dyn Storage, catalog: &Catalog, report: &mut RebuildReport, progress: &dyn Progress) -> Result<()> {
+fn import_packs(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    report: &mut RebuildReport,
+    progress: &dyn Progress,
+) -> Result<()> {
     let packs = storage.list("packs/")?;
     progress.start("rebuild", packs.len() as u64);
     for obj in packs {
         progress.advance(1);
         let Some(id) = pack::id_from_key(&obj.key) else {
-            report.unreadable.push(Unreadable { key: obj.key, error: "not a pack name".into() });
+            report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: "not a pack name".into(),
+            });
             continue;
         };
         match pack::read_entries(storage, &id, obj.size) {
@@ -97,22 +109,40 @@ fn import_packs(storage: &dyn Storage, catalog: &Catalog, report: &mut RebuildRe
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
             }
-            Err(e) => report.unreadable.push(Unreadable { key: obj.key, error: e.to_string() }),
+            Err(e) => report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: e.to_string(),
+            }),
         }
     }
     progress.finish();
     Ok(())
 }
 
-fn import_manifests(storage: &dyn Storage, catalog: &Catalog, report: &mut RebuildReport) -> Result<()> {
+fn import_manifests(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    report: &mut RebuildReport,
+) -> Result<()> {
     let mut manifests = Vec::new();
     for obj in storage.list("snapshots/")? {
         let decoded = manifest::id_from_key(&obj.key)
-            .ok_or_else(|| Error::CorruptManifest { key: obj.key.clone(), reason: "not a manifest name".into() })
-            .and_then(|id| Ok((id, Manifest::decode(&storage.get(&obj.key)?, Some(&id), &obj.key)?)));
+            .ok_or_else(|| Error::CorruptManifest {
+                key: obj.key.clone(),
+                reason: "not a manifest name".into(),
+            })
+            .and_then(|id| {
+                Ok((
+                    id,
+                    Manifest::decode(&storage.get(&obj.key)?, Some(&id), &obj.key)?,
+                ))
+            });
         match decoded {
             Ok(m) => manifests.push(m),
-            Err(e) => report.unreadable.push(Unreadable { key: obj.key, error: e.to_string() }),
+            Err(e) => report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: e.to_string(),
+            }),
         }
     }
     manifests.sort_by_key(|(id, m)| (m.time_ns, *id));

@@ -42,7 +42,14 @@ pub struct RepairReport {
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
     let _lock = Lock::exclusive(repo.storage(), "repair")?;
-    let found = check::check(repo, CheckOptions { read_data: true, subset_pct: None }, progress)?;
+    let found = check::check(
+        repo,
+        CheckOptions {
+            read_data: true,
+            subset_pct: None,
+        },
+        progress,
+    )?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();
     for f in &found.findings {
@@ -71,7 +78,9 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
         }
     }
     for hex in bad_packs {
-        let Some(id) = PackId::from_hex(&hex) else { continue };
+        let Some(id) = PackId::from_hex(&hex) else {
+            continue;
+        };
         let (saved, lost) = rewrite_pack(repo, &id)?;
         report.chunks_lost += lost;
         report.packs_rewritten.push((hex, saved, lost));
@@ -86,9 +95,16 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
     let cat = repo.catalog();
     let rowid: i64 = cat
         .conn()
-        .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&id.0[..]], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM packs WHERE pack_id = ?1",
+            [&id.0[..]],
+            |r| r.get(0),
+        )
         .map_err(|e| cat.sql_err(e))?;
-    let wanted: HashSet<ChunkId> = check::pack_entries(repo, rowid)?.iter().map(|e| e.chunk).collect();
+    let wanted: HashSet<ChunkId> = check::pack_entries(repo, rowid)?
+        .iter()
+        .map(|e| e.chunk)
+        .collect();
     let bytes = repo.storage().get(&pack::key(id)).ok();
     let mut writer = PackWriter::new();
     let mut seen = HashSet::new();
@@ -98,7 +114,8 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
         let b = bytes.as_deref().expect("parsed");
         for e in entries.iter().filter(|e| wanted.contains(&e.chunk)) {
             let stored = &b[e.offset as usize..][..e.stored_len as usize];
-            let ok = codec::decode(e.codec, stored, e.raw_len as usize).is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
+            let ok = codec::decode(e.codec, stored, e.raw_len as usize)
+                .is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
             if ok && seen.insert(e.chunk) {
                 writer.add(e.chunk, e.codec, e.raw_len, stored);
             }
@@ -106,7 +123,10 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
     }
     let salvaged = seen.len() as u64;
     let lost = (wanted.len() - seen.len()) as u64;
-    let tx = cat.conn().unchecked_transaction().map_err(|e| cat.sql_err(e))?;
+    let tx = cat
+        .conn()
+        .unchecked_transaction()
+        .map_err(|e| cat.sql_err(e))?;
     if !writer.is_empty() {
         let sealed = writer.finish();
         repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
@@ -116,7 +136,11 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
         )
         .map_err(|e| cat.sql_err(e))?;
         let new_row: i64 = tx
-            .query_row("SELECT id FROM packs WHERE pack_id = ?1", [&sealed.id.0[..]], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM packs WHERE pack_id = ?1",
+                [&sealed.id.0[..]],
+                |r| r.get(0),
+            )
             .map_err(|e| cat.sql_err(e))?;
         for e in &sealed.entries {
             tx.execute(
@@ -126,8 +150,10 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             .map_err(|e| cat.sql_err(e))?;
         }
     }
-    tx.execute("DELETE FROM chunks WHERE pack = ?1", [rowid]).map_err(|e| cat.sql_err(e))?;
-    tx.execute("DELETE FROM packs WHERE id = ?1", [rowid]).map_err(|e| cat.sql_err(e))?;
+    tx.execute("DELETE FROM chunks WHERE pack = ?1", [rowid])
+        .map_err(|e| cat.sql_err(e))?;
+    tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
+        .map_err(|e| cat.sql_err(e))?;
     tx.commit().map_err(|e| cat.sql_err(e))?;
     repo.storage().delete(&pack::key(id))?;
     Ok((salvaged, lost))
@@ -136,16 +162,24 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
 /// Re-encodes a snapshot's manifest from the catalog; writes it only if it
 /// reproduces the snapshot's id (so the content is exactly the original).
 fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
-    let Some(id) = SnapshotId::from_hex(hex) else { return Ok(false) };
-    let Some(snap) = repo.snapshots(&Default::default())?.into_iter().find(|s| s.id == id) else {
+    let Some(id) = SnapshotId::from_hex(hex) else {
+        return Ok(false);
+    };
+    let Some(snap) = repo
+        .snapshots(&Default::default())?
+        .into_iter()
+        .find(|s| s.id == id)
+    else {
         return Ok(false);
     };
     let cat = repo.catalog();
     let (host, time_ns, parent): (String, i64, Option<Vec<u8>>) = cat
         .conn()
-        .query_row("SELECT host, time_ns, parent FROM snapshots WHERE snapshot_id = ?1", [&id.0[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT host, time_ns, parent FROM snapshots WHERE snapshot_id = ?1",
+            [&id.0[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .map_err(|e| cat.sql_err(e))?;
     let mut files = cat.files(&snap)?;
     // Manifests list a directory before its contents, siblings by name.
@@ -172,7 +206,9 @@ fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
 }
 
 fn import_manifest(repo: &Repository, hex: &str) -> Result<()> {
-    let Some(id) = SnapshotId::from_hex(hex) else { return Ok(()) };
+    let Some(id) = SnapshotId::from_hex(hex) else {
+        return Ok(());
+    };
     let key = manifest::key(&id);
     let m = Manifest::decode(&repo.storage().get(&key)?, Some(&id), &key)?;
     repo.catalog().add_snapshot(&id, &m, &[])
@@ -193,7 +229,10 @@ pub(crate) fn mark_damaged(repo: &Repository) -> Result<Vec<String>> {
             }
         }
         cat.conn()
-            .execute("UPDATE snapshots SET damaged = ?1 WHERE snapshot_id = ?2", params![broken as i64, &s.id.0[..]])
+            .execute(
+                "UPDATE snapshots SET damaged = ?1 WHERE snapshot_id = ?2",
+                params![broken as i64, &s.id.0[..]],
+            )
             .map_err(|e| cat.sql_err(e))?;
         if broken {
             damaged.push(crate::selector::describe(&s));

@@ -61,7 +61,9 @@ impl Repository {
     pub fn open_with(path: &Path, storage: Box<dyn Storage>) -> Result<Self> {
         let bytes = match storage.get(config::KEY) {
             Ok(bytes) => bytes,
-            Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
+            Err(Error::ObjectNotFound { .. }) => {
+                return Err(Error::RepoNotFound { path: path.into() })
+            }
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
                 return Err(Error::RepoNotFound { path: path.into() })
             }
@@ -98,7 +100,12 @@ impl Repository {
     }
 
     /// Takes a snapshot (see [`snapshot::create`]).
-    pub fn snapshot(&self, sources: &[PathBuf], opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotReport> {
+    pub fn snapshot(
+        &self,
+        sources: &[PathBuf],
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotReport> {
         snapshot::create(self, sources, opts, progress)
     }
 
@@ -118,7 +125,11 @@ impl Repository {
     pub fn locate_all(&self, chunks: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
         chunks
             .iter()
-            .map(|id| self.catalog.locate(id)?.ok_or(Error::ChunkMissing { chunk: *id }))
+            .map(|id| {
+                self.catalog
+                    .locate(id)?
+                    .ok_or(Error::ChunkMissing { chunk: *id })
+            })
             .collect()
     }
 }

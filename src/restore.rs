@@ -59,29 +59,42 @@ pub fn check_path(path: &str) -> Result<()> {
     let ok = !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\0')
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if ok {
         Ok(())
     } else {
-        Err(Error::UnsafePath { path: path.to_string() })
+        Err(Error::UnsafePath {
+            path: path.to_string(),
+        })
     }
 }
 
 /// The entries selected by `paths` (all when empty); a path that selects
 /// nothing is an error naming it.
-pub fn select(entries: Vec<FileEntry>, paths: &[String], snapshot: &SnapshotInfo) -> Result<Vec<FileEntry>> {
+pub fn select(
+    entries: Vec<FileEntry>,
+    paths: &[String],
+    snapshot: &SnapshotInfo,
+) -> Result<Vec<FileEntry>> {
     if paths.is_empty() {
         return Ok(entries);
     }
     let wanted: Vec<&str> = paths.iter().map(|p| p.trim_matches('/')).collect();
-    let under = |e: &FileEntry, w: &str| e.path == w || e.path.strip_prefix(w).is_some_and(|r| r.starts_with('/'));
+    let under = |e: &FileEntry, w: &str| {
+        e.path == w || e.path.strip_prefix(w).is_some_and(|r| r.starts_with('/'))
+    };
     if let Some(missing) = wanted.iter().find(|w| !entries.iter().any(|e| under(e, w))) {
         return Err(Error::PathNotInSnapshot {
             path: missing.to_string(),
             snapshot: snapshot.id.short(),
         });
     }
-    Ok(entries.into_iter().filter(|e| wanted.iter().any(|w| under(e, w))).collect())
+    Ok(entries
+        .into_iter()
+        .filter(|e| wanted.iter().any(|w| under(e, w)))
+        .collect())
 }
 
 /// Restores `snap` (or the selected parts) under `target`.
@@ -110,8 +123,10 @@ pub fn restore(
             fs::create_dir(&path).at(&path)?;
         }
     }
-    let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> =
-        files.iter().map(|f| (*f, repo.locate_all(&f.chunks))).collect();
+    let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
+        .iter()
+        .map(|f| (*f, repo.locate_all(&f.chunks)))
+        .collect();
     progress.start("restore", files.iter().map(|f| f.size).sum());
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
@@ -123,10 +138,13 @@ pub fn restore(
         match result {
             Ok(()) => Ok(()),
             Err(e) if opts.ignore_errors => {
-                failures.lock().expect("no panics while held").push(RestoreFailure {
-                    path: f.path.clone(),
-                    error: e.to_string(),
-                });
+                failures
+                    .lock()
+                    .expect("no panics while held")
+                    .push(RestoreFailure {
+                        path: f.path.clone(),
+                        error: e.to_string(),
+                    });
                 Ok(())
             }
             Err(e) => Err(e),
@@ -193,7 +211,9 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
         if parts.peek().is_some() {
             let meta = fs::symlink_metadata(&path).at(&path)?;
             if !meta.is_dir() {
-                return Err(Error::UnsafePath { path: rel.to_string() });
+                return Err(Error::UnsafePath {
+                    path: rel.to_string(),
+                });
             }
         }
     }
@@ -210,7 +230,9 @@ fn restore_file(
     let dest = safe_join(target, &f.path)?;
     let tmp = dest.with_file_name(format!(
         ".{}.cairn-{}",
-        dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        dest.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
@@ -258,7 +280,10 @@ pub(crate) fn stream_file(
 ) -> Result<()> {
     let mut sha = Sha256::new();
     for window in locs.chunks(WINDOW) {
-        let chunks: Vec<Vec<u8>> = window.par_iter().map(|l| read_chunk(storage, l)).collect::<Result<_>>()?;
+        let chunks: Vec<Vec<u8>> = window
+            .par_iter()
+            .map(|l| read_chunk(storage, l))
+            .collect::<Result<_>>()?;
         for c in &chunks {
             sha.update(c);
             sink(c)?;
@@ -282,7 +307,9 @@ fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_nanos(mtime_ns.unsigned_abs())
     };
-    File::open(path).and_then(|f| f.set_modified(mtime)).at(path)
+    File::open(path)
+        .and_then(|f| f.set_modified(mtime))
+        .at(path)
 }
 
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
@@ -299,5 +326,7 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             snapshot: snap.id.short(),
         })?;
     let locs = repo.locate_all(&file.chunks)?;
-    stream_file(repo.storage(), &file, &locs, |chunk| out.write_all(chunk).at("<stdout>"))
+    stream_file(repo.storage(), &file, &locs, |chunk| {
+        out.write_all(chunk).at("<stdout>")
+    })
 }

@@ -69,10 +69,12 @@ pub fn resolve(all: &[SnapshotInfo], selector: &str, offset: &FixedOffset) -> Re
             candidates: kinds.iter().map(|k| format!("{k}/{selector}")).collect(),
         });
     }
-    pick(&history, &suffix).cloned().ok_or_else(|| Error::SnapshotNotFound {
-        selector: selector.to_string(),
-        candidates: history.iter().rev().map(|s| describe(s)).collect(),
-    })
+    pick(&history, &suffix)
+        .cloned()
+        .ok_or_else(|| Error::SnapshotNotFound {
+            selector: selector.to_string(),
+            candidates: history.iter().rev().map(|s| describe(s)).collect(),
+        })
 }
 
 fn pick<'a>(history: &[&'a SnapshotInfo], suffix: &Suffix) -> Option<&'a SnapshotInfo> {
@@ -80,7 +82,11 @@ fn pick<'a>(history: &[&'a SnapshotInfo], suffix: &Suffix) -> Option<&'a Snapsho
         Suffix::Latest => history.last().copied(),
         Suffix::Back(n) => history.len().checked_sub(n + 1).map(|i| history[i]),
         Suffix::At(t) => history.iter().rev().find(|s| s.time <= *t).copied(),
-        Suffix::Version(v) => history.iter().rev().find(|s| s.version.as_deref() == Some(v)).copied(),
+        Suffix::Version(v) => history
+            .iter()
+            .rev()
+            .find(|s| s.version.as_deref() == Some(v))
+            .copied(),
     }
 }
 
@@ -89,13 +95,26 @@ fn id_matches<'a>(all: &'a [SnapshotInfo], selector: &str) -> Vec<&'a SnapshotIn
     if lower.len() < 4 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Vec::new();
     }
-    all.iter().filter(|s| s.id.to_hex().starts_with(&lower)).collect()
+    all.iter()
+        .filter(|s| s.id.to_hex().starts_with(&lower))
+        .collect()
 }
 
 /// One line naming a snapshot, for candidate lists.
 pub fn describe(s: &SnapshotInfo) -> String {
-    let version = s.version.as_deref().map(|v| format!(":{v}")).unwrap_or_default();
-    format!("{}  {}/{}{}  {}", s.id.short(), s.kind, s.name, version, s.time.format("%Y-%m-%d %H:%M:%S UTC"))
+    let version = s
+        .version
+        .as_deref()
+        .map(|v| format!(":{v}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {}/{}{}  {}",
+        s.id.short(),
+        s.kind,
+        s.name,
+        version,
+        s.time.format("%Y-%m-%d %H:%M:%S UTC")
+    )
 }
 
 fn not_found(all: &[SnapshotInfo], selector: &str, kind: Option<&str>) -> Error {
@@ -135,14 +154,17 @@ pub fn parse_time(s: &str, offset: &FixedOffset) -> std::result::Result<DateTime
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let naive = if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        Some(date.and_time(NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).expect("valid time")))
-    } else {
-        let s = s.replacen('T', " ", 1);
-        ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
-    };
+    let naive =
+        if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            Some(date.and_time(
+                NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).expect("valid time"),
+            ))
+        } else {
+            let s = s.replacen('T', " ", 1);
+            ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+        };
     naive
         .and_then(|n| offset.from_local_datetime(&n).single())
         .map(|t| t.with_timezone(&Utc))
@@ -164,7 +186,9 @@ mod tests {
             tags: vec![],
             description: None,
             host: "h".into(),
-            time: DateTime::parse_from_rfc3339(time).unwrap().with_timezone(&Utc),
+            time: DateTime::parse_from_rfc3339(time)
+                .unwrap()
+                .with_timezone(&Utc),
             sources: vec![],
             file_count: 0,
             logical_bytes: 0,
@@ -191,7 +215,13 @@ mod tests {
     fn pick_seed(sel: &str) -> std::result::Result<String, String> {
         let all = fixture();
         resolve(&all, sel, &utc())
-            .map(|s| ["a", "b", "c", "d", "e"].into_iter().find(|k| SnapshotId::of(k.as_bytes()) == s.id).unwrap().to_string())
+            .map(|s| {
+                ["a", "b", "c", "d", "e"]
+                    .into_iter()
+                    .find(|k| SnapshotId::of(k.as_bytes()) == s.id)
+                    .unwrap()
+                    .to_string()
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -222,7 +252,10 @@ mod tests {
     #[test]
     fn errors_name_the_candidates() {
         let amb = pick_seed("shared").unwrap_err();
-        assert!(amb.contains("config/shared") && amb.contains("portfolio/shared"), "{amb}");
+        assert!(
+            amb.contains("config/shared") && amb.contains("portfolio/shared"),
+            "{amb}"
+        );
         let unknown = pick_seed("nope").unwrap_err();
         assert!(unknown.contains("model/llm"), "{unknown}");
         let too_far = pick_seed("llm~3").unwrap_err();
@@ -238,6 +271,9 @@ mod tests {
     fn local_times_use_the_given_offset() {
         let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
         let t = parse_time("2026-11-12 11:00", &plus2).unwrap();
-        assert_eq!(t, DateTime::parse_from_rfc3339("2026-11-12T09:00:00Z").unwrap());
+        assert_eq!(
+            t,
+            DateTime::parse_from_rfc3339("2026-11-12T09:00:00Z").unwrap()
+        );
     }
 }

@@ -102,7 +102,9 @@ pub fn create(
         validate_label("tag", tag)?;
     }
     if sources.is_empty() {
-        return Err(Error::InvalidArgument("nothing to snapshot: give at least one path".into()));
+        return Err(Error::InvalidArgument(
+            "nothing to snapshot: give at least one path".into(),
+        ));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
     let _lock = Lock::shared(repo.storage(), "snapshot")?;
@@ -135,9 +137,15 @@ pub fn create(
     let files_read = jobs.len() as u64;
     progress.start("snapshot", to_read);
     let chunker = Chunker::new(repo.config().chunker)?;
-    let mut stored = Storer::new(repo, level, opts.verify || repo.config().verify_after_snapshot);
+    let mut stored = Storer::new(
+        repo,
+        level,
+        opts.verify || repo.config().verify_after_snapshot,
+    );
     let (rx, reader) = ingest::spawn(jobs, chunker);
-    let result = rx.iter().try_for_each(|batch| stored.take(batch?, &mut files, progress));
+    let result = rx
+        .iter()
+        .try_for_each(|batch| stored.take(batch?, &mut files, progress));
     drop(rx);
     let _ = reader.join();
     result?;
@@ -159,7 +167,12 @@ pub fn create(
         description: opts.description.clone(),
         host: hostname(),
         time_ns: now_ns(),
-        sources: walked.entries.iter().filter(|e| !e.rel.contains('/')).map(|e| e.abs.display().to_string()).collect(),
+        sources: walked
+            .entries
+            .iter()
+            .filter(|e| !e.rel.contains('/'))
+            .map(|e| e.abs.display().to_string())
+            .collect(),
         parent: parent.as_ref().map(|p| p.id),
         stats: stats.clone(),
         files,
@@ -180,7 +193,11 @@ pub fn create(
         added_raw: stats.added_raw,
         added_stored: stats.added_stored,
         duration_ms: started.elapsed().as_millis() as u64,
-        skipped: walked.skipped.iter().map(|p| p.display().to_string()).collect(),
+        skipped: walked
+            .skipped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     })
 }
 
@@ -213,11 +230,19 @@ fn verify_written(repo: &Repository, key: &str, sealed: &pack::SealedPack) -> Re
 /// The parent's record of `e` when size, mtime and inode match and every
 /// chunk is still stored (a repaired repository may have lost some; then
 /// the file is re-read and the chunks re-supplied).
-fn reusable(repo: &Repository, parent: &SnapshotInfo, e: &SourceEntry) -> Result<Option<CachedFile>> {
+fn reusable(
+    repo: &Repository,
+    parent: &SnapshotInfo,
+    e: &SourceEntry,
+) -> Result<Option<CachedFile>> {
     let Some(cached) = repo.catalog().cached_file(parent, &e.rel)? else {
         return Ok(None);
     };
-    if cached.size != e.size || cached.mtime_ns != e.mtime_ns || cached.inode != e.inode || e.inode == 0 {
+    if cached.size != e.size
+        || cached.mtime_ns != e.mtime_ns
+        || cached.inode != e.inode
+        || e.inode == 0
+    {
         return Ok(None);
     }
     for id in &cached.chunks {
@@ -276,7 +301,12 @@ impl<'r> Storer<'r> {
         }
     }
 
-    fn take(&mut self, batch: Batch, files: &mut [FileEntry], progress: &dyn Progress) -> Result<()> {
+    fn take(
+        &mut self,
+        batch: Batch,
+        files: &mut [FileEntry],
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let chunks: Vec<(usize, &[u8])> = batch
             .pieces
             .iter()
@@ -285,7 +315,10 @@ impl<'r> Storer<'r> {
                 Piece::FileDone { .. } => None,
             })
             .collect();
-        let ids: Vec<ChunkId> = chunks.par_iter().map(|(_, data)| ChunkId::of(data)).collect();
+        let ids: Vec<ChunkId> = chunks
+            .par_iter()
+            .map(|(_, data)| ChunkId::of(data))
+            .collect();
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             if !self.pending.contains(id) && !self.repo.catalog().has_chunk(id)? {
@@ -294,9 +327,13 @@ impl<'r> Storer<'r> {
             }
         }
         let level = self.level;
-        let encoded: Vec<(Codec, Vec<u8>)> = fresh.par_iter().map(|&i| codec::encode(chunks[i].1, level)).collect();
+        let encoded: Vec<(Codec, Vec<u8>)> = fresh
+            .par_iter()
+            .map(|&i| codec::encode(chunks[i].1, level))
+            .collect();
         for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
-            self.pack.add(ids[i], codec, chunks[i].1.len() as u32, &stored);
+            self.pack
+                .add(ids[i], codec, chunks[i].1.len() as u32, &stored);
             self.chunks_new += 1;
             self.added_raw += chunks[i].1.len() as u64;
             self.added_stored += stored.len() as u64;
@@ -307,7 +344,9 @@ impl<'r> Storer<'r> {
         let mut next_id = ids.iter();
         for piece in &batch.pieces {
             match *piece {
-                Piece::Chunk { file, .. } => files[file].chunks.push(*next_id.next().expect("one id per chunk")),
+                Piece::Chunk { file, .. } => files[file]
+                    .chunks
+                    .push(*next_id.next().expect("one id per chunk")),
                 Piece::FileDone { file, sha256 } => files[file].sha256 = sha256,
             }
         }
@@ -326,7 +365,9 @@ impl<'r> Storer<'r> {
         if self.verify {
             verify_written(self.repo, &key, &sealed)?;
         }
-        self.repo.catalog().add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        self.repo
+            .catalog()
+            .add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
         self.pending.clear();
         Ok(())
     }

@@ -43,13 +43,15 @@ pub fn stats(repo: &Repository, filter: &SnapshotFilter) -> Result<Stats> {
     let now = Utc::now();
     let mut histories: BTreeMap<String, HistoryLatest> = BTreeMap::new();
     for s in &snaps {
-        let h = histories.entry(s.history()).or_insert_with(|| HistoryLatest {
-            history: s.history(),
-            snapshots: 0,
-            latest_id: String::new(),
-            latest_time: s.time,
-            age_seconds: 0,
-        });
+        let h = histories
+            .entry(s.history())
+            .or_insert_with(|| HistoryLatest {
+                history: s.history(),
+                snapshots: 0,
+                latest_id: String::new(),
+                latest_time: s.time,
+                age_seconds: 0,
+            });
         h.snapshots += 1;
         if s.time >= h.latest_time || h.latest_id.is_empty() {
             h.latest_time = s.time;

@@ -10,10 +10,12 @@
 //! `rebuild-catalog` can recreate from packs and manifests, so it may live
 //! beside the repository (local) or in a cache directory (remote backends).
 
+#[cfg(test)]
+pub(crate) mod faulty;
 mod local;
 
-pub use local::{write_durably, LocalStorage};
 pub(crate) use local::create_dir_durably;
+pub use local::{write_durably, LocalStorage};
 
 use crate::error::Result;
 

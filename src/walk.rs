@@ -59,7 +59,10 @@ pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
 
 pub(crate) fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
     name.to_str().map(str::to_owned).ok_or_else(|| {
-        Error::InvalidArgument(format!("{}: file names must be valid UTF-8", path.display()))
+        Error::InvalidArgument(format!(
+            "{}: file names must be valid UTF-8",
+            path.display()
+        ))
     })
 }
 
@@ -90,7 +93,11 @@ fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<So
         kind,
         mode: meta.mode() & 0o7777,
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        size: if kind == EntryKind::File { meta.len() } else { 0 },
+        size: if kind == EntryKind::File {
+            meta.len()
+        } else {
+            0
+        },
         inode: meta.ino(),
         link_target,
     })
@@ -101,9 +108,11 @@ fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk) -> Result<()
     if ft.is_file() {
         walk.entries.push(entry(abs, rel, meta, EntryKind::File)?);
     } else if ft.is_symlink() {
-        walk.entries.push(entry(abs, rel, meta, EntryKind::Symlink)?);
+        walk.entries
+            .push(entry(abs, rel, meta, EntryKind::Symlink)?);
     } else if ft.is_dir() {
-        walk.entries.push(entry(abs, rel.clone(), meta, EntryKind::Dir)?);
+        walk.entries
+            .push(entry(abs, rel.clone(), meta, EntryKind::Dir)?);
         let mut children = Vec::new();
         for child in fs::read_dir(abs).at(abs)? {
             let child = child.at(abs)?;

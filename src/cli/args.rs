@@ -99,7 +99,10 @@ pub struct UnlockArgs {
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| format!("`{s}` is not a percentage"))?;
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage"))?;
     if v > 0.0 && v <= 100.0 {
         Ok(v)
     } else {

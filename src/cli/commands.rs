@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cairn::{
-    ChunkerParams, RepoConfig, Repository, RestoreOptions, SnapshotFilter, SnapshotInfo, SnapshotOptions,
+    ChunkerParams, RepoConfig, Repository, RestoreOptions, SnapshotFilter, SnapshotInfo,
+    SnapshotOptions,
 };
 
 use super::args::*;
@@ -103,7 +104,12 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
     }
     let secs = r.duration_ms as f64 / 1000.0;
     println!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
-    println!("  files       {} ({} read, {} unchanged)", r.files, r.files_read, r.files - r.files_read);
+    println!(
+        "  files       {} ({} read, {} unchanged)",
+        r.files,
+        r.files_read,
+        r.files - r.files_read
+    );
     println!("  logical     {}", output::bytes(r.logical_bytes));
     println!("  read        {}", output::bytes(r.bytes_read));
     println!(
@@ -147,11 +153,20 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
                 s.tags.join(","),
                 output::bytes(s.logical_bytes),
                 output::bytes(s.stats.added_stored),
-                if s.damaged { "DAMAGED".into() } else { String::new() },
+                if s.damaged {
+                    "DAMAGED".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
-    output::table(&["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED", "STATE"], &rows)?;
+    output::table(
+        &[
+            "ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED", "STATE",
+        ],
+        &rows,
+    )?;
     println!("{} snapshots", snaps.len());
     Ok(())
 }
@@ -178,7 +193,10 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
                 })
             })
             .collect();
-        return output::json(&Shown { snapshot: &snap, files });
+        return output::json(&Shown {
+            snapshot: &snap,
+            files,
+        });
     }
     print_header(&snap);
     let rows: Vec<Vec<String>> = files
@@ -187,7 +205,9 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
             let (size, digest) = match f.kind {
                 cairn::manifest::EntryKind::File => (f.size.to_string(), hex::encode(f.sha256)),
                 cairn::manifest::EntryKind::Dir => ("-".into(), "-".into()),
-                cairn::manifest::EntryKind::Symlink => ("-".into(), format!("-> {}", f.link_target)),
+                cairn::manifest::EntryKind::Symlink => {
+                    ("-".into(), format!("-> {}", f.link_target))
+                }
             };
             vec![format!("{:o}", f.mode), size, digest, f.path.clone()]
         })
@@ -198,7 +218,15 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
 
 fn print_header(s: &SnapshotInfo) {
     println!("snapshot {}", s.id);
-    println!("  {}/{}{}", s.kind, s.name, s.version.as_deref().map(|v| format!(":{v}")).unwrap_or_default());
+    println!(
+        "  {}/{}{}",
+        s.kind,
+        s.name,
+        s.version
+            .as_deref()
+            .map(|v| format!(":{v}"))
+            .unwrap_or_default()
+    );
     println!("  taken   {} on {}", output::local_time(&s.time), s.host);
     if !s.tags.is_empty() {
         println!("  tags    {}", s.tags.join(", "));
@@ -220,7 +248,11 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     };
     let r = cairn::restore::restore(&repo, &snap, &a.target, &opts, &ctx.bar())
         .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
-    let code = if r.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(DAMAGE) };
+    let code = if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DAMAGE)
+    };
     if a.json {
         output::json(&r)?;
         return Ok(code);
@@ -238,7 +270,10 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         a.target.display()
     );
     if !r.failed.is_empty() {
-        println!("{} files could not be restored (listed above)", r.failed.len());
+        println!(
+            "{} files could not be restored (listed above)",
+            r.failed.len()
+        );
     }
     Ok(code)
 }
@@ -266,9 +301,19 @@ fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
         println!("- {}  ({})", c.path, output::bytes(c.old_size));
     }
     for c in &d.changed {
-        println!("M {}  ({} -> {})", c.path, output::bytes(c.old_size), output::bytes(c.new_size));
+        println!(
+            "M {}  ({} -> {})",
+            c.path,
+            output::bytes(c.old_size),
+            output::bytes(c.new_size)
+        );
     }
-    println!("{} added, {} removed, {} changed", d.added.len(), d.removed.len(), d.changed.len());
+    println!(
+        "{} added, {} removed, {} changed",
+        d.added.len(),
+        d.removed.len(),
+        d.changed.len()
+    );
     Ok(())
 }
 
@@ -289,7 +334,10 @@ fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     println!("stored (packed)    {}", output::bytes(s.stored_bytes));
     println!("dedup ratio        {:.2}x", s.dedup_ratio);
     println!("compression ratio  {:.2}x", s.compression_ratio);
-    println!("repository packs   {}", output::bytes(s.repository_pack_bytes));
+    println!(
+        "repository packs   {}",
+        output::bytes(s.repository_pack_bytes)
+    );
     println!();
     let rows: Vec<Vec<String>> = s
         .histories

@@ -38,7 +38,12 @@ fn print_check(r: &CheckReport) {
         let detail = serde_json::to_value(&f.problem).unwrap_or_default();
         println!("{label}: {}", describe(&detail));
         for a in &f.affected {
-            println!("  affects snapshot {} ({}): {}", a.snapshot, a.history, a.files.join(", "));
+            println!(
+                "  affects snapshot {} ({}): {}",
+                a.snapshot,
+                a.history,
+                a.files.join(", ")
+            );
         }
     }
     println!(
@@ -53,18 +58,33 @@ fn print_check(r: &CheckReport) {
     if damage == 0 {
         println!("no damage found");
     } else {
-        println!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
+        println!(
+            "{damage} problems found; `cairn repair` salvages what it can (see README: Repair)"
+        );
     }
 }
 
 /// `pack_missing: pack=…` from a problem's JSON form.
 fn describe(v: &serde_json::Value) -> String {
-    let Some(map) = v.as_object() else { return v.to_string() };
-    let kind = map.get("problem").and_then(|p| p.as_str()).unwrap_or("problem").replace('_', " ");
+    let Some(map) = v.as_object() else {
+        return v.to_string();
+    };
+    let kind = map
+        .get("problem")
+        .and_then(|p| p.as_str())
+        .unwrap_or("problem")
+        .replace('_', " ");
     let fields: Vec<String> = map
         .iter()
         .filter(|(k, _)| *k != "problem")
-        .map(|(k, v)| format!("{k} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            )
+        })
         .collect();
     format!("{kind}: {}", fields.join(", "))
 }
@@ -84,7 +104,11 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
             r.files,
             output::bytes(r.bytes),
             snap.id.short(),
-            if r.failures.is_empty() { "all match their SHA-256".to_string() } else { format!("{} failed", r.failures.len()) }
+            if r.failures.is_empty() {
+                "all match their SHA-256".to_string()
+            } else {
+                format!("{} failed", r.failures.len())
+            }
         );
     }
     Ok(verdict(r.failures.is_empty()))
@@ -99,7 +123,10 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
         for u in &r.unreadable {
             println!("unreadable {}: {}", u.key, u.error);
         }
-        println!("rebuilt the catalog: {} packs, {} chunks, {} snapshots", r.packs, r.chunks, r.snapshots);
+        println!(
+            "rebuilt the catalog: {} packs, {} chunks, {} snapshots",
+            r.packs, r.chunks, r.snapshots
+        );
         if let Some(old) = &r.old_catalog {
             println!("the previous catalog was kept as {}", old.display());
         }
@@ -135,7 +162,9 @@ pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
             println!("snapshot the same source again to re-supply lost chunks, then run `cairn repair` again");
         }
     }
-    Ok(verdict(r.damaged_snapshots.is_empty() && r.unresolved.is_empty()))
+    Ok(verdict(
+        r.damaged_snapshots.is_empty() && r.unresolved.is_empty(),
+    ))
 }
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {

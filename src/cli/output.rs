@@ -14,7 +14,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         padded.join("  ").trim_end().to_string()
     };
     writeln!(out, "{}", line(header.to_vec()))?;
@@ -61,7 +65,9 @@ pub fn age(seconds: i64) -> String {
 
 /// A local-time rendering of a UTC instant.
 pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// A progress bar on stderr when it is a terminal and not `--quiet`.

@@ -27,11 +27,13 @@ impl LocalStorage {
     fn path_of(&self, key: &str) -> Result<PathBuf> {
         let valid = !key.is_empty()
             && !key.starts_with('/')
-            && key
-                .split('/')
-                .all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-"));
+            && key.split('/').all(|part| {
+                !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-")
+            });
         if !valid {
-            return Err(Error::InvalidArgument(format!("invalid object key `{key}`")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid object key `{key}`"
+            )));
         }
         Ok(self.root.join(key))
     }
@@ -39,7 +41,9 @@ impl LocalStorage {
 
 fn not_found_or(key: &str, path: PathBuf, e: std::io::Error) -> Error {
     if e.kind() == ErrorKind::NotFound {
-        Error::ObjectNotFound { key: key.to_string() }
+        Error::ObjectNotFound {
+            key: key.to_string(),
+        }
     } else {
         Error::io(path, e)
     }
@@ -117,7 +121,10 @@ fn list_into(dir: &Path, rel: String, prefix: &str, out: &mut Vec<ObjectInfo>) -
                 list_into(&entry.path(), sub, prefix, out)?;
             }
         } else if key.starts_with(prefix) {
-            out.push(ObjectInfo { key, size: meta.len() });
+            out.push(ObjectInfo {
+                key,
+                size: meta.len(),
+            });
         }
     }
     Ok(())
@@ -131,14 +138,21 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// removed and any existing file at `path` is untouched.
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(
         ".tmp-{name}-{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp).at(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .at(&tmp)?;
         file.write_all(data).at(&tmp)?;
         file.sync_all().at(&tmp)?;
         drop(file);
@@ -187,13 +201,24 @@ mod tests {
         s.put("snapshots/y.snap", b"abc").unwrap();
         assert_eq!(s.get("packs/ab/x.pack").unwrap(), b"0123456789");
         assert_eq!(s.get_range("packs/ab/x.pack", 2, 3).unwrap(), b"234");
-        assert!(matches!(s.get_range("packs/ab/x.pack", 8, 3), Err(Error::Io { .. })));
-        let keys: Vec<_> = s.list("packs/").unwrap().into_iter().map(|o| o.key).collect();
+        assert!(matches!(
+            s.get_range("packs/ab/x.pack", 8, 3),
+            Err(Error::Io { .. })
+        ));
+        let keys: Vec<_> = s
+            .list("packs/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert_eq!(keys, ["packs/ab/x.pack"]);
         assert_eq!(s.list("").unwrap().len(), 2);
         s.delete("packs/ab/x.pack").unwrap();
         s.delete("packs/ab/x.pack").unwrap();
-        assert!(matches!(s.get("packs/ab/x.pack"), Err(Error::ObjectNotFound { .. })));
+        assert!(matches!(
+            s.get("packs/ab/x.pack"),
+            Err(Error::ObjectNotFound { .. })
+        ));
     }
 
     #[test]
