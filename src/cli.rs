@@ -3,6 +3,15 @@
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
 //! 2 usage or runtime error.
 
+/// `println!` that returns the write error instead of panicking, so a
+/// closed stdout (`cairn list | head -1`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod args;
 mod commands;
 mod integrity;

@@ -14,10 +14,12 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::chunker::Chunker;
+use crate::codec::Hint;
 use crate::error::{Error, IoContext, Result};
+use crate::shape::FileShape;
 
 /// A batch is sent once it holds this many bytes of whole chunks.
-pub const BATCH_TARGET: usize = 8 << 20;
+pub const BATCH_TARGET: usize = 4 << 20;
 /// Bytes requested from the OS per read call.
 const READ_SIZE: usize = 1 << 20;
 /// Batches that may wait in the channel.
@@ -37,11 +39,13 @@ pub struct ReadJob {
 /// What a batch says, in file order.
 #[derive(Debug, Clone, Copy)]
 pub enum Piece {
-    /// `data[start..start + len]` is the next chunk of `file`.
+    /// `data[start..start + len]` is the next chunk of `file`; `hint` says
+    /// how to encode it.
     Chunk {
         file: usize,
         start: usize,
         len: usize,
+        hint: Hint,
     },
     /// `file` has been read completely.
     FileDone { file: usize, sha256: [u8; 32] },
@@ -103,9 +107,10 @@ impl Reader<'_> {
     /// Reads one file into batches. Returns Ok(false) if the consumer quit.
     fn read_file(&mut self, job: &ReadJob) -> Result<bool> {
         let mut file = File::open(&job.path).at(&job.path)?;
+        let shape = FileShape::probe(&mut file, job.size).at(&job.path)?;
         let mut sha = Sha256::new();
         let mut pos = self.batch.data.len();
-        let (mut total, mut eof) = (0u64, false);
+        let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
         loop {
             if !eof {
                 let before = self.batch.data.len();
@@ -117,13 +122,15 @@ impl Reader<'_> {
                 total += n as u64;
                 eof = n < READ_SIZE;
             }
-            while let Some(len) = self.chunker.next_boundary(&self.batch.data[pos..], eof) {
+            while let Some(len) = self.next_chunk(&shape, pos, offset, eof) {
                 self.batch.pieces.push(Piece::Chunk {
                     file: job.file,
                     start: pos,
                     len,
+                    hint: shape.hint_at(offset),
                 });
                 pos += len;
+                offset += len as u64;
             }
             if eof {
                 break;
@@ -141,6 +148,18 @@ impl Reader<'_> {
             return Ok(self.flush_before(&mut pos));
         }
         Ok(true)
+    }
+
+    /// The next chunk at `pos` (file offset `offset`): FastCDC, but never
+    /// across a forced cut, which acts as an end of input for the chunker.
+    fn next_chunk(&self, shape: &FileShape, pos: usize, offset: u64, eof: bool) -> Option<usize> {
+        let avail = self.batch.data.len() - pos;
+        let (window, end) = match shape.next_cut_after(offset) {
+            Some(cut) if cut - offset <= avail as u64 => ((cut - offset) as usize, true),
+            _ => (avail, eof),
+        };
+        self.chunker
+            .next_boundary(&self.batch.data[pos..pos + window], end)
     }
 
     /// Sends the complete chunks before `pos`; the unchunked tail moves to a

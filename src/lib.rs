@@ -29,6 +29,7 @@
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
 
+pub mod byteplane;
 pub mod catalog;
 pub mod check;
 pub mod chunker;
@@ -48,9 +49,11 @@ pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod selector;
+pub mod shape;
 pub mod snapshot;
 pub mod stats;
 pub mod storage;
+pub mod tensor;
 pub mod walk;
 
 pub use catalog::{SnapshotFilter, SnapshotInfo};

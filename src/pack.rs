@@ -261,7 +261,7 @@ mod tests {
     fn sample_pack(chunks: &[Vec<u8>]) -> SealedPack {
         let mut w = PackWriter::new();
         for c in chunks {
-            let (codec, stored) = crate::codec::encode(c, 3);
+            let (codec, stored) = crate::codec::encode(c, 3, crate::codec::Hint::Bytes);
             w.add(ChunkId::of(c), codec, c.len() as u32, &stored);
         }
         w.finish()

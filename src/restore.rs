@@ -71,8 +71,9 @@ pub fn check_path(path: &str) -> Result<()> {
     }
 }
 
-/// The entries selected by `paths` (all when empty); a path that selects
-/// nothing is an error naming it.
+/// The entries selected by `paths` (all when empty), with the directory
+/// entries of their ancestors so nested subtrees restore in place; a path
+/// that selects nothing is an error naming it.
 pub fn select(
     entries: Vec<FileEntry>,
     paths: &[String],
@@ -82,18 +83,24 @@ pub fn select(
         return Ok(entries);
     }
     let wanted: Vec<&str> = paths.iter().map(|p| p.trim_matches('/')).collect();
-    let under = |e: &FileEntry, w: &str| {
-        e.path == w || e.path.strip_prefix(w).is_some_and(|r| r.starts_with('/'))
-    };
-    if let Some(missing) = wanted.iter().find(|w| !entries.iter().any(|e| under(e, w))) {
+    let under =
+        |path: &str, w: &str| path == w || path.strip_prefix(w).is_some_and(|r| r.starts_with('/'));
+    if let Some(missing) = wanted
+        .iter()
+        .find(|w| !entries.iter().any(|e| under(&e.path, w)))
+    {
         return Err(Error::PathNotInSnapshot {
             path: missing.to_string(),
             snapshot: snapshot.id.short(),
         });
     }
+    let ancestor = |path: &str| wanted.iter().any(|w| under(w, path));
     Ok(entries
         .into_iter()
-        .filter(|e| wanted.iter().any(|w| under(e, w)))
+        .filter(|e| {
+            wanted.iter().any(|w| under(&e.path, w))
+                || (e.kind == EntryKind::Dir && ancestor(&e.path))
+        })
         .collect())
 }
 
@@ -118,10 +125,7 @@ pub fn restore(
         }
     }
     for d in &dirs {
-        let path = safe_join(target, &d.path)?;
-        if !path.is_dir() {
-            fs::create_dir(&path).at(&path)?;
-        }
+        ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
     }
     let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
         .iter()
@@ -177,6 +181,24 @@ fn clone_err(e: &Error) -> Error {
     }
 }
 
+/// Creates a directory, or accepts a real one already there. A symlink or
+/// file in its place is never followed: it is refused, or with `overwrite`
+/// replaced.
+fn ensure_dir(path: &Path, overwrite: bool) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) if !overwrite => {
+            return Err(Error::TargetExists {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => fs::remove_file(path).at(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    fs::create_dir(path).at(path)
+}
+
 /// TARGET must be a directory (created if missing); without `overwrite`,
 /// no file or symlink of the restore may already exist there. Checked up
 /// front so a refused restore writes nothing.
@@ -192,9 +214,13 @@ fn prepare_target(target: &Path, entries: &[FileEntry], overwrite: bool) -> Resu
         Err(_) => fs::create_dir_all(target).at(target)?,
     }
     if !overwrite {
-        for e in entries.iter().filter(|e| e.kind != EntryKind::Dir) {
+        for e in entries {
             let path = target.join(&e.path);
-            if fs::symlink_metadata(&path).is_ok() {
+            let taken = match fs::symlink_metadata(&path) {
+                Ok(m) => e.kind != EntryKind::Dir || !m.is_dir(),
+                Err(_) => false,
+            };
+            if taken {
                 return Err(Error::TargetExists { path });
             }
         }

@@ -8,23 +8,25 @@
 //! packs written by an aborted run are unreferenced leftovers for `gc`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{now_ns, CachedFile, SnapshotFilter, SnapshotInfo};
+use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::chunker::Chunker;
-use crate::codec::{self, Codec};
+use crate::codec::{self, Codec, Hint};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
 use crate::ingest::{self, Batch, Piece, ReadJob};
 use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
-use crate::pack::{self, PackWriter};
+use crate::pack::{self, PackWriter, SealedPack};
 use crate::progress::Progress;
 use crate::repository::Repository;
+use crate::storage::Storage;
 use crate::walk::{self, SourceEntry};
 
 /// What to snapshot and how to label it.
@@ -137,19 +139,8 @@ pub fn create(
     let files_read = jobs.len() as u64;
     progress.start("snapshot", to_read);
     let chunker = Chunker::new(repo.config().chunker)?;
-    let mut stored = Storer::new(
-        repo,
-        level,
-        opts.verify || repo.config().verify_after_snapshot,
-    );
-    let (rx, reader) = ingest::spawn(jobs, chunker);
-    let result = rx
-        .iter()
-        .try_for_each(|batch| stored.take(batch?, &mut files, progress));
-    drop(rx);
-    let _ = reader.join();
-    result?;
-    stored.flush()?;
+    let verify = opts.verify || repo.config().verify_after_snapshot;
+    let stored = store_all(repo, jobs, chunker, level, verify, &mut files, progress)?;
     progress.finish();
 
     let stats = RunStats {
@@ -212,8 +203,8 @@ fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<Snapsho
 
 /// Reads a just-written pack back and checks it is byte-identical to what
 /// was written (its id is the BLAKE3 of its bytes) and parses.
-fn verify_written(repo: &Repository, key: &str, sealed: &pack::SealedPack) -> Result<()> {
-    let back = repo.storage().get(key)?;
+fn verify_written(storage: &dyn Storage, key: &str, sealed: &SealedPack) -> Result<()> {
+    let back = storage.get(key)?;
     let reason = if crate::id::PackId::of(&back) != sealed.id {
         "read-back does not match what was written"
     } else if pack::parse(&back).as_ref() != Ok(&sealed.entries) {
@@ -275,29 +266,89 @@ pub(crate) fn hostname() -> String {
 
 /// Turns batches into stored chunks: hashes in parallel, keeps only chunks
 /// the repository lacks, compresses those in parallel, fills packs.
-struct Storer<'r> {
-    repo: &'r Repository,
+/// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs
+/// made durable and indexed on a writer thread so sealing a pack (fsync)
+/// overlaps with hashing and compressing the next one.
+fn store_all(
+    repo: &Repository,
+    jobs: Vec<ReadJob>,
+    chunker: Chunker,
     level: i32,
     verify: bool,
-    pack: PackWriter,
-    /// Chunks in the unflushed pack (the catalog does not know them yet).
-    pending: HashSet<ChunkId>,
+    files: &mut [FileEntry],
+    progress: &dyn Progress,
+) -> Result<Totals> {
+    let storage = repo.storage();
+    let catalog_path = repo.catalog().path().to_path_buf();
+    std::thread::scope(|scope| {
+        // Rendezvous: at most one pack being written while the next one fills.
+        let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
+        let writer = scope.spawn(move || write_packs(storage, &catalog_path, verify, pack_rx));
+        let mut storer = Storer::new(repo, level, pack_tx);
+        let (rx, reader) = ingest::spawn(jobs, chunker);
+        let result = rx
+            .iter()
+            .try_for_each(|batch| storer.take(batch?, files, progress));
+        drop(rx);
+        let _ = reader.join();
+        let result = result.and_then(|()| storer.seal());
+        let totals = storer.totals;
+        drop(storer);
+        // The writer's own error explains a failed hand-over; report it first.
+        writer.join().expect("pack writer does not panic")?;
+        result.map(|()| totals)
+    })
+}
+
+/// Makes each pack durable, optionally reads it back, then records it in
+/// the catalog (through its own connection): durable before indexed.
+fn write_packs(
+    storage: &dyn Storage,
+    catalog: &Path,
+    verify: bool,
+    packs: Receiver<SealedPack>,
+) -> Result<()> {
+    let catalog = Catalog::open(catalog)?;
+    for sealed in packs {
+        let key = pack::key(&sealed.id);
+        storage.put(&key, &sealed.bytes)?;
+        if verify {
+            verify_written(storage, &key, &sealed)?;
+        }
+        catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
     chunks_new: u64,
     added_raw: u64,
     added_stored: u64,
 }
 
+/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
+/// the repository lacks, compresses those in parallel, fills packs.
+struct Storer<'r> {
+    repo: &'r Repository,
+    level: i32,
+    pack: PackWriter,
+    packs: SyncSender<SealedPack>,
+    /// Every chunk this run has stored: packs in flight are not in the
+    /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
+    stored: HashSet<ChunkId>,
+    totals: Totals,
+}
+
 impl<'r> Storer<'r> {
-    fn new(repo: &'r Repository, level: i32, verify: bool) -> Self {
+    fn new(repo: &'r Repository, level: i32, packs: SyncSender<SealedPack>) -> Self {
         Self {
             repo,
             level,
-            verify,
             pack: PackWriter::new(),
-            pending: HashSet::new(),
-            chunks_new: 0,
-            added_raw: 0,
-            added_stored: 0,
+            packs,
+            stored: HashSet::new(),
+            totals: Totals::default(),
         }
     }
 
@@ -307,11 +358,13 @@ impl<'r> Storer<'r> {
         files: &mut [FileEntry],
         progress: &dyn Progress,
     ) -> Result<()> {
-        let chunks: Vec<(usize, &[u8])> = batch
+        let chunks: Vec<(Hint, &[u8])> = batch
             .pieces
             .iter()
             .filter_map(|p| match *p {
-                Piece::Chunk { file, start, len } => Some((file, &batch.data[start..start + len])),
+                Piece::Chunk {
+                    start, len, hint, ..
+                } => Some((hint, &batch.data[start..start + len])),
                 Piece::FileDone { .. } => None,
             })
             .collect();
@@ -321,24 +374,24 @@ impl<'r> Storer<'r> {
             .collect();
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            if !self.pending.contains(id) && !self.repo.catalog().has_chunk(id)? {
-                self.pending.insert(*id);
+            if !self.stored.contains(id) && !self.repo.catalog().has_chunk(id)? {
+                self.stored.insert(*id);
                 fresh.push(i);
             }
         }
         let level = self.level;
         let encoded: Vec<(Codec, Vec<u8>)> = fresh
             .par_iter()
-            .map(|&i| codec::encode(chunks[i].1, level))
+            .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
             .collect();
         for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
             self.pack
                 .add(ids[i], codec, chunks[i].1.len() as u32, &stored);
-            self.chunks_new += 1;
-            self.added_raw += chunks[i].1.len() as u64;
-            self.added_stored += stored.len() as u64;
+            self.totals.chunks_new += 1;
+            self.totals.added_raw += chunks[i].1.len() as u64;
+            self.totals.added_stored += stored.len() as u64;
             if self.pack.is_full() {
-                self.flush()?;
+                self.seal()?;
             }
         }
         let mut next_id = ids.iter();
@@ -354,21 +407,14 @@ impl<'r> Storer<'r> {
         Ok(())
     }
 
-    /// Makes the current pack durable, then records it in the catalog.
-    fn flush(&mut self) -> Result<()> {
+    /// Hands the current pack to the writer thread.
+    fn seal(&mut self) -> Result<()> {
         if self.pack.is_empty() {
             return Ok(());
         }
         let sealed = std::mem::take(&mut self.pack).finish();
-        let key = pack::key(&sealed.id);
-        self.repo.storage().put(&key, &sealed.bytes)?;
-        if self.verify {
-            verify_written(self.repo, &key, &sealed)?;
-        }
-        self.repo
-            .catalog()
-            .add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
-        self.pending.clear();
-        Ok(())
+        self.packs
+            .send(sealed)
+            .map_err(|_| Error::InvalidArgument("the pack writer stopped".into()))
     }
 }

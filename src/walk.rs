@@ -141,13 +141,15 @@ mod tests {
         fs::write(root.join("b/z"), b"1").unwrap();
         fs::write(root.join("a"), b"22").unwrap();
         std::os::unix::fs::symlink("a", root.join("c")).unwrap();
-        let w = walk(&[root.clone()]).unwrap();
+        let w = walk(std::slice::from_ref(&root)).unwrap();
         let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(rels, ["src", "src/a", "src/b", "src/b/z", "src/c"]);
         assert_eq!(w.entries[1].size, 2);
         assert_eq!(w.entries[4].link_target, "a");
         let missing = dir.path().join("nope");
-        let err = walk(&[missing.clone()]).unwrap_err().to_string();
+        let err = walk(std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
         assert!(walk(&[root.clone(), root]).is_err());
     }

@@ -72,7 +72,7 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
     config.verify_after_snapshot = a.verify;
     Repository::init(&path, config)?;
-    println!("created cairn repository at {}", path.display());
+    outln!("created cairn repository at {}", path.display());
     Ok(())
 }
 
@@ -103,27 +103,27 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         return output::json(&r);
     }
     let secs = r.duration_ms as f64 / 1000.0;
-    println!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
-    println!(
+    outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
+    outln!(
         "  files       {} ({} read, {} unchanged)",
         r.files,
         r.files_read,
         r.files - r.files_read
     );
-    println!("  logical     {}", output::bytes(r.logical_bytes));
-    println!("  read        {}", output::bytes(r.bytes_read));
-    println!(
+    outln!("  logical     {}", output::bytes(r.logical_bytes));
+    outln!("  read        {}", output::bytes(r.bytes_read));
+    outln!(
         "  new         {} in {} chunks, {} stored",
         output::bytes(r.added_raw),
         r.chunks_new,
         output::bytes(r.added_stored)
     );
     if r.added_raw == 0 {
-        println!("  dedup       nothing new stored");
+        outln!("  dedup       nothing new stored");
     } else {
-        println!("  dedup       {:.1}x", r.dedup_ratio());
+        outln!("  dedup       {:.1}x", r.dedup_ratio());
     }
-    println!(
+    outln!(
         "  time        {secs:.2} s ({}/s read)",
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
@@ -167,7 +167,7 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
         ],
         &rows,
     )?;
-    println!("{} snapshots", snaps.len());
+    outln!("{} snapshots", snaps.len());
     Ok(())
 }
 
@@ -198,7 +198,7 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
             files,
         });
     }
-    print_header(&snap);
+    print_header(&snap)?;
     let rows: Vec<Vec<String>> = files
         .iter()
         .map(|f| {
@@ -216,9 +216,9 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_header(s: &SnapshotInfo) {
-    println!("snapshot {}", s.id);
-    println!(
+fn print_header(s: &SnapshotInfo) -> Result<()> {
+    outln!("snapshot {}", s.id);
+    outln!(
         "  {}/{}{}",
         s.kind,
         s.name,
@@ -227,15 +227,16 @@ fn print_header(s: &SnapshotInfo) {
             .map(|v| format!(":{v}"))
             .unwrap_or_default()
     );
-    println!("  taken   {} on {}", output::local_time(&s.time), s.host);
+    outln!("  taken   {} on {}", output::local_time(&s.time), s.host);
     if !s.tags.is_empty() {
-        println!("  tags    {}", s.tags.join(", "));
+        outln!("  tags    {}", s.tags.join(", "));
     }
     if let Some(d) = &s.description {
-        println!("  about   {d}");
+        outln!("  about   {d}");
     }
-    println!("  sources {}", s.sources.join(", "));
-    println!();
+    outln!("  sources {}", s.sources.join(", "));
+    outln!();
+    Ok(())
 }
 
 fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
@@ -260,7 +261,7 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     for f in &r.failed {
         eprintln!("cairn: failed: {}: {}", f.path, f.error);
     }
-    println!(
+    outln!(
         "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every restored file matches its SHA-256",
         r.files,
         r.dirs,
@@ -270,7 +271,7 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         a.target.display()
     );
     if !r.failed.is_empty() {
-        println!(
+        outln!(
             "{} files could not be restored (listed above)",
             r.failed.len()
         );
@@ -293,22 +294,22 @@ fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     if a.json {
         return output::json(&d);
     }
-    println!("{} -> {}", from.id.short(), to.id.short());
+    outln!("{} -> {}", from.id.short(), to.id.short());
     for c in &d.added {
-        println!("+ {}  ({})", c.path, output::bytes(c.new_size));
+        outln!("+ {}  ({})", c.path, output::bytes(c.new_size));
     }
     for c in &d.removed {
-        println!("- {}  ({})", c.path, output::bytes(c.old_size));
+        outln!("- {}  ({})", c.path, output::bytes(c.old_size));
     }
     for c in &d.changed {
-        println!(
+        outln!(
             "M {}  ({} -> {})",
             c.path,
             output::bytes(c.old_size),
             output::bytes(c.new_size)
         );
     }
-    println!(
+    outln!(
         "{} added, {} removed, {} changed",
         d.added.len(),
         d.removed.len(),
@@ -328,17 +329,17 @@ fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     if a.json {
         return output::json(&s);
     }
-    println!("snapshots          {}", s.snapshots);
-    println!("logical bytes      {}", output::bytes(s.logical_bytes));
-    println!("after dedup        {}", output::bytes(s.unique_bytes));
-    println!("stored (packed)    {}", output::bytes(s.stored_bytes));
-    println!("dedup ratio        {:.2}x", s.dedup_ratio);
-    println!("compression ratio  {:.2}x", s.compression_ratio);
-    println!(
+    outln!("snapshots          {}", s.snapshots);
+    outln!("logical bytes      {}", output::bytes(s.logical_bytes));
+    outln!("after dedup        {}", output::bytes(s.unique_bytes));
+    outln!("stored (packed)    {}", output::bytes(s.stored_bytes));
+    outln!("dedup ratio        {:.2}x", s.dedup_ratio);
+    outln!("compression ratio  {:.2}x", s.compression_ratio);
+    outln!(
         "repository packs   {}",
         output::bytes(s.repository_pack_bytes)
     );
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = s
         .histories
         .iter()

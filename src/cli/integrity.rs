@@ -27,18 +27,18 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
     if a.json {
         output::json(&r)?;
     } else {
-        print_check(&r);
+        print_check(&r)?;
     }
     Ok(verdict(r.is_clean()))
 }
 
-fn print_check(r: &CheckReport) {
+fn print_check(r: &CheckReport) -> Result<()> {
     for f in &r.findings {
         let label = if f.damage { "DAMAGE" } else { "note" };
         let detail = serde_json::to_value(&f.problem).unwrap_or_default();
-        println!("{label}: {}", describe(&detail));
+        outln!("{label}: {}", describe(&detail));
         for a in &f.affected {
-            println!(
+            outln!(
                 "  affects snapshot {} ({}): {}",
                 a.snapshot,
                 a.history,
@@ -46,7 +46,7 @@ fn print_check(r: &CheckReport) {
             );
         }
     }
-    println!(
+    outln!(
         "checked {} snapshots, {} packs; read {} packs, {} chunks, {}",
         r.snapshots,
         r.packs,
@@ -56,12 +56,11 @@ fn print_check(r: &CheckReport) {
     );
     let damage = r.findings.iter().filter(|f| f.damage).count();
     if damage == 0 {
-        println!("no damage found");
+        outln!("no damage found");
     } else {
-        println!(
-            "{damage} problems found; `cairn repair` salvages what it can (see README: Repair)"
-        );
+        outln!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
     }
+    Ok(())
 }
 
 /// `pack_missing: pack=…` from a problem's JSON form.
@@ -97,9 +96,9 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
         output::json(&r)?;
     } else {
         for f in &r.failures {
-            println!("FAILED {}: {}", f.path, f.error);
+            outln!("FAILED {}: {}", f.path, f.error);
         }
-        println!(
+        outln!(
             "verified {} files ({}) of snapshot {}: {}",
             r.files,
             output::bytes(r.bytes),
@@ -121,14 +120,16 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
         output::json(&r)?;
     } else {
         for u in &r.unreadable {
-            println!("unreadable {}: {}", u.key, u.error);
+            outln!("unreadable {}: {}", u.key, u.error);
         }
-        println!(
+        outln!(
             "rebuilt the catalog: {} packs, {} chunks, {} snapshots",
-            r.packs, r.chunks, r.snapshots
+            r.packs,
+            r.chunks,
+            r.snapshots
         );
         if let Some(old) = &r.old_catalog {
-            println!("the previous catalog was kept as {}", old.display());
+            outln!("the previous catalog was kept as {}", old.display());
         }
     }
     Ok(verdict(r.unreadable.is_empty()))
@@ -141,25 +142,25 @@ pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
         output::json(&r)?;
     } else {
         for (pack, saved, lost) in &r.packs_rewritten {
-            println!("pack {pack}: {saved} chunks salvaged into a new pack, {lost} lost");
+            outln!("pack {pack}: {saved} chunks salvaged into a new pack, {lost} lost");
         }
         for m in &r.manifests_restored {
-            println!("manifest of {m} restored from the catalog");
+            outln!("manifest of {m} restored from the catalog");
         }
         for m in &r.manifests_imported {
-            println!("snapshot {m} imported from its manifest");
+            outln!("snapshot {m} imported from its manifest");
         }
         for u in &r.unresolved {
-            println!("unresolved: {u}");
+            outln!("unresolved: {u}");
         }
         if r.damaged_snapshots.is_empty() {
-            println!("every snapshot is complete");
+            outln!("every snapshot is complete");
         } else {
-            println!("snapshots still missing data (marked damaged):");
+            outln!("snapshots still missing data (marked damaged):");
             for s in &r.damaged_snapshots {
-                println!("  {s}");
+                outln!("  {s}");
             }
-            println!("snapshot the same source again to re-supply lost chunks, then run `cairn repair` again");
+            outln!("snapshot the same source again to re-supply lost chunks, then run `cairn repair` again");
         }
     }
     Ok(verdict(
@@ -173,8 +174,8 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     cairn::Repository::open(&path)?;
     let removed = cairn::lock::unlock(&storage, a.all)?;
     for r in &removed {
-        println!("removed {r}");
+        outln!("removed {r}");
     }
-    println!("{} locks removed", removed.len());
+    outln!("{} locks removed", removed.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -137,7 +137,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path` → fsync the directory. On error the temp file is
 /// removed and any existing file at `path` is untouched.
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -168,7 +168,7 @@ pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
 /// Creates `dir` and any missing parents, fsyncing each parent whose entry
 /// list changed so the new directory survives a crash.
 pub(crate) fn create_dir_durably(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
@@ -182,7 +182,16 @@ pub(crate) fn create_dir_durably(dir: &Path) -> Result<()> {
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(path))
+}
+
+/// The directory holding `path`; `.` for a bare relative name (whose
+/// `parent()` is the empty path).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -227,6 +236,16 @@ mod tests {
         for key in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a/.tmp-x"] {
             assert!(s.get(key).is_err(), "{key}");
         }
+    }
+
+    /// Regression: a bare relative name has an empty parent path, which
+    /// made `cairn --repo repo init` fail with an unnamed ENOENT.
+    #[test]
+    fn relative_names_without_a_parent_work() {
+        assert_eq!(parent_dir(Path::new("file")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("a/file")), Path::new("a"));
+        assert_eq!(parent_dir(Path::new("/file")), Path::new("/"));
+        create_dir_durably(Path::new("")).unwrap();
     }
 
     #[test]

@@ -1,0 +1,20 @@
+//! Integration tests of the `cairn` binary: one test binary, modules in
+//! `tests/cli/`. Every test works in its own temp directory against a real
+//! repository on disk, passed with `--repo` (or `CAIRN_REPO`); data is
+//! generated deterministically (`common::SplitMix64`).
+
+#[path = "cli/common.rs"]
+mod common;
+
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+#[path = "cli/commands.rs"]
+mod commands;
+#[path = "cli/dedup.rs"]
+mod dedup;
+#[path = "cli/repo.rs"]
+mod repo;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/selectors.rs"]
+mod selectors;
