@@ -372,10 +372,10 @@ impl<'r> Storer<'r> {
             .par_iter()
             .map(|(_, data)| ChunkId::of(data))
             .collect();
+        let known = self.repo.catalog().existing(&ids)?;
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            if !self.stored.contains(id) && !self.repo.catalog().has_chunk(id)? {
-                self.stored.insert(*id);
+            if !known.contains(id) && self.stored.insert(*id) {
                 fresh.push(i);
             }
         }
