@@ -76,7 +76,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| black_box(chunker.split_all(black_box(&data))))
     });
     g.bench_function("blake3_per_chunk", |b| {
-        b.iter(|| chunks.iter().map(|c| ChunkId::of(c)).count())
+        b.iter(|| chunks.iter().for_each(|c| drop(black_box(ChunkId::of(c)))))
     });
     g.bench_function("sha256", |b| {
         b.iter(|| black_box(sha2::Sha256::digest(black_box(&data))))
@@ -171,7 +171,7 @@ fn catalog(c: &mut Criterion) {
                 i += 1;
                 assert!(!repo
                     .catalog()
-                    .has_chunk(&ChunkId::of(&(i + 1 << 40).to_le_bytes()))
+                    .has_chunk(&ChunkId::of(&((i + 1) << 40).to_le_bytes()))
                     .unwrap());
             }
         })
