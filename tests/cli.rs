@@ -18,3 +18,5 @@ mod repo;
 mod roundtrip;
 #[path = "cli/selectors.rs"]
 mod selectors;
+#[path = "cli/tensor.rs"]
+mod tensor;
