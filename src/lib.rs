@@ -29,6 +29,7 @@
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
 
+pub mod bench;
 pub mod byteplane;
 pub mod catalog;
 pub mod check;
