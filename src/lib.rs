@@ -28,6 +28,8 @@
 //! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
+//! [`bench`] runs the same read → chunk → hash → encode path in memory to
+//! compare chunk sizes and levels on successive versions of a file tree.
 
 pub mod bench;
 pub mod byteplane;

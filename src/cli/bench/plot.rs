@@ -80,7 +80,10 @@ fn draw(svg: &mut String, report: &BenchReport) -> Result<(), Box<dyn std::error
         .x_label_area_size(48)
         .y_label_area_size(72)
         .right_y_label_area_size(72)
-        .build_cartesian_2d((x_lo..x_hi).into_segmented(), 0.0..most_bytes * head_room)?
+        .build_cartesian_2d(
+            (x_lo..x_hi).into_segmented(),
+            0.0..(most_bytes * head_room).max(1.0),
+        )?
         .set_secondary_coord(
             (x_lo..x_hi).into_segmented(),
             0.0..(most_speed * head_room).max(1.0),
