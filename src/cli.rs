@@ -13,6 +13,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod bench;
 mod commands;
 mod integrity;
 mod output;

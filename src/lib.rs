@@ -24,11 +24,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`bench`] runs a snapshot's read → chunk → hash → encode path in memory to
+//! compare chunk sizes and levels on successive versions of a file tree.
+//!
 //! The path of a byte through a snapshot, by module: [`walk`] → [`ingest`]
 //! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
 
+pub mod bench;
 pub mod byteplane;
 pub mod catalog;
 pub mod check;

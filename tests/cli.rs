@@ -8,6 +8,8 @@ mod common;
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/bench.rs"]
+mod bench;
 #[path = "cli/commands.rs"]
 mod commands;
 #[path = "cli/dedup.rs"]

@@ -50,6 +50,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
     Stats(StatsArgs),
+    /// Compare dedup, compression and speed of chunk sizes and levels on successive versions (nothing is written); without PATH, the repository's growth snapshot by snapshot
+    Bench(super::bench::BenchArgs),
     /// Check the repository: catalog, packs and manifests agree; --read-data re-hashes every chunk
     Check(CheckArgs),
     /// Rebuild every file of a snapshot in memory and compare with its SHA-256

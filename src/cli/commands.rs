@@ -29,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Cat(a) => done(cat(&ctx, a)),
         Command::Diff(a) => done(diff(&ctx, a)),
         Command::Stats(a) => done(stats(&ctx, a)),
+        Command::Bench(a) => done(super::bench::bench(&ctx, a)),
         Command::Check(a) => integrity::check(&ctx, a),
         Command::Verify(a) => integrity::verify(&ctx, a),
         Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),

@@ -1,0 +1,266 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::chunker::tests::stream;
+use crate::progress::NoProgress;
+
+fn write(path: &Path, data: &[u8]) -> PathBuf {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+    path.to_path_buf()
+}
+
+fn settings(avgs: &[u32], levels: &[i32]) -> BenchSettings {
+    BenchSettings {
+        chunk_avgs: avgs.to_vec(),
+        levels: levels.to_vec(),
+    }
+}
+
+fn one(paths: &[PathBuf], avg: u32, level: i32) -> SettingReport {
+    let mut r = run(paths, &settings(&[avg], &[level]), &NoProgress).unwrap();
+    assert_eq!(r.settings.len(), 1);
+    r.settings.pop().unwrap()
+}
+
+/// A safetensors file: `header` bytes of JSON (padded), then a BF16 tensor
+/// of `a` bytes and an F32 tensor of `b` bytes.
+fn safetensors(a: usize, b: usize, seed: u64) -> (Vec<u8>, usize) {
+    let mut header = format!(
+        r#"{{"a":{{"dtype":"BF16","shape":[{}],"data_offsets":[0,{a}]}},"b":{{"dtype":"F32","shape":[{}],"data_offsets":[{a},{}]}}}}"#,
+        a / 2,
+        b / 4,
+        a + b
+    );
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    let start = out.len();
+    out.extend(stream(a + b, seed));
+    (out, start)
+}
+
+/// An identical second version adds nothing: dedup is exactly 2x.
+#[test]
+fn identical_second_version_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = stream(3 << 20, 1);
+    let v1 = write(&dir.path().join("v1/w.bin"), &data);
+    let v2 = write(&dir.path().join("v2/w.bin"), &data);
+    let r = one(&[v1, v2], 64 << 10, 3);
+    assert_eq!(r.versions[0].tally.new_bytes, 3 << 20);
+    assert_eq!(r.versions[1].tally.new_chunks, 0);
+    assert_eq!(r.versions[1].tally.new_bytes, 0);
+    assert_eq!(r.versions[1].tally.chunks, r.versions[0].tally.chunks);
+    assert_eq!(r.total.logical_bytes, 6 << 20);
+    assert_eq!(r.dedup_ratio, 2.0);
+}
+
+/// Two versions differing in one 100 KB region: the second adds that
+/// region plus at most the chunks around it (each ≤ max = 256 KiB).
+#[test]
+fn one_changed_region_costs_about_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = stream(4 << 20, 2);
+    let mut changed = data.clone();
+    changed[2_000_000..2_100_000].copy_from_slice(&stream(100_000, 3));
+    let v1 = write(&dir.path().join("a.bin"), &data);
+    let v2 = write(&dir.path().join("b.bin"), &changed);
+    let r = one(&[v1.clone(), v2.clone()], 64 << 10, 3);
+    assert_eq!(r.versions[0].name, v1.display().to_string());
+    assert_eq!(r.versions[0].tally.new_bytes, 4 << 20);
+    let added = r.versions[1].tally.new_bytes;
+    assert!(
+        (100_000..=100_000 + 2 * (256 << 10)).contains(&added),
+        "{added}"
+    );
+    assert_eq!(r.total.new_bytes, (4 << 20) + added);
+    let expected = (8 << 20) as f64 / ((4 << 20) + added) as f64;
+    assert!((r.dedup_ratio - expected).abs() < 1e-12);
+    assert!(r.dedup_ratio > 1.8, "{}", r.dedup_ratio);
+    // Random bytes do not compress: stored as they are.
+    assert_eq!(r.total.stored_bytes, r.total.new_bytes);
+    // A file version is listed under its own name.
+    let names: Vec<_> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["a.bin", "b.bin"]);
+}
+
+/// Level 0 stores raw: stored == after dedup. Several levels share a pass
+/// and differ only in stored bytes.
+#[test]
+fn levels_differ_only_in_stored_bytes_and_level_0_stores_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..2_000_000u32)
+        .flat_map(|i| format!("{} ", i % 1000).into_bytes())
+        .collect();
+    let v = write(&dir.path().join("log.txt"), &text);
+    let r = run(&[v], &settings(&[64 << 10], &[3, 0]), &NoProgress).unwrap();
+    let (raw, zstd) = (&r.settings[0], &r.settings[1]);
+    assert_eq!((raw.level, zstd.level), (0, 3), "levels sorted");
+    assert_eq!(raw.total.stored_bytes, raw.total.new_bytes);
+    assert_eq!(raw.compression_ratio, 1.0);
+    assert!(
+        zstd.total.stored_bytes * 5 < zstd.total.new_bytes,
+        "{zstd:?}"
+    );
+    let without_stored = |t: &Tally| Tally {
+        stored_bytes: 0,
+        ..t.clone()
+    };
+    assert_eq!(without_stored(&raw.total), without_stored(&zstd.total));
+    assert_eq!(raw.histogram, zstd.histogram);
+}
+
+/// The histogram counts every chunk once, repeats included, in the bucket
+/// of its length; buckets are contiguous powers of two.
+#[test]
+fn histogram_sums_to_the_chunk_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = stream(5 << 20, 4);
+    let v1 = write(&dir.path().join("v1/x"), &data);
+    let v2 = write(&dir.path().join("v2/x"), &data[..3 << 20]);
+    let r = run(
+        &[v1, v2],
+        &settings(&[16 << 10, 256 << 10], &[1]),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.settings.len(), 2);
+    for s in &r.settings {
+        let chunks: u64 = s.histogram.iter().map(|b| b.chunks).sum();
+        let bytes: u64 = s.histogram.iter().map(|b| b.bytes).sum();
+        assert_eq!(chunks, s.total.chunks);
+        assert_eq!(bytes, s.total.logical_bytes);
+        assert_eq!(bytes, 8 << 20);
+        for pair in s.histogram.windows(2) {
+            assert_eq!(pair[0].to, pair[1].from);
+        }
+        for b in &s.histogram {
+            assert!(b.to == 2 * b.from && b.from.is_power_of_two());
+            assert!(b.chunks == 0 || (b.bytes >= b.chunks * b.from && b.bytes < b.chunks * b.to));
+        }
+        // Only the last chunk of a file may be shorter than min.
+        let short: u64 = (s.histogram.iter())
+            .filter(|b| b.to <= s.chunk_min as u64)
+            .map(|b| b.chunks)
+            .sum();
+        assert!(short <= 2, "{short}");
+    }
+    // Smaller chunks: more of them.
+    assert!(r.settings[0].total.chunks > 8 * r.settings[1].total.chunks);
+}
+
+/// Chunks are attributed to the dtype of the tensor they lie in; header
+/// bytes and files of no known format are non-tensor.
+#[test]
+fn dtype_breakdown_follows_the_tensor_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, start) = safetensors(1 << 20, 3 << 19, 5);
+    let v = dir.path().join("v");
+    write(&v.join("model.safetensors"), &model);
+    write(&v.join("notes.txt"), b"fine-tuned on Tuesday");
+    let r = one(std::slice::from_ref(&v), 16 << 10, 1);
+    let by: BTreeMap<_, _> = r
+        .dtypes
+        .iter()
+        .map(|d| (d.name.as_str(), &d.tally))
+        .collect();
+    assert_eq!(
+        by.keys().copied().collect::<Vec<_>>(),
+        ["BF16", "F32", NON_TENSOR]
+    );
+    assert_eq!(by["BF16"].logical_bytes, 1 << 20);
+    assert_eq!(by["F32"].logical_bytes, 3 << 19);
+    assert_eq!(by[NON_TENSOR].logical_bytes, start as u64 + 21);
+    // Files inside a directory version are named relative to it.
+    let names: Vec<_> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["model.safetensors", "notes.txt"]);
+    assert_eq!(r.versions[0].tally.logical_bytes, model.len() as u64 + 21);
+}
+
+/// The same file in two directory versions is one row of the per-file
+/// breakdown; what changed shows up in the file that changed.
+#[test]
+fn files_are_grouped_across_directory_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = stream(1 << 20, 6);
+    let b = stream(1 << 20, 7);
+    write(&dir.path().join("r1/a"), &a);
+    write(&dir.path().join("r1/sub/b"), &b);
+    write(&dir.path().join("r2/a"), &a);
+    write(&dir.path().join("r2/sub/b"), &stream(1 << 20, 8));
+    let r = one(&[dir.path().join("r1"), dir.path().join("r2")], 64 << 10, 3);
+    let names: Vec<_> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["a", "sub/b"]);
+    assert_eq!(r.files[0].tally.logical_bytes, 2 << 20);
+    assert_eq!(r.files[0].tally.new_bytes, 1 << 20);
+    assert_eq!(r.files[1].tally.new_bytes, 2 << 20);
+    assert_eq!(r.versions[1].tally.new_bytes, 1 << 20);
+}
+
+#[test]
+fn settings_are_sorted_and_checked() {
+    let s = settings(&[1 << 20, 16 << 10, 1 << 20], &[9, 1, 9]);
+    assert_eq!(
+        s.normalized().unwrap(),
+        settings(&[16 << 10, 1 << 20], &[1, 9])
+    );
+    assert!(settings(&[100], &[3]).normalized().is_err());
+    assert!(settings(&[64 << 10], &[20]).normalized().is_err());
+    assert!(settings(&[], &[3]).normalized().is_err());
+    let err = run(&[], &BenchSettings::default(), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("at least one path"), "{err}");
+    let missing = PathBuf::from("/nonexistent/cairn-bench");
+    let err = run(&[missing], &BenchSettings::default(), &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/cairn-bench"),
+        "{err}"
+    );
+}
+
+#[test]
+fn size_labels() {
+    assert_eq!(size_label(16 << 10), "16K");
+    assert_eq!(size_label(1 << 20), "1M");
+    assert_eq!(size_label(1536), "1536");
+    assert_eq!(size_label(1000), "1000");
+}
+
+/// The repository report adds up what each snapshot recorded.
+#[test]
+fn history_accumulates_what_each_snapshot_added() {
+    use crate::{RepoConfig, Repository, SnapshotOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(
+        &dir.path().join("repo"),
+        RepoConfig::new(ChunkerParams::default(), 0).unwrap(),
+    )
+    .unwrap();
+    let src = write(&dir.path().join("w.bin"), &stream(2 << 20, 9));
+    let opts = SnapshotOptions {
+        kind: "model".into(),
+        name: "m".into(),
+        force: true,
+        ..Default::default()
+    };
+    repo.snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+        .unwrap();
+    repo.snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+        .unwrap();
+    let h = history::report(&repo).unwrap();
+    assert_eq!((h.chunk_avg, h.level), (64 << 10, 0));
+    assert_eq!(h.snapshots.len(), 2);
+    let (first, second) = (&h.snapshots[0], &h.snapshots[1]);
+    assert_eq!(first.added_raw, 2 << 20);
+    assert_eq!(first.added_stored, 2 << 20);
+    assert_eq!(second.added_raw, 0);
+    assert_eq!(second.bytes_read, 2 << 20);
+    assert_eq!(second.cumulative_logical, 4 << 20);
+    assert_eq!(second.cumulative_raw, 2 << 20);
+    assert_eq!(second.dedup_ratio, 2.0);
+    assert_eq!(second.history, "model/m");
+    assert_eq!((h.raw_bytes, h.stored_bytes), (2 << 20, 2 << 20));
+}
