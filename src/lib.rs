@@ -37,11 +37,13 @@ pub mod codec;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod forget;
 pub mod id;
 pub mod ingest;
 pub mod lock;
 pub mod manifest;
 pub mod pack;
+pub mod policy;
 pub mod progress;
 pub mod rebuild;
 pub mod repair;
@@ -56,12 +58,18 @@ pub mod storage;
 pub mod tensor;
 pub mod walk;
 
+#[cfg(test)]
+mod test_support;
+
 pub use catalog::{SnapshotFilter, SnapshotInfo};
 pub use chunker::ChunkerParams;
 pub use config::RepoConfig;
 pub use error::{Error, Result};
+pub use forget::{ForgetPlan, ForgetReport, ForgetRequest};
 pub use id::{ChunkId, PackId, SnapshotId};
+pub use policy::StoredPolicies;
 pub use progress::{NoProgress, Progress};
 pub use repository::Repository;
 pub use restore::{RestoreOptions, RestoreReport};
+pub use retention::RetentionPolicy;
 pub use snapshot::{SnapshotOptions, SnapshotReport};

@@ -1,6 +1,6 @@
 //! Repository locks, as objects under `locks/` so any storage backend can
-//! hold them. Snapshots take shared locks; `gc`, `forget`, `delete` and
-//! `rebuild-catalog` take an exclusive one.
+//! hold them. Snapshots take shared locks; `gc`, `forget`, `delete`,
+//! `policy set`/`unset` and `rebuild-catalog` take an exclusive one.
 //!
 //! Protocol: write our lock object, then list `locks/`. A shared lock
 //! conflicts with any other exclusive lock; an exclusive lock conflicts with
