@@ -28,6 +28,10 @@
 //! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
+//!
+//! Giving space back: [`retention`] decides which snapshots a policy keeps
+//! (policies may be stored, [`policy`]), [`forget`] removes the others, and
+//! [`gc`] deletes and repacks the packs they leave unused.
 
 pub mod byteplane;
 pub mod catalog;
@@ -38,6 +42,7 @@ pub mod config;
 pub mod diff;
 pub mod error;
 pub mod forget;
+pub mod gc;
 pub mod id;
 pub mod ingest;
 pub mod lock;
@@ -66,6 +71,7 @@ pub use chunker::ChunkerParams;
 pub use config::RepoConfig;
 pub use error::{Error, Result};
 pub use forget::{ForgetPlan, ForgetReport, ForgetRequest};
+pub use gc::{GcPlan, GcReport};
 pub use id::{ChunkId, PackId, SnapshotId};
 pub use policy::StoredPolicies;
 pub use progress::{NoProgress, Progress};

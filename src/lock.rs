@@ -63,6 +63,7 @@ fn pid_alive(pid: u32) -> bool {
 pub struct Lock<'s> {
     storage: &'s dyn Storage,
     key: String,
+    exclusive: bool,
 }
 
 impl std::fmt::Debug for Lock<'_> {
@@ -82,6 +83,11 @@ impl<'s> Lock<'s> {
         Self::acquire(storage, purpose, true)
     }
 
+    /// True for an exclusive lock (callers that take a held lock check it).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
     fn acquire(storage: &'s dyn Storage, purpose: &str, exclusive: bool) -> Result<Self> {
         let info = LockInfo {
             exclusive,
@@ -99,7 +105,11 @@ impl<'s> Lock<'s> {
             let _ = storage.delete(&key);
             return Err(e);
         }
-        let lock = Lock { storage, key };
+        let lock = Lock {
+            storage,
+            key,
+            exclusive,
+        };
         for (other_key, other) in list(storage)? {
             if other_key == lock.key || !(exclusive || other.exclusive) {
                 continue;
