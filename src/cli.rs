@@ -1,5 +1,6 @@
 //! Command-line layer: clap definitions (`cli/args.rs`), one function per
-//! subcommand (`cli/commands.rs`), and output helpers (`cli/output.rs`).
+//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
+//! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
 //! 2 usage or runtime error.
 
@@ -15,6 +16,7 @@ macro_rules! outln {
 mod args;
 mod commands;
 mod integrity;
+mod maintenance;
 mod output;
 
 use std::io::ErrorKind;
