@@ -214,10 +214,12 @@ impl Catalog {
             .map_err(self.err())?;
         // 16 MiB of page cache holds the interior pages of a 10M-chunk
         // index, so a lookup costs about one leaf read (docs/BENCHMARKS.md).
+        // temp_store=FILE: the bundled SQLite keeps temp tables in memory by
+        // default; gc's mark set (one row per live chunk) must spill to disk.
         self.conn
             .execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-                 PRAGMA cache_size=-16384;",
+                 PRAGMA cache_size=-16384; PRAGMA temp_store=FILE;",
             )
             .map_err(self.err())?;
         let has_meta: bool = self
@@ -572,21 +574,41 @@ pub(crate) fn now_ns() -> i64 {
 
 impl Catalog {
     /// Raw and stored bytes of the distinct chunks that `snaps` reference.
-    /// The set is built in a temporary SQLite table, not in memory, so it
-    /// scales with the repository.
     pub fn referenced_totals(&self, snaps: &[SnapshotInfo]) -> Result<(u64, u64)> {
+        self.mark_referenced(MarkSet::Referenced, snaps)?;
+        let totals = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(c.raw_len), 0), coalesce(sum(c.stored_len), 0)
+                 FROM temp.referenced m JOIN chunks c ON c.chunk_id = m.chunk_id",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.err())?;
+        self.clear_marks(MarkSet::Referenced)?;
+        Ok(totals)
+    }
+
+    /// Fills the temporary table `set` with the distinct ids of the chunks
+    /// that `snaps` reference, replacing what it held, and returns how many
+    /// there are. The set lives in SQLite (spilling to a temp file), not in
+    /// memory, so it scales with the repository.
+    pub(crate) fn mark_referenced(&self, set: MarkSet, snaps: &[SnapshotInfo]) -> Result<u64> {
+        let table = set.table();
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS referenced (chunk_id BLOB PRIMARY KEY) WITHOUT ROWID;
-             DELETE FROM temp.referenced;",
-        )
+        tx.execute_batch(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {table} (chunk_id BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.{table};"
+        ))
         .map_err(self.err())?;
         {
             let mut files = tx
                 .prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1")
                 .map_err(self.err())?;
             let mut insert = tx
-                .prepare_cached("INSERT OR IGNORE INTO temp.referenced(chunk_id) VALUES (?1)")
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO temp.{table}(chunk_id) VALUES (?1)"
+                ))
                 .map_err(self.err())?;
             for s in snaps {
                 let mut rows = files.query([s.rowid]).map_err(self.err())?;
@@ -598,18 +620,64 @@ impl Catalog {
                 }
             }
         }
-        let totals = tx
-            .query_row(
-                "SELECT coalesce(sum(c.raw_len), 0), coalesce(sum(c.stored_len), 0)
-                 FROM temp.referenced r JOIN chunks c ON c.chunk_id = r.chunk_id",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(self.err())?;
-        tx.execute_batch("DELETE FROM temp.referenced;")
-            .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
-        Ok(totals)
+        self.marked_count(set)
+    }
+
+    /// Adds `chunks` to a set built by [`Catalog::mark_referenced`].
+    pub(crate) fn mark_chunks(&self, set: MarkSet, chunks: &[ChunkId]) -> Result<u64> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO temp.{}(chunk_id) VALUES (?1)",
+                    set.table()
+                ))
+                .map_err(self.err())?;
+            for id in chunks {
+                insert.execute([&id.0[..]]).map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())?;
+        self.marked_count(set)
+    }
+
+    /// How many chunk ids `set` holds.
+    pub(crate) fn marked_count(&self, set: MarkSet) -> Result<u64> {
+        self.conn
+            .query_row(
+                &format!("SELECT count(*) FROM temp.{}", set.table()),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
+    /// Empties `set` (its pages go back to SQLite's temp file).
+    pub(crate) fn clear_marks(&self, set: MarkSet) -> Result<()> {
+        self.conn
+            .execute_batch(&format!("DELETE FROM temp.{};", set.table()))
+            .map_err(self.err())
+    }
+}
+
+/// The temporary chunk-id sets, one per user so that `stats` can never
+/// clobber the live set a `gc` plan relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkSet {
+    /// Scratch set of [`Catalog::referenced_totals`].
+    Referenced,
+    /// The chunks a gc plan keeps (table `temp.gc_live`).
+    GcLive,
+}
+
+impl MarkSet {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            MarkSet::Referenced => "referenced",
+            MarkSet::GcLive => "gc_live",
+        }
     }
 }
 

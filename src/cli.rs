@@ -1,5 +1,6 @@
 //! Command-line layer: clap definitions (`cli/args.rs`), one function per
-//! subcommand (`cli/commands.rs`), and output helpers (`cli/output.rs`).
+//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
+//! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
 //! 2 usage or runtime error.
 
@@ -16,6 +17,7 @@ mod args;
 mod bench;
 mod commands;
 mod integrity;
+mod maintenance;
 mod output;
 
 use std::io::ErrorKind;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunker::ChunkerParams;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::pack;
 
 /// Version 1: the initial repository layout (packs v1, manifests v1, catalog schema 1).
 pub const REPO_VERSION: u32 = 1;
@@ -26,6 +27,11 @@ pub struct RepoConfig {
     /// Whether `snapshot` verifies the packs it wrote before committing.
     #[serde(default)]
     pub verify_after_snapshot: bool,
+    /// Chunk data per pack before it is sealed; `None` is
+    /// [`pack::TARGET_SIZE`] (32 MiB). Smaller packs let `gc` reclaim space
+    /// at a finer grain; tests use them to get many packs from little data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack_target: Option<u64>,
 }
 
 impl RepoConfig {
@@ -39,7 +45,20 @@ impl RepoConfig {
             chunker,
             compression,
             verify_after_snapshot: false,
+            pack_target: None,
         })
+    }
+
+    /// Sets the pack size target (see [`RepoConfig::pack_target`]).
+    pub fn with_pack_target(mut self, bytes: u64) -> Result<Self> {
+        check_pack_target(bytes)?;
+        self.pack_target = Some(bytes);
+        Ok(self)
+    }
+
+    /// Bytes of chunk data at which a new pack is sealed.
+    pub fn pack_target_bytes(&self) -> usize {
+        self.pack_target.map_or(pack::TARGET_SIZE, |n| n as usize)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -71,7 +90,22 @@ impl RepoConfig {
         }
         cfg.chunker.validate().map_err(|e| bad(e.to_string()))?;
         codec::check_level(cfg.compression).map_err(|e| bad(e.to_string()))?;
+        if let Some(n) = cfg.pack_target {
+            check_pack_target(n).map_err(|e| bad(e.to_string()))?;
+        }
         Ok(cfg)
+    }
+}
+
+fn check_pack_target(bytes: u64) -> Result<()> {
+    if (pack::MIN_TARGET_SIZE..=pack::MAX_TARGET_SIZE).contains(&bytes) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "pack target {bytes} bytes is outside {}..={}",
+            pack::MIN_TARGET_SIZE,
+            pack::MAX_TARGET_SIZE
+        )))
     }
 }
 
@@ -112,5 +146,19 @@ mod tests {
         ));
         assert!(RepoConfig::new(ChunkerParams::default(), 42).is_err());
         assert_ne!(random_hex(16), random_hex(16));
+        assert!(
+            !String::from_utf8(cfg.to_json())
+                .unwrap()
+                .contains("pack_target"),
+            "absent unless set"
+        );
+        let small = cfg.clone().with_pack_target(1 << 20).unwrap();
+        assert_eq!(
+            RepoConfig::from_json(&small.to_json(), "config")
+                .unwrap()
+                .pack_target_bytes(),
+            1 << 20
+        );
+        assert!(cfg.with_pack_target(10).is_err());
     }
 }

@@ -113,6 +113,15 @@ pub enum Error {
     )]
     Locked { holder: String },
 
+    #[error(
+        "the policy would remove every snapshot of {}; refusing (pass --allow-empty to allow it)",
+        .histories.join(", ")
+    )]
+    WouldEmptyHistory { histories: Vec<String> },
+
+    #[error("stored retention policies ({key}) are unreadable: {reason}")]
+    BadPolicies { key: String, reason: String },
+
     #[error("{0}")]
     InvalidArgument(String),
 }

@@ -31,6 +31,10 @@
 //! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
 //! [`restore`]. All repository I/O goes through [`storage::Storage`].
+//!
+//! Giving space back: [`retention`] decides which snapshots a policy keeps
+//! (policies may be stored, [`policy`]), [`forget`] removes the others, and
+//! [`gc`] deletes and repacks the packs they leave unused.
 
 pub mod bench;
 pub mod byteplane;
@@ -41,11 +45,14 @@ pub mod codec;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod forget;
+pub mod gc;
 pub mod id;
 pub mod ingest;
 pub mod lock;
 pub mod manifest;
 pub mod pack;
+pub mod policy;
 pub mod progress;
 pub mod rebuild;
 pub mod repair;
@@ -60,12 +67,19 @@ pub mod storage;
 pub mod tensor;
 pub mod walk;
 
+#[cfg(test)]
+mod test_support;
+
 pub use catalog::{SnapshotFilter, SnapshotInfo};
 pub use chunker::ChunkerParams;
 pub use config::RepoConfig;
 pub use error::{Error, Result};
+pub use forget::{ForgetPlan, ForgetReport, ForgetRequest};
+pub use gc::{GcPlan, GcReport};
 pub use id::{ChunkId, PackId, SnapshotId};
+pub use policy::StoredPolicies;
 pub use progress::{NoProgress, Progress};
 pub use repository::Repository;
 pub use restore::{RestoreOptions, RestoreReport};
+pub use retention::RetentionPolicy;
 pub use snapshot::{SnapshotOptions, SnapshotReport};

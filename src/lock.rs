@@ -1,6 +1,6 @@
 //! Repository locks, as objects under `locks/` so any storage backend can
-//! hold them. Snapshots take shared locks; `gc`, `forget`, `delete` and
-//! `rebuild-catalog` take an exclusive one.
+//! hold them. Snapshots take shared locks; `gc`, `forget`, `delete`,
+//! `policy set`/`unset` and `rebuild-catalog` take an exclusive one.
 //!
 //! Protocol: write our lock object, then list `locks/`. A shared lock
 //! conflicts with any other exclusive lock; an exclusive lock conflicts with
@@ -63,6 +63,7 @@ fn pid_alive(pid: u32) -> bool {
 pub struct Lock<'s> {
     storage: &'s dyn Storage,
     key: String,
+    exclusive: bool,
 }
 
 impl std::fmt::Debug for Lock<'_> {
@@ -82,6 +83,11 @@ impl<'s> Lock<'s> {
         Self::acquire(storage, purpose, true)
     }
 
+    /// True for an exclusive lock (callers that take a held lock check it).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
     fn acquire(storage: &'s dyn Storage, purpose: &str, exclusive: bool) -> Result<Self> {
         let info = LockInfo {
             exclusive,
@@ -99,7 +105,11 @@ impl<'s> Lock<'s> {
             let _ = storage.delete(&key);
             return Err(e);
         }
-        let lock = Lock { storage, key };
+        let lock = Lock {
+            storage,
+            key,
+            exclusive,
+        };
         for (other_key, other) in list(storage)? {
             if other_key == lock.key || !(exclusive || other.exclusive) {
                 continue;

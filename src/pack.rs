@@ -27,8 +27,12 @@ pub const ENTRY_LEN: usize = 49;
 pub const FOOTER_LEN: usize = 56;
 /// No chunk may claim more than this many raw bytes (FastCDC's maximum).
 pub const MAX_CHUNK_LEN: u32 = 16 * 1024 * 1024;
-/// Packs are sealed once their chunk data reaches this size.
+/// Packs are sealed once their chunk data reaches this size, unless the
+/// repository config sets `pack_target`.
 pub const TARGET_SIZE: usize = 32 * 1024 * 1024;
+/// Bounds of the config's `pack_target` (one chunk per pack at the low end).
+pub const MIN_TARGET_SIZE: u64 = 1024;
+pub const MAX_TARGET_SIZE: u64 = 1024 * 1024 * 1024;
 
 /// Where one chunk lives inside a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,7 @@ pub fn id_from_key(key: &str) -> Option<PackId> {
 pub struct PackWriter {
     buf: Vec<u8>,
     entries: Vec<PackEntry>,
+    target: usize,
 }
 
 /// A finished pack: its bytes, id and trailer entries.
@@ -73,14 +78,21 @@ impl Default for PackWriter {
 }
 
 impl PackWriter {
+    /// A writer that reports full at [`TARGET_SIZE`].
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(TARGET_SIZE + (1 << 20));
+        Self::with_target(TARGET_SIZE)
+    }
+
+    /// A writer that reports full once its chunk data reaches `target` bytes.
+    pub fn with_target(target: usize) -> Self {
+        let mut buf = Vec::with_capacity(target.min(TARGET_SIZE) + (1 << 20));
         buf.extend_from_slice(&MAGIC);
         buf.extend_from_slice(&VERSION.to_le_bytes());
         buf.extend_from_slice(&[0u8; 4]);
         Self {
             buf,
             entries: Vec::new(),
+            target,
         }
     }
 
@@ -106,7 +118,7 @@ impl PackWriter {
     }
 
     pub fn is_full(&self) -> bool {
-        self.data_len() >= TARGET_SIZE
+        self.data_len() >= self.target
     }
 
     /// Appends trailer and footer and names the pack.

@@ -137,6 +137,18 @@ impl Repository {
 /// Reads, decodes and verifies one chunk. Takes storage rather than a
 /// `Repository` so restore workers can call it from many threads.
 pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    read_verified(storage, loc).map(|(_, raw)| raw)
+}
+
+/// Reads one chunk's stored bytes (as in the pack, possibly compressed)
+/// after verifying that they decode to the chunk; `gc` copies these into new
+/// packs, so a repack never recompresses and never copies damage.
+pub fn read_stored_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    read_verified(storage, loc).map(|(stored, _)| stored)
+}
+
+/// The stored and the decoded bytes of a chunk whose id has been checked.
+fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>, Vec<u8>)> {
     let e = &loc.entry;
     let corrupt = |reason: String| Error::CorruptChunk {
         chunk: e.chunk,
@@ -155,7 +167,7 @@ pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>>
     if ChunkId::of(&raw) != e.chunk {
         return Err(corrupt("content does not match its id".into()));
     }
-    Ok(raw)
+    Ok((stored, raw))
 }
 
 /// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:

@@ -345,7 +345,7 @@ impl<'r> Storer<'r> {
         Self {
             repo,
             level,
-            pack: PackWriter::new(),
+            pack: PackWriter::with_target(repo.config().pack_target_bytes()),
             packs,
             stored: HashSet::new(),
             totals: Totals::default(),
@@ -412,7 +412,8 @@ impl<'r> Storer<'r> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let sealed = std::mem::take(&mut self.pack).finish();
+        let next = PackWriter::with_target(self.repo.config().pack_target_bytes());
+        let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
             .send(sealed)
             .map_err(|_| Error::InvalidArgument("the pack writer stopped".into()))

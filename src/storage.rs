@@ -20,7 +20,7 @@ pub use local::{write_durably, LocalStorage};
 use crate::error::Result;
 
 /// One stored object, as returned by [`Storage::list`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
@@ -44,4 +44,20 @@ pub trait Storage: Send + Sync {
 
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// Leftovers of interrupted `put`s, which [`Storage::list`] never shows
+    /// (for a local repository: `.tmp-*` files), outside `locks/`. Every
+    /// `put` outside `locks/` happens under a repository lock, so a caller
+    /// holding the exclusive lock knows each one is dead and may remove it.
+    /// The default, for backends whose `put` leaves nothing behind, is none.
+    fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes one leftover named by [`Storage::leftovers`]; a missing one
+    /// is not an error.
+    fn remove_leftover(&self, key: &str) -> Result<()> {
+        let _ = key;
+        Ok(())
+    }
 }

@@ -14,6 +14,10 @@ mod bench;
 mod commands;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/forget.rs"]
+mod forget;
+#[path = "cli/gc.rs"]
+mod gc;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/roundtrip.rs"]

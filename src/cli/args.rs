@@ -62,6 +62,23 @@ pub enum Command {
     Repair(JsonArgs),
     /// Remove stale locks (of processes that are gone), or all locks with --all
     Unlock(UnlockArgs),
+    /// Remove snapshots by retention rules (those given, else the stored policies)
+    #[command(
+        long_about = "Remove snapshots by retention rules, applied to each kind/name history \
+                  separately. With no --keep-* rule, the policies stored with `cairn policy set` apply \
+                  (a history without one keeps everything). Prints every snapshot with keep/remove and \
+                  the rules that keep it. Frees no space by itself: run `cairn gc` (or `cairn prune`)."
+    )]
+    Forget(ForgetArgs),
+    /// Remove the named snapshots (asks first on a terminal)
+    Delete(DeleteArgs),
+    /// Store, show or remove the retention policies `forget` and `prune` apply
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Forget by the stored policies, then gc
+    Prune(PruneArgs),
+    /// Free the space of data no snapshot uses: delete dead packs, repack mostly-unused ones
+    Gc(GcArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +140,9 @@ pub struct InitArgs {
     /// Verify written packs before each snapshot is committed (repository default)
     #[arg(long)]
     pub verify: bool,
+    /// Seal packs at this much chunk data instead of 32M (small packs: finer-grained gc; used by tests)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
+    pub pack_target: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +258,137 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
+/// Retention rules; a snapshot is kept if any rule keeps it.
+#[derive(Debug, Args, Default)]
+pub struct RuleArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the history's newest: 30d, 2w, 12h, 90m, 6M, 1y6M
+    #[arg(long, value_name = "DURATION", value_parser = parse_within)]
+    pub keep_within: Option<cairn::retention::KeepWithin>,
+    /// Never remove snapshots with this tag (repeatable), e.g. milestone
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Allow removing every snapshot of a history
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Show what would be removed; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Snapshots to remove (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Do not ask for confirmation (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Store the policy for a kind (`model`) or one history (`model/llama`); the most specific applies
+    Set(PolicySetArgs),
+    /// Show the stored policies
+    Show(PolicyShowArgs),
+    /// Remove the stored policy of a kind or history
+    Unset(PolicyUnsetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// KIND or KIND/NAME
+    pub scope: String,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyShowArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyUnsetArgs {
+    /// KIND or KIND/NAME
+    pub scope: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Repack packs more than this percentage unused
+    #[arg(long, value_name = "PCT", default_value = "10", value_parser = parse_share)]
+    pub max_unused: f64,
+    /// Print the plan; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Allow removing every snapshot of a history
+    #[arg(long)]
+    pub allow_empty: bool,
+    #[command(flatten)]
+    pub gc: GcArgs,
+}
+
+/// Parses a `--keep-within` span.
+fn parse_within(s: &str) -> Result<cairn::retention::KeepWithin, String> {
+    cairn::retention::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Parses a percentage, `10`, `10%` or `2.5`, as a share (0.10, 0.10,
+/// 0.025); unlike `parse_pct`, 0 is allowed.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let pct: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage (e.g. 10 or 2.5%)"))?;
+    if (0.0..=100.0).contains(&pct) {
+        Ok(pct / 100.0)
+    } else {
+        Err(format!("`{s}` is outside 0..100%"))
+    }
+}
+
 /// Parses `4096`, `64K`, `1M`, `2G` (binary units, optional `iB`/`B`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -269,6 +420,16 @@ mod tests {
         assert_eq!(parse_size("2g"), Ok(2 << 30));
         assert!(parse_size("x").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_share("10"), Ok(0.10));
+        assert_eq!(parse_share("2.5%"), Ok(0.025));
+        assert_eq!(parse_share("0"), Ok(0.0));
+        assert!(parse_share("101").is_err());
+        assert!(parse_share("-1").is_err());
+        assert!(parse_share("ten").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use cairn::{
 
 use super::args::*;
 use super::integrity;
+use super::maintenance;
 use super::output::{self, Bar};
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -35,6 +36,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
         Command::Repair(a) => integrity::repair(&ctx, a),
         Command::Unlock(a) => integrity::unlock(&ctx, a),
+        Command::Forget(a) => done(maintenance::forget(&ctx, a)),
+        Command::Delete(a) => done(maintenance::delete(&ctx, a)),
+        Command::Policy(a) => done(maintenance::policy(&ctx, a)),
+        Command::Prune(a) => maintenance::prune(&ctx, a),
+        Command::Gc(a) => maintenance::gc(&ctx, a),
     }
 }
 
@@ -72,6 +78,9 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let avg = u32::try_from(a.chunk_avg).context("--chunk-avg is too large")?;
     let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
     config.verify_after_snapshot = a.verify;
+    if let Some(bytes) = a.pack_target {
+        config = config.with_pack_target(bytes)?;
+    }
     Repository::init(&path, config)?;
     outln!("created cairn repository at {}", path.display());
     Ok(())

@@ -1,7 +1,9 @@
 //! A storage wrapper that injects faults into the N-th `put`, for crash-
 //! consistency tests: the put either fails cleanly (nothing written) or is
 //! torn (a prefix of the object lands under its key, then an error), the way
-//! a backend without atomic writes could fail.
+//! a backend without atomic writes could fail. With [`Fault::Crash`] it
+//! counts every mutation (put, delete, leftover removal) instead, and from
+//! the N-th on changes nothing, as if the process had died just before it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +16,9 @@ pub enum Fault {
     Fail,
     /// Half the object is written under its key, then the put errors.
     Tear,
+    /// Mutation N and every later one (puts, deletes, leftover removals)
+    /// error and change nothing.
+    Crash,
 }
 
 pub struct FaultyStorage<S> {
@@ -35,8 +40,29 @@ impl<S: Storage> FaultyStorage<S> {
     }
 }
 
+impl<S: Storage> FaultyStorage<S> {
+    /// Under [`Fault::Crash`], fails mutation number `fail_at` and later.
+    fn crash_check(&self, key: &str) -> Result<()> {
+        if self.fault != Fault::Crash {
+            return Ok(());
+        }
+        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+        if n < self.fail_at {
+            return Ok(());
+        }
+        Err(Error::io(
+            key,
+            std::io::Error::other(format!("injected crash before mutation #{n}")),
+        ))
+    }
+}
+
 impl<S: Storage> Storage for FaultyStorage<S> {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        if self.fault == Fault::Crash {
+            self.crash_check(key)?;
+            return self.inner.put(key, data);
+        }
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
         if n < self.fail_at {
             return self.inner.put(key, data);
@@ -63,6 +89,16 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
+        self.crash_check(key)?;
         self.inner.delete(key)
+    }
+
+    fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
+        self.inner.leftovers()
+    }
+
+    fn remove_leftover(&self, key: &str) -> Result<()> {
+        self.crash_check(key)?;
+        self.inner.remove_leftover(key)
     }
 }

@@ -91,12 +91,71 @@ impl Storage for LocalStorage {
 
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of(key)?;
-        match fs::remove_file(&path) {
-            Ok(()) => sync_parent(&path),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(path, e)),
+        remove_durably(&path)
+    }
+
+    fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        temp_files_into(&self.root, String::new(), &mut out)?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn remove_leftover(&self, key: &str) -> Result<()> {
+        let (dir, name) = key.rsplit_once('/').unwrap_or(("", key));
+        if !name.starts_with(TEMP_PREFIX) || name.contains('/') || key.starts_with(LOCKS_DIR) {
+            return Err(Error::InvalidArgument(format!(
+                "`{key}` is not a leftover temp file"
+            )));
+        }
+        let dir = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(dir)?
+        };
+        remove_durably(&dir.join(name))
+    }
+}
+
+/// Temp files of `write_durably` start with this.
+const TEMP_PREFIX: &str = ".tmp-";
+/// Lock objects are written without holding a lock, so their temp files may
+/// belong to a live writer; `leftovers` never looks there.
+const LOCKS_DIR: &str = "locks/";
+
+fn remove_durably(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Collects the temp files under `dir` (key prefix `rel`), skipping `locks/`.
+fn temp_files_into(dir: &Path, rel: String, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let key = format!("{rel}{name}");
+        let meta = entry.metadata().at(entry.path())?;
+        if meta.is_dir() {
+            let sub = format!("{key}/");
+            if sub != LOCKS_DIR {
+                temp_files_into(&entry.path(), sub, out)?;
+            }
+        } else if name.starts_with(TEMP_PREFIX) {
+            out.push(ObjectInfo {
+                key,
+                size: meta.len(),
+            });
         }
     }
+    Ok(())
 }
 
 /// Walks `dir` (whose key prefix is `rel`), descending only into directories
@@ -110,7 +169,7 @@ fn list_into(dir: &Path, rel: String, prefix: &str, out: &mut Vec<ObjectInfo>) -
     for entry in entries {
         let entry = entry.at(dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".tmp-") {
+        if name.starts_with(TEMP_PREFIX) {
             continue;
         }
         let key = format!("{rel}{name}");
@@ -143,7 +202,7 @@ pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(
-        ".tmp-{name}-{}-{}",
+        "{TEMP_PREFIX}{name}-{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -228,6 +287,44 @@ mod tests {
             s.get("packs/ab/x.pack"),
             Err(Error::ObjectNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn leftovers_are_temp_files_outside_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.put("packs/ab/x.pack", b"pack").unwrap();
+        s.put("locks/l.lock", b"{}").unwrap();
+        fs::write(dir.path().join("packs/ab/.tmp-x.pack-1-0"), b"partial").unwrap();
+        fs::write(dir.path().join(".tmp-config-1-0"), b"c").unwrap();
+        fs::write(dir.path().join("locks/.tmp-l.lock-1-0"), b"in flight").unwrap();
+        let found: Vec<_> = s
+            .leftovers()
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (".tmp-config-1-0".to_string(), 1),
+                ("packs/ab/.tmp-x.pack-1-0".to_string(), 7)
+            ]
+        );
+        for key in [
+            "packs/ab/x.pack",
+            "locks/.tmp-l.lock-1-0",
+            "../.tmp-x",
+            "packs/../.tmp-x",
+        ] {
+            assert!(s.remove_leftover(key).is_err(), "{key}");
+        }
+        s.remove_leftover("packs/ab/.tmp-x.pack-1-0").unwrap();
+        s.remove_leftover(".tmp-config-1-0").unwrap();
+        s.remove_leftover(".tmp-config-1-0").unwrap();
+        assert!(s.leftovers().unwrap().is_empty());
+        assert_eq!(s.list("").unwrap().len(), 2, "objects untouched");
+        assert!(dir.path().join("locks/.tmp-l.lock-1-0").exists());
     }
 
     #[test]

@@ -445,3 +445,145 @@ fn splitmix_is_deterministic() {
     assert_ne!(random_bytes(1000, 7), random_bytes(1000, 8));
     assert_eq!(SplitMix64(0).next_u64(), 0xE220_A839_7B1D_CDAF);
 }
+
+// Retention and gc (tests/cli/forget.rs, tests/cli/gc.rs).
+
+impl Env {
+    /// A fresh temp dir with a repository made by `cairn init ARGS...`.
+    pub fn with_init(args: &[&str]) -> Self {
+        let env = Self::uninit();
+        run_ok(env.cmd([&["init"], args].concat()));
+        env
+    }
+
+    /// Runs `cairn ARGS...` and returns its output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs `cairn ARGS...`, asserts exit 0, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        stdout(&run_ok(self.cmd(args)))
+    }
+
+    /// Writes `files` into a fresh directory `dir` and snapshots it with
+    /// `args` (`--kind`, `--name`, ...), re-reading every file; returns the id.
+    pub fn snapshot_files(&self, dir: &str, files: &[(&str, &[u8])], args: &[&str]) -> String {
+        let src = self.path(dir);
+        let _ = fs::remove_dir_all(&src);
+        fs::create_dir_all(&src).unwrap();
+        for (file, data) in files {
+            fs::write(src.join(file), data).unwrap();
+        }
+        let src = src.display().to_string();
+        let out = self.ok(&[&["snapshot", "--json", "--force", src.as_str()], args].concat());
+        let report: Value = serde_json::from_str(&out).unwrap();
+        report["id"].as_str().unwrap().to_string()
+    }
+
+    /// Snapshot ids, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        ids(&self.list())
+    }
+
+    /// Restores `selector` into a new directory and returns it.
+    pub fn restore(&self, selector: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let target = self.path(&format!("restore-{n}"));
+        self.ok(&["restore", selector, target.to_str().unwrap()]);
+        target
+    }
+
+    /// `check --read-data --json`: asserts it finds no damage (exit 0) and
+    /// returns the findings (leftovers of interrupted runs are notes).
+    pub fn check_read_data(&self) -> Vec<Value> {
+        let out = self.run(&["check", "--read-data", "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "check --read-data found damage ({}): {report}\n{}",
+            out.status,
+            stderr(&out)
+        );
+        report["findings"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Bytes of all files under `path`.
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    for entry in fs::read_dir(path).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_size(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// What [`verify_repository`] read.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub snapshots: u64,
+    pub live_chunks: u64,
+    pub packs: u64,
+    pub pack_chunks: u64,
+}
+
+/// Library-level verification beside `check --read-data`: every chunk of
+/// every listed snapshot is located by the catalog and reads back with its
+/// BLAKE3 verified, every pack file is named by its content, every chunk in
+/// every pack file decodes to its id, and catalog and storage hold the same
+/// number of packs (no leftovers).
+pub fn verify_repository(repo_path: &Path) -> Verified {
+    let repo = cairn::Repository::open(repo_path).unwrap();
+    let mut v = Verified::default();
+    for snap in repo.snapshots(&cairn::SnapshotFilter::default()).unwrap() {
+        v.snapshots += 1;
+        for f in repo.catalog().files(&snap).unwrap() {
+            for loc in repo.locate_all(&f.chunks).unwrap() {
+                cairn::repository::read_chunk(repo.storage(), &loc).unwrap();
+                v.live_chunks += 1;
+            }
+        }
+    }
+    for obj in repo.storage().list("packs/").unwrap() {
+        let pack = cairn::pack::id_from_key(&obj.key).unwrap();
+        assert_eq!(
+            cairn::PackId::of(&repo.storage().get(&obj.key).unwrap()),
+            pack,
+            "{}",
+            obj.key
+        );
+        for entry in cairn::pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
+            let loc = cairn::catalog::ChunkLocation { pack, entry };
+            cairn::repository::read_chunk(repo.storage(), &loc).unwrap();
+            v.pack_chunks += 1;
+        }
+        v.packs += 1;
+    }
+    let (catalog_packs, _) = repo.catalog().pack_totals().unwrap();
+    assert_eq!(
+        catalog_packs, v.packs,
+        "catalog and storage list the same packs"
+    );
+    v
+}

@@ -1,0 +1,631 @@
+//! Garbage collection: give back the space of chunks no snapshot needs.
+//!
+//! Two steps, as in rustic_core's prune: [`plan`] marks and decides without
+//! changing anything (`gc --dry-run` prints it), [`execute`] carries the plan
+//! out. A plan holds the repository's exclusive lock until it is dropped, and
+//! a running snapshot holds a shared lock, so no snapshot runs between the
+//! mark and the sweep: a chunk that is unreferenced at planning time cannot
+//! gain a reference (by deduplication) before it is deleted, and a pack a
+//! snapshot has written but not yet recorded cannot be mistaken for debris.
+//!
+//! **Mark.** The live set is every chunk that a snapshot listed in the
+//! catalog references, plus every chunk of a manifest that is on storage but
+//! not in the catalog (a snapshot interrupted between its manifest and its
+//! catalog commit, which `rebuild-catalog` would bring back): gc never frees
+//! data any manifest still names. The set is a SQLite temp table (spilling to
+//! disk), so memory stays bounded however many chunks there are.
+//!
+//! **Decide**, per pack, from its live stored bytes: no live chunk → delete;
+//! more than `max_unused` of the file unused → repack (copy the live chunks
+//! into new packs); otherwise keep. Pack files the catalog does not list and
+//! temp files of interrupted writes are debris and are deleted.
+//!
+//! **Sweep**, in crash-safe order: each new pack is made durable, then one
+//! catalog transaction records it and moves its chunks' rows to it; after all
+//! of them one transaction drops the rows of the dead chunks and of the old
+//! packs; only then are the old pack files deleted. Killed at any moment, gc
+//! leaves every chunk a snapshot needs readable at the location the catalog
+//! gives (an old pack stays until nothing points into it), and the next gc
+//! finishes the job: a half-moved pack has fewer live chunks and is
+//! repacked or deleted, and new or old pack files the catalog does not list
+//! are debris.
+
+use rayon::prelude::*;
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::catalog::{now_ns, ChunkLocation, MarkSet, SnapshotFilter};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::lock::Lock;
+use crate::manifest::{self, Manifest};
+use crate::pack::{self, PackEntry, PackWriter, SealedPack};
+use crate::progress::Progress;
+use crate::repository::{read_stored_chunk, Repository};
+use crate::storage::ObjectInfo;
+
+/// Repack a pack when more than this share of it is unused.
+pub const DEFAULT_MAX_UNUSED: f64 = 0.10;
+
+/// How much of one pack is still needed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackUsage {
+    #[serde(serialize_with = "hex")]
+    pub pack: PackId,
+    #[serde(skip)]
+    rowid: i64,
+    /// File size.
+    pub size: u64,
+    /// Chunks the catalog locates in this pack.
+    pub chunks: u64,
+    pub live_chunks: u64,
+    /// Stored bytes of the live chunks.
+    pub live_bytes: u64,
+}
+
+fn hex<S: serde::Serializer>(id: &PackId, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+impl PackUsage {
+    /// Bytes a pack holding only the live chunks would take, framing included.
+    fn needed_bytes(&self) -> u64 {
+        if self.live_chunks == 0 {
+            return 0;
+        }
+        let framing = (pack::HEADER_LEN + pack::FOOTER_LEN) as u64
+            + self.live_chunks * pack::ENTRY_LEN as u64;
+        (self.live_bytes + framing).min(self.size)
+    }
+
+    /// Bytes of the file no live chunk needs: dead chunks, duplicates the
+    /// catalog locates elsewhere, and their trailer entries.
+    pub fn unused_bytes(&self) -> u64 {
+        self.size - self.needed_bytes()
+    }
+
+    /// [`PackUsage::unused_bytes`] as a share of the file, 0.0..=1.0.
+    pub fn unused_share(&self) -> f64 {
+        if self.size == 0 {
+            1.0
+        } else {
+            self.unused_bytes() as f64 / self.size as f64
+        }
+    }
+}
+
+/// What a gc will do. Holds the exclusive lock (and the live set in the
+/// catalog's temp table) until dropped.
+#[derive(Serialize)]
+pub struct GcPlan<'r> {
+    #[serde(skip)]
+    _lock: Lock<'r>,
+    /// The repack threshold this plan was made with (a share, 0.0..=1.0).
+    pub max_unused: f64,
+    /// Snapshots in the catalog.
+    pub snapshots: u64,
+    /// Manifests on storage the catalog does not list; their chunks are kept.
+    #[serde(serialize_with = "hex_snapshots")]
+    pub unlisted_manifests: Vec<SnapshotId>,
+    /// Distinct chunks referenced by the above.
+    pub live_chunks: u64,
+    /// Packs left as they are, their total size and unused bytes.
+    pub kept_packs: u64,
+    pub kept_bytes: u64,
+    pub kept_unused_bytes: u64,
+    /// Packs with no live chunk.
+    pub delete: Vec<PackUsage>,
+    /// Packs whose unused share exceeds `max_unused`.
+    pub repack: Vec<PackUsage>,
+    /// Pack files the catalog does not list (leftovers of interrupted
+    /// snapshots or gcs), to delete.
+    pub unknown_packs: Vec<ObjectInfo>,
+    /// Pack files the catalog does not list that are left alone: they hold a
+    /// live chunk the catalog locates nowhere, or their trailer is
+    /// unreadable. Normal operation never leaves these; `rebuild-catalog`
+    /// or `check` should look at them.
+    pub unknown_packs_kept: Vec<ObjectInfo>,
+    /// Temp files of interrupted writes.
+    pub leftovers: Vec<ObjectInfo>,
+}
+
+fn hex_snapshots<S: serde::Serializer>(
+    ids: &[SnapshotId],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(ids.iter().map(SnapshotId::to_hex))
+}
+
+impl GcPlan<'_> {
+    /// True when executing would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty()
+            && self.repack.is_empty()
+            && self.unknown_packs.is_empty()
+            && self.leftovers.is_empty()
+    }
+
+    /// Stored bytes the repack will copy into new packs.
+    pub fn bytes_to_move(&self) -> u64 {
+        self.repack.iter().map(|p| p.live_bytes).sum()
+    }
+
+    /// Bytes the plan expects to give back (file sizes removed minus the
+    /// new packs' size, estimated from the live bytes).
+    pub fn bytes_to_reclaim(&self) -> u64 {
+        let sizes = |v: &[PackUsage]| v.iter().map(|p| p.size).sum::<u64>();
+        let debris: u64 = self
+            .unknown_packs
+            .iter()
+            .chain(&self.leftovers)
+            .map(|o| o.size)
+            .sum();
+        let rewritten: u64 = self.repack.iter().map(PackUsage::needed_bytes).sum();
+        (sizes(&self.delete) + sizes(&self.repack) + debris).saturating_sub(rewritten)
+    }
+}
+
+/// What [`execute`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    /// Packs with no live chunk, deleted.
+    pub packs_deleted: u64,
+    /// Packs whose live chunks were copied out before they were deleted.
+    pub packs_rewritten: u64,
+    /// New packs written by the repack.
+    pub packs_written: u64,
+    pub chunks_moved: u64,
+    pub bytes_moved: u64,
+    /// Catalog rows of dead chunks removed.
+    pub chunks_dropped: u64,
+    pub unknown_packs_deleted: u64,
+    pub leftovers_deleted: u64,
+    /// Bytes of files deleted, minus bytes of packs written.
+    pub bytes_reclaimed: u64,
+    /// Packs left in place because a live chunk in them could not be read
+    /// (damage for `check`); gc never copies or drops a chunk it cannot verify.
+    pub damaged: Vec<String>,
+}
+
+/// Marks the live chunks and decides what to delete and repack. Takes the
+/// exclusive lock, so it fails while a snapshot runs. `max_unused` is a share
+/// (0.10 = repack packs more than 10% unused).
+pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan<'_>> {
+    check_max_unused(max_unused)?;
+    let lock = Lock::exclusive(repo.storage(), "gc")?;
+    plan_locked(repo, lock, max_unused, &[])
+}
+
+/// [`plan`] under an exclusive lock the caller already holds (`prune` keeps
+/// the lock of its forget, so no snapshot can start in between), counting
+/// the snapshots in `forgotten` as gone already (`prune --dry-run` shows
+/// what the gc after its forget would do).
+pub fn plan_locked<'r>(
+    repo: &'r Repository,
+    lock: Lock<'r>,
+    max_unused: f64,
+    forgotten: &[SnapshotId],
+) -> Result<GcPlan<'r>> {
+    check_max_unused(max_unused)?;
+    if !lock.is_exclusive() {
+        return Err(Error::InvalidArgument(
+            "gc needs the exclusive lock, not a shared one".into(),
+        ));
+    }
+    let catalog = repo.catalog();
+    let mut snaps = catalog.snapshots(&SnapshotFilter::default())?;
+    let listed = snaps.iter().map(|s| s.id).collect();
+    snaps.retain(|s| !forgotten.contains(&s.id));
+    catalog.mark_referenced(MarkSet::GcLive, &snaps)?;
+    let unlisted_manifests = mark_unlisted_manifests(repo, &listed)?;
+    let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
+    let mut plan = GcPlan {
+        _lock: lock,
+        max_unused,
+        snapshots: snaps.len() as u64,
+        unlisted_manifests,
+        live_chunks,
+        kept_packs: 0,
+        kept_bytes: 0,
+        kept_unused_bytes: 0,
+        delete: Vec::new(),
+        repack: Vec::new(),
+        unknown_packs: Vec::new(),
+        unknown_packs_kept: Vec::new(),
+        leftovers: repo.storage().leftovers()?,
+    };
+    for obj in unknown_packs(repo)? {
+        if holds_unlocated_live_chunks(repo, &obj)? {
+            plan.unknown_packs_kept.push(obj);
+        } else {
+            plan.unknown_packs.push(obj);
+        }
+    }
+    for usage in pack_usage(repo)? {
+        if usage.live_chunks == 0 {
+            plan.delete.push(usage);
+        } else if usage.unused_share() > max_unused {
+            plan.repack.push(usage);
+        } else {
+            plan.kept_packs += 1;
+            plan.kept_bytes += usage.size;
+            plan.kept_unused_bytes += usage.unused_bytes();
+        }
+    }
+    Ok(plan)
+}
+
+fn check_max_unused(max_unused: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&max_unused) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "max unused share {max_unused} is outside 0..=1 (0%..=100%)"
+        )))
+    }
+}
+
+/// Adds the chunks of manifests the catalog does not list to the live set;
+/// returns their ids. A manifest that cannot be read stops gc: freeing its
+/// chunks could destroy the only copy of a snapshot.
+fn mark_unlisted_manifests(
+    repo: &Repository,
+    listed: &std::collections::HashSet<SnapshotId>,
+) -> Result<Vec<SnapshotId>> {
+    let mut unlisted = Vec::new();
+    for obj in repo.storage().list("snapshots/")? {
+        let Some(id) = manifest::id_from_key(&obj.key) else {
+            continue;
+        };
+        if listed.contains(&id) {
+            continue;
+        }
+        let m = Manifest::decode(&repo.storage().get(&obj.key)?, Some(&id), &obj.key)?;
+        for f in &m.files {
+            repo.catalog().mark_chunks(MarkSet::GcLive, &f.chunks)?;
+        }
+        unlisted.push(id);
+    }
+    Ok(unlisted)
+}
+
+/// Per pack in the catalog: chunk count, live chunks and live bytes.
+fn pack_usage(repo: &Repository) -> Result<Vec<PackUsage>> {
+    let catalog = repo.catalog();
+    let err = |e| catalog.sql_err(e);
+    let mut stmt = catalog
+        .conn()
+        .prepare(
+            "SELECT p.id, p.pack_id, p.size, count(c.chunk_id), count(m.chunk_id),
+                    coalesce(sum(CASE WHEN m.chunk_id IS NULL THEN 0 ELSE c.stored_len END), 0)
+             FROM packs p
+             LEFT JOIN chunks c ON c.pack = p.id
+             LEFT JOIN temp.gc_live m ON m.chunk_id = c.chunk_id
+             GROUP BY p.id ORDER BY p.id",
+        )
+        .map_err(err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            let id: Vec<u8> = r.get(1)?;
+            let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            Ok((r.get::<_, i64>(0)?, id, n(2)?, n(3)?, n(4)?, n(5)?))
+        })
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rowid, id, size, chunks, live_chunks, live_bytes) = row.map_err(err)?;
+        let pack = PackId::from_slice(&id).ok_or_else(|| Error::CorruptPack {
+            pack: hex::encode(&id),
+            reason: "catalog row holds a malformed pack id".into(),
+        })?;
+        out.push(PackUsage {
+            pack,
+            rowid,
+            size,
+            chunks,
+            live_chunks,
+            live_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Pack files on storage whose id the catalog does not list.
+fn unknown_packs(repo: &Repository) -> Result<Vec<ObjectInfo>> {
+    let catalog = repo.catalog();
+    let mut known = catalog
+        .conn()
+        .prepare_cached("SELECT 1 FROM packs WHERE pack_id = ?1")
+        .map_err(|e| catalog.sql_err(e))?;
+    let mut out = Vec::new();
+    for obj in repo.storage().list("packs/")? {
+        if let Some(id) = pack::id_from_key(&obj.key) {
+            if !known.exists([&id.0[..]]).map_err(|e| catalog.sql_err(e))? {
+                out.push(obj);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True unless every chunk in the pack at `obj` is dead or located by the
+/// catalog elsewhere (then the file is a leftover whose data lives on in
+/// listed packs). An unreadable trailer counts as true: we cannot tell.
+fn holds_unlocated_live_chunks(repo: &Repository, obj: &ObjectInfo) -> Result<bool> {
+    let Some(id) = pack::id_from_key(&obj.key) else {
+        return Ok(true);
+    };
+    let entries = match pack::read_entries(repo.storage(), &id, obj.size) {
+        Ok(entries) => entries,
+        Err(e) if e.is_damage() => return Ok(true),
+        Err(Error::Io { .. }) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let catalog = repo.catalog();
+    let mut unlocated = catalog
+        .conn()
+        .prepare_cached(
+            "SELECT 1 FROM temp.gc_live m WHERE m.chunk_id = ?1
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = m.chunk_id)",
+        )
+        .map_err(|e| catalog.sql_err(e))?;
+    for e in &entries {
+        if unlocated
+            .exists([&e.chunk.0[..]])
+            .map_err(|e| catalog.sql_err(e))?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Carries out `plan`: removes debris, repacks, drops dead rows and packs,
+/// then deletes the old pack files (see the module docs for the order).
+pub fn execute(repo: &Repository, plan: &GcPlan<'_>, progress: &dyn Progress) -> Result<GcReport> {
+    // The live set is the plan's only while the temp table still holds it.
+    if repo.catalog().marked_count(MarkSet::GcLive)? != plan.live_chunks {
+        return Err(Error::InvalidArgument(
+            "the gc plan is stale; make a new one".into(),
+        ));
+    }
+    let mut report = GcReport::default();
+    let mut freed = 0u64;
+    for obj in &plan.leftovers {
+        repo.storage().remove_leftover(&obj.key)?;
+        report.leftovers_deleted += 1;
+        freed += obj.size;
+    }
+    for obj in &plan.unknown_packs {
+        repo.storage().delete(&obj.key)?;
+        report.unknown_packs_deleted += 1;
+        freed += obj.size;
+    }
+    let mut repacker = Repacker::new(repo);
+    let mut rewritten = Vec::new();
+    progress.start("repack", plan.bytes_to_move());
+    for usage in &plan.repack {
+        match repacker.take(usage) {
+            Ok(()) => rewritten.push(usage),
+            Err(e) if e.is_damage() => report.damaged.push(format!("pack {}: {e}", usage.pack)),
+            Err(e) => return Err(e),
+        }
+        progress.advance(usage.live_bytes);
+    }
+    repacker.flush()?;
+    progress.finish();
+    let doomed: Vec<&PackUsage> = plan
+        .delete
+        .iter()
+        .chain(rewritten.iter().copied())
+        .collect();
+    report.chunks_dropped = drop_rows(repo, &doomed)?;
+    for usage in &doomed {
+        repo.storage().delete(&pack::key(&usage.pack))?;
+        freed += usage.size;
+    }
+    report.packs_deleted = plan.delete.len() as u64;
+    report.packs_rewritten = rewritten.len() as u64;
+    report.packs_written = repacker.packs_written;
+    report.chunks_moved = repacker.chunks_moved;
+    report.bytes_moved = repacker.bytes_moved;
+    report.bytes_reclaimed = freed.saturating_sub(repacker.bytes_written);
+    repo.catalog().clear_marks(MarkSet::GcLive)?;
+    // Give the WAL's pages back too; failure to do so costs only space.
+    let _ = repo
+        .catalog()
+        .conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    Ok(report)
+}
+
+/// Copies live chunks into new packs, recording each new pack as soon as it
+/// is durable.
+struct Repacker<'r> {
+    repo: &'r Repository,
+    writer: PackWriter,
+    packs_written: u64,
+    chunks_moved: u64,
+    bytes_moved: u64,
+    bytes_written: u64,
+}
+
+impl<'r> Repacker<'r> {
+    fn new(repo: &'r Repository) -> Self {
+        Self {
+            repo,
+            writer: PackWriter::with_target(repo.config().pack_target_bytes()),
+            packs_written: 0,
+            chunks_moved: 0,
+            bytes_moved: 0,
+            bytes_written: 0,
+        }
+    }
+
+    /// Reads and verifies every live chunk of one pack, then adds them all to
+    /// the writer. Nothing is added if any chunk fails, so a damaged pack
+    /// stays whole and in place.
+    fn take(&mut self, usage: &PackUsage) -> Result<()> {
+        let live = live_entries(self.repo, usage)?;
+        let storage = self.repo.storage();
+        let stored: Vec<Vec<u8>> = live
+            .par_iter()
+            .map(|entry| {
+                read_stored_chunk(
+                    storage,
+                    &ChunkLocation {
+                        pack: usage.pack,
+                        entry: *entry,
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
+        for (entry, bytes) in live.iter().zip(&stored) {
+            self.writer
+                .add(entry.chunk, entry.codec, entry.raw_len, bytes);
+            self.chunks_moved += 1;
+            self.bytes_moved += bytes.len() as u64;
+            if self.writer.is_full() {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the current pack durable, then moves its chunks' catalog rows to
+    /// it in one transaction.
+    fn flush(&mut self) -> Result<()> {
+        if self.writer.is_empty() {
+            return Ok(());
+        }
+        let next = PackWriter::with_target(self.repo.config().pack_target_bytes());
+        let sealed = std::mem::replace(&mut self.writer, next).finish();
+        self.repo
+            .storage()
+            .put(&pack::key(&sealed.id), &sealed.bytes)?;
+        relocate(self.repo, &sealed)?;
+        self.packs_written += 1;
+        self.bytes_written += sealed.bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The live chunks the catalog locates in `usage`'s pack, in file order.
+fn live_entries(repo: &Repository, usage: &PackUsage) -> Result<Vec<PackEntry>> {
+    let catalog = repo.catalog();
+    let err = |e| catalog.sql_err(e);
+    let mut stmt = catalog
+        .conn()
+        .prepare_cached(
+            "SELECT c.chunk_id, c.offset, c.stored_len, c.raw_len, c.codec
+             FROM chunks c JOIN temp.gc_live m ON m.chunk_id = c.chunk_id
+             WHERE c.pack = ?1 ORDER BY c.offset",
+        )
+        .map_err(err)?;
+    let rows = stmt
+        .query_map([usage.rowid], |r| {
+            let id: Vec<u8> = r.get(0)?;
+            Ok((
+                id,
+                r.get::<_, i64>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, u8>(4)?,
+            ))
+        })
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, offset, stored_len, raw_len, codec) = row.map_err(err)?;
+        let chunk = ChunkId::from_slice(&id).ok_or_else(|| Error::CorruptPack {
+            pack: usage.pack.to_hex(),
+            reason: "catalog row holds a malformed chunk id".into(),
+        })?;
+        let codec = Codec::from_byte(codec).ok_or(Error::CorruptChunk {
+            chunk,
+            pack: usage.pack,
+            reason: format!("catalog row holds unknown codec {codec}"),
+        })?;
+        out.push(PackEntry {
+            chunk,
+            offset: offset as u64,
+            stored_len,
+            raw_len,
+            codec,
+        });
+    }
+    Ok(out)
+}
+
+/// Records a durable new pack and points its chunks' rows at it.
+fn relocate(repo: &Repository, sealed: &SealedPack) -> Result<()> {
+    let catalog = repo.catalog();
+    let err = |e| catalog.sql_err(e);
+    let tx = catalog.conn().unchecked_transaction().map_err(err)?;
+    // OR IGNORE: a pack identical to one already listed is the same file.
+    // (Were it one of the packs about to go, `drop_rows` would find live
+    // chunks in it and stop.)
+    tx.execute(
+        "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+        params![&sealed.id.0[..], sealed.bytes.len() as i64, sealed.entries.len() as i64, now_ns()],
+    )
+    .map_err(err)?;
+    let rowid: i64 = tx
+        .query_row(
+            "SELECT id FROM packs WHERE pack_id = ?1",
+            [&sealed.id.0[..]],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    {
+        let mut moved = tx
+            .prepare_cached("UPDATE chunks SET pack = ?1, offset = ?2 WHERE chunk_id = ?3")
+            .map_err(err)?;
+        for e in &sealed.entries {
+            moved
+                .execute(params![rowid, e.offset as i64, &e.chunk.0[..]])
+                .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)
+}
+
+/// In one transaction: drops the rows of `packs` and of the (dead) chunks
+/// still located in them; returns how many chunk rows went. Refuses, changing
+/// nothing, if a live chunk is still located in one of them.
+fn drop_rows(repo: &Repository, packs: &[&PackUsage]) -> Result<u64> {
+    let catalog = repo.catalog();
+    let err = |e| catalog.sql_err(e);
+    let tx = catalog.conn().unchecked_transaction().map_err(err)?;
+    let mut dropped = 0;
+    {
+        let mut live = tx
+            .prepare_cached(
+                "SELECT count(*) FROM chunks c JOIN temp.gc_live m ON m.chunk_id = c.chunk_id WHERE c.pack = ?1",
+            )
+            .map_err(err)?;
+        let mut chunks = tx
+            .prepare_cached("DELETE FROM chunks WHERE pack = ?1")
+            .map_err(err)?;
+        let mut pack_row = tx
+            .prepare_cached("DELETE FROM packs WHERE id = ?1")
+            .map_err(err)?;
+        for usage in packs {
+            let still_live: i64 = live.query_row([usage.rowid], |r| r.get(0)).map_err(err)?;
+            if still_live != 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "internal error: pack {} still holds {still_live} live chunks; gc stopped before deleting it",
+                    usage.pack
+                )));
+            }
+            dropped += chunks.execute([usage.rowid]).map_err(err)? as u64;
+            pack_row.execute([usage.rowid]).map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests;
