@@ -17,6 +17,7 @@ use crate::catalog::{now_ns, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, Manifest};
 use crate::pack::{self, PackEntry};
 use crate::progress::Progress;
@@ -154,6 +155,17 @@ impl Findings {
 
 /// Runs a check; see [`CheckOptions`].
 pub fn check(
+    repo: &Repository,
+    opts: CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
+    // Shared: a concurrent gc would make live data look missing.
+    let _lock = Lock::shared(repo.storage(), "check")?;
+    check_unlocked(repo, opts, progress)
+}
+
+/// [`check`] for a caller that already holds a lock (repair).
+pub(crate) fn check_unlocked(
     repo: &Repository,
     opts: CheckOptions,
     progress: &dyn Progress,
@@ -636,6 +648,7 @@ pub fn verify(
     snap: &SnapshotInfo,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
+    let _lock = Lock::shared(repo.storage(), "verify")?;
     let files: Vec<_> = repo
         .catalog()
         .files(snap)?

@@ -42,7 +42,7 @@ pub struct RepairReport {
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
     let _lock = Lock::exclusive(repo.storage(), "repair")?;
-    let found = check::check(
+    let found = check::check_unlocked(
         repo,
         CheckOptions {
             read_data: true,

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
+use crate::lock::Lock;
 use crate::manifest::{EntryKind, FileEntry};
 use crate::progress::Progress;
 use crate::repository::{read_chunk, Repository};
@@ -112,6 +113,8 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    // Shared: gc must not delete a pack this restore is about to read.
+    let _lock = Lock::shared(repo.storage(), "restore")?;
     let entries = select(repo.catalog().files(snap)?, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
     prepare_target(target, &entries, opts.overwrite)?;
@@ -341,6 +344,7 @@ fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
 /// SHA-256 at the end.
 pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
+    let _lock = Lock::shared(repo.storage(), "cat")?;
     let path = path.trim_matches('/');
     let file = repo
         .catalog()
@@ -355,4 +359,51 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
     stream_file(repo.storage(), &file, &locs, |chunk| {
         out.write_all(chunk).at("<stdout>")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
+
+    /// Guards the reader lock: a restore must not start while gc (an
+    /// exclusive holder) may be deleting packs.
+    #[test]
+    fn restore_refuses_while_an_exclusive_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(
+            &dir.path().join("r"),
+            RepoConfig::new(ChunkerParams::default(), 1).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("f"), b"data").unwrap();
+        let opts = SnapshotOptions {
+            kind: "config".into(),
+            name: "c".into(),
+            ..Default::default()
+        };
+        repo.snapshot(&[dir.path().join("f")], &opts, &NoProgress)
+            .unwrap();
+        let snap = repo.resolve("c").unwrap();
+        let gc = Lock::exclusive(repo.storage(), "gc").unwrap();
+        let err = restore(
+            &repo,
+            &snap,
+            &dir.path().join("out"),
+            &RestoreOptions::default(),
+            &NoProgress,
+        );
+        assert!(matches!(err, Err(Error::Locked { .. })), "{err:?}");
+        assert!(!dir.path().join("out").exists(), "nothing written");
+        drop(gc);
+        restore(
+            &repo,
+            &snap,
+            &dir.path().join("out"),
+            &RestoreOptions::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out/f")).unwrap(), b"data");
+    }
 }
