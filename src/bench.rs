@@ -396,13 +396,7 @@ impl<'l> Pass<'l> {
             elapsed: Duration::ZERO,
         };
         let jobs = plan.files.iter().map(|f| f.job.clone()).collect();
-        let (rx, reader) = ingest::spawn(jobs, chunker);
-        let result = rx
-            .iter()
-            .try_for_each(|batch| pass.take(plan, &batch?, progress));
-        drop(rx);
-        let _ = reader.join();
-        result?;
+        ingest::spawn(jobs, chunker).for_each(|batch| pass.take(plan, batch, progress))?;
         pass.elapsed = started.elapsed();
         Ok(pass)
     }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
@@ -66,15 +66,41 @@ impl Batch {
     }
 }
 
-/// Starts the reader thread. Dropping the receiver stops it.
-pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> (Receiver<Result<Batch>>, JoinHandle<()>) {
-    let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+/// The running reader: batches in file order, and a way back for their
+/// buffers so the reader reuses them instead of faulting in fresh pages.
+pub struct Ingest {
+    batches: Receiver<Result<Batch>>,
+    give_back: Sender<Vec<u8>>,
+    handle: JoinHandle<()>,
+}
+
+impl Ingest {
+    /// Calls `f` on every batch in order and stops at the first error (the
+    /// reader's or `f`'s); then stops and joins the reader thread.
+    pub fn for_each(self, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        let result = self.batches.iter().try_for_each(|batch| {
+            let batch = batch?;
+            f(&batch)?;
+            let _ = self.give_back.send(batch.data);
+            Ok(())
+        });
+        drop(self.batches);
+        let _ = self.handle.join();
+        result
+    }
+}
+
+/// Starts the reader thread over `jobs`.
+pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
+    let (tx, batches) = sync_channel(CHANNEL_DEPTH);
+    let (give_back, returned) = channel();
     let handle = std::thread::spawn(move || {
         let capacity = BATCH_TARGET + READ_SIZE + chunker.params().max as usize;
         let mut reader = Reader {
             chunker,
             batch: Batch::with_capacity(capacity),
             capacity,
+            returned,
             send: &mut |batch| tx.send(Ok(batch)).is_ok(),
         };
         for job in &jobs {
@@ -92,13 +118,19 @@ pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> (Receiver<Result<Batch>>, 
             (reader.send)(last);
         }
     });
-    (rx, handle)
+    Ingest {
+        batches,
+        give_back,
+        handle,
+    }
 }
 
 struct Reader<'a> {
     chunker: Chunker,
     batch: Batch,
     capacity: usize,
+    /// Buffers of consumed batches, for reuse.
+    returned: Receiver<Vec<u8>>,
     /// Returns false when the consumer has gone away.
     send: &'a mut dyn FnMut(Batch) -> bool,
 }
@@ -114,10 +146,7 @@ impl Reader<'_> {
         loop {
             if !eof {
                 let before = self.batch.data.len();
-                let n = (&mut file)
-                    .take(READ_SIZE as u64)
-                    .read_to_end(&mut self.batch.data)
-                    .at(&job.path)?;
+                let n = read_up_to(&mut file, &mut self.batch.data, READ_SIZE).at(&job.path)?;
                 sha.update(&self.batch.data[before..]);
                 total += n as u64;
                 eof = n < READ_SIZE;
@@ -165,13 +194,44 @@ impl Reader<'_> {
     /// Sends the complete chunks before `pos`; the unchunked tail moves to a
     /// fresh batch and `pos` becomes 0.
     fn flush_before(&mut self, pos: &mut usize) -> bool {
-        let mut next = Batch::with_capacity(self.capacity);
+        let mut next = match self.returned.try_recv() {
+            Ok(mut data) => {
+                data.clear();
+                Batch {
+                    data,
+                    pieces: Vec::new(),
+                }
+            }
+            Err(_) => Batch::with_capacity(self.capacity),
+        };
         next.data.extend_from_slice(&self.batch.data[*pos..]);
         self.batch.data.truncate(*pos);
         *pos = 0;
         let full = std::mem::replace(&mut self.batch, next);
         full.pieces.is_empty() || (self.send)(full)
     }
+}
+
+/// Appends up to `want` bytes from `file` to `buf`, fewer only at end of
+/// file. One `read` call per MiB in the common case (`read_to_end` on a
+/// `Take` probes with small reads first).
+fn read_up_to(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut buf[start + filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(start + filled);
+    Ok(filled)
 }
 
 /// A file must end up exactly as the walk saw it: same size, same mtime.

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -283,14 +283,13 @@ fn store_all(
     std::thread::scope(|scope| {
         // Rendezvous: at most one pack being written while the next one fills.
         let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
-        let writer = scope.spawn(move || write_packs(storage, &catalog_path, verify, pack_rx));
-        let mut storer = Storer::new(repo, level, pack_tx);
-        let (rx, reader) = ingest::spawn(jobs, chunker);
-        let result = rx
-            .iter()
-            .try_for_each(|batch| storer.take(batch?, files, progress));
-        drop(rx);
-        let _ = reader.join();
+        // Sealed packs' buffers come back for the next pack to fill.
+        let (recycle_tx, recycle_rx) = channel();
+        let writer =
+            scope.spawn(move || write_packs(storage, &catalog_path, verify, pack_rx, recycle_tx));
+        let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
+        let result =
+            ingest::spawn(jobs, chunker).for_each(|batch| storer.take(batch, files, progress));
         let result = result.and_then(|()| storer.seal());
         let totals = storer.totals;
         drop(storer);
@@ -307,6 +306,7 @@ fn write_packs(
     catalog: &Path,
     verify: bool,
     packs: Receiver<SealedPack>,
+    recycle: Sender<Vec<u8>>,
 ) -> Result<()> {
     let catalog = Catalog::open(catalog)?;
     for sealed in packs {
@@ -316,6 +316,7 @@ fn write_packs(
             verify_written(storage, &key, &sealed)?;
         }
         catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        let _ = recycle.send(sealed.bytes);
     }
     Ok(())
 }
@@ -334,6 +335,8 @@ struct Storer<'r> {
     level: i32,
     pack: PackWriter,
     packs: SyncSender<SealedPack>,
+    /// Buffers of packs the writer has finished with.
+    recycled: Receiver<Vec<u8>>,
     /// Every chunk this run has stored: packs in flight are not in the
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
@@ -341,12 +344,18 @@ struct Storer<'r> {
 }
 
 impl<'r> Storer<'r> {
-    fn new(repo: &'r Repository, level: i32, packs: SyncSender<SealedPack>) -> Self {
+    fn new(
+        repo: &'r Repository,
+        level: i32,
+        packs: SyncSender<SealedPack>,
+        recycled: Receiver<Vec<u8>>,
+    ) -> Self {
         Self {
             repo,
             level,
             pack: PackWriter::with_target(repo.config().pack_target_bytes()),
             packs,
+            recycled,
             stored: HashSet::new(),
             totals: Totals::default(),
         }
@@ -354,7 +363,7 @@ impl<'r> Storer<'r> {
 
     fn take(
         &mut self,
-        batch: Batch,
+        batch: &Batch,
         files: &mut [FileEntry],
         progress: &dyn Progress,
     ) -> Result<()> {
@@ -412,7 +421,8 @@ impl<'r> Storer<'r> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let next = PackWriter::with_target(self.repo.config().pack_target_bytes());
+        let buffer = self.recycled.try_recv().unwrap_or_default();
+        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer);
         let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
             .send(sealed)
