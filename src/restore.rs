@@ -23,11 +23,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::lock::Lock;
 use crate::manifest::{EntryKind, FileEntry};
 use crate::progress::Progress;
-use crate::repository::{read_chunk, Repository};
+use crate::repository::{read_chunks, Repository};
 use crate::storage::Storage;
 
 /// Chunks fetched and decoded in parallel before being written in order.
-const WINDOW: usize = 32;
+const WINDOW: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -308,15 +308,31 @@ pub(crate) fn stream_file(
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut sha = Sha256::new();
-    for window in locs.chunks(WINDOW) {
-        let chunks: Vec<Vec<u8>> = window
-            .par_iter()
-            .map(|l| read_chunk(storage, l))
-            .collect::<Result<_>>()?;
-        for c in &chunks {
-            sha.update(c);
-            sink(c)?;
-        }
+    // The next window is fetched and decoded by the thread pool while this
+    // one is hashed and written, so the sequential SHA-256 and writes
+    // overlap with decompression. A rayon scope, not a plain thread: this
+    // runs on pool workers (restore is parallel over files), and a worker
+    // blocked on a plain join while its prefetch waits for the pool would
+    // deadlock; one waiting at the end of a rayon scope runs pool work.
+    let mut windows = locs.chunks(WINDOW);
+    let mut current = windows
+        .next()
+        .map(|w| read_chunks(storage, w))
+        .transpose()?;
+    while let Some(chunks) = current.take() {
+        let mut next = None;
+        let following = windows.next();
+        rayon::in_place_scope(|scope| -> Result<()> {
+            if let Some(w) = following {
+                scope.spawn(|_| next = Some(read_chunks(storage, w)));
+            }
+            for c in &chunks {
+                sha.update(c);
+                sink(c)?;
+            }
+            Ok(())
+        })?;
+        current = next.transpose()?;
     }
     let actual: [u8; 32] = sha.finalize().into();
     if actual != f.sha256 {

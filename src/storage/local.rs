@@ -2,7 +2,8 @@
 //! durable file write in cairn goes (temp file → fsync → rename → fsync dir).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,7 +66,9 @@ impl Storage for LocalStorage {
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path_of(key)?;
-        let mut file = File::open(&path).map_err(|e| not_found_or(key, path.clone(), e))?;
+        let file = File::open(&path).map_err(|e| not_found_or(key, path.clone(), e))?;
+        // Checked before allocating: the range may come from a damaged
+        // catalog row. Past the end means a truncated object (damage).
         let size = file.metadata().at(&path)?.len();
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::io(
@@ -76,9 +79,8 @@ impl Storage for LocalStorage {
                 ),
             ));
         }
-        file.seek(SeekFrom::Start(offset)).at(&path)?;
         let mut buf = vec![0u8; len as usize];
-        file.read_exact(&mut buf).at(&path)?;
+        file.read_exact_at(&mut buf, offset).at(&path)?;
         Ok(buf)
     }
 
