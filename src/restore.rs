@@ -154,7 +154,7 @@ pub fn restore(
                     });
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.in_file(&f.path)),
         }
     })?;
     progress.finish();
@@ -355,16 +355,35 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             path: path.to_string(),
             snapshot: snap.id.short(),
         })?;
-    let locs = repo.locate_all(&file.chunks)?;
+    let locs = repo
+        .locate_all(&file.chunks)
+        .map_err(|e| e.in_file(&file.path))?;
     stream_file(repo.storage(), &file, &locs, |chunk| {
         out.write_all(chunk).at("<stdout>")
     })
+    .map_err(|e| e.in_file(&file.path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
+
+    /// Errors about a chunk gain the file they were met in; errors that
+    /// already name a path do not, and damage stays damage.
+    #[test]
+    fn chunk_errors_name_the_file() {
+        let chunk = crate::id::ChunkId::of(b"c");
+        let e = Error::ChunkMissing { chunk }.in_file("m/w.bin");
+        assert!(e.is_damage());
+        let text = e.to_string();
+        assert!(
+            text.contains("m/w.bin") && text.contains(&chunk.to_hex()),
+            "{text}"
+        );
+        let unsafe_path = Error::UnsafePath { path: "p".into() }.in_file("q");
+        assert_eq!(unsafe_path.to_string(), "unsafe path in manifest: p");
+    }
 
     /// Guards the reader lock: a restore must not start while gc (an
     /// exclusive holder) may be deleting packs.
