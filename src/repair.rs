@@ -101,19 +101,24 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             |r| r.get(0),
         )
         .map_err(|e| cat.sql_err(e))?;
-    let wanted: HashSet<ChunkId> = check::pack_entries(repo, rowid)?
-        .iter()
-        .map(|e| e.chunk)
-        .collect();
+    let rows = check::pack_entries(repo, rowid)?;
+    let wanted: HashSet<ChunkId> = rows.iter().map(|e| e.chunk).collect();
     let bytes = repo.storage().get(&pack::key(id)).ok();
     let mut writer = PackWriter::new();
     let mut seen = HashSet::new();
-    // Salvage by the trailer if it parses; a chunk counts only if it decodes
-    // and hashes to its id.
-    if let Some(entries) = bytes.as_deref().and_then(|b| pack::parse(b).ok()) {
-        let b = bytes.as_deref().expect("parsed");
+    // Salvage by the trailer if it parses, else by the catalog's record of
+    // where each chunk is (a truncated pack or a damaged trailer still holds
+    // intact chunks). A chunk counts only if its extent is in the file and
+    // it decodes and hashes to its id.
+    if let Some(b) = bytes.as_deref() {
+        let entries = pack::parse(b).unwrap_or(rows);
         for e in entries.iter().filter(|e| wanted.contains(&e.chunk)) {
-            let stored = &b[e.offset as usize..][..e.stored_len as usize];
+            let Some(stored) = usize::try_from(e.offset)
+                .ok()
+                .and_then(|start| b.get(start..)?.get(..e.stored_len as usize))
+            else {
+                continue;
+            };
             let ok = codec::decode(e.codec, stored, e.raw_len as usize)
                 .is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
             if ok && seen.insert(e.chunk) {
@@ -239,4 +244,42 @@ pub(crate) fn mark_damaged(repo: &Repository) -> Result<Vec<String>> {
         }
     }
     Ok(damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
+
+    /// Regression: a pack whose trailer is gone (truncated) lost every
+    /// chunk on repair, though the catalog knows where the intact chunks
+    /// before the cut are; they are now salvaged.
+    #[test]
+    fn a_truncated_pack_keeps_the_chunks_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(1 << 20, 7)).unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let pack = check::pack_rows(&repo).unwrap().remove(0);
+        let path = root.join(pack::key(&pack.id));
+        let entries = pack::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let cut = entries[entries.len() / 2].offset + 1;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(cut).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        let (_, saved, lost) = &report.packs_rewritten[0];
+        assert_eq!(*saved as usize, entries.len() / 2, "{report:?}");
+        assert_eq!(*lost as usize, entries.len() - entries.len() / 2);
+        assert_eq!(report.damaged_snapshots.len(), 1);
+    }
 }
