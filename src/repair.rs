@@ -132,8 +132,14 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
         .conn()
         .unchecked_transaction()
         .map_err(|e| cat.sql_err(e))?;
+    // When every chunk is salvaged the new pack can be byte-identical to
+    // the original (the damage was outside the chunk data: header, trailer,
+    // or a catalog row): it then has the same id and replaces the damaged
+    // file in place, and must not be deleted as "the old pack".
+    let mut in_place = false;
     if !writer.is_empty() {
         let sealed = writer.finish();
+        in_place = sealed.id == *id;
         repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
         tx.execute(
             "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
@@ -147,6 +153,15 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
                 |r| r.get(0),
             )
             .map_err(|e| cat.sql_err(e))?;
+        tx.execute(
+            "UPDATE packs SET size = ?1, chunk_count = ?2 WHERE id = ?3",
+            params![
+                sealed.bytes.len() as i64,
+                sealed.entries.len() as i64,
+                new_row
+            ],
+        )
+        .map_err(|e| cat.sql_err(e))?;
         for e in &sealed.entries {
             tx.execute(
                 "UPDATE chunks SET pack = ?1, offset = ?2, stored_len = ?3, raw_len = ?4, codec = ?5 WHERE chunk_id = ?6",
@@ -155,12 +170,21 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             .map_err(|e| cat.sql_err(e))?;
         }
     }
-    tx.execute("DELETE FROM chunks WHERE pack = ?1", [rowid])
+    for chunk in wanted.difference(&seen) {
+        tx.execute(
+            "DELETE FROM chunks WHERE chunk_id = ?1 AND pack = ?2",
+            params![&chunk.0[..], rowid],
+        )
         .map_err(|e| cat.sql_err(e))?;
-    tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
-        .map_err(|e| cat.sql_err(e))?;
+    }
+    if !in_place {
+        tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
+            .map_err(|e| cat.sql_err(e))?;
+    }
     tx.commit().map_err(|e| cat.sql_err(e))?;
-    repo.storage().delete(&pack::key(id))?;
+    if !in_place {
+        repo.storage().delete(&pack::key(id))?;
+    }
     Ok((salvaged, lost))
 }
 
@@ -281,5 +305,52 @@ mod tests {
         assert_eq!(*saved as usize, entries.len() / 2, "{report:?}");
         assert_eq!(*lost as usize, entries.len() - entries.len() / 2);
         assert_eq!(report.damaged_snapshots.len(), 1);
+    }
+
+    /// Regression: when the damage was outside the chunk data (here a
+    /// reserved header byte), every chunk is salvaged and the new pack is
+    /// byte-identical to the original, with the same id; repair then deleted
+    /// "the old pack" (the file it had just rewritten) and all its catalog
+    /// rows, losing every chunk while reporting them salvaged.
+    #[test]
+    fn a_pack_salvaged_whole_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(300_000, 8)).unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let pack = check::pack_rows(&repo).unwrap().remove(0);
+        let path = root.join(pack::key(&pack.id));
+        let original = std::fs::read(&path).unwrap();
+        let mut damaged = original.clone();
+        damaged[12] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        assert_eq!(report.chunks_lost, 0, "{report:?}");
+        assert!(report.damaged_snapshots.is_empty(), "{report:?}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "rewritten in place"
+        );
+        let after = check::check(
+            &repo,
+            CheckOptions {
+                read_data: true,
+                subset_pct: None,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(after.is_clean(), "{:?}", after.findings);
     }
 }
