@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckOptions, Problem};
 use crate::codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::lock::Lock;
 use crate::manifest::{self, Manifest};
@@ -67,10 +67,18 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
                     false => report.unresolved.push(format!("manifest of {snapshot} cannot be reproduced from the catalog")),
                 }
             }
-            Problem::ManifestNotInCatalog { snapshot } => {
-                import_manifest(repo, snapshot)?;
-                report.manifests_imported.push(snapshot.clone());
-            }
+            Problem::ManifestNotInCatalog { snapshot } => match import_manifest(repo, snapshot) {
+                Ok(()) => report.manifests_imported.push(snapshot.clone()),
+                // One unreadable leftover must not stop the rest of the repair.
+                Err(
+                    e @ (Error::CorruptManifest { .. }
+                    | Error::UnsupportedVersion { .. }
+                    | Error::ObjectNotFound { .. }),
+                ) => report.unresolved.push(format!(
+                    "manifest {snapshot} is not in the catalog and cannot be imported: {e}"
+                )),
+                Err(e) => return Err(e),
+            },
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
@@ -352,5 +360,48 @@ mod tests {
         )
         .unwrap();
         assert!(after.is_clean(), "{:?}", after.findings);
+    }
+
+    /// Regression: a leftover manifest that does not decode (garbage, or a
+    /// path listed twice) made `repair` fail outright, so nothing else was
+    /// repaired; now it is reported as unresolved and the rest proceeds.
+    #[test]
+    fn an_unimportable_leftover_manifest_does_not_stop_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.txt"), b"hello").unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        let snap = repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let key = manifest::key(&snap.id);
+        let mut m = Manifest::decode(&repo.storage().get(&key).unwrap(), None, &key).unwrap();
+        m.name = "dup".into();
+        m.files.push(m.files[1].clone());
+        let (dup, bytes) = m.encode();
+        repo.storage().put(&manifest::key(&dup), &bytes).unwrap();
+        let garbage = SnapshotId::of(b"garbage");
+        repo.storage()
+            .put(&manifest::key(&garbage), b"not a manifest")
+            .unwrap();
+        // And something repair can do: a lost manifest of a listed snapshot.
+        repo.storage().delete(&key).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        assert_eq!(report.manifests_restored, [snap.id.to_hex()]);
+        assert_eq!(report.unresolved.len(), 2, "{:?}", report.unresolved);
+        for id in [dup, garbage] {
+            assert!(
+                report.unresolved.iter().any(|u| u.contains(&id.to_hex())),
+                "{:?}",
+                report.unresolved
+            );
+        }
     }
 }
