@@ -3,6 +3,7 @@
 //! are named and respected, `unlock` / `unlock --all` do what they say, and
 //! concurrent snapshots into one repository both commit intact.
 
+use std::fs;
 use std::process::Stdio;
 
 use crate::common::*;
@@ -262,4 +263,36 @@ fn a_running_snapshot_blocks_repair_naming_it() {
         }
     }
     panic!("the snapshot finished before its lock was seen, 5 times");
+}
+
+/// Regression guard: `unlock` works while the catalog is lost. It used to
+/// open the catalog first, so a lock `rebuild-catalog` could not clear by
+/// itself (an unreadable one, or another host's) left the repository stuck:
+/// `rebuild-catalog` said "locked, run `cairn unlock`", and `unlock` said
+/// "catalog missing, run `cairn rebuild-catalog`".
+#[test]
+fn unlock_works_without_a_catalog() {
+    let env = base();
+    let before = stdout(&run_ok(env.cmd(["list", "--json"])));
+    write_lock(&env.repo, true, "some-other-host", 4242, "gc");
+    fs::remove_file(env.repo.join("catalog.db")).unwrap();
+    let err = run_code(env.cmd(["rebuild-catalog"]), 2);
+    assert!(
+        err.contains("some-other-host") && err.contains("cairn unlock"),
+        "{err}"
+    );
+    let out = run_ok(env.cmd(["unlock", "--all"]));
+    assert!(stdout(&out).contains("1 locks removed"), "{}", stdout(&out));
+    env.json(["rebuild-catalog"]);
+    assert_eq!(stdout(&run_ok(env.cmd(["list", "--json"]))), before);
+    // A missing repository is still an error naming it.
+    let nowhere = env.path("nowhere");
+    let err = run_code(
+        cairn_in(env.dir.path())
+            .arg("--repo")
+            .arg(&nowhere)
+            .arg("unlock"),
+        2,
+    );
+    assert!(err.contains("cairn init"), "{err}");
 }
