@@ -105,6 +105,14 @@ pub enum Error {
     #[error("{path} is not in snapshot {snapshot}")]
     PathNotInSnapshot { path: String, snapshot: String },
 
+    /// A chunk-level error met while reading one file of a snapshot.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error("unsafe path in manifest: {path}")]
     UnsafePath { path: String },
 
@@ -146,14 +154,33 @@ impl Error {
     /// True when the error means the data read back is not what was written:
     /// the CLI maps these to exit code 1 ("damage found").
     pub fn is_damage(&self) -> bool {
-        matches!(
-            self,
-            Error::CorruptPack { .. }
-                | Error::CorruptManifest { .. }
-                | Error::ChunkMissing { .. }
-                | Error::CorruptChunk { .. }
-                | Error::DigestMismatch { .. }
-        )
+        match self {
+            Error::InFile { source, .. } => source.is_damage(),
+            _ => matches!(
+                self,
+                Error::CorruptPack { .. }
+                    | Error::CorruptManifest { .. }
+                    | Error::ChunkMissing { .. }
+                    | Error::CorruptChunk { .. }
+                    | Error::DigestMismatch { .. }
+            ),
+        }
+    }
+
+    /// Adds the snapshot file `path` to an error about a chunk or pack,
+    /// which names only the chunk; errors that already name a path are
+    /// returned unchanged.
+    pub fn in_file(self, path: &str) -> Self {
+        match self {
+            Error::CorruptChunk { .. }
+            | Error::ChunkMissing { .. }
+            | Error::CorruptPack { .. }
+            | Error::ObjectNotFound { .. } => Error::InFile {
+                path: path.to_string(),
+                source: Box::new(self),
+            },
+            other => other,
+        }
     }
 }
 

@@ -148,6 +148,15 @@ impl Manifest {
         if used != body.len() {
             return Err(corrupt("trailing bytes after the body".into()));
         }
+        let mut seen = std::collections::HashSet::with_capacity(manifest.files.len());
+        if let Some(dup) = manifest
+            .files
+            .iter()
+            .find(|f| !seen.insert(f.path.as_str()))
+        {
+            return Err(corrupt(format!("path `{}` appears twice", dup.path)));
+        }
+        drop(seen);
         Ok(manifest)
     }
 
@@ -232,6 +241,21 @@ pub(crate) mod tests {
         assert_eq!(&entry[25..29], &0u32.to_le_bytes()); // EntryKind::File
         assert_eq!(&entry[29..33], &0o644u32.to_le_bytes());
         assert_eq!(entry.len(), 8 + 17 + 4 + 4 + 8 + 8 + 32 + 8 + 8 + 32);
+    }
+
+    /// Regression: a manifest listing one path twice decoded fine, and the
+    /// catalog's unique (snapshot, path) key then failed the whole of
+    /// `rebuild-catalog` and `repair`, not just that manifest.
+    #[test]
+    fn a_path_listed_twice_is_corrupt() {
+        let mut m = sample();
+        m.files.push(m.files[0].clone());
+        let (id, bytes) = m.encode();
+        let err = Manifest::decode(&bytes, Some(&id), "k").unwrap_err();
+        assert!(
+            matches!(&err, Error::CorruptManifest { reason, .. } if reason.contains("llama/weights.bin")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,16 +55,19 @@ pub fn rebuild_catalog(root: &Path, progress: &dyn Progress) -> Result<RebuildRe
         import_manifests(&storage, &catalog, &mut report)?;
     }
     let current = root.join(FILE_NAME);
+    let aside = root.join(format!("{FILE_NAME}.broken-{}", now_ns()));
     if current.exists() {
-        let aside = root.join(format!("{FILE_NAME}.broken-{}", now_ns()));
         fs::rename(&current, &aside).at(&current)?;
-        for suffix in ["-wal", "-shm"] {
-            let side = root.join(format!("{FILE_NAME}{suffix}"));
-            if side.exists() {
-                fs::rename(&side, root.join(format!("{}{suffix}", aside.display()))).at(&side)?;
-            }
+        report.old_catalog = Some(aside.clone());
+    }
+    // The old catalog's WAL and shared-memory files go aside with it, and
+    // also when the catalog itself was deleted: SQLite would replay an
+    // orphaned WAL (left by a killed process) into the new catalog.
+    for suffix in ["-wal", "-shm"] {
+        let side = root.join(format!("{FILE_NAME}{suffix}"));
+        if fs::symlink_metadata(&side).is_ok() {
+            fs::rename(&side, root.join(format!("{}{suffix}", aside.display()))).at(&side)?;
         }
-        report.old_catalog = Some(aside);
     }
     fs::rename(&fresh, &current).at(&current)?;
     fs::File::open(root).and_then(|d| d.sync_all()).at(root)?;
@@ -151,4 +154,61 @@ fn import_manifests(
         report.snapshots += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkerParams, NoProgress, Repository, SnapshotOptions};
+
+    /// Regression: a catalog deleted after a crash leaves its WAL behind;
+    /// the rebuilt catalog was renamed into place beside it, and SQLite
+    /// replayed the stale WAL into it (here: a renamed snapshot came back).
+    #[test]
+    fn an_orphaned_wal_is_moved_aside_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a.txt"), b"hello").unwrap();
+        {
+            let repo =
+                Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap())
+                    .unwrap();
+            let opts = SnapshotOptions {
+                kind: "model".into(),
+                name: "one".into(),
+                ..Default::default()
+            };
+            repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        }
+        let db = root.join(FILE_NAME);
+        let wal = root.join(format!("{FILE_NAME}-wal"));
+        {
+            // A writer whose WAL frames were never checkpointed, as a killed
+            // process leaves them.
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0; UPDATE snapshots SET name = 'stale';")
+                .unwrap();
+            let saved = fs::read(&wal).unwrap();
+            drop(conn);
+            fs::remove_file(&db).unwrap();
+            fs::write(&wal, saved).unwrap();
+        }
+        let report = rebuild_catalog(&root, &NoProgress).unwrap();
+        assert_eq!(report.snapshots, 1);
+        let names: Vec<String> = Repository::open(&root)
+            .unwrap()
+            .snapshots(&Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["one"], "nothing of the stale WAL is replayed");
+        let kept = fs::read_dir(&root).unwrap().any(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.starts_with("catalog.db.broken-") && name.ends_with("-wal")
+        });
+        assert!(kept, "the orphaned WAL is kept aside for inspection");
+    }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckOptions, Problem};
 use crate::codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::lock::Lock;
 use crate::manifest::{self, Manifest};
@@ -67,10 +67,18 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
                     false => report.unresolved.push(format!("manifest of {snapshot} cannot be reproduced from the catalog")),
                 }
             }
-            Problem::ManifestNotInCatalog { snapshot } => {
-                import_manifest(repo, snapshot)?;
-                report.manifests_imported.push(snapshot.clone());
-            }
+            Problem::ManifestNotInCatalog { snapshot } => match import_manifest(repo, snapshot) {
+                Ok(()) => report.manifests_imported.push(snapshot.clone()),
+                // One unreadable leftover must not stop the rest of the repair.
+                Err(
+                    e @ (Error::CorruptManifest { .. }
+                    | Error::UnsupportedVersion { .. }
+                    | Error::ObjectNotFound { .. }),
+                ) => report.unresolved.push(format!(
+                    "manifest {snapshot} is not in the catalog and cannot be imported: {e}"
+                )),
+                Err(e) => return Err(e),
+            },
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
@@ -101,19 +109,24 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             |r| r.get(0),
         )
         .map_err(|e| cat.sql_err(e))?;
-    let wanted: HashSet<ChunkId> = check::pack_entries(repo, rowid)?
-        .iter()
-        .map(|e| e.chunk)
-        .collect();
+    let rows = check::pack_entries(repo, rowid)?;
+    let wanted: HashSet<ChunkId> = rows.iter().map(|e| e.chunk).collect();
     let bytes = repo.storage().get(&pack::key(id)).ok();
     let mut writer = PackWriter::new();
     let mut seen = HashSet::new();
-    // Salvage by the trailer if it parses; a chunk counts only if it decodes
-    // and hashes to its id.
-    if let Some(entries) = bytes.as_deref().and_then(|b| pack::parse(b).ok()) {
-        let b = bytes.as_deref().expect("parsed");
+    // Salvage by the trailer if it parses, else by the catalog's record of
+    // where each chunk is (a truncated pack or a damaged trailer still holds
+    // intact chunks). A chunk counts only if its extent is in the file and
+    // it decodes and hashes to its id.
+    if let Some(b) = bytes.as_deref() {
+        let entries = pack::parse(b).unwrap_or(rows);
         for e in entries.iter().filter(|e| wanted.contains(&e.chunk)) {
-            let stored = &b[e.offset as usize..][..e.stored_len as usize];
+            let Some(stored) = usize::try_from(e.offset)
+                .ok()
+                .and_then(|start| b.get(start..)?.get(..e.stored_len as usize))
+            else {
+                continue;
+            };
             let ok = codec::decode(e.codec, stored, e.raw_len as usize)
                 .is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
             if ok && seen.insert(e.chunk) {
@@ -127,8 +140,14 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
         .conn()
         .unchecked_transaction()
         .map_err(|e| cat.sql_err(e))?;
+    // When every chunk is salvaged the new pack can be byte-identical to
+    // the original (the damage was outside the chunk data: header, trailer,
+    // or a catalog row): it then has the same id and replaces the damaged
+    // file in place, and must not be deleted as "the old pack".
+    let mut in_place = false;
     if !writer.is_empty() {
         let sealed = writer.finish();
+        in_place = sealed.id == *id;
         repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
         tx.execute(
             "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
@@ -142,6 +161,15 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
                 |r| r.get(0),
             )
             .map_err(|e| cat.sql_err(e))?;
+        tx.execute(
+            "UPDATE packs SET size = ?1, chunk_count = ?2 WHERE id = ?3",
+            params![
+                sealed.bytes.len() as i64,
+                sealed.entries.len() as i64,
+                new_row
+            ],
+        )
+        .map_err(|e| cat.sql_err(e))?;
         for e in &sealed.entries {
             tx.execute(
                 "UPDATE chunks SET pack = ?1, offset = ?2, stored_len = ?3, raw_len = ?4, codec = ?5 WHERE chunk_id = ?6",
@@ -150,12 +178,21 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             .map_err(|e| cat.sql_err(e))?;
         }
     }
-    tx.execute("DELETE FROM chunks WHERE pack = ?1", [rowid])
+    for chunk in wanted.difference(&seen) {
+        tx.execute(
+            "DELETE FROM chunks WHERE chunk_id = ?1 AND pack = ?2",
+            params![&chunk.0[..], rowid],
+        )
         .map_err(|e| cat.sql_err(e))?;
-    tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
-        .map_err(|e| cat.sql_err(e))?;
+    }
+    if !in_place {
+        tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
+            .map_err(|e| cat.sql_err(e))?;
+    }
     tx.commit().map_err(|e| cat.sql_err(e))?;
-    repo.storage().delete(&pack::key(id))?;
+    if !in_place {
+        repo.storage().delete(&pack::key(id))?;
+    }
     Ok((salvaged, lost))
 }
 
@@ -239,4 +276,132 @@ pub(crate) fn mark_damaged(repo: &Repository) -> Result<Vec<String>> {
         }
     }
     Ok(damaged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
+
+    /// Regression: a pack whose trailer is gone (truncated) lost every
+    /// chunk on repair, though the catalog knows where the intact chunks
+    /// before the cut are; they are now salvaged.
+    #[test]
+    fn a_truncated_pack_keeps_the_chunks_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(1 << 20, 7)).unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let pack = check::pack_rows(&repo).unwrap().remove(0);
+        let path = root.join(pack::key(&pack.id));
+        let entries = pack::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let cut = entries[entries.len() / 2].offset + 1;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(cut).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        let (_, saved, lost) = &report.packs_rewritten[0];
+        assert_eq!(*saved as usize, entries.len() / 2, "{report:?}");
+        assert_eq!(*lost as usize, entries.len() - entries.len() / 2);
+        assert_eq!(report.damaged_snapshots.len(), 1);
+    }
+
+    /// Regression: when the damage was outside the chunk data (here a
+    /// reserved header byte), every chunk is salvaged and the new pack is
+    /// byte-identical to the original, with the same id; repair then deleted
+    /// "the old pack" (the file it had just rewritten) and all its catalog
+    /// rows, losing every chunk while reporting them salvaged.
+    #[test]
+    fn a_pack_salvaged_whole_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(300_000, 8)).unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let pack = check::pack_rows(&repo).unwrap().remove(0);
+        let path = root.join(pack::key(&pack.id));
+        let original = std::fs::read(&path).unwrap();
+        let mut damaged = original.clone();
+        damaged[12] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        assert_eq!(report.chunks_lost, 0, "{report:?}");
+        assert!(report.damaged_snapshots.is_empty(), "{report:?}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "rewritten in place"
+        );
+        let after = check::check(
+            &repo,
+            CheckOptions {
+                read_data: true,
+                subset_pct: None,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(after.is_clean(), "{:?}", after.findings);
+    }
+
+    /// Regression: a leftover manifest that does not decode (garbage, or a
+    /// path listed twice) made `repair` fail outright, so nothing else was
+    /// repaired; now it is reported as unresolved and the rest proceeds.
+    #[test]
+    fn an_unimportable_leftover_manifest_does_not_stop_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.txt"), b"hello").unwrap();
+        let repo =
+            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
+        let opts = SnapshotOptions {
+            kind: "model".into(),
+            name: "one".into(),
+            ..Default::default()
+        };
+        let snap = repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let key = manifest::key(&snap.id);
+        let mut m = Manifest::decode(&repo.storage().get(&key).unwrap(), None, &key).unwrap();
+        m.name = "dup".into();
+        m.files.push(m.files[1].clone());
+        let (dup, bytes) = m.encode();
+        repo.storage().put(&manifest::key(&dup), &bytes).unwrap();
+        let garbage = SnapshotId::of(b"garbage");
+        repo.storage()
+            .put(&manifest::key(&garbage), b"not a manifest")
+            .unwrap();
+        // And something repair can do: a lost manifest of a listed snapshot.
+        repo.storage().delete(&key).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        assert_eq!(report.manifests_restored, [snap.id.to_hex()]);
+        assert_eq!(report.unresolved.len(), 2, "{:?}", report.unresolved);
+        for id in [dup, garbage] {
+            assert!(
+                report.unresolved.iter().any(|u| u.contains(&id.to_hex())),
+                "{:?}",
+                report.unresolved
+            );
+        }
+    }
 }

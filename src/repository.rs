@@ -61,17 +61,7 @@ impl Repository {
     /// Opens a repository whose objects are in `storage` and whose catalog
     /// lives in the directory `path` (tests use this to inject faults).
     pub fn open_with(path: &Path, storage: Box<dyn Storage>) -> Result<Self> {
-        let bytes = match storage.get(config::KEY) {
-            Ok(bytes) => bytes,
-            Err(Error::ObjectNotFound { .. }) => {
-                return Err(Error::RepoNotFound { path: path.into() })
-            }
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
-                return Err(Error::RepoNotFound { path: path.into() })
-            }
-            Err(e) => return Err(e),
-        };
-        let config = RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())?;
+        let config = load_config(path, storage.as_ref())?;
         let catalog_path = path.join(crate::catalog::FILE_NAME);
         if !catalog_path.exists() {
             return Err(Error::CatalogMissing { path: catalog_path });
@@ -134,6 +124,21 @@ impl Repository {
             })
             .collect()
     }
+}
+
+/// Reads and checks the config of the repository at `path` whose objects
+/// are in `storage`, without touching the catalog (commands that must work
+/// while the catalog is lost, such as `unlock`, use this).
+pub fn load_config(path: &Path, storage: &dyn Storage) -> Result<RepoConfig> {
+    let bytes = match storage.get(config::KEY) {
+        Ok(bytes) => bytes,
+        Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::RepoNotFound { path: path.into() })
+        }
+        Err(e) => return Err(e),
+    };
+    RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())
 }
 
 /// Reads, decodes and verifies one chunk. Takes storage rather than a

@@ -72,6 +72,30 @@ pub fn check_path(path: &str) -> Result<()> {
     }
 }
 
+/// Checks that no entry lies beneath another entry that is not a
+/// directory (`link -> /elsewhere` then `link/evil`): such a manifest could
+/// only be restored by writing through the symlink, so it is refused up
+/// front, before anything is written.
+pub fn check_tree(entries: &[FileEntry]) -> Result<()> {
+    let not_dirs: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Dir)
+        .map(|e| e.path.as_str())
+        .collect();
+    for e in entries {
+        let beneath = e
+            .path
+            .match_indices('/')
+            .any(|(i, _)| not_dirs.contains(&e.path[..i]));
+        if beneath {
+            return Err(Error::UnsafePath {
+                path: e.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The entries selected by `paths` (all when empty), with the directory
 /// entries of their ancestors so nested subtrees restore in place; a path
 /// that selects nothing is an error naming it.
@@ -115,7 +139,9 @@ pub fn restore(
 ) -> Result<RestoreReport> {
     // Shared: gc must not delete a pack this restore is about to read.
     let _lock = Lock::shared(repo.storage(), "restore")?;
-    let entries = select(repo.catalog().files(snap)?, &opts.paths, snap)?;
+    let all = repo.catalog().files(snap)?;
+    check_tree(&all)?;
+    let entries = select(all, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
     prepare_target(target, &entries, opts.overwrite)?;
     let mut report = RestoreReport::default();
@@ -154,7 +180,7 @@ pub fn restore(
                     });
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.in_file(&f.path)),
         }
     })?;
     progress.finish();
@@ -371,16 +397,81 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             path: path.to_string(),
             snapshot: snap.id.short(),
         })?;
-    let locs = repo.locate_all(&file.chunks)?;
+    let locs = repo
+        .locate_all(&file.chunks)
+        .map_err(|e| e.in_file(&file.path))?;
     stream_file(repo.storage(), &file, &locs, |chunk| {
         out.write_all(chunk).at("<stdout>")
     })
+    .map_err(|e| e.in_file(&file.path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
+
+    fn entry(path: &str, kind: EntryKind) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+            mtime_ns: 0,
+            size: 0,
+            sha256: [0; 32],
+            link_target: String::new(),
+            chunks: vec![],
+        }
+    }
+
+    /// Regression: a manifest holding a symlink and then a file beneath it
+    /// (`x/link -> /elsewhere`, `x/link/evil`) was not refused as unsafe;
+    /// restore failed on a missing directory instead, and with
+    /// `--ignore-errors` went on to exit 1 as if a file were merely damaged.
+    #[test]
+    fn entries_beneath_a_non_directory_are_unsafe() {
+        let ok = [
+            entry("x", EntryKind::Dir),
+            entry("x/link", EntryKind::Symlink),
+            entry("x/linked", EntryKind::File),
+            entry("x/y", EntryKind::Dir),
+            entry("x/y/f", EntryKind::File),
+        ];
+        check_tree(&ok).unwrap();
+        for (parent, kind) in [("x/link", EntryKind::Symlink), ("x/f", EntryKind::File)] {
+            let bad = [
+                entry("x", EntryKind::Dir),
+                entry(parent, kind),
+                entry(&format!("{parent}/evil"), EntryKind::File),
+            ];
+            let err = check_tree(&bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::UnsafePath { path } if *path == format!("{parent}/evil")),
+                "{err}"
+            );
+        }
+        let deep = [
+            entry("l", EntryKind::Symlink),
+            entry("l/a/b/c", EntryKind::Dir),
+        ];
+        assert!(check_tree(&deep).is_err());
+    }
+
+    /// Errors about a chunk gain the file they were met in; errors that
+    /// already name a path do not, and damage stays damage.
+    #[test]
+    fn chunk_errors_name_the_file() {
+        let chunk = crate::id::ChunkId::of(b"c");
+        let e = Error::ChunkMissing { chunk }.in_file("m/w.bin");
+        assert!(e.is_damage());
+        let text = e.to_string();
+        assert!(
+            text.contains("m/w.bin") && text.contains(&chunk.to_hex()),
+            "{text}"
+        );
+        let unsafe_path = Error::UnsafePath { path: "p".into() }.in_file("q");
+        assert_eq!(unsafe_path.to_string(), "unsafe path in manifest: p");
+    }
 
     /// Guards the reader lock: a restore must not start while gc (an
     /// exclusive holder) may be deleting packs.

@@ -12,12 +12,18 @@ mod bad_input;
 mod bench;
 #[path = "cli/commands.rs"]
 mod commands;
+#[path = "cli/crash.rs"]
+mod crash;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/forget.rs"]
 mod forget;
 #[path = "cli/gc.rs"]
 mod gc;
+#[path = "cli/integrity.rs"]
+mod integrity;
+#[path = "cli/locks.rs"]
+mod locks;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/roundtrip.rs"]

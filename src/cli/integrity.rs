@@ -171,7 +171,9 @@ pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
     let storage = cairn::storage::LocalStorage::new(&path);
-    cairn::Repository::open(&path)?;
+    // Not `Repository::open`: unlocking must work while the catalog is lost,
+    // since `rebuild-catalog` needs the exclusive lock.
+    cairn::repository::load_config(&path, &storage)?;
     let removed = cairn::lock::unlock(&storage, a.all)?;
     for r in &removed {
         outln!("removed {r}");

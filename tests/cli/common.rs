@@ -180,6 +180,49 @@ impl Env {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Runs `cairn ARGS... --json`, asserts exit code `code`, parses stdout.
+    pub fn json_code<I, S>(&self, args: I, code: i32) -> Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.cmd(args);
+        cmd.arg("--json");
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{cmd:?}: expected exit {code}\nstderr: {}\nstdout: {}",
+            stderr(&out),
+            stdout(&out)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)))
+    }
+
+    /// Restores every listed snapshot into a fresh directory and asserts it
+    /// reproduces its source bit for bit (content, modes, mtimes, links).
+    /// `source_of` maps a snapshot's name to the directory it was taken of.
+    pub fn assert_all_restore(&self, source_of: &dyn Fn(&str) -> PathBuf) {
+        let list = self.list();
+        assert!(!list.is_empty(), "no snapshots to restore");
+        for s in &list {
+            let id = s["id"].as_str().unwrap();
+            let src = source_of(s["name"].as_str().unwrap());
+            let out = self.path(&format!("restore-all-{id}-{}", now_ns()));
+            run_ok(self.cmd(["restore".as_ref(), id.as_ref(), out.as_os_str()]));
+            let restored = out.join(src.file_name().unwrap());
+            assert_diff_clean(&src, &restored);
+            assert_eq!(
+                tree_nodes(&src),
+                tree_nodes(&restored),
+                "snapshot {id} ({})",
+                s["name"]
+            );
+            fs::remove_dir_all(&out).unwrap();
+        }
+    }
+
     /// `list --json` as an array.
     pub fn list(&self) -> Vec<Value> {
         self.json(["list"]).as_array().unwrap().clone()
@@ -324,6 +367,83 @@ pub fn u(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("`{key}` is not a u64 in {v}"))
+}
+
+/// This host's name as cairn records it in lock objects.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The pid of a process that has exited and been reaped.
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A live process (`sleep 60`) to stand for a lock holder; killed and
+/// reaped on drop, so a panicking test leaves nothing behind.
+pub struct LiveProcess(pub std::process::Child);
+
+impl LiveProcess {
+    pub fn spawn() -> Self {
+        LiveProcess(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Kills and reaps it; its pid is dead afterwards.
+    pub fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes a lock object `locks/<32 hex>.lock` as docs/FORMAT.md specifies
+/// and returns its path.
+pub fn write_lock(repo: &Path, exclusive: bool, host: &str, pid: u32, purpose: &str) -> PathBuf {
+    let body = serde_json::json!({
+        "exclusive": exclusive, "host": host, "pid": pid, "purpose": purpose,
+        "time_ns": 1_795_305_896_443_504_773i64,
+    });
+    let name: String = random_bytes(16, pid as u64 ^ now_ns() as u64)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = repo.join("locks").join(format!("{name}.lock"));
+    write(&path, body.to_string().as_bytes());
+    path
+}
+
+/// The lock objects in `repo/locks` (file names), sorted.
+pub fn lock_files(repo: &Path) -> Vec<String> {
+    let mut out: Vec<String> = match fs::read_dir(repo.join("locks")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with(".tmp-"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
 }
 
 /// The probe for tests that need permissions to bite: true when this
