@@ -15,8 +15,8 @@ rm -rf "$WORK" && mkdir -p "$WORK/model"
 export CAIRN_REPO="$WORK/repo"
 
 echo "== generating a $SIZE bf16 safetensors model"
-"$gen" "$WORK/model/model.safetensors" --size "$SIZE" --seed 1
-"$gen" "$WORK/finetuned.safetensors" --size "$SIZE" --seed 1 --perturb 8
+"$gen" "$WORK/model/model.safetensors" --size "$SIZE" --seed 1 --tensors-mb 8
+"$gen" "$WORK/finetuned.safetensors" --size "$SIZE" --seed 1 --tensors-mb 8 --perturb 8
 sha_v1=$(sha256sum "$WORK/model/model.safetensors" | cut -d' ' -f1)
 
 echo "== cairn init"

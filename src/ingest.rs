@@ -48,7 +48,7 @@ pub enum Piece {
         hint: Hint,
     },
     /// `file` has been read completely.
-    FileDone { file: usize, sha256: [u8; 32] },
+    FileDone { file: usize },
 }
 
 #[derive(Debug, Default)]
@@ -140,14 +140,11 @@ impl Reader<'_> {
     fn read_file(&mut self, job: &ReadJob) -> Result<bool> {
         let mut file = File::open(&job.path).at(&job.path)?;
         let shape = FileShape::probe(&mut file, job.size).at(&job.path)?;
-        let mut sha = Sha256::new();
         let mut pos = self.batch.data.len();
         let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
         loop {
             if !eof {
-                let before = self.batch.data.len();
                 let n = read_up_to(&mut file, &mut self.batch.data, READ_SIZE).at(&job.path)?;
-                sha.update(&self.batch.data[before..]);
                 total += n as u64;
                 eof = n < READ_SIZE;
             }
@@ -169,10 +166,7 @@ impl Reader<'_> {
             }
         }
         check_unchanged(job, &file, total)?;
-        self.batch.pieces.push(Piece::FileDone {
-            file: job.file,
-            sha256: sha.finalize().into(),
-        });
+        self.batch.pieces.push(Piece::FileDone { file: job.file });
         if self.batch.data.len() >= BATCH_TARGET {
             return Ok(self.flush_before(&mut pos));
         }
@@ -209,6 +203,43 @@ impl Reader<'_> {
         *pos = 0;
         let full = std::mem::replace(&mut self.batch, next);
         full.pieces.is_empty() || (self.send)(full)
+    }
+}
+
+/// SHA-256 of each file, computed by the consumer from the pieces as they
+/// arrive (files arrive one after another, so one hasher is open at a
+/// time). Kept off the reader thread, which would otherwise be the
+/// sequential bottleneck (read + FastCDC + SHA-256 on one core).
+#[derive(Default)]
+pub struct FileDigests {
+    open: Option<(usize, Sha256)>,
+}
+
+impl FileDigests {
+    /// Feeds a batch; calls `done(file, sha256)` for each file it completes.
+    pub fn update(&mut self, batch: &Batch, mut done: impl FnMut(usize, [u8; 32])) {
+        for piece in &batch.pieces {
+            match *piece {
+                Piece::Chunk {
+                    file, start, len, ..
+                } => self.hasher(file).update(&batch.data[start..start + len]),
+                Piece::FileDone { file } => {
+                    // A file with no chunks (empty) never opened a hasher.
+                    let hasher = match self.open.take() {
+                        Some((open, h)) if open == file => h,
+                        _ => Sha256::new(),
+                    };
+                    done(file, hasher.finalize().into());
+                }
+            }
+        }
+    }
+
+    fn hasher(&mut self, file: usize) -> &mut Sha256 {
+        if self.open.as_ref().map(|(f, _)| *f) != Some(file) {
+            self.open = Some((file, Sha256::new()));
+        }
+        &mut self.open.as_mut().expect("just set").1
     }
 }
 

@@ -20,7 +20,7 @@ use crate::chunker::Chunker;
 use crate::codec::{self, Codec, Hint};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
-use crate::ingest::{self, Batch, Piece, ReadJob};
+use crate::ingest::{self, Batch, FileDigests, Piece, ReadJob};
 use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::pack::{self, PackWriter, SealedPack};
@@ -337,6 +337,7 @@ struct Storer<'r> {
     packs: SyncSender<SealedPack>,
     /// Buffers of packs the writer has finished with.
     recycled: Receiver<Vec<u8>>,
+    digests: FileDigests,
     /// Every chunk this run has stored: packs in flight are not in the
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
@@ -356,6 +357,7 @@ impl<'r> Storer<'r> {
             pack: PackWriter::with_target(repo.config().pack_target_bytes()),
             packs,
             recycled,
+            digests: FileDigests::default(),
             stored: HashSet::new(),
             totals: Totals::default(),
         }
@@ -377,10 +379,18 @@ impl<'r> Storer<'r> {
                 Piece::FileDone { .. } => None,
             })
             .collect();
-        let ids: Vec<ChunkId> = chunks
-            .par_iter()
-            .map(|(_, data)| ChunkId::of(data))
-            .collect();
+        // BLAKE3 of every chunk in parallel, beside the (sequential)
+        // SHA-256 of the files.
+        let digests = &mut self.digests;
+        let (ids, ()) = rayon::join(
+            || {
+                chunks
+                    .par_iter()
+                    .map(|(_, data)| ChunkId::of(data))
+                    .collect::<Vec<ChunkId>>()
+            },
+            || digests.update(batch, |file, sha| files[file].sha256 = sha),
+        );
         let known = self.repo.catalog().existing(&ids)?;
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -409,7 +419,7 @@ impl<'r> Storer<'r> {
                 Piece::Chunk { file, .. } => files[file]
                     .chunks
                     .push(*next_id.next().expect("one id per chunk")),
-                Piece::FileDone { file, sha256 } => files[file].sha256 = sha256,
+                Piece::FileDone { .. } => {}
             }
         }
         progress.advance(chunks.iter().map(|(_, d)| d.len() as u64).sum());
