@@ -697,7 +697,7 @@ mod tests {
         // chunks and ~6 MB of data, a snapshot writes several packs below
         // the 32 MiB seal size only when forced, so we use several files.
         for i in 0..3 {
-            let data = crate::chunker::tests::stream(2_000_000, seed * 10 + i);
+            let data = crate::test_support::random_bytes(seed * 10 + i, 2_000_000);
             std::fs::write(dir.join(format!("f{i}.bin")), data).unwrap();
         }
     }

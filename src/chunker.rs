@@ -118,23 +118,12 @@ impl Chunker {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// A deterministic byte stream (splitmix64) so golden values never depend
-    /// on a crate's RNG.
-    pub(crate) fn stream(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed;
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-        }
-        out.truncate(len);
-        out
+    /// Golden values come from a fixed SplitMix64 stream, never a crate's RNG.
+    fn stream(len: usize, seed: u64) -> Vec<u8> {
+        crate::test_support::random_bytes(seed, len)
     }
 
     fn small() -> Chunker {

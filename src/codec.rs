@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn incompressible_data_is_stored_raw() {
-        let noise = crate::chunker::tests::stream(10_000, 3);
+        let noise = crate::test_support::random_bytes(3, 10_000);
         assert_eq!(encode(&noise, 3, Hint::Bytes).0, Codec::Raw);
         assert_eq!(
             encode(

@@ -292,7 +292,11 @@ mod tests {
         let root = dir.path().join("repo");
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(1 << 20, 7)).unwrap();
+        std::fs::write(
+            src.join("a.bin"),
+            crate::test_support::random_bytes(7, 1 << 20),
+        )
+        .unwrap();
         let repo =
             Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
         let opts = SnapshotOptions {
@@ -326,7 +330,11 @@ mod tests {
         let root = dir.path().join("repo");
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("a.bin"), crate::chunker::tests::stream(300_000, 8)).unwrap();
+        std::fs::write(
+            src.join("a.bin"),
+            crate::test_support::random_bytes(8, 300_000),
+        )
+        .unwrap();
         let repo =
             Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
         let opts = SnapshotOptions {

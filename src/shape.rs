@@ -155,7 +155,7 @@ mod tests {
                 float: false
             }
         );
-        let noise = crate::chunker::tests::stream(2 << 20, 1);
+        let noise = crate::test_support::random_bytes(1, 2 << 20);
         let shape = FileShape::probe(&mut Cursor::new(&noise), noise.len() as u64).unwrap();
         assert_eq!(shape.hint_at(0), Hint::Bytes);
     }

@@ -1,8 +1,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// `len` deterministic incompressible bytes.
+fn stream(len: usize, seed: u64) -> Vec<u8> {
+    crate::test_support::random_bytes(seed, len)
+}
+
 use super::*;
-use crate::chunker::tests::stream;
 use crate::progress::NoProgress;
 
 fn write(path: &Path, data: &[u8]) -> PathBuf {

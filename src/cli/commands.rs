@@ -154,29 +154,20 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     let rows: Vec<Vec<String>> = snaps
         .iter()
         .map(|s| {
-            vec![
-                s.id.short(),
-                output::local_time(&s.time),
-                s.kind.clone(),
-                s.name.clone(),
-                s.version.clone().unwrap_or_default(),
-                s.tags.join(","),
-                output::bytes(s.logical_bytes),
-                output::bytes(s.stats.added_stored),
-                if s.damaged {
-                    "DAMAGED".into()
-                } else {
-                    String::new()
-                },
-            ]
+            let mut row = output::snapshot_cells(s);
+            row.push(output::bytes(s.logical_bytes));
+            row.push(output::bytes(s.stats.added_stored));
+            row.push(if s.damaged {
+                "DAMAGED".into()
+            } else {
+                String::new()
+            });
+            row
         })
         .collect();
-    output::table(
-        &[
-            "ID", "TIME", "KIND", "NAME", "VERSION", "TAGS", "SIZE", "ADDED", "STATE",
-        ],
-        &rows,
-    )?;
+    let mut header = output::SNAPSHOT_COLUMNS.to_vec();
+    header.extend(["SIZE", "ADDED", "STATE"]);
+    output::table(&header, &rows)?;
     outln!("{} snapshots", snaps.len());
     Ok(())
 }

@@ -66,7 +66,7 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<()> {
     if a.json {
         return output::json(&ForgetOutput::new(&plan, a.dry_run, &removed));
     }
-    print_forget_outcome(&plan, a.dry_run, removed.len());
+    print_forget_outcome(&plan, a.dry_run, removed.len())?;
     Ok(())
 }
 
@@ -93,7 +93,7 @@ impl<'a> ForgetOutput<'a> {
 /// One table per history (a line for histories no policy touches).
 fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
     if plan.histories.is_empty() {
-        println!("no snapshots match");
+        outln!("no snapshots match");
     }
     for h in &plan.histories {
         let n = h.snapshots.len();
@@ -102,11 +102,11 @@ fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
             PolicySource::Stored(scope) => format!(" (stored for {scope})"),
             PolicySource::Named => String::new(),
             PolicySource::None => {
-                println!("{}: no stored policy, {n} snapshots kept", h.history());
+                outln!("{}: no stored policy, {n} snapshots kept", h.history());
                 continue;
             }
         };
-        println!("{}: {}{source}", h.history(), h.policy);
+        outln!("{}: {}{source}", h.history(), h.policy);
         let rows: Vec<Vec<String>> = h
             .snapshots
             .iter()
@@ -126,55 +126,44 @@ fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
             &["ID", "TIME", "VERSION", "TAGS", "ACTION", "REASONS"],
             &rows,
         )?;
-        println!("{} kept, {} removed", h.kept(), h.removed());
-        println!();
+        outln!("{} kept, {} removed", h.kept(), h.removed());
+        outln!();
     }
     Ok(())
 }
 
-fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) {
+fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) -> Result<()> {
     let planned = plan.to_remove().count();
     if dry_run {
-        println!("dry run: would remove {planned} snapshots; nothing was changed");
+        outln!("dry run: would remove {planned} snapshots; nothing was changed");
         if let Err(refusal) = plan.check_allowed() {
-            println!("note: {refusal}");
+            outln!("note: {refusal}");
         }
     } else if removed > 0 {
-        println!("removed {removed} snapshots (run `cairn gc` to reclaim their space)");
+        outln!("removed {removed} snapshots (run `cairn gc` to reclaim their space)");
     } else {
-        println!("nothing to remove");
+        outln!("nothing to remove");
     }
+    Ok(())
 }
 
 pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
     let repo = ctx.open()?;
     let plan = forget::plan_delete(&repo, &a.snapshots)?;
-    let rows: Vec<Vec<String>> = plan
-        .to_remove()
-        .map(|s| {
-            vec![
-                s.id.short(),
-                output::local_time(&s.time),
-                s.kind.clone(),
-                s.name.clone(),
-                s.version.clone().unwrap_or_default(),
-                s.tags.join(","),
-            ]
-        })
-        .collect();
-    output::table(&["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS"], &rows)?;
+    let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
+    output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
     let n = rows.len();
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             bail!("not deleting {n} snapshots without confirmation: stdin is not a terminal (pass --yes)");
         }
         if !confirm(&format!("Delete {n} snapshots?"))? {
-            println!("nothing deleted");
+            outln!("nothing deleted");
             return Ok(());
         }
     }
     let report = forget::execute(&repo, &plan)?;
-    println!(
+    outln!(
         "deleted {} snapshots (run `cairn gc` to reclaim their space)",
         report.removed.len()
     );
@@ -199,11 +188,11 @@ pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {
         PolicyCommand::Set(a) => {
             let policy = given_rules(&a.rules).unwrap_or_default();
             cairn::policy::set(&repo, &a.scope, policy.clone())?;
-            println!("policy for {}: {policy}", a.scope);
+            outln!("policy for {}: {policy}", a.scope);
         }
         PolicyCommand::Unset(a) => {
             let old = cairn::policy::unset(&repo, &a.scope)?;
-            println!("removed the policy for {} ({old})", a.scope);
+            outln!("removed the policy for {} ({old})", a.scope);
         }
         PolicyCommand::Show(a) => show_policies(&repo, a.json)?,
     }
@@ -217,7 +206,7 @@ fn show_policies(repo: &Repository, json: bool) -> Result<()> {
         return output::json(&stored);
     }
     if stored.is_empty() {
-        println!("no stored policies (store one with `cairn policy set KIND[/NAME] --keep-...`)");
+        outln!("no stored policies (store one with `cairn policy set KIND[/NAME] --keep-...`)");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = stored
@@ -234,7 +223,7 @@ fn show_policies(repo: &Repository, json: bool) -> Result<()> {
     histories.sort();
     histories.dedup();
     if !histories.is_empty() {
-        println!();
+        outln!();
         let rows: Vec<Vec<String>> = histories
             .iter()
             .map(|(kind, name)| {
@@ -275,7 +264,7 @@ fn run_gc(
     forget: Option<serde_json::Value>,
 ) -> Result<ExitCode> {
     if !a.json {
-        print_gc_plan(plan);
+        print_gc_plan(plan)?;
     }
     let report = match a.dry_run || plan.is_empty() {
         true => None,
@@ -289,11 +278,11 @@ fn run_gc(
             report: report.clone(),
         })?;
     } else if a.dry_run {
-        println!("dry run: nothing was changed");
+        outln!("dry run: nothing was changed");
     } else if let Some(r) = &report {
-        print_gc_report(r);
+        print_gc_report(r)?;
     } else {
-        println!("nothing to do");
+        outln!("nothing to do");
     }
     let damaged = report.map(|r| r.damaged).unwrap_or_default();
     for d in &damaged {
@@ -310,10 +299,10 @@ fn run_gc(
     }
 }
 
-fn print_gc_plan(p: &GcPlan<'_>) {
+fn print_gc_plan(p: &GcPlan<'_>) -> Result<()> {
     let b = output::bytes;
     let sum = |v: &[gc::PackUsage]| v.iter().map(|u| u.size).sum::<u64>();
-    println!(
+    outln!(
         "gc plan (repack packs more than {}% unused)",
         p.max_unused * 100.0
     );
@@ -321,22 +310,23 @@ fn print_gc_plan(p: &GcPlan<'_>) {
         0 => String::new(),
         n => format!(", plus {n} manifests the catalog does not list (kept)"),
     };
-    println!(
+    outln!(
         "  live      {} snapshots, {} chunks{unlisted}",
-        p.snapshots, p.live_chunks
+        p.snapshots,
+        p.live_chunks
     );
-    println!(
+    outln!(
         "  delete    {} packs, {} (no live chunks)",
         p.delete.len(),
         b(sum(&p.delete))
     );
-    println!(
+    outln!(
         "  repack    {} packs, {} ({} live to copy)",
         p.repack.len(),
         b(sum(&p.repack)),
         b(p.bytes_to_move())
     );
-    println!(
+    outln!(
         "  keep      {} packs, {} ({} unused)",
         p.kept_packs,
         b(p.kept_bytes),
@@ -344,7 +334,7 @@ fn print_gc_plan(p: &GcPlan<'_>) {
     );
     if !p.unknown_packs.is_empty() || !p.leftovers.is_empty() {
         let size = |v: &[cairn::storage::ObjectInfo]| b(v.iter().map(|o| o.size).sum());
-        println!(
+        outln!(
             "  debris    {} pack files the catalog does not list ({}), {} temp files ({})",
             p.unknown_packs.len(),
             size(&p.unknown_packs),
@@ -353,32 +343,35 @@ fn print_gc_plan(p: &GcPlan<'_>) {
         );
     }
     for obj in &p.unknown_packs_kept {
-        println!(
+        outln!(
             "  left      {} ({}): not in the catalog but may hold needed chunks; see `cairn check`",
             obj.key,
             b(obj.size)
         );
     }
-    println!("  reclaim   about {}", b(p.bytes_to_reclaim()));
+    outln!("  reclaim   about {}", b(p.bytes_to_reclaim()));
+    Ok(())
 }
 
-fn print_gc_report(r: &GcReport) {
-    println!("gc done: reclaimed {}", output::bytes(r.bytes_reclaimed));
-    println!("  deleted   {} packs with no live chunks", r.packs_deleted);
-    println!(
+fn print_gc_report(r: &GcReport) -> Result<()> {
+    outln!("gc done: reclaimed {}", output::bytes(r.bytes_reclaimed));
+    outln!("  deleted   {} packs with no live chunks", r.packs_deleted);
+    outln!(
         "  rewrote   {} packs into {} new ({} chunks, {} moved)",
         r.packs_rewritten,
         r.packs_written,
         r.chunks_moved,
         output::bytes(r.bytes_moved)
     );
-    println!("  dropped   {} records of dead chunks", r.chunks_dropped);
+    outln!("  dropped   {} records of dead chunks", r.chunks_dropped);
     if r.unknown_packs_deleted + r.leftovers_deleted > 0 {
-        println!(
+        outln!(
             "  debris    {} unlisted pack files and {} temp files removed",
-            r.unknown_packs_deleted, r.leftovers_deleted
+            r.unknown_packs_deleted,
+            r.leftovers_deleted
         );
     }
+    Ok(())
 }
 
 /// Forget by the stored policies, then gc, under one exclusive lock.
@@ -391,7 +384,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
             .iter()
             .all(|h| h.source == PolicySource::None)
         {
-            println!(
+            outln!(
                 "no stored policy applies (store one with `cairn policy set`); forgetting nothing"
             );
         }
@@ -407,8 +400,8 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
             .then(|| serde_json::to_value(ForgetOutput::new(&fplan, a.gc.dry_run, &removed)))
             .transpose()?;
     if !a.gc.json {
-        print_forget_outcome(&fplan, a.gc.dry_run, removed.len());
-        println!();
+        print_forget_outcome(&fplan, a.gc.dry_run, removed.len())?;
+        outln!();
     }
     // With a dry run nothing was forgotten; plan the gc as if it had been.
     let forgotten: Vec<SnapshotId> = match a.gc.dry_run {

@@ -64,6 +64,22 @@ pub fn age(seconds: i64) -> String {
     }
 }
 
+/// The columns that identify a snapshot in tables: ID, TIME, KIND, NAME,
+/// VERSION, TAGS.
+pub const SNAPSHOT_COLUMNS: [&str; 6] = ["ID", "TIME", "KIND", "NAME", "VERSION", "TAGS"];
+
+/// A snapshot's [`SNAPSHOT_COLUMNS`] cells.
+pub fn snapshot_cells(s: &cairn::SnapshotInfo) -> Vec<String> {
+    vec![
+        s.id.short(),
+        local_time(&s.time),
+        s.kind.clone(),
+        s.name.clone(),
+        s.version.clone().unwrap_or_default(),
+        s.tags.join(","),
+    ]
+}
+
 /// A local-time rendering of a UTC instant.
 pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono::Local)
