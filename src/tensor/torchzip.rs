@@ -629,6 +629,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn eocd_signature_in_the_comment_is_skipped() {
+        let mut f = checkpoint();
+        let comment = b"PK\x05\x06 looks like an EOCD but does not fit";
+        let n = f.len();
+        f[n - 2..].copy_from_slice(&(comment.len() as u16).to_le_bytes());
+        f.extend_from_slice(comment);
+        assert_eq!(summary(&parse(&f).unwrap().unwrap()), EXPECTED);
+    }
+
+    #[test]
     fn compressed_entries() {
         // A deflated storage is left out; the others keep their dtypes.
         let f = checkpoint_with(STATE_DICT_P2, [0, 0, 8, 0, 0], b"little", false);
