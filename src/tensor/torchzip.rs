@@ -5,7 +5,7 @@
 //! pickle of the object, with every tensor storage as a persistent id) and
 //! one entry `<prefix>/data/<key>` per storage: its raw bytes, in the byte
 //! order named by `<prefix>/byteorder` (little-endian when absent). The
-//! dtype of a storage is known only from `data.pkl` (see [`super::pickle`]).
+//! dtype of a storage is known only from `data.pkl` (see the `pickle` module).
 //! Each stored `data/<key>` entry becomes a region named `data/<key>`:
 //! with its dtype when the pickle names it and the storage is
 //! little-endian, as `Dtype::Other` otherwise (still a forced boundary).
