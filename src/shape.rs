@@ -1,7 +1,8 @@
 //! What cairn knows about a file's bytes before chunking it: where chunk
-//! boundaries must fall (the start of each tensor in a safetensors or GGUF
-//! file, so an edit that shifts tensors does not shift their chunks) and how
-//! each region's chunks should be encoded (byte planes for float tensors).
+//! boundaries must fall (the start of each tensor in a safetensors, GGUF or
+//! PyTorch zip file, so an edit that shifts tensors does not shift their
+//! chunks) and how each region's chunks should be encoded (byte planes for
+//! float tensors).
 //!
 //! Probing costs one header parse, or for files of no known format one
 //! 256 KiB sample from the middle; files under [`PROBE_MIN`] are not probed.
@@ -133,6 +134,44 @@ mod tests {
             shape.hint_at(start + (1 << 20)),
             Hint::Planes {
                 width: 4,
+                float: true
+            }
+        );
+    }
+
+    #[test]
+    fn pytorch_checkpoint_storages_get_float_planes() {
+        use crate::tensor::torchzip::tests::{pid_pickle, zip};
+        let (f32s, bf16s) = (vec![0x41u8; 1 << 20], vec![0x3Fu8; 1 << 19]);
+        let pickle = pid_pickle(&[
+            ("FloatStorage", "0", 1 << 18),
+            ("BFloat16Storage", "1", 1 << 18),
+        ]);
+        let file = zip(
+            &[
+                ("ckpt/data.pkl", &pickle, 0),
+                ("ckpt/data/0", &f32s, 0),
+                ("ckpt/data/1", &bf16s, 0),
+            ],
+            false,
+        );
+        let shape = FileShape::probe(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        let t = &shape.layout().unwrap().tensors;
+        assert_eq!((t[0].len, t[1].len), (1 << 20, 1 << 19));
+        assert_eq!(shape.next_cut_after(0), Some(t[0].offset));
+        assert_eq!(shape.next_cut_after(t[0].offset), Some(t[1].offset));
+        assert_eq!(shape.hint_at(0), Hint::Bytes); // data.pkl
+        assert_eq!(
+            shape.hint_at(t[0].offset + 4096),
+            Hint::Planes {
+                width: 4,
+                float: true
+            }
+        );
+        assert_eq!(
+            shape.hint_at(t[1].offset),
+            Hint::Planes {
+                width: 2,
                 float: true
             }
         );

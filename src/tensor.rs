@@ -1,4 +1,5 @@
-//! Tensor data regions in model files (safetensors, GGUF v2/v3).
+//! Tensor data regions in model files (safetensors, GGUF v2/v3, PyTorch zip
+//! checkpoints).
 //!
 //! # Role
 //! The chunker forces chunk boundaries at tensor starts ([`boundaries`]) so
@@ -23,9 +24,12 @@
 //! lengths are checked against the bytes left in the file before anything is
 //! read or reserved. The result is:
 //! * `Ok(None)`: not a model file we know. Decided from at most the first 9
-//!   bytes: neither the GGUF magic nor a plausible safetensors prefix (an
-//!   8-byte length `N` with `2 <= N <= min(MAX_SAFETENSORS_HEADER,
-//!   file_len - 8)` followed by `{`).
+//!   bytes: neither the GGUF magic, nor a zip's local header magic, nor a
+//!   plausible safetensors prefix (an 8-byte length `N` with `2 <= N <=
+//!   min(MAX_SAFETENSORS_HEADER, file_len - 8)` followed by `{`). A zip
+//!   that is not a readable PyTorch checkpoint is `Ok(None)` too (see
+//!   [`torchzip`] for when); deciding that reads its tail, central
+//!   directory and `data.pkl`, each bounded by the file.
 //! * `Err(TensorError)`: the prefix matched, but the header is malformed,
 //!   truncated, of an unsupported version (incl. GGUF v1 and big-endian
 //!   GGUF), or describes regions outside the file or overlapping. A caller
@@ -37,6 +41,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+mod pickle;
+pub mod torchzip;
 
 /// Largest safetensors JSON header we read (the reference implementation
 /// uses the same 100 MiB cap).
@@ -190,6 +197,8 @@ pub struct TensorRegion {
 pub enum Format {
     Safetensors,
     Gguf,
+    /// `torch.save` (zip) checkpoint; regions are the `data/<key>` storages.
+    PyTorchZip,
 }
 
 /// Where the tensors of a model file are. See the module docs for invariants.
@@ -232,7 +241,7 @@ fn malformed(msg: impl Into<String>) -> TensorError {
     TensorError::Malformed(msg.into())
 }
 
-/// Find the tensor regions of a safetensors or GGUF file. `r` may be at any
+/// Find the tensor regions of a safetensors, GGUF or PyTorch zip file. `r` may be at any
 /// position; `file_len` is the file's length. See the module docs for when
 /// this returns `Ok(None)` versus an error.
 pub fn parse_layout<R: Read + Seek>(
@@ -247,6 +256,9 @@ pub fn parse_layout<R: Read + Seek>(
     r.read_exact(&mut probe)?;
     if probe[..4] == *b"GGUF" {
         return parse_gguf(r, file_len).map(Some);
+    }
+    if probe[..4] == torchzip::LOCAL_MAGIC {
+        return torchzip::parse(r, file_len);
     }
     let n = u64::from_le_bytes([
         probe[0], probe[1], probe[2], probe[3], probe[4], probe[5], probe[6], probe[7],
