@@ -86,7 +86,7 @@ impl Storage for LocalStorage {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        list_into(&self.root, String::new(), prefix, &mut out)?;
+        list_into(&self.root, prefix, &mut out)?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -98,7 +98,7 @@ impl Storage for LocalStorage {
 
     fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        temp_files_into(&self.root, String::new(), &mut out)?;
+        temp_files_into(&self.root, &mut out)?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -133,8 +133,16 @@ fn remove_durably(path: &Path) -> Result<()> {
     }
 }
 
-/// Collects the temp files under `dir` (key prefix `rel`), skipping `locks/`.
-fn temp_files_into(dir: &Path, rel: String, out: &mut Vec<ObjectInfo>) -> Result<()> {
+/// Walks the files under `dir` (whose key prefix is `rel`), entering a
+/// subdirectory only when `enter(its key prefix)` says so, and passes each
+/// file's key, name and size to `visit`. The one walker behind `list` and
+/// `leftovers`.
+fn walk_files(
+    dir: &Path,
+    rel: &str,
+    enter: &dyn Fn(&str) -> bool,
+    visit: &mut dyn FnMut(String, &str, u64),
+) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -147,48 +155,34 @@ fn temp_files_into(dir: &Path, rel: String, out: &mut Vec<ObjectInfo>) -> Result
         let meta = entry.metadata().at(entry.path())?;
         if meta.is_dir() {
             let sub = format!("{key}/");
-            if sub != LOCKS_DIR {
-                temp_files_into(&entry.path(), sub, out)?;
+            if enter(&sub) {
+                walk_files(&entry.path(), &sub, enter, visit)?;
             }
-        } else if name.starts_with(TEMP_PREFIX) {
-            out.push(ObjectInfo {
-                key,
-                size: meta.len(),
-            });
+        } else {
+            visit(key, &name, meta.len());
         }
     }
     Ok(())
 }
 
-/// Walks `dir` (whose key prefix is `rel`), descending only into directories
-/// that can contain keys starting with `prefix`. Temp files are skipped.
-fn list_into(dir: &Path, rel: String, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+/// The temp files under `dir`, skipping `locks/`.
+fn temp_files_into(dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    walk_files(dir, "", &|sub| sub != LOCKS_DIR, &mut |key, name, size| {
         if name.starts_with(TEMP_PREFIX) {
-            continue;
+            out.push(ObjectInfo { key, size });
         }
-        let key = format!("{rel}{name}");
-        let meta = entry.metadata().at(entry.path())?;
-        if meta.is_dir() {
-            let sub = format!("{key}/");
-            if sub.starts_with(prefix) || prefix.starts_with(&sub) {
-                list_into(&entry.path(), sub, prefix, out)?;
-            }
-        } else if key.starts_with(prefix) {
-            out.push(ObjectInfo {
-                key,
-                size: meta.len(),
-            });
+    })
+}
+
+/// The objects under `dir` whose keys start with `prefix`, descending only
+/// into directories that can hold such keys. Temp files are skipped.
+fn list_into(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    let enter = |sub: &str| sub.starts_with(prefix) || prefix.starts_with(sub);
+    walk_files(dir, "", &enter, &mut |key, name, size| {
+        if !name.starts_with(TEMP_PREFIX) && key.starts_with(prefix) {
+            out.push(ObjectInfo { key, size });
         }
-    }
-    Ok(())
+    })
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
