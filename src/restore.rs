@@ -163,11 +163,8 @@ pub fn restore(
     progress.start("restore", files.iter().map(|f| f.size).sum());
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
-    located.par_iter().try_for_each(|(f, locs)| {
-        let result = match locs {
-            Ok(locs) => restore_file(storage, target, f, locs, progress),
-            Err(e) => Err(clone_err(e)),
-        };
+    located.into_par_iter().try_for_each(|(f, locs)| {
+        let result = locs.and_then(|locs| restore_file(storage, target, f, &locs, progress));
         match result {
             Ok(()) => Ok(()),
             Err(e) if opts.ignore_errors => {
@@ -200,14 +197,6 @@ pub fn restore(
     report.files = files.len() as u64 - report.failed.len() as u64;
     report.bytes = files.iter().map(|f| f.size).sum();
     Ok(report)
-}
-
-/// Errors are not `Clone`; a location failure is re-raised per file.
-fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::ChunkMissing { chunk } => Error::ChunkMissing { chunk: *chunk },
-        other => Error::InvalidArgument(other.to_string()),
-    }
 }
 
 /// Creates a directory, or accepts a real one already there. A symlink or
