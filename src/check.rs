@@ -116,6 +116,14 @@ pub struct CheckOptions {
     pub subset_pct: Option<f64>,
 }
 
+impl CheckOptions {
+    /// Structure plus every chunk of every pack re-hashed.
+    pub const READ_ALL: CheckOptions = CheckOptions {
+        read_data: true,
+        subset_pct: None,
+    };
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
     pub snapshots: u64,
@@ -748,15 +756,7 @@ mod tests {
                     ["good"],
                     "{fault:?}@{fail_at}: no partial snapshot visible"
                 );
-                let report = check(
-                    &repo,
-                    CheckOptions {
-                        read_data: true,
-                        subset_pct: None,
-                    },
-                    &NoProgress,
-                )
-                .unwrap();
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
                 assert!(
                     report.is_clean(),
                     "{fault:?}@{fail_at}: {:?}",
@@ -781,15 +781,7 @@ mod tests {
                 }
                 repo.snapshot(&[dir.path().join("v2")], &opts("next"), &NoProgress)
                     .unwrap();
-                let report = check(
-                    &repo,
-                    CheckOptions {
-                        read_data: true,
-                        subset_pct: None,
-                    },
-                    &NoProgress,
-                )
-                .unwrap();
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
                 assert!(
                     report.is_clean(),
                     "{fault:?}@{fail_at} after rerun: {:?}",

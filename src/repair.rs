@@ -42,14 +42,7 @@ pub struct RepairReport {
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
     let _lock = Lock::exclusive(repo.storage(), "repair")?;
-    let found = check::check_unlocked(
-        repo,
-        CheckOptions {
-            read_data: true,
-            subset_pct: None,
-        },
-        progress,
-    )?;
+    let found = check::check_unlocked(repo, CheckOptions::READ_ALL, progress)?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();
     for f in &found.findings {
@@ -283,20 +276,22 @@ mod tests {
     use super::*;
     use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
 
-    /// Regression: a pack whose trailer is gone (truncated) lost every
-    /// chunk on repair, though the catalog knows where the intact chunks
-    /// before the cut are; they are now salvaged.
-    #[test]
-    fn a_truncated_pack_keeps_the_chunks_before_the_cut() {
+    /// A repository at `<dir>/repo` holding one snapshot (model/one) of a
+    /// directory with one file `name` of `content`.
+    fn one_file_repo(
+        name: &str,
+        content: &[u8],
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Repository,
+        crate::SnapshotReport,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
         let src = dir.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        std::fs::write(
-            src.join("a.bin"),
-            crate::test_support::random_bytes(7, 1 << 20),
-        )
-        .unwrap();
+        std::fs::write(src.join(name), content).unwrap();
         let repo =
             Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
         let opts = SnapshotOptions {
@@ -304,7 +299,17 @@ mod tests {
             name: "one".into(),
             ..Default::default()
         };
-        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let snap = repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        (dir, root, repo, snap)
+    }
+
+    /// Regression: a pack whose trailer is gone (truncated) lost every
+    /// chunk on repair, though the catalog knows where the intact chunks
+    /// before the cut are; they are now salvaged.
+    #[test]
+    fn a_truncated_pack_keeps_the_chunks_before_the_cut() {
+        let (_dir, root, repo, _) =
+            one_file_repo("a.bin", &crate::test_support::random_bytes(7, 1 << 20));
         let pack = check::pack_rows(&repo).unwrap().remove(0);
         let path = root.join(pack::key(&pack.id));
         let entries = pack::parse(&std::fs::read(&path).unwrap()).unwrap();
@@ -326,23 +331,8 @@ mod tests {
     /// rows, losing every chunk while reporting them salvaged.
     #[test]
     fn a_pack_salvaged_whole_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
-        std::fs::write(
-            src.join("a.bin"),
-            crate::test_support::random_bytes(8, 300_000),
-        )
-        .unwrap();
-        let repo =
-            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
-        let opts = SnapshotOptions {
-            kind: "model".into(),
-            name: "one".into(),
-            ..Default::default()
-        };
-        repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let (_dir, root, repo, _) =
+            one_file_repo("a.bin", &crate::test_support::random_bytes(8, 300_000));
         let pack = check::pack_rows(&repo).unwrap().remove(0);
         let path = root.join(pack::key(&pack.id));
         let original = std::fs::read(&path).unwrap();
@@ -358,15 +348,7 @@ mod tests {
             original,
             "rewritten in place"
         );
-        let after = check::check(
-            &repo,
-            CheckOptions {
-                read_data: true,
-                subset_pct: None,
-            },
-            &NoProgress,
-        )
-        .unwrap();
+        let after = check::check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
         assert!(after.is_clean(), "{:?}", after.findings);
     }
 
@@ -375,19 +357,7 @@ mod tests {
     /// repaired; now it is reported as unresolved and the rest proceeds.
     #[test]
     fn an_unimportable_leftover_manifest_does_not_stop_repair() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("a.txt"), b"hello").unwrap();
-        let repo =
-            Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
-        let opts = SnapshotOptions {
-            kind: "model".into(),
-            name: "one".into(),
-            ..Default::default()
-        };
-        let snap = repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        let (_dir, _root, repo, snap) = one_file_repo("a.txt", b"hello");
         let key = manifest::key(&snap.id);
         let mut m = Manifest::decode(&repo.storage().get(&key).unwrap(), None, &key).unwrap();
         m.name = "dup".into();

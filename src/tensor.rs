@@ -711,13 +711,36 @@ fn gguf_tensor_info<R: Read + Seek>(g: &mut Gguf<R>) -> Result<GgufInfo, TensorE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::io::Cursor;
 
-    fn parse(bytes: &[u8]) -> Result<Option<TensorLayout>, TensorError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Option<TensorLayout>, TensorError> {
         parse_layout(&mut Cursor::new(bytes), bytes.len() as u64)
+    }
+
+    /// Applies byte `edits` to `file`; whatever still parses must keep every
+    /// region inside the file and no two overlapping.
+    pub(crate) fn check_mutated(
+        mut file: Vec<u8>,
+        edits: Vec<(usize, u8)>,
+    ) -> Result<(), TestCaseError> {
+        for (i, b) in edits {
+            let n = file.len();
+            file[i % n] = b;
+        }
+        if let Ok(Some(l)) = parse(&file) {
+            prop_assert!(l
+                .tensors
+                .iter()
+                .all(|t| t.offset + t.len <= file.len() as u64));
+            prop_assert!(l
+                .tensors
+                .windows(2)
+                .all(|w| w[0].offset + w[0].len <= w[1].offset));
+        }
+        Ok(())
     }
 
     // ---- builders ----
@@ -1183,27 +1206,12 @@ mod tests {
 
         #[test]
         fn mutated_gguf_never_panics(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
-            let mut f = gguf_sample();
-            for (i, b) in edits {
-                let n = f.len();
-                f[i % n] = b;
-            }
-            if let Ok(Some(l)) = parse(&f) {
-                prop_assert!(l.tensors.iter().all(|t| t.offset + t.len <= f.len() as u64));
-                prop_assert!(l.tensors.windows(2).all(|w| w[0].offset + w[0].len <= w[1].offset));
-            }
+            check_mutated(gguf_sample(), edits)?;
         }
 
         #[test]
         fn mutated_safetensors_never_panics(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
-            let mut f = st_sample();
-            for (i, b) in edits {
-                let n = f.len();
-                f[i % n] = b;
-            }
-            if let Ok(Some(l)) = parse(&f) {
-                prop_assert!(l.tensors.iter().all(|t| t.offset + t.len <= f.len() as u64));
-            }
+            check_mutated(st_sample(), edits)?;
         }
 
         #[test]

@@ -355,15 +355,7 @@ fn gc_killed_before_any_storage_step_is_finished_by_the_next() {
             "crash at {crash_at}"
         );
         assert_all_chunks_read(&repo);
-        let report = crate::check::check(
-            &repo,
-            CheckOptions {
-                read_data: true,
-                subset_pct: None,
-            },
-            &NoProgress,
-        )
-        .unwrap();
+        let report = crate::check::check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
         assert!(
             report.is_clean() && report.findings.is_empty(),
             "crash at {crash_at}: {:?}",
