@@ -210,6 +210,7 @@ pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
             .at(&tmp)?;
         file.write_all(data).at(&tmp)?;
         file.sync_all().at(&tmp)?;
+        forget_cached_pages(&file);
         drop(file);
         fs::rename(&tmp, path).at(path)?;
         sync_dir(dir)
@@ -234,6 +235,25 @@ pub(crate) fn create_dir_durably(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io(dir, e)),
     }
+}
+
+/// Asks the kernel to drop `file`'s (clean, just-synced) pages from the page
+/// cache. Packs are written once and rarely read soon, so caching them only
+/// evicts the user's data; worse, on virtual machines whose free memory is
+/// handed back to the host, every page-cache page of a new pack is a fresh
+/// host page fault: writing 1.3 GiB of packs cost 4.5 s of kernel time here
+/// with caching and 0.9 s without (borg drops its segments the same way).
+/// Advisory: failure changes nothing but speed.
+fn forget_cached_pages(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only reads its integer arguments; the fd is
+        // open for the duration of the call.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
