@@ -47,7 +47,12 @@
 //! to exactly `n` bytes; `s[p] > n` is invalid. The record's length must be
 //! exactly `2 + 4w + sum(s) + t`. The encoder stores a plane raw whenever
 //! zstd does not make it strictly smaller, so incompressible planes (the low
-//! mantissa bytes) cost nothing beyond their 4-byte size.
+//! mantissa bytes) cost nothing beyond their 4-byte size. It does not even
+//! try zstd on a plane of 8 KiB or more whose sampled bytes have an order-0
+//! entropy of 7.9 bits or more (see `looks_random`): an encoder choice, not
+//! part of the format. The price is that a random-looking plane that repeats
+//! itself within one chunk is stored raw; float weights do not do that, and
+//! repeats of chunk size are deduplicated anyway.
 //!
 //! With `FloatRotate`, each whole `w`-byte word is read as a little-endian
 //! integer and rotated left by one bit before splitting (and right by one
@@ -389,7 +394,7 @@ fn compressor(slot: &mut Option<(i32, Cctx)>, level: i32) -> Option<&mut Cctx> {
 /// and return its stored size.
 fn push_plane(out: &mut Vec<u8>, plane: &[u8], cctx: Option<&mut Cctx>) -> u32 {
     let start = out.len();
-    if let Some(c) = cctx.filter(|_| !plane.is_empty()) {
+    if let Some(c) = cctx.filter(|_| !plane.is_empty() && !looks_random(plane)) {
         out.reserve(plane.len());
         let mut cursor = Cursor::new(&mut *out);
         cursor.set_position(start as u64);
@@ -403,6 +408,41 @@ fn push_plane(out: &mut Vec<u8>, plane: &[u8], cctx: Option<&mut Cctx>) -> u32 {
     }
     out.extend_from_slice(plane);
     plane.len() as u32
+}
+
+/// Sampled planes whose byte entropy is at least this many bits per byte
+/// are stored raw without running zstd.
+const RANDOM_BITS_PER_BYTE: f64 = 7.9;
+/// Every `SAMPLE_STRIDE`-th byte of a plane is sampled.
+const SAMPLE_STRIDE: usize = 8;
+/// Planes shorter than this are always given to zstd (the sample would be
+/// too small to judge, and zstd is cheap on them).
+const MIN_SAMPLED_PLANE: usize = 8 * 1024;
+
+/// True when a sample of `plane` looks like uniformly random bytes, so that
+/// zstd could at best shave well under 1% (its Huffman literals cannot beat
+/// the order-0 entropy, and random data has no matches). The low mantissa
+/// planes of float weights are like this; running zstd on them was ~1/3 of
+/// the byte-plane encoding time, only to store them raw.
+///
+/// The estimate adds the Miller–Madow correction, since a sample of `m`
+/// bytes underestimates the entropy by about `(k - 1) / (2 m ln 2)` bits.
+fn looks_random(plane: &[u8]) -> bool {
+    if plane.len() < MIN_SAMPLED_PLANE {
+        return false;
+    }
+    let mut hist = [0u32; 256];
+    for &b in plane.iter().step_by(SAMPLE_STRIDE) {
+        hist[b as usize] += 1;
+    }
+    let m = plane.len().div_ceil(SAMPLE_STRIDE) as f64;
+    let (mut bits, mut seen) = (0.0, 0u32);
+    for &c in hist.iter().filter(|&&c| c > 0) {
+        let p = f64::from(c) / m;
+        bits -= p * p.log2();
+        seen += 1;
+    }
+    bits + f64::from(seen - 1) / (2.0 * m * std::f64::consts::LN_2) >= RANDOM_BITS_PER_BYTE
 }
 
 /// Decode a frame produced by [`encode`]/[`encode_with`] back to the
@@ -592,6 +632,26 @@ pub(crate) mod tests {
                 roundtrip_split(&data[..len], w);
             }
         }
+    }
+
+    #[test]
+    fn only_random_looking_planes_skip_zstd() {
+        let (data, w) = weights("bf16", 128 << 10);
+        let mut planes = Vec::new();
+        split_with(&data, w, true, &mut planes);
+        let (mantissa, exponent) = planes.split_at(planes.len() / 2);
+        assert!(looks_random(mantissa));
+        assert!(!looks_random(exponent));
+        // Skipping it loses (well) under 1%: zstd cannot shrink it either.
+        let z = zstd::bulk::compress(mantissa, 3).unwrap().len();
+        assert!(z as f64 > 0.99 * mantissa.len() as f64, "{z}");
+        // Too short to judge from a sample: zstd decides.
+        assert!(!looks_random(&mantissa[..MIN_SAMPLED_PLANE - 1]));
+        // Text and skewed bytes are not random.
+        let text = b"the quick brown fox jumps over the lazy dog ".repeat(500);
+        assert!(!looks_random(&text));
+        let skewed: Vec<u8> = mantissa.iter().map(|b| b & 0x7f).collect();
+        assert!(!looks_random(&skewed), "7 bits per byte");
     }
 
     #[test]
