@@ -379,18 +379,7 @@ impl<'r> Storer<'r> {
                 Piece::FileDone { .. } => None,
             })
             .collect();
-        // BLAKE3 of every chunk in parallel, beside the (sequential)
-        // SHA-256 of the files.
-        let digests = &mut self.digests;
-        let (ids, ()) = rayon::join(
-            || {
-                chunks
-                    .par_iter()
-                    .map(|(_, data)| ChunkId::of(data))
-                    .collect::<Vec<ChunkId>>()
-            },
-            || digests.update(batch, |file, sha| files[file].sha256 = sha),
-        );
+        let ids: Vec<ChunkId> = chunks.par_iter().map(|(_, d)| ChunkId::of(d)).collect();
         let known = self.repo.catalog().existing(&ids)?;
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -398,11 +387,20 @@ impl<'r> Storer<'r> {
                 fresh.push(i);
             }
         }
+        // The files' SHA-256 is sequential: it runs beside the parallel
+        // compression (the larger job), whose workers take over the core it
+        // frees; hashing beside only the short BLAKE3 pass left a core idle.
         let level = self.level;
-        let encoded: Vec<(Codec, Vec<u8>)> = fresh
-            .par_iter()
-            .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
-            .collect();
+        let digests = &mut self.digests;
+        let ((), encoded) = rayon::join(
+            || digests.update(batch, |file, sha| files[file].sha256 = sha),
+            || {
+                fresh
+                    .par_iter()
+                    .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
+                    .collect::<Vec<(Codec, Vec<u8>)>>()
+            },
+        );
         for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
             self.pack
                 .add(ids[i], codec, chunks[i].1.len() as u32, &stored);
