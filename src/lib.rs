@@ -52,6 +52,7 @@ pub mod ingest;
 pub mod lock;
 pub mod manifest;
 pub mod pack;
+pub mod pagecache;
 pub mod policy;
 pub mod progress;
 pub mod rebuild;

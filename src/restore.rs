@@ -22,6 +22,7 @@ use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::lock::Lock;
 use crate::manifest::{EntryKind, FileEntry};
+use crate::pagecache::WriteBehind;
 use crate::progress::Progress;
 use crate::repository::{read_chunks, Repository};
 use crate::storage::Storage;
@@ -307,9 +308,12 @@ fn write_verified(
         .open(tmp)
         .at(tmp)?;
     out.set_len(f.size).at(tmp)?;
+    let mut behind = WriteBehind::default();
     stream_file(storage, f, locs, |chunk| {
         progress.advance(chunk.len() as u64);
-        out.write_all(chunk).at(tmp)
+        out.write_all(chunk).at(tmp)?;
+        behind.wrote(&out, chunk.len());
+        Ok(())
     })
 }
 

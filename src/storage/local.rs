@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ObjectInfo, Storage};
 use crate::error::{Error, IoContext, Result};
+use crate::pagecache;
 
 /// Objects as files under a root directory; keys map to relative paths.
 #[derive(Debug, Clone)]
@@ -216,7 +217,8 @@ pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
             .at(&tmp)?;
         file.write_all(data).at(&tmp)?;
         file.sync_all().at(&tmp)?;
-        forget_cached(&file, 0, 0);
+        // Written once, read rarely: see `crate::pagecache`.
+        pagecache::drop_range(&file, 0, 0);
         drop(file);
         fs::rename(&tmp, path).at(path)?;
         sync_dir(dir)
@@ -243,41 +245,16 @@ pub(crate) fn create_dir_durably(dir: &Path) -> Result<()> {
     }
 }
 
-/// Asks the kernel to drop `len` bytes of `file` from `offset` (0 = to the
-/// end) from the page cache. Advisory: failure changes nothing but speed.
-///
-/// Repository objects are streamed, not reused: a pack is written once and
-/// read back once per restore, check or repack, so caching it only evicts
-/// the user's data. On virtual machines whose free memory is handed back to
-/// the host it is also slow: every page-cache page a pack takes is a fresh
-/// host page fault, while dropped pages are reused hot. Measured here:
-/// writing 1.3 GiB of packs with fsync, 4.5 s of kernel time cached and
-/// 0.9 s dropped; restoring 2 GiB from packs not in the cache, 4.3-5.3 s
-/// cached and 2.7 s dropped. (borg drops its segments the same way.)
-fn forget_cached(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is
-        // open for the duration of the call.
-        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
-}
-
 /// Reads of at least this many bytes are streaming reads of pack data;
 /// smaller ones (single chunks, manifests, locks) stay cached, as a chunk
 /// shared by several restored files is read once per file.
 const STREAMED_READ: usize = 1 << 20;
 
-/// Drops a just-read range from the page cache if it was a streaming read.
+/// Drops a just-read range from the page cache if it was a streaming read
+/// (see `crate::pagecache`).
 fn forget_streamed(file: &File, offset: u64, len: usize) {
     if len >= STREAMED_READ {
-        forget_cached(file, offset, len as u64);
+        pagecache::drop_range(file, offset, len as u64);
     }
 }
 
