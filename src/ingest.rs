@@ -1,8 +1,9 @@
-//! The reading half of a snapshot: one thread reads each file once, finds
-//! chunk boundaries and computes the file's SHA-256 from the same buffer,
-//! and hands batches of whole chunks to the caller through a bounded channel.
-//! Memory is bounded by `BATCH_TARGET × (CHANNEL_DEPTH + 2)` whatever the
-//! file sizes.
+//! The reading half of a snapshot: one thread reads each file once and
+//! finds chunk boundaries, and hands batches of whole chunks to the caller
+//! through a bounded channel; optionally a second thread computes each
+//! file's SHA-256 from the same batches after the caller is done with them.
+//! Memory is bounded by `BATCH_TARGET × (CHANNEL_DEPTH + HASH_QUEUE + 3)`
+//! whatever the file sizes.
 
 use std::fs::File;
 use std::io::Read;
@@ -23,7 +24,9 @@ pub const BATCH_TARGET: usize = 4 << 20;
 /// Bytes requested from the OS per read call.
 const READ_SIZE: usize = 1 << 20;
 /// Batches that may wait in the channel.
-const CHANNEL_DEPTH: usize = 2;
+const CHANNEL_DEPTH: usize = 1;
+/// Batches that may wait for the file hasher.
+const HASH_QUEUE: usize = 1;
 
 /// A file the reader must read.
 #[derive(Debug, Clone)]
@@ -77,12 +80,57 @@ pub struct Ingest {
 impl Ingest {
     /// Calls `f` on every batch in order and stops at the first error (the
     /// reader's or `f`'s); then stops and joins the reader thread.
-    pub fn for_each(self, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+    pub fn for_each(self, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        let give_back = self.give_back.clone();
+        self.run(f, |batch| {
+            let _ = give_back.send(batch.data);
+            Ok(())
+        })
+    }
+
+    /// [`Ingest::for_each`], while a third thread computes the SHA-256 of
+    /// every file from the same batches once `f` is done with them. Returns
+    /// `(file, sha256)` for every file read, in read order.
+    ///
+    /// SHA-256 is sequential (~1.3 GB/s per core with SHA-NI): on the
+    /// reader it was the bottleneck, and on the consumer it made every
+    /// batch wait for it. On its own thread it runs beside both.
+    pub fn for_each_hashed(
+        self,
+        f: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<Vec<(usize, [u8; 32])>> {
+        let (to_hasher, hasher_rx) = sync_channel::<Batch>(HASH_QUEUE);
+        let give_back = self.give_back.clone();
+        std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || {
+                let (mut digests, mut done) = (FileDigests::default(), Vec::new());
+                for batch in hasher_rx {
+                    digests.update(&batch, |file, sha| done.push((file, sha)));
+                    let _ = give_back.send(batch.data);
+                }
+                done
+            });
+            let result = self.run(f, |batch| {
+                to_hasher
+                    .send(batch)
+                    .map_err(|_| Error::InvalidArgument("the file hasher stopped".into()))
+            });
+            drop(to_hasher);
+            let digests = hasher.join().expect("the file hasher does not panic");
+            result.map(|()| digests)
+        })
+    }
+
+    /// Feeds every batch to `f`, then passes it on with `after`.
+    fn run(
+        self,
+        mut f: impl FnMut(&Batch) -> Result<()>,
+        mut after: impl FnMut(Batch) -> Result<()>,
+    ) -> Result<()> {
         let result = self.batches.iter().try_for_each(|batch| {
             let batch = batch?;
             f(&batch)?;
-            let _ = self.give_back.send(batch.data);
-            Ok(())
+            after(batch)
         });
         drop(self.batches);
         let _ = self.handle.join();
@@ -206,18 +254,16 @@ impl Reader<'_> {
     }
 }
 
-/// SHA-256 of each file, computed by the consumer from the pieces as they
-/// arrive (files arrive one after another, so one hasher is open at a
-/// time). Kept off the reader thread, which would otherwise be the
-/// sequential bottleneck (read + FastCDC + SHA-256 on one core).
+/// SHA-256 of each file, computed from the pieces as they arrive (files
+/// arrive one after another, so one hasher is open at a time).
 #[derive(Default)]
-pub struct FileDigests {
+struct FileDigests {
     open: Option<(usize, Sha256)>,
 }
 
 impl FileDigests {
     /// Feeds a batch; calls `done(file, sha256)` for each file it completes.
-    pub fn update(&mut self, batch: &Batch, mut done: impl FnMut(usize, [u8; 32])) {
+    fn update(&mut self, batch: &Batch, mut done: impl FnMut(usize, [u8; 32])) {
         for piece in &batch.pieces {
             match *piece {
                 Piece::Chunk {
@@ -280,4 +326,86 @@ fn check_unchanged(job: &ReadJob, file: &File, total: u64) -> Result<()> {
         path: job.path.clone(),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunker::ChunkerParams;
+
+    fn job(file: usize, path: PathBuf) -> ReadJob {
+        let meta = std::fs::metadata(&path).unwrap();
+        ReadJob {
+            file,
+            path,
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+
+    /// Every file comes back whole, in order, and with the SHA-256 of its
+    /// bytes, also when it spans batches or is empty.
+    #[test]
+    fn batches_rebuild_each_file_and_digests_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let contents = [
+            crate::test_support::random_bytes(1, 3 * BATCH_TARGET + 4321),
+            Vec::new(),
+            crate::test_support::random_bytes(2, 70_000),
+        ];
+        let jobs: Vec<ReadJob> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, data).unwrap();
+                job(i, path)
+            })
+            .collect();
+        let chunker = Chunker::new(ChunkerParams::with_average(16 << 10)).unwrap();
+        let mut rebuilt = vec![Vec::new(); contents.len()];
+        let mut batches = 0;
+        let digests = spawn(jobs, chunker)
+            .for_each_hashed(|batch| {
+                batches += 1;
+                for piece in &batch.pieces {
+                    if let Piece::Chunk {
+                        file, start, len, ..
+                    } = *piece
+                    {
+                        rebuilt[file].extend_from_slice(&batch.data[start..start + len]);
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(batches > 3, "the big file spans batches ({batches})");
+        assert!(rebuilt == contents);
+        let expected: Vec<(usize, [u8; 32])> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, data)| (i, Sha256::digest(data).into()))
+            .collect();
+        assert_eq!(digests, expected);
+    }
+
+    /// An error from the consumer stops the reader and the hasher.
+    #[test]
+    fn consumer_error_stops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(
+            &path,
+            crate::test_support::random_bytes(3, 4 * BATCH_TARGET),
+        )
+        .unwrap();
+        let chunker = Chunker::new(ChunkerParams::default()).unwrap();
+        let mut seen = 0;
+        let result = spawn(vec![job(0, path)], chunker).for_each_hashed(|_| {
+            seen += 1;
+            Err(Error::InvalidArgument("stop".into()))
+        });
+        assert!(matches!(result, Err(Error::InvalidArgument(m)) if m == "stop"));
+        assert_eq!(seen, 1);
+    }
 }

@@ -20,7 +20,7 @@ use crate::chunker::Chunker;
 use crate::codec::{self, Codec, Hint};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
-use crate::ingest::{self, Batch, FileDigests, Piece, ReadJob};
+use crate::ingest::{self, Batch, Piece, ReadJob};
 use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::pack::{self, PackWriter, SealedPack};
@@ -288,8 +288,13 @@ fn store_all(
         let writer =
             scope.spawn(move || write_packs(storage, &catalog_path, verify, pack_rx, recycle_tx));
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
-        let result =
-            ingest::spawn(jobs, chunker).for_each(|batch| storer.take(batch, files, progress));
+        let result = ingest::spawn(jobs, chunker)
+            .for_each_hashed(|batch| storer.take(batch, files, progress))
+            .map(|digests| {
+                for (file, sha) in digests {
+                    files[file].sha256 = sha;
+                }
+            });
         let result = result.and_then(|()| storer.seal());
         let totals = storer.totals;
         drop(storer);
@@ -323,6 +328,7 @@ fn write_packs(
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {
+    packs_sealed: u64,
     chunks_new: u64,
     added_raw: u64,
     added_stored: u64,
@@ -335,9 +341,8 @@ struct Storer<'r> {
     level: i32,
     pack: PackWriter,
     packs: SyncSender<SealedPack>,
-    /// Buffers of packs the writer has finished with.
+    /// Buffers of packs the writer has finished with (one per pack).
     recycled: Receiver<Vec<u8>>,
-    digests: FileDigests,
     /// Every chunk this run has stored: packs in flight are not in the
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
@@ -357,7 +362,6 @@ impl<'r> Storer<'r> {
             pack: PackWriter::with_target(repo.config().pack_target_bytes()),
             packs,
             recycled,
-            digests: FileDigests::default(),
             stored: HashSet::new(),
             totals: Totals::default(),
         }
@@ -387,20 +391,11 @@ impl<'r> Storer<'r> {
                 fresh.push(i);
             }
         }
-        // The files' SHA-256 is sequential: it runs beside the parallel
-        // compression (the larger job), whose workers take over the core it
-        // frees; hashing beside only the short BLAKE3 pass left a core idle.
         let level = self.level;
-        let digests = &mut self.digests;
-        let ((), encoded) = rayon::join(
-            || digests.update(batch, |file, sha| files[file].sha256 = sha),
-            || {
-                fresh
-                    .par_iter()
-                    .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
-                    .collect::<Vec<(Codec, Vec<u8>)>>()
-            },
-        );
+        let encoded: Vec<(Codec, Vec<u8>)> = fresh
+            .par_iter()
+            .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
+            .collect();
         for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
             self.pack
                 .add(ids[i], codec, chunks[i].1.len() as u32, &stored);
@@ -429,7 +424,15 @@ impl<'r> Storer<'r> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let buffer = self.recycled.try_recv().unwrap_or_default();
+        // Exactly two pack buffers: after the first pack, wait for the
+        // writer to hand back the previous one (the send below would wait
+        // for the writer just as long) instead of growing a third.
+        let buffer = if self.totals.packs_sealed == 0 {
+            Vec::new()
+        } else {
+            self.recycled.recv().unwrap_or_default()
+        };
+        self.totals.packs_sealed += 1;
         let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer);
         let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
