@@ -51,6 +51,18 @@ fn exponent_field(dtype: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// The non-negative integers of a JSON array (empty if it is not one).
+fn numbers(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_u64())
+                .map(|n| n as usize)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Default)]
 struct Totals {
     values: u64,
@@ -92,15 +104,7 @@ fn main() {
         let Some((shift, width)) = exponent_field(dtype) else {
             continue;
         };
-        let offsets: Vec<usize> = t["data_offsets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_u64())
-                    .map(|v| v as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let offsets = numbers(&t["data_offsets"]);
         let Some(raw) = offsets.get(..2).and_then(|o| data.get(o[0]..o[1])) else {
             eprintln!("entropy_floor: {path}: tensor {name} lies outside the file");
             std::process::exit(2);
@@ -109,15 +113,7 @@ fn main() {
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
-        let shape: Vec<usize> = t["shape"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_u64())
-                    .map(|v| v as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let shape = numbers(&t["shape"]);
         let row_len = match shape.as_slice() {
             [_, cols] if *cols > 0 => *cols,
             _ => values.len().max(1),
