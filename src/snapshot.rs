@@ -328,7 +328,6 @@ fn write_packs(
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {
-    packs_sealed: u64,
     chunks_new: u64,
     added_raw: u64,
     added_stored: u64,
@@ -343,6 +342,8 @@ struct Storer<'r> {
     packs: SyncSender<SealedPack>,
     /// Buffers of packs the writer has finished with (one per pack).
     recycled: Receiver<Vec<u8>>,
+    /// Whether a pack (and so a buffer) has gone to the writer yet.
+    sealed_any: bool,
     /// Every chunk this run has stored: packs in flight are not in the
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
@@ -362,6 +363,7 @@ impl<'r> Storer<'r> {
             pack: PackWriter::with_target(repo.config().pack_target_bytes()),
             packs,
             recycled,
+            sealed_any: false,
             stored: HashSet::new(),
             totals: Totals::default(),
         }
@@ -427,12 +429,12 @@ impl<'r> Storer<'r> {
         // Exactly two pack buffers: after the first pack, wait for the
         // writer to hand back the previous one (the send below would wait
         // for the writer just as long) instead of growing a third.
-        let buffer = if self.totals.packs_sealed == 0 {
-            Vec::new()
-        } else {
+        let buffer = if self.sealed_any {
             self.recycled.recv().unwrap_or_default()
+        } else {
+            Vec::new()
         };
-        self.totals.packs_sealed += 1;
+        self.sealed_any = true;
         let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer);
         let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
