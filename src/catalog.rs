@@ -4,7 +4,7 @@
 //! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
 //! docs/FORMAT.md and its version in `meta.schema_version`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -275,6 +275,91 @@ impl Catalog {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// What is wrong with the database itself, as SQLite sees it; empty
+    /// when sound. The catalog is a cache, and a damaged cache must not
+    /// steer destructive work: a flipped byte can drop a row from an index
+    /// while the table keeps it, so a query through the index no longer
+    /// sees a chunk the table still locates.
+    pub fn integrity_problems(&self, level: Integrity) -> Result<Vec<String>> {
+        let pragma = match level {
+            Integrity::Quick => "PRAGMA quick_check(20)".to_string(),
+            Integrity::Full => "PRAGMA integrity_check(20)".to_string(),
+            Integrity::Table(table) => format!("PRAGMA integrity_check(\"{table}\")"),
+        };
+        let rows = self.conn.prepare(&pragma).and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        let mut problems = match rows {
+            Ok(rows) => rows.into_iter().filter(|r| r != "ok").collect(),
+            Err(e) if is_corruption(&e) => vec![e.to_string()],
+            Err(e) => return Err(self.sql_err(e)),
+        };
+        // quick_check reads every page but not whether each index holds
+        // its table's rows; one count through each index against its table
+        // finds a lost or extra index row in linear time.
+        if problems.is_empty() && level == Integrity::Quick {
+            match self.index_count_mismatches() {
+                Ok(found) => problems = found,
+                Err(e) if is_corruption(&e) => problems.push(e.to_string()),
+                Err(e) => return Err(self.sql_err(e)),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Chunk rows per pack row id, counted from the table itself, never
+    /// through an index: `check` compares these with what the by-pack index
+    /// returns, which finds an index entry whose key was damaged (a count
+    /// over the whole index cannot).
+    pub(crate) fn chunk_counts_by_pack(&self) -> Result<HashMap<i64, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT pack, count(*) FROM chunks NOT INDEXED GROUP BY pack")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Fails with [`Error::CatalogDamaged`] unless the catalog is sound;
+    /// commands that delete or rewrite anything call this first.
+    pub fn ensure_sound(&self, level: Integrity) -> Result<()> {
+        let problems = self.integrity_problems(level)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::CatalogDamaged {
+            path: self.path.clone(),
+            problem: problems.join("; "),
+        })
+    }
+
+    fn index_count_mismatches(&self) -> rusqlite::Result<Vec<String>> {
+        let indexes: Vec<(String, String)> = self
+            .conn
+            .prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let count = |sql: String| self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
+        let mut out = Vec::new();
+        for (index, table) in indexes {
+            let in_table = count(format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"))?;
+            let in_index = count(format!(
+                "SELECT count(*) FROM \"{table}\" INDEXED BY \"{index}\""
+            ))?;
+            if in_table != in_index {
+                out.push(format!(
+                    "index {index} holds {in_index} rows, its table {table} {in_table}"
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// True when the chunk is stored in some pack.
@@ -567,6 +652,27 @@ fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     })
 }
 
+/// How thoroughly [`Catalog::integrity_problems`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrity {
+    /// SQLite's `quick_check` (every page and record well formed) and a row
+    /// count through each index against its table: linear in the file.
+    Quick,
+    /// SQLite's `integrity_check`: also that each index holds exactly its
+    /// table's rows, entry by entry.
+    Full,
+    /// `integrity_check` of one table and its indexes only.
+    Table(&'static str),
+}
+
+/// True for the errors SQLite raises on a damaged file.
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 /// Now, in nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
@@ -624,8 +730,13 @@ impl Catalog {
         self.marked_count(set)
     }
 
-    /// Adds `chunks` to a set built by [`Catalog::mark_referenced`].
-    pub(crate) fn mark_chunks(&self, set: MarkSet, chunks: &[ChunkId]) -> Result<u64> {
+    /// Adds `chunks` to a set built by [`Catalog::mark_referenced`], in
+    /// one transaction.
+    pub(crate) fn mark_chunks<'c>(
+        &self,
+        set: MarkSet,
+        chunks: impl IntoIterator<Item = &'c ChunkId>,
+    ) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
         {
             let mut insert = tx
@@ -638,8 +749,19 @@ impl Catalog {
                 insert.execute([&id.0[..]]).map_err(self.err())?;
             }
         }
-        tx.commit().map_err(self.err())?;
-        self.marked_count(set)
+        tx.commit().map_err(self.err())
+    }
+
+    /// True when `chunk` is in `set`.
+    pub(crate) fn is_marked(&self, set: MarkSet, chunk: &ChunkId) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT 1 FROM temp.{} WHERE chunk_id = ?1",
+                set.table()
+            ))
+            .map_err(self.err())?;
+        stmt.exists([&chunk.0[..]]).map_err(self.err())
     }
 
     /// How many chunk ids `set` holds.

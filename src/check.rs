@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::catalog::{now_ns, ChunkLocation, SnapshotFilter, SnapshotInfo};
+use crate::catalog::{now_ns, ChunkLocation, Integrity, SnapshotFilter, SnapshotInfo};
 use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
@@ -29,6 +29,12 @@ use crate::storage::Storage;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum Problem {
+    /// The catalog database itself is damaged (SQLite's own checks); the
+    /// rest of the check is skipped, since its answers would not be
+    /// trustworthy. `rebuild-catalog` recreates it from packs and manifests.
+    CatalogCorrupt {
+        reason: String,
+    },
     PackMissing {
         pack: String,
     },
@@ -179,6 +185,23 @@ pub(crate) fn check_unlocked(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    let level = if opts.read_data {
+        Integrity::Full
+    } else {
+        Integrity::Quick
+    };
+    let catalog_problems = repo.catalog().integrity_problems(level)?;
+    if !catalog_problems.is_empty() {
+        report.findings = catalog_problems
+            .into_iter()
+            .map(|reason| Finding {
+                problem: Problem::CatalogCorrupt { reason },
+                damage: true,
+                affected: Vec::new(),
+            })
+            .collect();
+        return Ok(report);
+    }
     let mut findings = Findings::default();
     let packs = pack_rows(repo)?;
     report.packs = packs.len() as u64;
@@ -205,6 +228,7 @@ pub(crate) fn check_unlocked(
             .map(|p| p.size)
             .sum(),
     );
+    let mut table_counts = repo.catalog().chunk_counts_by_pack()?;
     // Catalog rows are fetched on this thread; packs are read in parallel
     // a few at a time, so memory stays at a few packs.
     for group in packs.chunks(rayon::current_num_threads().max(1) * 2) {
@@ -212,6 +236,17 @@ pub(crate) fn check_unlocked(
             .iter()
             .map(|p| pack_entries(repo, p.rowid))
             .collect::<Result<_>>()?;
+        for (p, rows) in group.iter().zip(&rows) {
+            let in_table = table_counts.remove(&p.rowid).unwrap_or(0);
+            if in_table != rows.len() as u64 {
+                let reason = format!(
+                    "the chunks table holds {in_table} rows of pack {}, its by-pack index {}",
+                    p.id,
+                    rows.len()
+                );
+                findings.add(Problem::CatalogCorrupt { reason }, vec![]);
+            }
+        }
         let storage = repo.storage();
         let results: Vec<PackResult> = group
             .par_iter()
@@ -242,6 +277,11 @@ pub(crate) fn check_unlocked(
         }
     }
     progress.finish();
+    for (rowid, n) in table_counts {
+        let reason =
+            format!("{n} chunk rows name pack row {rowid}, which the catalog does not list");
+        findings.add(Problem::CatalogCorrupt { reason }, vec![]);
+    }
     let snaps = repo.snapshots(&SnapshotFilter::default())?;
     report.snapshots = snaps.len() as u64;
     check_manifests(repo, &snaps, &mut findings)?;

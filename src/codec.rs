@@ -32,7 +32,7 @@ impl Hint {
 const PLANES_LEVEL: i32 = 1;
 
 /// Codec byte as written in pack trailers (see docs/FORMAT.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Codec {
     /// Stored bytes are the chunk bytes.

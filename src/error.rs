@@ -70,6 +70,9 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    #[error("catalog {path} is damaged ({problem}); nothing was changed. `cairn rebuild-catalog` recreates it from packs and manifests")]
+    CatalogDamaged { path: PathBuf, problem: String },
+
     #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
     SnapshotNotFound {
         selector: String,

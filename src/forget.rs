@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::FixedOffset;
 use serde::Serialize;
 
-use crate::catalog::{SnapshotFilter, SnapshotInfo};
+use crate::catalog::{Integrity, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
 use crate::lock::Lock;
@@ -151,6 +151,7 @@ fn hex_ids<S: serde::Serializer>(ids: &[SnapshotId], s: S) -> std::result::Resul
 /// (so it fails beside a running snapshot) and keeps it in the plan.
 pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<'r>> {
     let lock = Lock::exclusive(repo.storage(), "forget")?;
+    ensure_sound(repo)?;
     let filter = SnapshotFilter {
         tag: None,
         ..req.filter.clone()
@@ -195,6 +196,14 @@ pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<
     })
 }
 
+/// Forget decides from the catalog's snapshot rows what to remove, so those
+/// rows and their index must be sound (module docs: a damaged catalog never
+/// decides a removal); the rest of the file must at least be well formed.
+fn ensure_sound(repo: &Repository) -> Result<()> {
+    repo.catalog().ensure_sound(Integrity::Quick)?;
+    repo.catalog().ensure_sound(Integrity::Table("snapshots"))
+}
+
 /// Applies `policy` to one history's snapshots; verdicts newest first.
 fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset) -> Vec<Verdict> {
     let candidates: Vec<Candidate> = snaps
@@ -224,6 +233,7 @@ fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset
 /// the lock). Emptying a history this way is allowed: it was asked for.
 pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<ForgetPlan<'r>> {
     let lock = Lock::exclusive(repo.storage(), "delete")?;
+    ensure_sound(repo)?;
     let mut by_history: BTreeMap<(String, String), Vec<SnapshotInfo>> = BTreeMap::new();
     for selector in selectors {
         let s = repo.resolve(selector)?;

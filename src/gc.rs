@@ -8,17 +8,35 @@
 //! gain a reference (by deduplication) before it is deleted, and a pack a
 //! snapshot has written but not yet recorded cannot be mistaken for debris.
 //!
+//! **Trust nothing unverified.** The catalog is a cache of the packs and
+//! manifests, and a damaged cache must not decide what to delete. Before
+//! anything else gc runs SQLite's full integrity check and refuses a
+//! damaged catalog ([`Error::CatalogDamaged`], `rebuild-catalog` is the
+//! way back); and every pack it would remove is confirmed by the pack
+//! file's own trailer (below).
+//!
 //! **Mark.** The live set is every chunk that a snapshot listed in the
-//! catalog references, plus every chunk of a manifest that is on storage but
-//! not in the catalog (a snapshot interrupted between its manifest and its
-//! catalog commit, which `rebuild-catalog` would bring back): gc never frees
-//! data any manifest still names. The set is a SQLite temp table (spilling to
-//! disk), so memory stays bounded however many chunks there are.
+//! catalog references, plus every chunk of every manifest on storage: the
+//! manifests are the source of truth, so neither a damaged catalog row nor a
+//! snapshot interrupted between its manifest and its catalog commit (which
+//! `rebuild-catalog` would bring back) can make gc free data a manifest
+//! still names. The set is a SQLite temp table (spilling to disk), so memory
+//! stays bounded however many chunks there are.
 //!
 //! **Decide**, per pack, from its live stored bytes: no live chunk → delete;
 //! more than `max_unused` of the file unused → repack (copy the live chunks
 //! into new packs); otherwise keep. Pack files the catalog does not list and
 //! temp files of interrupted writes are debris and are deleted.
+//!
+//! **Confirm**, for each pack the plan would delete or repack, from its
+//! trailer: every live chunk in it is either one the catalog locates there
+//! (and the repack copies it; their number must equal the catalog's count)
+//! or has another copy in a pack the plan keeps, confirmed by that pack's
+//! trailer. A live chunk the catalog locates nowhere, or a count that
+//! disagrees, means the catalog no longer describes the storage: gc stops
+//! before changing anything. A pack whose trailer cannot be read, or whose
+//! chunk's other copy cannot be confirmed, is left in place
+//! ([`GcPlan::unverified`]) for `check` and `repair`.
 //!
 //! **Sweep**, in crash-safe order: each new pack is made durable, then one
 //! catalog transaction records it and moves its chunks' rows to it; after all
@@ -30,14 +48,15 @@
 //! repacked or deleted, and new or old pack files the catalog does not list
 //! are debris.
 
+use std::collections::{HashMap, HashSet};
+
 use rayon::prelude::*;
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::catalog::{now_ns, ChunkLocation, MarkSet, SnapshotFilter};
-use crate::codec::Codec;
+use crate::catalog::{now_ns, ChunkLocation, Integrity, MarkSet, SnapshotFilter};
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::id::{PackId, SnapshotId};
 use crate::lock::Lock;
 use crate::manifest::{self, Manifest};
 use crate::pack::{self, PackEntry, PackWriter, SealedPack};
@@ -62,6 +81,20 @@ pub struct PackUsage {
     pub live_chunks: u64,
     /// Stored bytes of the live chunks.
     pub live_bytes: u64,
+    /// For a pack to repack: the live chunks to copy, as its trailer lists
+    /// them, in file order (filled in when the plan confirms the pack).
+    #[serde(skip)]
+    copy: Vec<PackEntry>,
+}
+
+/// A pack the plan leaves in place because it could not confirm that
+/// removing it loses nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unverified {
+    #[serde(serialize_with = "hex")]
+    pub pack: PackId,
+    pub size: u64,
+    pub reason: String,
 }
 
 fn hex<S: serde::Serializer>(id: &PackId, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -128,6 +161,10 @@ pub struct GcPlan<'r> {
     pub unknown_packs_kept: Vec<ObjectInfo>,
     /// Temp files of interrupted writes.
     pub leftovers: Vec<ObjectInfo>,
+    /// Packs that would be deleted or repacked but are left in place: their
+    /// trailer is unreadable, or another copy of a live chunk in them could
+    /// not be confirmed (damage for `check` and `repair`).
+    pub unverified: Vec<Unverified>,
 }
 
 fn hex_snapshots<S: serde::Serializer>(
@@ -214,11 +251,12 @@ pub fn plan_locked<'r>(
         ));
     }
     let catalog = repo.catalog();
+    catalog.ensure_sound(Integrity::Full)?;
     let mut snaps = catalog.snapshots(&SnapshotFilter::default())?;
     let listed = snaps.iter().map(|s| s.id).collect();
     snaps.retain(|s| !forgotten.contains(&s.id));
     catalog.mark_referenced(MarkSet::GcLive, &snaps)?;
-    let unlisted_manifests = mark_unlisted_manifests(repo, &listed)?;
+    let unlisted_manifests = mark_manifests(repo, &listed, forgotten)?;
     let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
     let mut plan = GcPlan {
         _lock: lock,
@@ -234,23 +272,66 @@ pub fn plan_locked<'r>(
         unknown_packs: Vec::new(),
         unknown_packs_kept: Vec::new(),
         leftovers: repo.storage().leftovers()?,
+        unverified: Vec::new(),
     };
-    for obj in unknown_packs(repo)? {
-        if holds_unlocated_live_chunks(repo, &obj)? {
-            plan.unknown_packs_kept.push(obj);
-        } else {
-            plan.unknown_packs.push(obj);
+    let mut on_storage: HashMap<PackId, ObjectInfo> = HashMap::new();
+    for obj in repo.storage().list("packs/")? {
+        if let Some(id) = pack::id_from_key(&obj.key) {
+            on_storage.insert(id, obj);
         }
     }
-    for usage in pack_usage(repo)? {
+    let usages = pack_usage(repo)?;
+    let (mut delete, mut repack) = (Vec::new(), Vec::new());
+    for usage in &usages {
         if usage.live_chunks == 0 {
-            plan.delete.push(usage);
+            delete.push(usage.clone());
         } else if usage.unused_share() > max_unused {
-            plan.repack.push(usage);
+            repack.push(usage.clone());
         } else {
             plan.kept_packs += 1;
             plan.kept_bytes += usage.size;
             plan.kept_unused_bytes += usage.unused_bytes();
+        }
+    }
+    let mut confirm = Confirm {
+        repo,
+        on_storage: &on_storage,
+        deleted: delete.iter().map(|u| u.pack).collect(),
+        trailers: HashMap::new(),
+    };
+    for (mut usage, to_delete) in repack
+        .into_iter()
+        .map(|u| (u, false))
+        .chain(delete.into_iter().map(|u| (u, true)))
+    {
+        match confirm.listed(&usage)? {
+            Ok(copy) => {
+                usage.copy = copy;
+                if to_delete {
+                    plan.delete.push(usage);
+                } else {
+                    plan.repack.push(usage);
+                }
+            }
+            Err(reason) => plan.unverified.push(Unverified {
+                pack: usage.pack,
+                size: usage.size,
+                reason,
+            }),
+        }
+    }
+    let in_catalog: HashSet<PackId> = usages.iter().map(|u| u.pack).collect();
+    let mut unknown: Vec<ObjectInfo> = on_storage
+        .iter()
+        .filter(|(id, _)| !in_catalog.contains(id))
+        .map(|(_, obj)| obj.clone())
+        .collect();
+    unknown.sort_by(|a, b| a.key.cmp(&b.key));
+    for obj in unknown {
+        if confirm.unlisted(&obj)? {
+            plan.unknown_packs.push(obj);
+        } else {
+            plan.unknown_packs_kept.push(obj);
         }
     }
     Ok(plan)
@@ -266,26 +347,41 @@ fn check_max_unused(max_unused: f64) -> Result<()> {
     }
 }
 
-/// Adds the chunks of manifests the catalog does not list to the live set;
-/// returns their ids. A manifest that cannot be read stops gc: freeing its
-/// chunks could destroy the only copy of a snapshot.
-fn mark_unlisted_manifests(
+/// Adds the chunks of every manifest on storage, but those of `forgotten`
+/// snapshots, to the live set; returns the ids of the ones the catalog does
+/// not list. An unlisted manifest that cannot be read stops gc: freeing its
+/// chunks could destroy the only copy of a snapshot. A listed one that
+/// cannot be read is covered by its catalog rows (and `check` reports it).
+fn mark_manifests(
     repo: &Repository,
-    listed: &std::collections::HashSet<SnapshotId>,
+    listed: &HashSet<SnapshotId>,
+    forgotten: &[SnapshotId],
 ) -> Result<Vec<SnapshotId>> {
     let mut unlisted = Vec::new();
     for obj in repo.storage().list("snapshots/")? {
         let Some(id) = manifest::id_from_key(&obj.key) else {
             continue;
         };
-        if listed.contains(&id) {
+        if forgotten.contains(&id) {
             continue;
         }
-        let m = Manifest::decode(&repo.storage().get(&obj.key)?, Some(&id), &obj.key)?;
-        for f in &m.files {
-            repo.catalog().mark_chunks(MarkSet::GcLive, &f.chunks)?;
+        let is_listed = listed.contains(&id);
+        let decoded = repo
+            .storage()
+            .get(&obj.key)
+            .and_then(|bytes| Manifest::decode(&bytes, Some(&id), &obj.key));
+        let m = match decoded {
+            Ok(m) => m,
+            Err(e) if is_listed && (e.is_damage() || matches!(e, Error::ObjectNotFound { .. })) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let chunks = m.files.iter().flat_map(|f| &f.chunks);
+        repo.catalog().mark_chunks(MarkSet::GcLive, chunks)?;
+        if !is_listed {
+            unlisted.push(id);
         }
-        unlisted.push(id);
     }
     Ok(unlisted)
 }
@@ -326,59 +422,157 @@ fn pack_usage(repo: &Repository) -> Result<Vec<PackUsage>> {
             chunks,
             live_chunks,
             live_bytes,
+            copy: Vec::new(),
         });
     }
     Ok(out)
 }
 
-/// Pack files on storage whose id the catalog does not list.
-fn unknown_packs(repo: &Repository) -> Result<Vec<ObjectInfo>> {
-    let catalog = repo.catalog();
-    let mut known = catalog
-        .conn()
-        .prepare_cached("SELECT 1 FROM packs WHERE pack_id = ?1")
-        .map_err(|e| catalog.sql_err(e))?;
-    let mut out = Vec::new();
-    for obj in repo.storage().list("packs/")? {
-        if let Some(id) = pack::id_from_key(&obj.key) {
-            if !known.exists([&id.0[..]]).map_err(|e| catalog.sql_err(e))? {
-                out.push(obj);
-            }
+/// A pack's trailer, or `None` when the file is missing or its trailer is
+/// damaged.
+fn read_trailer(repo: &Repository, id: &PackId, size: u64) -> Result<Option<Vec<PackEntry>>> {
+    match pack::read_entries(repo.storage(), id, size) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.is_damage() || matches!(e, Error::ObjectNotFound { .. } | Error::Io { .. }) => {
+            Ok(None)
         }
+        Err(e) => Err(e),
     }
-    Ok(out)
 }
 
-/// True unless every chunk in the pack at `obj` is dead or located by the
-/// catalog elsewhere (then the file is a leftover whose data lives on in
-/// listed packs). An unreadable trailer counts as true: we cannot tell.
-fn holds_unlocated_live_chunks(repo: &Repository, obj: &ObjectInfo) -> Result<bool> {
-    let Some(id) = pack::id_from_key(&obj.key) else {
-        return Ok(true);
-    };
-    let entries = match pack::read_entries(repo.storage(), &id, obj.size) {
-        Ok(entries) => entries,
-        Err(e) if e.is_damage() => return Ok(true),
-        Err(Error::Io { .. }) => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let catalog = repo.catalog();
-    let mut unlocated = catalog
-        .conn()
-        .prepare_cached(
-            "SELECT 1 FROM temp.gc_live m WHERE m.chunk_id = ?1
-             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = m.chunk_id)",
-        )
-        .map_err(|e| catalog.sql_err(e))?;
-    for e in &entries {
-        if unlocated
-            .exists([&e.chunk.0[..]])
-            .map_err(|e| catalog.sql_err(e))?
-        {
-            return Ok(true);
+/// `Ok(verdict)`: the pack may go (with the chunks to copy out of it), or
+/// must stay, for the reason given.
+type Verdict<T> = std::result::Result<T, String>;
+
+/// Confirms, from the pack files' own trailers, what the catalog says about
+/// the packs a plan removes (module docs: Confirm).
+struct Confirm<'a> {
+    repo: &'a Repository,
+    on_storage: &'a HashMap<PackId, ObjectInfo>,
+    /// Packs the plan deletes (a pack it repacks stays until every chunk
+    /// the catalog locates in it is copied, so a copy there survives).
+    deleted: HashSet<PackId>,
+    /// Trailers of packs holding the other copy of a chunk, read once.
+    trailers: HashMap<PackId, Option<HashSet<PackEntry>>>,
+}
+
+impl Confirm<'_> {
+    fn damaged(&self, problem: String) -> Error {
+        Error::CatalogDamaged {
+            path: self.repo.catalog().path().to_path_buf(),
+            problem,
         }
     }
-    Ok(false)
+
+    /// For a pack the catalog lists and the plan removes: the live chunks
+    /// to copy out of it (those the catalog locates there, which must be as
+    /// many as it counts), once every other live chunk in its trailer is
+    /// confirmed to have a copy that stays.
+    fn listed(&mut self, usage: &PackUsage) -> Result<Verdict<Vec<PackEntry>>> {
+        let Some(obj) = self.on_storage.get(&usage.pack) else {
+            // A missing file with nothing live in it loses nothing.
+            return Ok(if usage.live_chunks == 0 {
+                Ok(Vec::new())
+            } else {
+                Err("the pack file is missing".into())
+            });
+        };
+        let Some(entries) = read_trailer(self.repo, &usage.pack, obj.size)? else {
+            return Ok(Err("its trailer cannot be read".into()));
+        };
+        let catalog = self.repo.catalog();
+        let mut here = Vec::new();
+        for e in entries {
+            if !catalog.is_marked(MarkSet::GcLive, &e.chunk)? {
+                continue;
+            }
+            match catalog.locate(&e.chunk)? {
+                None => {
+                    return Err(self.damaged(format!(
+                        "pack {} holds chunk {}, which a snapshot needs, but the catalog locates it nowhere",
+                        usage.pack, e.chunk
+                    )))
+                }
+                Some(loc) if loc.pack == usage.pack => {
+                    if loc.entry == e {
+                        here.push(e);
+                    }
+                }
+                Some(loc) => {
+                    if let Err(reason) = self.survives(&loc)? {
+                        return Ok(Err(reason));
+                    }
+                }
+            }
+        }
+        if here.len() as u64 != usage.live_chunks {
+            return Err(self.damaged(format!(
+                "the catalog counts {} live chunks in pack {}, whose trailer confirms {}",
+                usage.live_chunks,
+                usage.pack,
+                here.len()
+            )));
+        }
+        here.sort_by_key(|e| e.offset);
+        Ok(Ok(here))
+    }
+
+    /// For a pack file the catalog does not list: true when every live
+    /// chunk in it has a copy that stays, so the file is debris.
+    fn unlisted(&mut self, obj: &ObjectInfo) -> Result<bool> {
+        let Some(id) = pack::id_from_key(&obj.key) else {
+            return Ok(false);
+        };
+        let Some(entries) = read_trailer(self.repo, &id, obj.size)? else {
+            return Ok(false);
+        };
+        let catalog = self.repo.catalog();
+        for e in entries {
+            if !catalog.is_marked(MarkSet::GcLive, &e.chunk)? {
+                continue;
+            }
+            let Some(loc) = catalog.locate(&e.chunk)? else {
+                return Ok(false);
+            };
+            if self.survives(&loc)?.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the copy of a live chunk at `loc` outlives the plan: its pack
+    /// stays (or is repacked, which copies the chunks located in it) and its
+    /// trailer lists the chunk exactly there.
+    fn survives(&mut self, loc: &ChunkLocation) -> Result<Verdict<()>> {
+        if self.deleted.contains(&loc.pack) {
+            return Err(self.damaged(format!(
+                "the catalog locates live chunk {} in pack {}, yet counts no live chunk there",
+                loc.entry.chunk, loc.pack
+            )));
+        }
+        let Some(obj) = self.on_storage.get(&loc.pack) else {
+            return Ok(Err(format!(
+                "the other copy of chunk {} is in pack {}, which is missing",
+                loc.entry.chunk, loc.pack
+            )));
+        };
+        let repo = self.repo;
+        let trailer = match self.trailers.entry(loc.pack) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(read_trailer(repo, &loc.pack, obj.size)?.map(|e| e.into_iter().collect()))
+            }
+        };
+        if trailer.as_ref().is_some_and(|t| t.contains(&loc.entry)) {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(format!(
+                "the other copy of chunk {} in pack {} is not confirmed by that pack's trailer",
+                loc.entry.chunk, loc.pack
+            )))
+        }
+    }
 }
 
 /// Carries out `plan`: removes debris, repacks, drops dead rows and packs,
@@ -467,7 +661,7 @@ impl<'r> Repacker<'r> {
     /// the writer. Nothing is added if any chunk fails, so a damaged pack
     /// stays whole and in place.
     fn take(&mut self, usage: &PackUsage) -> Result<()> {
-        let live = live_entries(self.repo, usage)?;
+        let live = &usage.copy;
         let storage = self.repo.storage();
         let stored: Vec<Vec<u8>> = live
             .par_iter()
@@ -509,53 +703,6 @@ impl<'r> Repacker<'r> {
         self.bytes_written += sealed.bytes.len() as u64;
         Ok(())
     }
-}
-
-/// The live chunks the catalog locates in `usage`'s pack, in file order.
-fn live_entries(repo: &Repository, usage: &PackUsage) -> Result<Vec<PackEntry>> {
-    let catalog = repo.catalog();
-    let err = |e| catalog.sql_err(e);
-    let mut stmt = catalog
-        .conn()
-        .prepare_cached(
-            "SELECT c.chunk_id, c.offset, c.stored_len, c.raw_len, c.codec
-             FROM chunks c JOIN temp.gc_live m ON m.chunk_id = c.chunk_id
-             WHERE c.pack = ?1 ORDER BY c.offset",
-        )
-        .map_err(err)?;
-    let rows = stmt
-        .query_map([usage.rowid], |r| {
-            let id: Vec<u8> = r.get(0)?;
-            Ok((
-                id,
-                r.get::<_, i64>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, u8>(4)?,
-            ))
-        })
-        .map_err(err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, offset, stored_len, raw_len, codec) = row.map_err(err)?;
-        let chunk = ChunkId::from_slice(&id).ok_or_else(|| Error::CorruptPack {
-            pack: usage.pack.to_hex(),
-            reason: "catalog row holds a malformed chunk id".into(),
-        })?;
-        let codec = Codec::from_byte(codec).ok_or(Error::CorruptChunk {
-            chunk,
-            pack: usage.pack,
-            reason: format!("catalog row holds unknown codec {codec}"),
-        })?;
-        out.push(PackEntry {
-            chunk,
-            offset: offset as u64,
-            stored_len,
-            raw_len,
-            codec,
-        });
-    }
-    Ok(out)
 }
 
 /// Records a durable new pack and points its chunks' rows at it.

@@ -35,7 +35,7 @@ pub const MIN_TARGET_SIZE: u64 = 1024;
 pub const MAX_TARGET_SIZE: u64 = 1024 * 1024 * 1024;
 
 /// Where one chunk lives inside a pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackEntry {
     pub chunk: ChunkId,
     /// Absolute offset of the stored bytes in the pack file.

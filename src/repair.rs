@@ -47,6 +47,15 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
     let mut bad_packs = BTreeSet::new();
     for f in &found.findings {
         match &f.problem {
+            // Repair rewrites packs and drops rows by what the catalog
+            // says; a damaged catalog is rebuilt first, from packs and
+            // manifests.
+            Problem::CatalogCorrupt { reason } => {
+                return Err(Error::CatalogDamaged {
+                    path: repo.catalog().path().to_path_buf(),
+                    problem: reason.clone(),
+                })
+            }
             Problem::PackMissing { pack }
             | Problem::PackSize { pack, .. }
             | Problem::PackCorrupt { pack, .. }

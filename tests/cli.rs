@@ -10,6 +10,8 @@ mod common;
 mod bad_input;
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/catalog_damage.rs"]
+mod catalog_damage;
 #[path = "cli/commands.rs"]
 mod commands;
 #[path = "cli/crash.rs"]

@@ -55,8 +55,14 @@ fn print_check(r: &CheckReport) -> Result<()> {
         output::bytes(r.bytes_read)
     );
     let damage = r.findings.iter().filter(|f| f.damage).count();
+    let catalog_damaged = r
+        .findings
+        .iter()
+        .any(|f| matches!(f.problem, cairn::check::Problem::CatalogCorrupt { .. }));
     if damage == 0 {
         outln!("no damage found");
+    } else if catalog_damaged {
+        outln!("the catalog is damaged; `cairn rebuild-catalog` recreates it from packs and manifests, then run `cairn check` again");
     } else {
         outln!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
     }

@@ -349,6 +349,14 @@ fn print_gc_plan(p: &GcPlan<'_>) -> Result<()> {
             b(obj.size)
         );
     }
+    for u in &p.unverified {
+        outln!(
+            "  left      pack {} ({}): {}; see `cairn check`",
+            u.pack,
+            b(u.size),
+            u.reason
+        );
+    }
     outln!("  reclaim   about {}", b(p.bytes_to_reclaim()));
     Ok(())
 }

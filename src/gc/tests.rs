@@ -6,7 +6,9 @@ use std::path::Path;
 
 use super::*;
 use crate::check::CheckOptions;
+use crate::codec::Codec;
 use crate::forget;
+use crate::id::ChunkId;
 use crate::lock;
 use crate::progress::NoProgress;
 use crate::restore::{self, RestoreOptions};
