@@ -7,6 +7,8 @@
 //! a temp name beside its destination, checked against its SHA-256, given
 //! its mode and mtime, and only then renamed into place.
 
+mod target;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -273,13 +275,7 @@ fn restore_file(
     progress: &dyn Progress,
 ) -> Result<()> {
     let dest = safe_join(target, &f.path)?;
-    let tmp = dest.with_file_name(format!(
-        ".{}.cairn-{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp = target::temp_path(&dest);
     let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
         set_mode_and_mtime(&tmp, f.mode, f.mtime_ns)?;
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {

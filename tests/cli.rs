@@ -26,6 +26,8 @@ mod integrity;
 mod locks;
 #[path = "cli/repo.rs"]
 mod repo;
+#[path = "cli/restore_edge.rs"]
+mod restore_edge;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/selectors.rs"]
