@@ -56,6 +56,8 @@ pub struct RestoreReport {
     pub symlinks: u64,
     pub bytes: u64,
     pub failed: Vec<RestoreFailure>,
+    /// Temp files of an interrupted restore found and removed.
+    pub leftovers_removed: u64,
 }
 
 /// Checks a manifest path is a plain relative path.
@@ -159,6 +161,7 @@ pub fn restore(
     for d in &dirs {
         ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
     }
+    report.leftovers_removed = target::remove_leftovers(target, &files)?;
     let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
         .iter()
         .map(|f| (*f, repo.locate_all(&f.chunks)))

@@ -1,11 +1,18 @@
-//! Where a restore writes its temp files.
+//! Where a restore writes its temp files, and removing those a killed
+//! restore left.
 //!
 //! Temp files are named `.cairn-tmp-<pid>-<n>`: short, so a file name at
 //! the 255-byte limit still has a temp name beside it (`.NAME.cairn-PID`
-//! did not), and fixed, so they are recognisable as a restore's.
+//! did not), and fixed, so the next restore into the same directories
+//! recognises what a killed one left and removes it.
 
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{IoContext, Result};
+use crate::manifest::{EntryKind, FileEntry};
 
 const TEMP_PREFIX: &str = ".cairn-tmp-";
 
@@ -16,6 +23,58 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 pub(super) fn temp_path(dest: &Path) -> PathBuf {
     let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     dest.with_file_name(format!("{TEMP_PREFIX}{}-{n}", std::process::id()))
+}
+
+/// The pid that made `name`, if it is a restore's temp name: ours
+/// (`.cairn-tmp-<pid>-<n>`), or the one cairn used before
+/// (`.<file>.cairn-<pid>`), recognised only for a `file` restored into the
+/// same directory.
+fn temp_owner(name: &str, files_here: &HashSet<&str>) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = name.strip_prefix(TEMP_PREFIX) {
+        let (pid, n) = rest.split_once('-')?;
+        return (digits(pid) && digits(n)).then(|| pid.parse().ok())?;
+    }
+    let (file, pid) = name.strip_prefix('.')?.rsplit_once(".cairn-")?;
+    (files_here.contains(file) && digits(pid)).then(|| pid.parse().ok())?
+}
+
+/// Removes the temp files an interrupted restore left in the directories
+/// the files among `entries` are restored into, and returns how many. A
+/// temp file of a live process other than this one is left alone: it may
+/// be another restore's, still being written. Call once every directory of
+/// the restore exists, before any file is written.
+pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<u64> {
+    let mut dirs: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+        let (dir, file) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+        dirs.entry(dir).or_default().insert(file);
+    }
+    let me = std::process::id();
+    let mut removed = 0;
+    for (dir, files_here) in &dirs {
+        let path = if dir.is_empty() {
+            target.to_path_buf()
+        } else {
+            super::safe_join(target, dir)?
+        };
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        for child in fs::read_dir(&path).at(&path)? {
+            let child = child.at(&path)?;
+            let name = child.file_name();
+            let Some(pid) = name.to_str().and_then(|n| temp_owner(n, files_here)) else {
+                continue;
+            };
+            let is_file = child.file_type().at(child.path())?.is_file();
+            if is_file && (pid == me || !crate::lock::pid_alive(pid)) {
+                fs::remove_file(child.path()).at(child.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -31,5 +90,31 @@ mod tests {
         assert!(name.starts_with(TEMP_PREFIX), "{name}");
         assert_eq!(tmp.parent(), Some(Path::new("/t")));
         assert_ne!(temp_path(&tmp), tmp);
+    }
+
+    #[test]
+    fn temp_names_are_recognised_and_nothing_else() {
+        let files: HashSet<&str> = ["f", "g.bin"].into();
+        let ours = temp_path(Path::new("/t/f"));
+        let ours = ours.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(ours, &files), Some(std::process::id()));
+        assert_eq!(temp_owner(".cairn-tmp-12-3", &files), Some(12));
+        assert_eq!(temp_owner(".f.cairn-77", &files), Some(77));
+        assert_eq!(temp_owner(".g.bin.cairn-78", &files), Some(78));
+        for other in [
+            ".cairn-tmp-12",
+            ".cairn-tmp-12-",
+            ".cairn-tmp--3",
+            ".cairn-tmp-+1-3",
+            ".cairn-tmp-1-3x",
+            ".cairn-tmp-notes",
+            ".h.cairn-77",
+            ".f.cairn-",
+            ".f.cairn-7a",
+            "f.cairn-77",
+            "f",
+        ] {
+            assert_eq!(temp_owner(other, &files), None, "{other}");
+        }
     }
 }
