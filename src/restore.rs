@@ -3,9 +3,10 @@
 //! Safety rules, because manifests are input from disk: every path must be
 //! relative with no `.`/`..` components; every ancestor of a written file
 //! must be a real directory under TARGET (never a symlink), and symlinks are
-//! created last so none can redirect a later write. Each file is written to
-//! a temp name beside its destination, checked against its SHA-256, given
-//! its mode and mtime, and only then renamed into place.
+//! created last so none can redirect a later write; no restored path may
+//! land inside the repository. Each file is written to a temp name beside
+//! its destination, checked against its SHA-256, given its mode and mtime,
+//! and only then renamed into place.
 
 mod target;
 
@@ -148,6 +149,7 @@ pub fn restore(
     check_tree(&all)?;
     let entries = select(all, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
+    target::check_target(repo.root(), target, &entries)?;
     prepare_target(target, &entries, opts.overwrite)?;
     let mut report = RestoreReport::default();
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());

@@ -1,5 +1,9 @@
-//! Where a restore writes its temp files, and removing those a killed
-//! restore left.
+//! Where a restore may write, and the temp files it writes there.
+//!
+//! A TARGET is refused when any restored path would land inside the
+//! repository (TARGET is the repository, lies inside it, or is an ancestor
+//! of it and the snapshot holds the path down to it): compared on resolved
+//! paths, so a symlink or `..` cannot hide the repository.
 //!
 //! Temp files are named `.cairn-tmp-<pid>-<n>`: short, so a file name at
 //! the 255-byte limit still has a temp name beside it (`.NAME.cairn-PID`
@@ -8,10 +12,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::manifest::{EntryKind, FileEntry};
 
 const TEMP_PREFIX: &str = ".cairn-tmp-";
@@ -77,6 +81,71 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
     Ok(removed)
 }
 
+/// Refuses a `target` that is, or passes through, a dangling symlink, and
+/// one from which any of `entries` would land inside the repository at
+/// `repo`. Nothing is written.
+pub(super) fn check_target(repo: &Path, target: &Path, entries: &[FileEntry]) -> Result<()> {
+    let resolved = resolve(target)?;
+    let repo_resolved = fs::canonicalize(repo).at(repo)?;
+    let inside = resolved.starts_with(&repo_resolved)
+        || (repo_resolved.starts_with(&resolved)
+            && entries
+                .iter()
+                .any(|e| resolved.join(&e.path).starts_with(&repo_resolved)));
+    if inside {
+        return Err(Error::TargetInRepository {
+            target: target.to_path_buf(),
+            repo: repo.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every symlink resolved, though it may not
+/// exist yet: its longest existing prefix is canonicalized and the missing
+/// rest appended lexically (missing components cannot be symlinks, so
+/// their `..` means what it says). A dangling symlink on the way is an
+/// error naming it.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().at(".")?.join(path)
+    };
+    let mut components = abs.components();
+    let mut existing = PathBuf::new();
+    let mut missing = Vec::new();
+    for c in components.by_ref() {
+        let next = existing.join(c);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() && fs::metadata(&next).is_err() => {
+                return Err(Error::DanglingSymlink {
+                    points_to: fs::read_link(&next).at(&next)?,
+                    path: next,
+                })
+            }
+            Ok(_) => existing = next,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(c);
+                break;
+            }
+            Err(e) => return Err(Error::io(next, e)),
+        }
+    }
+    missing.extend(components);
+    let mut resolved = fs::canonicalize(&existing).at(&existing)?;
+    for c in missing {
+        match c {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => resolved.push(name),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(resolved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +184,32 @@ mod tests {
             "f",
         ] {
             assert_eq!(temp_owner(other, &files), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn resolve_handles_missing_paths_symlinks_and_dot_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("alias")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone"), root.join("dangling")).unwrap();
+        let cases = [
+            ("real", root.join("real")),
+            ("alias", root.join("real")),
+            ("alias/new/deeper", root.join("real/new/deeper")),
+            ("missing/../real/x", root.join("real/x")),
+            ("alias/../real/./y", root.join("real/y")),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(resolve(&dir.path().join(rel)).unwrap(), want, "{rel}");
+        }
+        for rel in ["dangling", "dangling/below"] {
+            let err = resolve(&dir.path().join(rel)).unwrap_err();
+            assert!(
+                matches!(&err, Error::DanglingSymlink { path, .. } if path.ends_with("dangling")),
+                "{rel}: {err}"
+            );
         }
     }
 }

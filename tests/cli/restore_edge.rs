@@ -99,3 +99,84 @@ fn leftover_temp_files_of_a_killed_restore_are_removed() {
     assert_eq!(u(&report, "leftovers_removed"), 0, "{report}");
     live.kill();
 }
+
+/// Regression: a snapshot of a folder named `locks` restored into the
+/// repository root landed in REPO/locks and locked everyone out. Every
+/// target from which a restored path would land inside the repository is
+/// refused (exit 2, both paths named, nothing written); an ancestor of the
+/// repository whose restored paths all land beside it is fine.
+#[test]
+fn restore_into_the_repository_is_refused() {
+    let env = Env::new();
+    let locks = env.path("src/locks");
+    write(&locks.join("x.lock"), b"not a lock\n");
+    env.snapshot(&locks, "config", "locks", &[]);
+    let named_repo = env.path("other/repo");
+    write(&named_repo.join("config"), b"a file named config\n");
+    env.snapshot(&named_repo, "config", "named-repo", &[]);
+    std::os::unix::fs::symlink(&env.repo, env.path("alias")).unwrap();
+    let before = env.state();
+
+    let refused = [
+        ("locks", env.repo.clone()),
+        ("locks", env.repo.join("packs/new/deeper")),
+        ("locks", env.path("alias")),
+        ("locks", env.path("alias/snapshots")),
+        ("locks", env.path("missing/../repo")),
+        // The parent of the repository: `repo/config` would be replaced.
+        ("named-repo", env.dir.path().to_path_buf()),
+    ];
+    for (snap, target) in &refused {
+        let err = run_code(
+            env.cmd([
+                "restore".as_ref(),
+                snap.as_ref(),
+                target.as_os_str(),
+                "--overwrite".as_ref(),
+            ]),
+            2,
+        );
+        assert!(
+            err.contains("inside the repository")
+                && err.contains(&target.display().to_string())
+                && err.contains(&env.repo.display().to_string()),
+            "{}: {err}",
+            target.display()
+        );
+        assert_eq!(env.state(), before, "{}", target.display());
+    }
+    assert!(!env.repo.join("packs/new").exists());
+    assert!(!env.path("missing").exists());
+
+    // Beside the repository is fine, even from its parent.
+    run_ok(env.cmd([
+        "restore".as_ref(),
+        "locks".as_ref(),
+        env.dir.path().as_os_str(),
+    ]));
+    assert_eq!(fs::read(env.path("locks/x.lock")).unwrap(), b"not a lock\n");
+    assert_eq!(env.state(), before);
+}
+
+/// Regression: a restore whose TARGET is a dangling symlink failed with a
+/// bare "File exists". The error names the path and what it is.
+#[test]
+fn a_dangling_symlink_target_is_named() {
+    let env = Env::new();
+    let src = env.path("d");
+    write(&src.join("f"), b"f");
+    env.snapshot(&src, "config", "d", &[]);
+    let target = env.path("target");
+    std::os::unix::fs::symlink(env.path("gone"), &target).unwrap();
+    for t in [target.clone(), target.join("below")] {
+        let err = run_code(
+            env.cmd(["restore".as_ref(), "d".as_ref(), t.as_os_str()]),
+            2,
+        );
+        assert!(
+            err.contains(&format!("{} is a dangling symlink", target.display())),
+            "{err}"
+        );
+        assert!(!env.path("gone").exists());
+    }
+}
