@@ -193,6 +193,7 @@ pub fn restore(
         let path = safe_join(target, &l.path)?;
         let _ = fs::remove_file(&path);
         std::os::unix::fs::symlink(&l.link_target, &path).at(&path)?;
+        set_symlink_mtime(&path, l.mtime_ns)?;
     }
     // Directory mtimes last, deepest first: creating entries changes them.
     for d in dirs.iter().rev() {
@@ -409,6 +410,41 @@ fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     File::open(path)
         .and_then(|f| f.set_modified(mtime))
         .at(path)
+}
+
+/// Sets the mtime of the symlink `path` itself (not of what it points to);
+/// its atime is left as it is.
+fn set_symlink_mtime(path: &Path, mtime_ns: i64) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::UnsafePath {
+            path: path.display().to_string(),
+        })?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000) as libc::time_t,
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as libc::c_long,
+        },
+    ];
+    // SAFETY: `c_path` is a NUL-terminated string and `times` holds the two
+    // timespecs utimensat reads; neither is kept after the call.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(path, std::io::Error::last_os_error()))
+    }
 }
 
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its

@@ -218,3 +218,59 @@ fn sparse_files_restore_sparse() {
         allocated(&back)
     );
 }
+
+/// Sets the mtime of `path` itself, not what it points to.
+fn set_symlink_mtime(path: &Path, secs: i64, nanos: i64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+    ];
+    // SAFETY: `c` is a valid C string and `times` two timespecs, as required.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// Regression: symlinks came back with the time of the restore as their
+/// mtime instead of the one snapshotted.
+#[test]
+fn symlink_mtimes_are_restored() {
+    use std::os::unix::fs::MetadataExt;
+
+    let env = Env::new();
+    let src = env.path("links");
+    write(&src.join("file"), b"x");
+    std::os::unix::fs::symlink("file", src.join("to-file")).unwrap();
+    std::os::unix::fs::symlink("nowhere", src.join("dangling")).unwrap();
+    set_symlink_mtime(&src.join("to-file"), 1_111_111_111, 222_333_444);
+    set_symlink_mtime(&src.join("dangling"), 1_222_222_222, 5);
+    env.snapshot(&src, "config", "links", &[]);
+    let out = env.path("out");
+    run_ok(env.cmd(["restore".as_ref(), "links".as_ref(), out.as_os_str()]));
+    for (name, want) in [
+        ("to-file", (1_111_111_111, 222_333_444)),
+        ("dangling", (1_222_222_222, 5)),
+    ] {
+        let m = fs::symlink_metadata(out.join("links").join(name)).unwrap();
+        assert!(m.file_type().is_symlink());
+        assert_eq!((m.mtime(), m.mtime_nsec()), want, "{name}");
+    }
+    assert_eq!(
+        fs::read_link(out.join("links/to-file")).unwrap(),
+        Path::new("file")
+    );
+}
