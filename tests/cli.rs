@@ -6,6 +6,8 @@
 #[path = "cli/common.rs"]
 mod common;
 
+#[path = "cli/arg_checks.rs"]
+mod arg_checks;
 #[path = "cli/bad_input.rs"]
 mod bad_input;
 #[path = "cli/bench.rs"]
