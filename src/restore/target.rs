@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,14 +119,17 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     for c in components.by_ref() {
         let next = existing.join(c);
         match fs::symlink_metadata(&next) {
-            Ok(m) if m.file_type().is_symlink() && fs::metadata(&next).is_err() => {
+            Ok(m)
+                if m.file_type().is_symlink()
+                    && fs::metadata(&next).is_err_and(|e| e.kind() == ErrorKind::NotFound) =>
+            {
                 return Err(Error::DanglingSymlink {
                     points_to: fs::read_link(&next).at(&next)?,
                     path: next,
                 })
             }
             Ok(_) => existing = next,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 missing.push(c);
                 break;
             }
