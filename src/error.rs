@@ -97,6 +97,16 @@ pub enum Error {
     TargetExists { path: PathBuf },
 
     #[error(
+        "{path} is a dangling symlink (to {points_to}, which does not exist); cannot restore there"
+    )]
+    DanglingSymlink { path: PathBuf, points_to: PathBuf },
+
+    #[error(
+        "refusing to restore into {target}: restored files would land inside the repository {repo}"
+    )]
+    TargetInRepository { target: PathBuf, repo: PathBuf },
+
+    #[error(
         "{path}: restored content does not match its SHA-256 (expected {expected}, got {actual})"
     )]
     DigestMismatch {

@@ -3,13 +3,16 @@
 //! Safety rules, because manifests are input from disk: every path must be
 //! relative with no `.`/`..` components; every ancestor of a written file
 //! must be a real directory under TARGET (never a symlink), and symlinks are
-//! created last so none can redirect a later write. Each file is written to
-//! a temp name beside its destination, checked against its SHA-256, given
-//! its mode and mtime, and only then renamed into place.
+//! created last so none can redirect a later write; no restored path may
+//! land inside the repository. Each file is written to a temp name beside
+//! its destination (whole blocks of zeros left as holes), checked against
+//! its SHA-256, given its mode and mtime, and only then renamed into place.
+
+mod target;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -54,6 +57,8 @@ pub struct RestoreReport {
     pub symlinks: u64,
     pub bytes: u64,
     pub failed: Vec<RestoreFailure>,
+    /// Temp files of an interrupted restore found and removed.
+    pub leftovers_removed: u64,
 }
 
 /// Checks a manifest path is a plain relative path.
@@ -144,6 +149,7 @@ pub fn restore(
     check_tree(&all)?;
     let entries = select(all, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
+    target::check_target(repo.root(), target, &entries)?;
     prepare_target(target, &entries, opts.overwrite)?;
     let mut report = RestoreReport::default();
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
@@ -157,6 +163,7 @@ pub fn restore(
     for d in &dirs {
         ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
     }
+    report.leftovers_removed = target::remove_leftovers(target, &files)?;
     let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
         .iter()
         .map(|f| (*f, repo.locate_all(&f.chunks)))
@@ -186,6 +193,7 @@ pub fn restore(
         let path = safe_join(target, &l.path)?;
         let _ = fs::remove_file(&path);
         std::os::unix::fs::symlink(&l.link_target, &path).at(&path)?;
+        set_symlink_mtime(&path, l.mtime_ns)?;
     }
     // Directory mtimes last, deepest first: creating entries changes them.
     for d in dirs.iter().rev() {
@@ -273,13 +281,7 @@ fn restore_file(
     progress: &dyn Progress,
 ) -> Result<()> {
     let dest = safe_join(target, &f.path)?;
-    let tmp = dest.with_file_name(format!(
-        ".{}.cairn-{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp = target::temp_path(&dest);
     let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
         set_mode_and_mtime(&tmp, f.mode, f.mtime_ns)?;
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
@@ -300,21 +302,55 @@ fn write_verified(
     locs: &[ChunkLocation],
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut out = OpenOptions::new()
+    let out = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(tmp)
         .at(tmp)?;
+    // Sized first: the blocks of zeros skipped below read back as holes.
     out.set_len(f.size).at(tmp)?;
     let mut behind = WriteBehind::default();
+    let mut offset = 0;
     stream_file(storage, f, locs, |chunk| {
         progress.advance(chunk.len() as u64);
-        out.write_all(chunk).at(tmp)?;
+        write_sparse(&out, offset, chunk).at(tmp)?;
+        offset += chunk.len() as u64;
         behind.wrote(&out, chunk.len());
         Ok(())
     })
+}
+
+/// Hole granularity: whole blocks of zeros this size, aligned in the file,
+/// are skipped instead of written (the common file-system block size).
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at `offset` of a file already sized to hold it, skipping
+/// every whole aligned [`HOLE_BLOCK`] of zeros, so it stays a hole. The
+/// runs between are written with one call each; for data without zero
+/// blocks that is one write, and the test stops at a block's first nonzero
+/// 64 bytes.
+fn write_sparse(out: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    let mut start = 0; // of the run not yet written
+    let mut pos = (HOLE_BLOCK - (offset % HOLE_BLOCK as u64) as usize) % HOLE_BLOCK;
+    while pos + HOLE_BLOCK <= data.len() {
+        let block = &data[pos..pos + HOLE_BLOCK];
+        if is_zero(block) {
+            out.write_all_at(&data[start..pos], offset + start as u64)?;
+            start = pos + HOLE_BLOCK;
+        }
+        pos += HOLE_BLOCK;
+    }
+    out.write_all_at(&data[start..], offset + start as u64)
+}
+
+/// True when every byte of `block` is 0. Branch-free within each 64-byte
+/// piece (so it vectorises), with an early exit between pieces.
+fn is_zero(block: &[u8]) -> bool {
+    let mut pieces = block.chunks_exact(64);
+    pieces.all(|p| p.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && pieces.remainder().iter().all(|&b| b == 0)
 }
 
 /// Reads a file's chunks in order (fetching and decoding a window of them
@@ -374,6 +410,41 @@ fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     File::open(path)
         .and_then(|f| f.set_modified(mtime))
         .at(path)
+}
+
+/// Sets the mtime of the symlink `path` itself (not of what it points to);
+/// its atime is left as it is.
+fn set_symlink_mtime(path: &Path, mtime_ns: i64) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::UnsafePath {
+            path: path.display().to_string(),
+        })?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000) as libc::time_t,
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as libc::c_long,
+        },
+    ];
+    // SAFETY: `c_path` is a NUL-terminated string and `times` holds the two
+    // timespecs utimensat reads; neither is kept after the call.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(path, std::io::Error::last_os_error()))
+    }
 }
 
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
@@ -448,6 +519,52 @@ mod tests {
             entry("l/a/b/c", EntryKind::Dir),
         ];
         assert!(check_tree(&deep).is_err());
+    }
+
+    #[test]
+    fn zero_test_sees_every_byte() {
+        let mut block = vec![0u8; HOLE_BLOCK];
+        assert!(is_zero(&block) && is_zero(&block[..100]) && is_zero(&[]));
+        for at in [0, 1, 63, 64, 2049, HOLE_BLOCK - 1] {
+            block[at] = 1;
+            assert!(!is_zero(&block), "{at}");
+            block[at] = 0;
+        }
+        assert!(!is_zero(&[0, 0, 0, 7]));
+    }
+
+    /// Whole aligned blocks of zeros become holes wherever a chunk starts
+    /// in the file; everything else is written, and the bytes read back
+    /// are the bytes given.
+    #[test]
+    fn zero_blocks_are_left_as_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = crate::test_support::random_bytes(4, 1 << 20);
+        data[HOLE_BLOCK..(768 << 10)].fill(0);
+        data[(800 << 10) + 10..(800 << 10) + 9000].fill(0);
+        data[(1 << 20) - 100..].fill(0);
+        let probe = dir.path().join("probe");
+        File::create(&probe).unwrap().set_len(1 << 20).unwrap();
+        let holes = fs::metadata(&probe).unwrap().blocks() == 0;
+        for piece in [1 << 20, 65_537, HOLE_BLOCK, 1000] {
+            let path = dir.path().join(format!("f{piece}"));
+            let file = File::create(&path).unwrap();
+            file.set_len(data.len() as u64).unwrap();
+            let mut offset = 0;
+            for c in data.chunks(piece) {
+                write_sparse(&file, offset, c).unwrap();
+                offset += c.len() as u64;
+            }
+            drop(file);
+            assert!(fs::read(&path).unwrap() == data, "{piece}");
+            let allocated = fs::metadata(&path).unwrap().blocks() * 512;
+            if holes && piece >= HOLE_BLOCK {
+                // 260 KiB of data; most of the 764 KiB of zeros (all but
+                // the blocks a piece boundary cuts) are not allocated.
+                assert!(allocated < 512 << 10, "{piece}: {allocated}");
+            }
+        }
     }
 
     /// Errors about a chunk gain the file they were met in; errors that

@@ -103,6 +103,12 @@ pub fn create(
     for tag in &opts.tags {
         validate_label("tag", tag)?;
     }
+    if opts.version.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        return Err(Error::InvalidArgument(
+            "invalid version: a version label must not be empty or blank (give none instead)"
+                .into(),
+        ));
+    }
     if sources.is_empty() {
         return Err(Error::InvalidArgument(
             "nothing to snapshot: give at least one path".into(),

@@ -6,6 +6,8 @@
 #[path = "cli/common.rs"]
 mod common;
 
+#[path = "cli/arg_checks.rs"]
+mod arg_checks;
 #[path = "cli/bad_input.rs"]
 mod bad_input;
 #[path = "cli/bench.rs"]
@@ -28,6 +30,8 @@ mod integrity;
 mod locks;
 #[path = "cli/repo.rs"]
 mod repo;
+#[path = "cli/restore_edge.rs"]
+mod restore_edge;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/selectors.rs"]

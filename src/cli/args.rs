@@ -262,28 +262,28 @@ pub struct StatsArgs {
 #[derive(Debug, Args, Default)]
 pub struct RuleArgs {
     /// Keep the N newest snapshots
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-last"))]
     pub keep_last: Option<u32>,
     /// Keep the newest snapshot of each of the last N hours that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-hourly"))]
     pub keep_hourly: Option<u32>,
     /// Keep the newest snapshot of each of the last N days that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-daily"))]
     pub keep_daily: Option<u32>,
     /// Keep the newest snapshot of each of the last N ISO weeks that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-weekly"))]
     pub keep_weekly: Option<u32>,
     /// Keep the newest snapshot of each of the last N months that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-monthly"))]
     pub keep_monthly: Option<u32>,
     /// Keep the newest snapshot of each of the last N years that have one
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-yearly"))]
     pub keep_yearly: Option<u32>,
     /// Keep every snapshot within this span of the history's newest: 30d, 2w, 12h, 90m, 6M, 1y6M
     #[arg(long, value_name = "DURATION", value_parser = parse_within)]
     pub keep_within: Option<cairn::retention::KeepWithin>,
     /// Never remove snapshots with this tag (repeatable), e.g. milestone
-    #[arg(long = "keep-tag", value_name = "TAG")]
+    #[arg(long = "keep-tag", value_name = "TAG", value_parser = parse_keep_tag)]
     pub keep_tags: Vec<String>,
 }
 
@@ -369,9 +369,32 @@ pub struct PruneArgs {
     pub gc: GcArgs,
 }
 
-/// Parses a `--keep-within` span.
+/// Parses a `--keep-*` count. 0 is refused: the retention rules read a
+/// count of 0 as "no rule", which is not what `--keep-last 0` asks for.
+fn parse_count(s: &str, flag: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err(format!("{flag} must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a count (e.g. 7)")),
+    }
+}
+
+/// Parses a `--keep-within` span; a zero span is refused for the same
+/// reason as a count of 0.
 fn parse_within(s: &str) -> Result<cairn::retention::KeepWithin, String> {
-    cairn::retention::parse_duration(s).map_err(|e| e.to_string())
+    let span = cairn::retention::parse_duration(s).map_err(|e| e.to_string())?;
+    if span.is_zero() {
+        return Err("--keep-within must be longer than zero".into());
+    }
+    Ok(span)
+}
+
+/// Parses a `--keep-tag`: an empty tag could never match a snapshot.
+fn parse_keep_tag(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("--keep-tag must not be empty".into());
+    }
+    Ok(s.to_string())
 }
 
 /// Parses a percentage, `10`, `10%` or `2.5`, as a share (0.10, 0.10,
@@ -420,6 +443,18 @@ mod tests {
         assert_eq!(parse_size("2g"), Ok(2 << 30));
         assert!(parse_size("x").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn keep_rules() {
+        assert_eq!(parse_count("3", "--keep-last"), Ok(3));
+        assert_eq!(
+            parse_count("0", "--keep-last"),
+            Err("--keep-last must be at least 1".into())
+        );
+        assert!(parse_count("-1", "--keep-daily").is_err());
+        assert!(parse_within("0d").is_err() && parse_within("0m1h").is_ok());
+        assert!(parse_keep_tag("").is_err());
     }
 
     #[test]

@@ -17,7 +17,8 @@ use super::commands::{Ctx, DAMAGE};
 use super::output;
 
 /// The rules given on the command line; `None` when no rule flag was given
-/// at all (a `--keep-last 0` is a given rule, one that keeps nothing).
+/// at all (counts of 0 and zero spans, which the rules read as "no rule",
+/// are refused by the parser).
 fn given_rules(r: &RuleArgs) -> Option<RetentionPolicy> {
     let policy = RetentionPolicy {
         keep_last: r.keep_last,
