@@ -133,9 +133,6 @@ pub fn load_config(path: &Path, storage: &dyn Storage) -> Result<RepoConfig> {
     let bytes = match storage.get(config::KEY) {
         Ok(bytes) => bytes,
         Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(Error::RepoNotFound { path: path.into() })
-        }
         Err(e) => return Err(e),
     };
     RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())
@@ -166,9 +163,7 @@ fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>,
 /// pack is damage to the chunk `loc` names.
 fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Vec<u8>> {
     match storage.get_range(&pack::key(&loc.pack), offset, len) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(corrupt(loc, "pack is truncated"))
-        }
+        Err(Error::ObjectTruncated { .. }) => Err(corrupt(loc, "pack is truncated")),
         Err(Error::ObjectNotFound { .. }) => Err(corrupt(loc, "pack is missing")),
         other => other,
     }
