@@ -86,8 +86,11 @@ pub trait Storage: Send + Sync {
     /// backend may fetch them page by page). An error from `visit` stops
     /// the listing and is returned. Objects put or deleted meanwhile may or
     /// may not be seen; leftovers of interrupted puts never are.
-    fn list_each(&self, prefix: &str, visit: &mut dyn FnMut(ObjectInfo) -> Result<()>)
-        -> Result<()>;
+    fn list_each(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<()>,
+    ) -> Result<()>;
 
     /// All objects whose keys start with `prefix`, sorted by key: the
     /// collecting form of [`Storage::list_each`].

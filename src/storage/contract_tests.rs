@@ -67,7 +67,11 @@ fn create_new_is_exclusive(s: &dyn Storage) {
         Err(Error::ObjectExists { key }) => assert_eq!(key, "n/lock"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.get("n/lock").unwrap(), b"mine", "the loser changed nothing");
+    assert_eq!(
+        s.get("n/lock").unwrap(),
+        b"mine",
+        "the loser changed nothing"
+    );
     s.delete("n/lock").unwrap();
     s.put_with("n/lock", b"again", PutMode::CreateNew).unwrap();
     s.delete("n/lock").unwrap();
@@ -84,11 +88,21 @@ fn list_by_prefix_sorted(s: &dyn Storage) {
         ["l/a.b", "l/a/x", "l/a/y/z", "l/a0", "l/b"]
     );
     assert_eq!(keys(s.list("l/a/").unwrap()), ["l/a/x", "l/a/y/z"]);
-    assert_eq!(keys(s.list("l/a").unwrap()).len(), 4, "a prefix need not end in /");
+    assert_eq!(
+        keys(s.list("l/a").unwrap()).len(),
+        4,
+        "a prefix need not end in /"
+    );
     assert_eq!(keys(s.list("l").unwrap()).len(), 6);
     assert!(s.list("nothing/").unwrap().is_empty());
     let sized = s.list("l/b").unwrap();
-    assert_eq!(sized, [ObjectInfo { key: "l/b".into(), size: 3 }]);
+    assert_eq!(
+        sized,
+        [ObjectInfo {
+            key: "l/b".into(),
+            size: 3
+        }]
+    );
 
     // Streaming: the visitor may stop the listing with an error.
     let mut seen = 0;
@@ -116,7 +130,9 @@ fn delete_is_idempotent(s: &dyn Storage) {
 }
 
 fn invalid_keys_are_refused(s: &dyn Storage) {
-    for key in ["", "/abs", "a//b", "a/./b", "../x", "a/../b", "a/.tmp-x", ".tmp-y"] {
+    for key in [
+        "", "/abs", "a//b", "a/./b", "../x", "a/../b", "a/.tmp-x", ".tmp-y",
+    ] {
         assert!(
             matches!(s.put(key, b"x"), Err(Error::InvalidArgument(_))),
             "{key:?}"

@@ -50,7 +50,10 @@ impl<S: Storage> FaultyStorage<S> {
         if n < self.fail_at {
             return Ok(());
         }
-        Err(injected(key, format!("injected crash before mutation #{n}")))
+        Err(injected(
+            key,
+            format!("injected crash before mutation #{n}"),
+        ))
     }
 }
 

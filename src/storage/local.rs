@@ -378,7 +378,10 @@ mod tests {
         fs::write(dir.path().join("file"), b"x").unwrap();
         let s = LocalStorage::new(dir.path().join("file"));
         assert!(matches!(s.get("config"), Err(Error::ObjectNotFound { .. })));
-        assert!(matches!(s.head("config"), Err(Error::ObjectNotFound { .. })));
+        assert!(matches!(
+            s.head("config"),
+            Err(Error::ObjectNotFound { .. })
+        ));
         assert!(s.list("").unwrap().is_empty());
     }
 
@@ -400,8 +403,11 @@ mod tests {
     fn create_new_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::new(dir.path());
-        s.put_with("locks/a.lock", b"1", PutMode::CreateNew).unwrap();
-        assert!(s.put_with("locks/a.lock", b"2", PutMode::CreateNew).is_err());
+        s.put_with("locks/a.lock", b"1", PutMode::CreateNew)
+            .unwrap();
+        assert!(s
+            .put_with("locks/a.lock", b"2", PutMode::CreateNew)
+            .is_err());
         let names: Vec<_> = fs::read_dir(dir.path().join("locks"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
