@@ -379,3 +379,6 @@ pub fn default_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(data.join("cairn"))
 }
+
+#[cfg(test)]
+mod tests;
