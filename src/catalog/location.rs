@@ -191,6 +191,9 @@ mod tests {
         let r = file.replace(|_| Err(Error::InvalidArgument("no".into())));
         assert!(r.is_err());
         assert!(file.exists());
-        assert_eq!(file.replace(|_| Ok(())).unwrap().is_some(), true);
+        assert!(
+            file.replace(|_| Ok(())).unwrap().is_some(),
+            "the old one moved aside"
+        );
     }
 }
