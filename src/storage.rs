@@ -131,7 +131,7 @@ pub trait Storage: Send + Sync {
 pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// Checks that `key` is a valid object key: non-empty `/`-separated parts,
-/// none empty, `.`, `..` or starting with [`TEMP_PREFIX`]. Every backend
+/// none empty, `.`, `..` or starting with `.tmp-`. Every backend
 /// refuses the same keys, so a key that works in tests works everywhere.
 pub fn check_key(key: &str) -> Result<()> {
     let valid = !key.is_empty()
