@@ -124,11 +124,6 @@ impl Repository {
         self.storage.as_ref()
     }
 
-    /// The storage, for holders that outlive this borrow (worker threads).
-    pub fn shared_storage(&self) -> Arc<dyn Storage> {
-        Arc::clone(&self.storage)
-    }
-
     /// Names the repository (see [`RepoStorage::id`]).
     pub fn id(&self) -> &str {
         &self.id
@@ -216,11 +211,6 @@ impl RepoStorage {
     /// of the BLAKE3 of the config object. Names its catalog in a cache.
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    /// Where the opener put the catalog.
-    pub fn catalog_location(&self) -> &CatalogLocation {
-        &self.catalog
     }
 
     /// This repository's catalog file.
