@@ -4,6 +4,8 @@
 //! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
 //! docs/FORMAT.md and its version in `meta.schema_version`.
 
+pub mod location;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

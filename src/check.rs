@@ -779,7 +779,8 @@ mod tests {
 
                 write_tree(&dir.path().join("v2"), 2);
                 let faulty = FaultyStorage::new(LocalStorage::new(&root), fault, fail_at);
-                let repo = Repository::open_with(&root, Box::new(faulty)).unwrap();
+                let location = crate::CatalogLocation::in_repository(&root);
+                let repo = Repository::open_with(std::sync::Arc::new(faulty), location).unwrap();
                 let err = repo.snapshot(&[dir.path().join("v2")], &opts("next"), &NoProgress);
                 assert!(err.is_err(), "{fault:?} at put {fail_at} must surface");
                 drop(repo);

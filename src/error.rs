@@ -39,8 +39,35 @@ pub enum Error {
     #[error("repository config {path} is invalid: {reason}")]
     BadConfig { path: PathBuf, reason: String },
 
+    /// The storage contract's "not found": no object under `key` (see
+    /// [`crate::storage::Storage`]).
     #[error("object {key} not found in the repository")]
     ObjectNotFound { key: String },
+
+    /// A `put` with [`crate::storage::PutMode::CreateNew`] found an object
+    /// already under `key`; nothing was written.
+    #[error("object {key} already exists in the repository")]
+    ObjectExists { key: String },
+
+    /// A range read past the end of the object: it is shorter than whoever
+    /// asked for the range expected (a truncated object).
+    #[error("object {key}: range {offset}+{len} is past the end of the {size}-byte object")]
+    ObjectTruncated {
+        key: String,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
+
+    /// A backend failed to carry out an operation on `key` (network,
+    /// permissions, an injected fault). Local files report [`Error::Io`]
+    /// instead, with the full path of the file behind the key.
+    #[error("{key}: {source}")]
+    Storage {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     #[error("pack {pack} is corrupt: {reason}")]
     CorruptPack { pack: String, reason: String },
@@ -176,6 +203,7 @@ impl Error {
                     | Error::ChunkMissing { .. }
                     | Error::CorruptChunk { .. }
                     | Error::DigestMismatch { .. }
+                    | Error::ObjectTruncated { .. }
             ),
         }
     }

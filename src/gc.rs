@@ -428,12 +428,19 @@ fn pack_usage(repo: &Repository) -> Result<Vec<PackUsage>> {
     Ok(out)
 }
 
-/// A pack's trailer, or `None` when the file is missing or its trailer is
-/// damaged.
+/// A pack's trailer, or `None` when the file is missing, its trailer is
+/// damaged or it cannot be read: gc then keeps the pack, which is never
+/// wrong.
 fn read_trailer(repo: &Repository, id: &PackId, size: u64) -> Result<Option<Vec<PackEntry>>> {
     match pack::read_entries(repo.storage(), id, size) {
         Ok(entries) => Ok(Some(entries)),
-        Err(e) if e.is_damage() || matches!(e, Error::ObjectNotFound { .. } | Error::Io { .. }) => {
+        Err(e)
+            if e.is_damage()
+                || matches!(
+                    e,
+                    Error::ObjectNotFound { .. } | Error::Io { .. } | Error::Storage { .. }
+                ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),

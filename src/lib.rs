@@ -30,7 +30,10 @@
 //! The path of a byte through a snapshot, by module: [`walk`] → [`ingest`]
 //! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
 //! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
-//! [`restore`]. All repository I/O goes through [`storage::Storage`].
+//! [`restore`]. Every byte a repository keeps goes through
+//! [`storage::Storage`] (a directory: [`storage::LocalStorage`]; tests and
+//! scratch use: [`storage::MemoryStorage`]); the catalog, a rebuildable
+//! cache, lives where a [`CatalogLocation`] says.
 //!
 //! Giving space back: [`retention`] decides which snapshots a policy keeps
 //! (policies may be stored, [`policy`]), [`forget`] removes the others, and
@@ -71,6 +74,7 @@ pub mod walk;
 #[cfg(test)]
 mod test_support;
 
+pub use catalog::location::CatalogLocation;
 pub use catalog::{SnapshotFilter, SnapshotInfo};
 pub use chunker::ChunkerParams;
 pub use config::RepoConfig;
@@ -80,7 +84,7 @@ pub use gc::{GcPlan, GcReport};
 pub use id::{ChunkId, PackId, SnapshotId};
 pub use policy::StoredPolicies;
 pub use progress::{NoProgress, Progress};
-pub use repository::Repository;
+pub use repository::{RepoStorage, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
 pub use retention::RetentionPolicy;
 pub use snapshot::{SnapshotOptions, SnapshotReport};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::now_ns;
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{PutMode, Storage};
 
 pub const PREFIX: &str = "locks/";
 
@@ -97,12 +97,17 @@ impl<'s> Lock<'s> {
             time_ns: now_ns(),
         };
         let key = format!("{PREFIX}{}.lock", crate::config::random_hex(16));
-        if let Err(e) = storage.put(
+        // Never over another's lock, should two random names ever meet.
+        if let Err(e) = storage.put_with(
             &key,
             &serde_json::to_vec(&info).expect("lock info serialises"),
+            PutMode::CreateNew,
         ) {
             // A backend may have left part of it; never leave a torn lock.
-            let _ = storage.delete(&key);
+            // But an existing object under the name is someone else's.
+            if !matches!(e, Error::ObjectExists { .. }) {
+                let _ = storage.delete(&key);
+            }
             return Err(e);
         }
         let lock = Lock {

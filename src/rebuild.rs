@@ -1,24 +1,25 @@
 //! Recreating the catalog from the source of truth: pack trailers and
-//! snapshot manifests. Used when `catalog.db` is lost or corrupt.
+//! snapshot manifests, read through [`Storage`] alone. Used when the
+//! catalog is lost or corrupt, and by opening a repository whose cached
+//! catalog is missing.
 //!
-//! The new catalog is built beside the old one (`catalog.db.rebuild`) and
-//! renamed into place only when complete; the old one, if any, is kept as
-//! `catalog.db.broken-<time>` for inspection. Stat-cache inodes are not in
-//! manifests, so the next snapshot of each history re-reads its files once.
+//! The new catalog replaces the old one only when complete; the old one, if
+//! any, is kept aside for inspection (the file work is in
+//! [`crate::catalog::location`]). Stat-cache inodes are not in manifests,
+//! so the next snapshot of each history re-reads its files once.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::catalog::{now_ns, Catalog, FILE_NAME};
-use crate::config::{self, RepoConfig};
-use crate::error::{Error, IoContext, Result};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::manifest::{self, Manifest};
 use crate::pack;
 use crate::progress::Progress;
-use crate::storage::{LocalStorage, Storage};
+use crate::repository::RepoStorage;
+use crate::storage::Storage;
 
 /// An object that could not be read back into the catalog.
 #[derive(Debug, Clone, Serialize)]
@@ -37,56 +38,18 @@ pub struct RebuildReport {
     pub old_catalog: Option<PathBuf>,
 }
 
-/// Rebuilds the catalog of the local repository at `root`.
-pub fn rebuild_catalog(root: &Path, progress: &dyn Progress) -> Result<RebuildReport> {
-    let storage = LocalStorage::new(root);
-    match storage.get(config::KEY) {
-        Ok(bytes) => RepoConfig::from_json(&bytes, &root.join(config::KEY).display().to_string())?,
-        Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: root.into() }),
-        Err(e) => return Err(e),
-    };
-    let _lock = Lock::exclusive(&storage, "rebuild-catalog")?;
-    let fresh = root.join(format!("{FILE_NAME}.rebuild"));
-    remove_db(&fresh)?;
+/// Rebuilds the catalog of `repo` where its opener put it, under the
+/// exclusive lock.
+pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<RebuildReport> {
+    let storage = repo.storage();
+    let _lock = Lock::exclusive(storage, "rebuild-catalog")?;
     let mut report = RebuildReport::default();
-    {
-        let catalog = Catalog::open(&fresh)?;
-        import_packs(&storage, &catalog, &mut report, progress)?;
-        import_manifests(&storage, &catalog, &mut report)?;
-    }
-    let current = root.join(FILE_NAME);
-    let aside = root.join(format!("{FILE_NAME}.broken-{}", now_ns()));
-    if current.exists() {
-        fs::rename(&current, &aside).at(&current)?;
-        report.old_catalog = Some(aside.clone());
-    }
-    // The old catalog's WAL and shared-memory files go aside with it, and
-    // also when the catalog itself was deleted: SQLite would replay an
-    // orphaned WAL (left by a killed process) into the new catalog.
-    for suffix in ["-wal", "-shm"] {
-        let side = root.join(format!("{FILE_NAME}{suffix}"));
-        if fs::symlink_metadata(&side).is_ok() {
-            fs::rename(&side, root.join(format!("{}{suffix}", aside.display()))).at(&side)?;
-        }
-    }
-    fs::rename(&fresh, &current).at(&current)?;
-    fs::File::open(root).and_then(|d| d.sync_all()).at(root)?;
+    let old = repo.catalog_file().replace(|catalog| {
+        import_packs(storage, catalog, &mut report, progress)?;
+        import_manifests(storage, catalog, &mut report)
+    })?;
+    report.old_catalog = old;
     Ok(report)
-}
-
-fn remove_db(path: &Path) -> Result<()> {
-    for p in [
-        path.to_path_buf(),
-        PathBuf::from(format!("{}-wal", path.display())),
-        PathBuf::from(format!("{}-shm", path.display())),
-    ] {
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(p, e)),
-        }
-    }
-    Ok(())
 }
 
 fn import_packs(
@@ -158,8 +121,11 @@ fn import_manifests(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
-    use crate::{ChunkerParams, NoProgress, Repository, SnapshotOptions};
+    use crate::catalog::FILE_NAME;
+    use crate::{ChunkerParams, NoProgress, RepoConfig, Repository, SnapshotOptions};
 
     /// Regression: a catalog deleted after a crash leaves its WAL behind;
     /// the rebuilt catalog was renamed into place beside it, and SQLite
@@ -195,7 +161,8 @@ mod tests {
             fs::remove_file(&db).unwrap();
             fs::write(&wal, saved).unwrap();
         }
-        let report = rebuild_catalog(&root, &NoProgress).unwrap();
+        let report =
+            rebuild_catalog(&Repository::open_storage(&root).unwrap(), &NoProgress).unwrap();
         assert_eq!(report.snapshots, 1);
         let names: Vec<String> = Repository::open(&root)
             .unwrap()

@@ -3,78 +3,115 @@
 //!
 //! Layout of a local repository (docs/FORMAT.md):
 //! `config`, `catalog.db`, `packs/<xx>/<id>.pack`, `snapshots/<id>.snap`.
+//! Every object goes through [`Storage`]; only the catalog is a file, put
+//! where a [`CatalogLocation`] says. `init`/`open` take a directory;
+//! `init_with`/`open_with` take any storage and catalog location.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::catalog::location::{CatalogFile, CatalogLocation};
 use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::codec;
 use crate::config::{self, RepoConfig};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::id::ChunkId;
 use crate::pack;
 use crate::progress::Progress;
 use crate::selector;
 use crate::snapshot::{self, SnapshotOptions, SnapshotReport};
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::{LocalStorage, PutMode, Storage};
 
 /// An open repository.
 pub struct Repository {
     root: PathBuf,
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     config: RepoConfig,
+    id: String,
     catalog: Catalog,
 }
 
 impl Repository {
-    /// Creates a repository at `path`, which must not exist or be empty.
+    /// Creates a repository in the local directory `path`, which must not
+    /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
-        let storage = Box::new(LocalStorage::new(path));
-        if path.join(config::KEY).exists() {
+        if LocalStorage::new(path).head(config::KEY).is_ok() {
             return Err(Error::RepoExists { path: path.into() });
         }
-        if path.exists() && std::fs::read_dir(path).at(path)?.next().is_some() {
-            return Err(Error::RepoDirNotEmpty { path: path.into() });
+        let storage = Arc::new(LocalStorage::create(path)?);
+        Self::init_at(
+            path.to_path_buf(),
+            storage,
+            CatalogLocation::in_repository(path),
+            config,
+        )
+    }
+
+    /// Creates a repository in `storage`, which must hold no config yet,
+    /// with its catalog where `catalog` says.
+    pub fn init_with(
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        config: RepoConfig,
+    ) -> Result<Self> {
+        Self::init_at(PathBuf::from(storage.location()), storage, catalog, config)
+    }
+
+    fn init_at(
+        root: PathBuf,
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        config: RepoConfig,
+    ) -> Result<Self> {
+        if storage.head(config::KEY).is_ok() {
+            return Err(Error::RepoExists { path: root });
         }
-        crate::storage::create_dir_durably(path)?;
-        for dir in ["packs", "snapshots"] {
-            crate::storage::create_dir_durably(&path.join(dir))?;
+        let bytes = config.to_json();
+        let id = repository_id(&config, &bytes);
+        // The catalog first, the config last: storage with a config is a
+        // complete repository. Created exclusively, so of two racing inits
+        // one fails rather than both believing they made it.
+        let catalog = catalog.file(&id).create()?;
+        match storage.put_with(config::KEY, &bytes, PutMode::CreateNew) {
+            Err(Error::ObjectExists { .. }) => return Err(Error::RepoExists { path: root }),
+            other => other?,
         }
-        // The catalog first, the config last: a directory with a config is a
-        // complete repository.
-        let catalog = Catalog::open(&path.join(crate::catalog::FILE_NAME))?;
-        storage.put(config::KEY, &config.to_json())?;
         Ok(Self {
-            root: path.to_path_buf(),
+            root,
             storage,
             config,
+            id,
             catalog,
         })
     }
 
-    /// Opens an existing local repository.
+    /// Opens an existing local repository; its catalog must be at
+    /// `path/catalog.db` ([`Error::CatalogMissing`] otherwise).
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with(path, Box::new(LocalStorage::new(path)))
+        Self::open_storage(path)?.open_catalog()
     }
 
-    /// Opens a repository whose objects are in `storage` and whose catalog
-    /// lives in the directory `path` (tests use this to inject faults).
-    pub fn open_with(path: &Path, storage: Box<dyn Storage>) -> Result<Self> {
-        let config = load_config(path, storage.as_ref())?;
-        let catalog_path = path.join(crate::catalog::FILE_NAME);
-        if !catalog_path.exists() {
-            return Err(Error::CatalogMissing { path: catalog_path });
-        }
-        let catalog = Catalog::open(&catalog_path)?;
-        Ok(Self {
-            root: path.to_path_buf(),
-            storage,
-            config,
-            catalog,
-        })
+    /// Opens the repository whose objects are in `storage`, with its
+    /// catalog where `catalog` says (a cache is rebuilt if missing). Tests
+    /// use this to inject faults into a local repository's storage.
+    pub fn open_with(storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
+        RepoStorage::open(storage, catalog)?.open_catalog()
     }
 
+    /// The storage and config of the local repository at `path`, without
+    /// its catalog (see [`RepoStorage`]).
+    pub fn open_storage(path: &Path) -> Result<RepoStorage> {
+        RepoStorage::open_at(
+            path.to_path_buf(),
+            Arc::new(LocalStorage::new(path)),
+            CatalogLocation::in_repository(path),
+        )
+    }
+
+    /// Where the repository is: the directory of a local repository, else
+    /// how its storage names itself ([`Storage::location`]).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -85,6 +122,11 @@ impl Repository {
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// Names the repository (see [`RepoStorage::id`]).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -126,19 +168,105 @@ impl Repository {
     }
 }
 
-/// Reads and checks the config of the repository at `path` whose objects
-/// are in `storage`, without touching the catalog (commands that must work
-/// while the catalog is lost, such as `unlock`, use this).
-pub fn load_config(path: &Path, storage: &dyn Storage) -> Result<RepoConfig> {
+/// A repository's storage and config, opened without its catalog. Commands
+/// that must work while the catalog is lost or replaced (`unlock`,
+/// `rebuild-catalog`) hold this; [`RepoStorage::open_catalog`] turns it into
+/// a [`Repository`].
+pub struct RepoStorage {
+    root: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: RepoConfig,
+    id: String,
+    catalog: CatalogLocation,
+}
+
+impl RepoStorage {
+    /// Reads and checks the config in `storage`; a missing one is
+    /// [`Error::RepoNotFound`].
+    pub fn open(storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
+        Self::open_at(PathBuf::from(storage.location()), storage, catalog)
+    }
+
+    fn open_at(root: PathBuf, storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
+        let (config, bytes) = read_config(&root, storage.as_ref())?;
+        Ok(Self {
+            id: repository_id(&config, &bytes),
+            root,
+            storage,
+            config,
+            catalog,
+        })
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The repository's id, safe as a file name: the config's `id`, or for
+    /// a config whose `id` is not 1–64 hex digits, the first 32 hex digits
+    /// of the BLAKE3 of the config object. Names its catalog in a cache.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This repository's catalog file.
+    pub fn catalog_file(&self) -> CatalogFile {
+        self.catalog.file(&self.id)
+    }
+
+    /// Opens the catalog. A missing cache is rebuilt from storage first
+    /// (under the exclusive lock, as `rebuild-catalog` does); a missing
+    /// catalog at a fixed place is [`Error::CatalogMissing`].
+    pub fn open_catalog(self) -> Result<Repository> {
+        let file = self.catalog_file();
+        if !file.exists() {
+            if !file.rebuilds_when_missing() {
+                return Err(Error::CatalogMissing {
+                    path: file.path().to_path_buf(),
+                });
+            }
+            crate::rebuild::rebuild_catalog(&self, &crate::progress::NoProgress)?;
+        }
+        let catalog = file.open()?;
+        Ok(Repository {
+            root: self.root,
+            storage: self.storage,
+            config: self.config,
+            id: self.id,
+            catalog,
+        })
+    }
+}
+
+/// Reads and checks the config in `storage`, without touching the catalog.
+pub fn load_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    read_config(Path::new(&storage.location()), storage).map(|(config, _)| config)
+}
+
+/// The config of the repository at `root` and the bytes it was read from.
+fn read_config(root: &Path, storage: &dyn Storage) -> Result<(RepoConfig, Vec<u8>)> {
     let bytes = match storage.get(config::KEY) {
         Ok(bytes) => bytes,
-        Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: path.into() }),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(Error::RepoNotFound { path: path.into() })
-        }
+        Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: root.into() }),
         Err(e) => return Err(e),
     };
-    RepoConfig::from_json(&bytes, &path.join(config::KEY).display().to_string())
+    let config = RepoConfig::from_json(&bytes, &root.join(config::KEY).display().to_string())?;
+    Ok((config, bytes))
+}
+
+/// See [`RepoStorage::id`]. The config's own id is random hex; anything else
+/// there (a hand-edited config) must not become a path in a cache directory.
+fn repository_id(config: &RepoConfig, bytes: &[u8]) -> String {
+    let id = &config.id;
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id.to_ascii_lowercase()
+    } else {
+        blake3::hash(bytes).to_hex()[..32].to_string()
+    }
 }
 
 /// Reads, decodes and verifies one chunk. Takes storage rather than a
@@ -166,9 +294,7 @@ fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>,
 /// pack is damage to the chunk `loc` names.
 fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Vec<u8>> {
     match storage.get_range(&pack::key(&loc.pack), offset, len) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(corrupt(loc, "pack is truncated"))
-        }
+        Err(Error::ObjectTruncated { .. }) => Err(corrupt(loc, "pack is truncated")),
         Err(Error::ObjectNotFound { .. }) => Err(corrupt(loc, "pack is missing")),
         other => other,
     }
@@ -243,3 +369,6 @@ pub fn default_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(data.join("cairn"))
 }
+
+#[cfg(test)]
+mod tests;

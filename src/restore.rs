@@ -149,7 +149,7 @@ pub fn restore(
     check_tree(&all)?;
     let entries = select(all, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
-    target::check_target(repo.root(), target, &entries)?;
+    target::check_target(repo.storage().local_root(), target, &entries)?;
     prepare_target(target, &entries, opts.overwrite)?;
     let mut report = RestoreReport::default();
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());

@@ -121,7 +121,8 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
 
 pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
-    let r = cairn::rebuild::rebuild_catalog(&path, &ctx.bar())?;
+    let repo = cairn::Repository::open_storage(&path)?;
+    let r = cairn::rebuild::rebuild_catalog(&repo, &ctx.bar())?;
     if a.json {
         output::json(&r)?;
     } else {
@@ -176,11 +177,10 @@ pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
-    let storage = cairn::storage::LocalStorage::new(&path);
     // Not `Repository::open`: unlocking must work while the catalog is lost,
     // since `rebuild-catalog` needs the exclusive lock.
-    cairn::repository::load_config(&path, &storage)?;
-    let removed = cairn::lock::unlock(&storage, a.all)?;
+    let repo = cairn::Repository::open_storage(&path)?;
+    let removed = cairn::lock::unlock(repo.storage(), a.all)?;
     for r in &removed {
         outln!("removed {r}");
     }

@@ -333,7 +333,8 @@ fn gc_killed_before_any_storage_step_is_finished_by_the_next() {
         let (t, kept) = crash_fixture();
         let root = t.repo.root().to_path_buf();
         let storage = FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, crash_at);
-        let repo = Repository::open_with(&root, Box::new(storage)).unwrap();
+        let location = crate::CatalogLocation::in_repository(&root);
+        let repo = Repository::open_with(std::sync::Arc::new(storage), location).unwrap();
         let plan = plan(&repo, DEFAULT_MAX_UNUSED).unwrap();
         assert!(
             !plan.delete.is_empty() && !plan.repack.is_empty(),

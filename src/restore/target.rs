@@ -84,9 +84,17 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
 
 /// Refuses a `target` that is, or passes through, a dangling symlink, and
 /// one from which any of `entries` would land inside the repository at
-/// `repo`. Nothing is written.
-pub(super) fn check_target(repo: &Path, target: &Path, entries: &[FileEntry]) -> Result<()> {
+/// `repo` (when the repository is a directory on this machine). Nothing is
+/// written.
+pub(super) fn check_target(
+    repo: Option<&Path>,
+    target: &Path,
+    entries: &[FileEntry],
+) -> Result<()> {
     let resolved = resolve(target)?;
+    let Some(repo) = repo else {
+        return Ok(());
+    };
     let repo_resolved = fs::canonicalize(repo).at(repo)?;
     let inside = resolved.starts_with(&repo_resolved)
         || (repo_resolved.starts_with(&resolved)

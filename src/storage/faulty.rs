@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ObjectInfo, Storage};
+use super::{ObjectInfo, PutMode, Storage};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,30 +50,27 @@ impl<S: Storage> FaultyStorage<S> {
         if n < self.fail_at {
             return Ok(());
         }
-        Err(Error::io(
+        Err(injected(
             key,
-            std::io::Error::other(format!("injected crash before mutation #{n}")),
+            format!("injected crash before mutation #{n}"),
         ))
     }
 }
 
 impl<S: Storage> Storage for FaultyStorage<S> {
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+    fn put_with(&self, key: &str, data: &[u8], mode: PutMode) -> Result<()> {
         if self.fault == Fault::Crash {
             self.crash_check(key)?;
-            return self.inner.put(key, data);
+            return self.inner.put_with(key, data, mode);
         }
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
         if n < self.fail_at {
-            return self.inner.put(key, data);
+            return self.inner.put_with(key, data, mode);
         }
         if self.fault == Fault::Tear {
-            self.inner.put(key, &data[..data.len() / 2])?;
+            self.inner.put_with(key, &data[..data.len() / 2], mode)?;
         }
-        Err(Error::io(
-            key,
-            std::io::Error::other(format!("injected fault on put #{n}")),
-        ))
+        Err(injected(key, format!("injected fault on put #{n}")))
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
@@ -84,8 +81,24 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.get_range(key, offset, len)
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
+    fn head(&self, key: &str) -> Result<u64> {
+        self.inner.head(key)
+    }
+
+    fn list_each(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<()>,
+    ) -> Result<()> {
+        self.inner.list_each(prefix, visit)
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
     }
 
     fn delete(&self, key: &str) -> Result<()> {
@@ -100,5 +113,26 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn remove_leftover(&self, key: &str) -> Result<()> {
         self.crash_check(key)?;
         self.inner.remove_leftover(key)
+    }
+}
+
+/// An injected failure, reported as a backend failure on `key` would be.
+fn injected(key: &str, what: String) -> Error {
+    Error::Storage {
+        key: key.to_string(),
+        source: what.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    /// Below the fault the wrapper is the storage it wraps.
+    #[test]
+    fn passes_the_storage_contract_before_its_fault() {
+        let s = FaultyStorage::new(MemoryStorage::new(), Fault::Fail, u64::MAX);
+        crate::storage::contract_tests::run(&s);
     }
 }

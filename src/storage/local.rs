@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ObjectInfo, Storage};
+use super::{check_key, check_range, ObjectInfo, PutMode, Storage, TEMP_PREFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::pagecache;
 
@@ -18,8 +18,26 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
+    /// The storage of the directory `root`, which need not exist yet (then
+    /// it holds no objects, and the first `put` creates it).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// Creates the directory of a new repository, with its `packs/` and
+    /// `snapshots/` directories, durably. Refuses a directory that already
+    /// holds anything ([`Error::RepoDirNotEmpty`]): a repository never
+    /// shares its directory with other files.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if root.exists() && fs::read_dir(&root).at(&root)?.next().is_some() {
+            return Err(Error::RepoDirNotEmpty { path: root });
+        }
+        create_dir_durably(&root)?;
+        for dir in ["packs", "snapshots"] {
+            create_dir_durably(&root.join(dir))?;
+        }
+        Ok(Self { root })
     }
 
     pub fn root(&self) -> &Path {
@@ -27,22 +45,16 @@ impl LocalStorage {
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf> {
-        let valid = !key.is_empty()
-            && !key.starts_with('/')
-            && key.split('/').all(|part| {
-                !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-")
-            });
-        if !valid {
-            return Err(Error::InvalidArgument(format!(
-                "invalid object key `{key}`"
-            )));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
 }
 
+/// The contract's "not found": also when a component of the path is a file
+/// (the repository path names a file, or a damaged layout), since no object
+/// can be under it either.
 fn not_found_or(key: &str, path: PathBuf, e: std::io::Error) -> Error {
-    if e.kind() == ErrorKind::NotFound {
+    if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) {
         Error::ObjectNotFound {
             key: key.to_string(),
         }
@@ -52,12 +64,19 @@ fn not_found_or(key: &str, path: PathBuf, e: std::io::Error) -> Error {
 }
 
 impl Storage for LocalStorage {
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+    fn put_with(&self, key: &str, data: &[u8], mode: PutMode) -> Result<()> {
         let path = self.path_of(key)?;
         if let Some(dir) = path.parent() {
             create_dir_durably(dir)?;
         }
-        write_durably(&path, data)
+        match write_via_temp(&path, data, mode) {
+            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
+                Err(Error::ObjectExists {
+                    key: key.to_string(),
+                })
+            }
+            other => other,
+        }
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
@@ -73,29 +92,36 @@ impl Storage for LocalStorage {
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path_of(key)?;
         let file = File::open(&path).map_err(|e| not_found_or(key, path.clone(), e))?;
-        // Checked before allocating: the range may come from a damaged
-        // catalog row. Past the end means a truncated object (damage).
-        let size = file.metadata().at(&path)?.len();
-        if offset.checked_add(len).is_none_or(|end| end > size) {
-            return Err(Error::io(
-                &path,
-                std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    format!("range {offset}+{len} is past the end of the {size}-byte object"),
-                ),
-            ));
-        }
+        check_range(key, offset, len, file.metadata().at(&path)?.len())?;
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, offset).at(&path)?;
         forget_streamed(&file, offset, buf.len());
         Ok(buf)
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        list_into(&self.root, prefix, &mut out)?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+    fn head(&self, key: &str) -> Result<u64> {
+        let path = self.path_of(key)?;
+        let meta = fs::metadata(&path).map_err(|e| not_found_or(key, path.clone(), e))?;
+        if meta.is_dir() {
+            return Err(Error::ObjectNotFound {
+                key: key.to_string(),
+            });
+        }
+        Ok(meta.len())
+    }
+
+    fn list_each(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<()>,
+    ) -> Result<()> {
+        let enter = |sub: &str| sub.starts_with(prefix) || prefix.starts_with(sub);
+        walk_files(&self.root, "", &enter, &mut |key, name, size| {
+            if name.starts_with(TEMP_PREFIX) || !key.starts_with(prefix) {
+                return Ok(());
+            }
+            visit(ObjectInfo { key, size })
+        })
     }
 
     fn delete(&self, key: &str) -> Result<()> {
@@ -103,10 +129,27 @@ impl Storage for LocalStorage {
         remove_durably(&path)
     }
 
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
     fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        temp_files_into(&self.root, &mut out)?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        walk_files(
+            &self.root,
+            "",
+            &|sub| sub != LOCKS_DIR,
+            &mut |key, name, size| {
+                if name.starts_with(TEMP_PREFIX) {
+                    out.push(ObjectInfo { key, size });
+                }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -126,8 +169,6 @@ impl Storage for LocalStorage {
     }
 }
 
-/// Temp files of `write_durably` start with this.
-const TEMP_PREFIX: &str = ".tmp-";
 /// Lock objects are written without holding a lock, so their temp files may
 /// belong to a live writer; `leftovers` never looks there.
 const LOCKS_DIR: &str = "locks/";
@@ -140,56 +181,56 @@ fn remove_durably(path: &Path) -> Result<()> {
     }
 }
 
-/// Walks the files under `dir` (whose key prefix is `rel`), entering a
-/// subdirectory only when `enter(its key prefix)` says so, and passes each
-/// file's key, name and size to `visit`. The one walker behind `list` and
-/// `leftovers`.
+/// Walks the files under `dir` (whose key prefix is `rel`) in ascending
+/// order of their keys, entering a subdirectory only when `enter(its key
+/// prefix)` says so, and passes each file's key, name and size to `visit`.
+/// The one walker behind `list_each` and `leftovers`.
 fn walk_files(
     dir: &Path,
     rel: &str,
     enter: &dyn Fn(&str) -> bool,
-    visit: &mut dyn FnMut(String, &str, u64),
+    visit: &mut dyn FnMut(String, &str, u64) -> Result<()>,
 ) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(())
+        }
         Err(e) => return Err(Error::io(dir, e)),
     };
+    // (name as it sorts among keys, name, is a directory, size): a
+    // directory sorts as `name/`, so that visiting each directory's entries
+    // in this order yields all keys in byte order (`a.b` < `a/x` < `a0`).
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.at(dir)?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Deleted since `read_dir` (a lock released meanwhile).
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(entry.path(), e)),
+        };
+        let order = if meta.is_dir() {
+            format!("{name}/")
+        } else {
+            name.clone()
+        };
+        found.push((order, name, meta.is_dir(), meta.len()));
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, name, is_dir, size) in found {
         let key = format!("{rel}{name}");
-        let meta = entry.metadata().at(entry.path())?;
-        if meta.is_dir() {
+        if is_dir {
             let sub = format!("{key}/");
             if enter(&sub) {
-                walk_files(&entry.path(), &sub, enter, visit)?;
+                walk_files(&dir.join(&name), &sub, enter, visit)?;
             }
         } else {
-            visit(key, &name, meta.len());
+            visit(key, &name, size)?;
         }
     }
     Ok(())
-}
-
-/// The temp files under `dir`, skipping `locks/`.
-fn temp_files_into(dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
-    walk_files(dir, "", &|sub| sub != LOCKS_DIR, &mut |key, name, size| {
-        if name.starts_with(TEMP_PREFIX) {
-            out.push(ObjectInfo { key, size });
-        }
-    })
-}
-
-/// The objects under `dir` whose keys start with `prefix`, descending only
-/// into directories that can hold such keys. Temp files are skipped.
-fn list_into(dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
-    let enter = |sub: &str| sub.starts_with(prefix) || prefix.starts_with(sub);
-    walk_files(dir, "", &enter, &mut |key, name, size| {
-        if !name.starts_with(TEMP_PREFIX) && key.starts_with(prefix) {
-            out.push(ObjectInfo { key, size });
-        }
-    })
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -199,6 +240,13 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// rename over `path` → fsync the directory. On error the temp file is
 /// removed and any existing file at `path` is untouched.
 pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
+    write_via_temp(path, data, PutMode::Overwrite)
+}
+
+/// [`write_durably`], or with [`PutMode::CreateNew`] the same but the final
+/// step cannot replace an existing file: it fails with an
+/// `ErrorKind::AlreadyExists` I/O error instead.
+fn write_via_temp(path: &Path, data: &[u8], mode: PutMode) -> Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -220,13 +268,53 @@ pub fn write_durably(path: &Path, data: &[u8]) -> Result<()> {
         // Written once, read rarely: see `crate::pagecache`.
         pagecache::drop_range(&file, 0, 0);
         drop(file);
-        fs::rename(&tmp, path).at(path)?;
+        match mode {
+            PutMode::Overwrite => fs::rename(&tmp, path).at(path)?,
+            PutMode::CreateNew => rename_noreplace(&tmp, path).at(path)?,
+        }
         sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), in one
+/// atomic step: `renameat2(RENAME_NOREPLACE)`, or where the filesystem lacks
+/// it, a hard link (which never replaces either) and removing `from`.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+        let (from_c, to_c) = (c(from)?, c(to)?);
+        // SAFETY: both are NUL-terminated paths that live across the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+        ) {
+            return Err(e);
+        }
+    }
+    fs::hard_link(from, to)?;
+    // The object exists now; a temp name left behind is only a leftover.
+    let _ = fs::remove_file(from);
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents, fsyncing each parent whose entry
@@ -280,31 +368,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn put_get_range_list_delete() {
+    fn passes_the_storage_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalStorage::new(dir.path());
-        s.put("packs/ab/x.pack", b"0123456789").unwrap();
-        s.put("snapshots/y.snap", b"abc").unwrap();
-        assert_eq!(s.get("packs/ab/x.pack").unwrap(), b"0123456789");
-        assert_eq!(s.get_range("packs/ab/x.pack", 2, 3).unwrap(), b"234");
+        crate::storage::contract_tests::run(&LocalStorage::new(dir.path().join("repo")));
+    }
+
+    /// A repository path that names a file, or a layout damaged so that a
+    /// directory is a file, holds no objects: not found, not an I/O error
+    /// callers would have to pick apart.
+    #[test]
+    fn a_file_in_the_way_means_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), b"x").unwrap();
+        let s = LocalStorage::new(dir.path().join("file"));
+        assert!(matches!(s.get("config"), Err(Error::ObjectNotFound { .. })));
         assert!(matches!(
-            s.get_range("packs/ab/x.pack", 8, 3),
-            Err(Error::Io { .. })
-        ));
-        let keys: Vec<_> = s
-            .list("packs/")
-            .unwrap()
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
-        assert_eq!(keys, ["packs/ab/x.pack"]);
-        assert_eq!(s.list("").unwrap().len(), 2);
-        s.delete("packs/ab/x.pack").unwrap();
-        s.delete("packs/ab/x.pack").unwrap();
-        assert!(matches!(
-            s.get("packs/ab/x.pack"),
+            s.head("config"),
             Err(Error::ObjectNotFound { .. })
         ));
+        assert!(s.list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn create_refuses_a_non_empty_directory_and_lays_out_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("x"), b"x").unwrap();
+        assert!(matches!(
+            LocalStorage::create(dir.path()),
+            Err(Error::RepoDirNotEmpty { .. })
+        ));
+        let s = LocalStorage::create(dir.path().join("new")).unwrap();
+        assert!(s.root().join("packs").is_dir() && s.root().join("snapshots").is_dir());
+    }
+
+    /// Exclusive creation leaves no temp file behind, in `locks/` (where
+    /// `leftovers` never looks) too.
+    #[test]
+    fn create_new_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        s.put_with("locks/a.lock", b"1", PutMode::CreateNew)
+            .unwrap();
+        assert!(s
+            .put_with("locks/a.lock", b"2", PutMode::CreateNew)
+            .is_err());
+        let names: Vec<_> = fs::read_dir(dir.path().join("locks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.lock"]);
     }
 
     #[test]

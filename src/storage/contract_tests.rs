@@ -1,0 +1,142 @@
+//! The storage contract as one test every backend runs (`run`), so Local,
+//! Memory and later backends are held to exactly the same behaviour.
+
+use super::{ObjectInfo, PutMode, Storage};
+use crate::error::Error;
+
+/// Runs every contract check against `s`, which must start out empty.
+pub(crate) fn run(s: &dyn Storage) {
+    put_get_and_overwrite(s);
+    ranges_and_truncation(s);
+    missing_objects(s);
+    create_new_is_exclusive(s);
+    list_by_prefix_sorted(s);
+    delete_is_idempotent(s);
+    invalid_keys_are_refused(s);
+}
+
+fn keys(objs: Vec<ObjectInfo>) -> Vec<String> {
+    objs.into_iter().map(|o| o.key).collect()
+}
+
+fn put_get_and_overwrite(s: &dyn Storage) {
+    s.put("c/obj", b"first").unwrap();
+    assert_eq!(s.get("c/obj").unwrap(), b"first");
+    s.put_with("c/obj", b"second!", PutMode::Overwrite).unwrap();
+    assert_eq!(s.get("c/obj").unwrap(), b"second!");
+    assert_eq!(s.head("c/obj").unwrap(), 7);
+    s.put("c/empty", b"").unwrap();
+    assert_eq!(s.get("c/empty").unwrap(), b"");
+    assert_eq!(s.head("c/empty").unwrap(), 0);
+    for key in ["c/obj", "c/empty"] {
+        s.delete(key).unwrap();
+    }
+}
+
+fn ranges_and_truncation(s: &dyn Storage) {
+    s.put("r/x", b"0123456789").unwrap();
+    assert_eq!(s.get_range("r/x", 2, 3).unwrap(), b"234");
+    assert_eq!(s.get_range("r/x", 0, 10).unwrap(), b"0123456789");
+    assert_eq!(s.get_range("r/x", 10, 0).unwrap(), b"");
+    for (offset, len) in [(8, 3), (11, 0), (u64::MAX, 2), (0, u64::MAX)] {
+        match s.get_range("r/x", offset, len) {
+            Err(Error::ObjectTruncated { key, size, .. }) => {
+                assert_eq!((key.as_str(), size), ("r/x", 10), "{offset}+{len}")
+            }
+            other => panic!("{offset}+{len}: {other:?}"),
+        }
+    }
+    s.delete("r/x").unwrap();
+}
+
+fn missing_objects(s: &dyn Storage) {
+    let not_found = |r: crate::Result<()>| {
+        assert!(
+            matches!(&r, Err(Error::ObjectNotFound { key }) if key == "m/none"),
+            "{r:?}"
+        )
+    };
+    not_found(s.get("m/none").map(drop));
+    not_found(s.get_range("m/none", 0, 1).map(drop));
+    not_found(s.head("m/none").map(drop));
+}
+
+fn create_new_is_exclusive(s: &dyn Storage) {
+    s.put_with("n/lock", b"mine", PutMode::CreateNew).unwrap();
+    match s.put_with("n/lock", b"theirs", PutMode::CreateNew) {
+        Err(Error::ObjectExists { key }) => assert_eq!(key, "n/lock"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.get("n/lock").unwrap(),
+        b"mine",
+        "the loser changed nothing"
+    );
+    s.delete("n/lock").unwrap();
+    s.put_with("n/lock", b"again", PutMode::CreateNew).unwrap();
+    s.delete("n/lock").unwrap();
+}
+
+fn list_by_prefix_sorted(s: &dyn Storage) {
+    // `a.b` < `a/x` < `a0` in byte order: a backend walking directories
+    // must not list a directory's keys before a sibling that sorts first.
+    for key in ["l/a0", "l/a/x", "l/a.b", "l/a/y/z", "lz", "l/b"] {
+        s.put(key, key.as_bytes()).unwrap();
+    }
+    assert_eq!(
+        keys(s.list("l/").unwrap()),
+        ["l/a.b", "l/a/x", "l/a/y/z", "l/a0", "l/b"]
+    );
+    assert_eq!(keys(s.list("l/a/").unwrap()), ["l/a/x", "l/a/y/z"]);
+    assert_eq!(
+        keys(s.list("l/a").unwrap()).len(),
+        4,
+        "a prefix need not end in /"
+    );
+    assert_eq!(keys(s.list("l").unwrap()).len(), 6);
+    assert!(s.list("nothing/").unwrap().is_empty());
+    let sized = s.list("l/b").unwrap();
+    assert_eq!(
+        sized,
+        [ObjectInfo {
+            key: "l/b".into(),
+            size: 3
+        }]
+    );
+
+    // Streaming: the visitor may stop the listing with an error.
+    let mut seen = 0;
+    let stopped = s.list_each("l/", &mut |_| {
+        seen += 1;
+        match seen {
+            2 => Err(Error::InvalidArgument("stop".into())),
+            _ => Ok(()),
+        }
+    });
+    assert!(matches!(stopped, Err(Error::InvalidArgument(_))));
+    assert_eq!(seen, 2);
+    for key in ["l/a0", "l/a/x", "l/a.b", "l/a/y/z", "lz", "l/b"] {
+        s.delete(key).unwrap();
+    }
+}
+
+fn delete_is_idempotent(s: &dyn Storage) {
+    s.put("d/x", b"x").unwrap();
+    s.delete("d/x").unwrap();
+    s.delete("d/x").unwrap();
+    s.delete("d/never").unwrap();
+    assert!(matches!(s.get("d/x"), Err(Error::ObjectNotFound { .. })));
+    assert!(s.list("").unwrap().is_empty(), "every check cleans up");
+}
+
+fn invalid_keys_are_refused(s: &dyn Storage) {
+    for key in [
+        "", "/abs", "a//b", "a/./b", "../x", "a/../b", "a/.tmp-x", ".tmp-y",
+    ] {
+        assert!(
+            matches!(s.put(key, b"x"), Err(Error::InvalidArgument(_))),
+            "{key:?}"
+        );
+        assert!(s.get(key).is_err(), "{key:?}");
+    }
+}
