@@ -20,6 +20,8 @@ mod commands;
 mod crash;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/fixture.rs"]
+mod fixture;
 #[path = "cli/forget.rs"]
 mod forget;
 #[path = "cli/gc.rs"]
