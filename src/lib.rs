@@ -40,6 +40,7 @@
 //! [`gc`] deletes and repacks the packs they leave unused.
 
 pub mod bench;
+pub mod blob;
 pub mod byteplane;
 pub mod catalog;
 pub mod check;
