@@ -1,9 +1,10 @@
 //! The blob layer: the one place a chunk's bytes become what a pack stores
-//! and back. [`seal_chunk`] turns cut bytes into a [`SealedChunk`];
-//! [`open_chunk`] turns stored bytes back into the chunk and checks they
-//! hash to its id. Below it, [`codec`] is the compression layer; above it,
-//! [`read_chunks`] and its siblings are the one chunk reader (restore, cat,
-//! verify and gc's repack read through them).
+//! and back. [`seal_chunk`] (and [`HashedBatch::seal`], its batch form)
+//! turns cut bytes into a [`SealedChunk`]; [`open_chunk`] turns stored bytes
+//! back into the chunk and checks they hash to its id. Below it, [`codec`]
+//! is the compression layer; above it, every reader (restore, cat, verify,
+//! `check --read-data`, repair's salvage, gc's repack) and every writer
+//! (snapshot, bench) goes through here.
 //!
 //! Invariant: no bytes leave [`open_chunk`] unless they hash to the id the
 //! pack trailer (or catalog) names, so damage is always a typed
@@ -15,6 +16,7 @@ use crate::catalog::ChunkLocation;
 use crate::codec::{self, Codec, Hint};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
+use crate::ingest::{Batch, Piece};
 use crate::pack::{self, PackEntry};
 use crate::storage::Storage;
 
@@ -36,13 +38,14 @@ pub fn chunk_id(raw: &[u8]) -> ChunkId {
 /// Seals `raw` at zstd `level` as `hint` suggests (see [`codec::encode`]).
 ///
 /// Next step: encryption wraps exactly this function (with the private
-/// `seal_with_id` under it) and [`open_chunk`];
+/// `seal_with_id` under it, which batch sealing shares) and [`open_chunk`];
 /// nothing else turns chunk bytes into stored bytes or back.
 pub fn seal_chunk(raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
     seal_with_id(chunk_id(raw), raw, level, hint)
 }
 
-/// [`seal_chunk`] for bytes whose id is already known.
+/// [`seal_chunk`] for bytes whose id is already known (a batch is hashed
+/// before dedup, and only the chunks dedup keeps are sealed).
 fn seal_with_id(id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
     let (codec, stored) = codec::encode(raw, level, hint);
     SealedChunk {
@@ -67,6 +70,63 @@ pub fn open_chunk(pack: &PackId, entry: &PackEntry, stored: &[u8]) -> Result<Vec
         return Err(corrupt("content does not match its id".into()));
     }
     Ok(raw)
+}
+
+/// One chunk of a batch as cut: the file it belongs to, its bytes (borrowed
+/// from the batch buffer, never copied), and its codec hint.
+#[derive(Debug, Clone, Copy)]
+pub struct CutChunk<'b> {
+    pub file: usize,
+    pub data: &'b [u8],
+    pub hint: Hint,
+}
+
+/// A batch's chunks in cut order with their ids, hashed in parallel. The
+/// caller decides which are new (snapshot: the catalog and this run; bench:
+/// the chunks seen so far), then seals only those with [`HashedBatch::seal`].
+pub struct HashedBatch<'b> {
+    pub chunks: Vec<CutChunk<'b>>,
+    pub ids: Vec<ChunkId>,
+}
+
+impl<'b> HashedBatch<'b> {
+    pub fn new(batch: &'b Batch) -> Self {
+        let chunks: Vec<CutChunk> = batch
+            .pieces
+            .iter()
+            .filter_map(|p| match *p {
+                Piece::Chunk {
+                    file,
+                    start,
+                    len,
+                    hint,
+                } => Some(CutChunk {
+                    file,
+                    data: &batch.data[start..start + len],
+                    hint,
+                }),
+                Piece::FileDone { .. } => None,
+            })
+            .collect();
+        let ids = chunks.par_iter().map(|c| chunk_id(c.data)).collect();
+        Self { chunks, ids }
+    }
+
+    /// Seals the chunks at the indices `which`, in parallel, in that order.
+    pub fn seal(&self, which: &[usize], level: i32) -> Vec<SealedChunk> {
+        which
+            .par_iter()
+            .map(|&i| {
+                let c = &self.chunks[i];
+                seal_with_id(self.ids[i], c.data, level, c.hint)
+            })
+            .collect()
+    }
+
+    /// The bytes of all chunks of the batch.
+    pub fn raw_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.data.len() as u64).sum()
+    }
 }
 
 /// Reads, opens and verifies one chunk. Takes storage rather than a
