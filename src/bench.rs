@@ -4,7 +4,8 @@
 //!
 //! The pipeline is the snapshot's own: [`walk`] → [`ingest`] (the reader
 //! thread: FastCDC with forced tensor cuts, SHA-256, codec hints) → BLAKE3 →
-//! dedup → [`codec::encode`]; only packs, catalog and manifest are left out.
+//! dedup → sealing ([`HashedBatch`], the blob layer's, as a snapshot does);
+//! only packs, catalog and manifest are left out.
 //! Versions are taken in the order given: a chunk is *new* the first time
 //! any version produces it, as if each version were snapshotted in turn into
 //! one fresh repository.
@@ -27,14 +28,14 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::blob::HashedBatch;
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::codec::{self, Hint};
+use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ChunkId;
-use crate::ingest::{self, Batch, Piece, ReadJob};
+use crate::ingest::{self, Batch, ReadJob};
 use crate::manifest::EntryKind;
 use crate::progress::Progress;
 use crate::shape::FileShape;
@@ -404,20 +405,8 @@ impl<'l> Pass<'l> {
     /// Hashes a batch's chunks, keeps the unseen ones, encodes those at
     /// every level (in parallel, as a snapshot does), and tallies.
     fn take(&mut self, plan: &Plan, batch: &Batch, progress: &dyn Progress) -> Result<()> {
-        let chunks: Vec<(usize, &[u8], Hint)> = batch
-            .pieces
-            .iter()
-            .filter_map(|p| match *p {
-                Piece::Chunk {
-                    file,
-                    start,
-                    len,
-                    hint,
-                } => Some((file, &batch.data[start..start + len], hint)),
-                Piece::FileDone { .. } => None,
-            })
-            .collect();
-        let ids: Vec<ChunkId> = chunks.par_iter().map(|c| ChunkId::of(c.1)).collect();
+        let hashed = HashedBatch::new(batch);
+        let ids = &hashed.ids;
         let fresh: Vec<usize> = (0..ids.len())
             .filter(|&i| self.seen.insert(ids[i]))
             .collect();
@@ -426,17 +415,15 @@ impl<'l> Pass<'l> {
         let mut stored = vec![0u64; fresh.len() * n];
         for (l, &level) in self.levels.iter().enumerate() {
             let t = Instant::now();
-            let lens: Vec<u64> = fresh
-                .par_iter()
-                .map(|&i| codec::encode(chunks[i].1, level, chunks[i].2).1.len() as u64)
-                .collect();
+            let sealed = hashed.seal(&fresh, level);
+            let lens: Vec<u64> = sealed.iter().map(|s| s.stored.len() as u64).collect();
             self.encoding[l] += t.elapsed();
             for (k, len) in lens.into_iter().enumerate() {
                 stored[k * n + l] = len;
             }
         }
         let mut next_fresh = fresh.iter().enumerate().peekable();
-        for (i, &(file, data, _)) in chunks.iter().enumerate() {
+        for (i, c) in hashed.chunks.iter().enumerate() {
             let enc = match next_fresh.peek() {
                 Some(&(k, &j)) if j == i => {
                     next_fresh.next();
@@ -444,9 +431,9 @@ impl<'l> Pass<'l> {
                 }
                 _ => None,
             };
-            self.tally(plan, file, data.len() as u64, enc);
+            self.tally(plan, c.file, c.data.len() as u64, enc);
         }
-        progress.advance(chunks.iter().map(|c| c.1.len() as u64).sum());
+        progress.advance(hashed.raw_bytes());
         Ok(())
     }
 

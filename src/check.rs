@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::blob;
 use crate::catalog::{now_ns, ChunkLocation, Integrity, SnapshotFilter, SnapshotInfo};
-use crate::codec::{self, Codec};
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::lock::Lock;
@@ -462,13 +463,12 @@ fn check_pack(
         for e in &entries {
             out.chunks_read += 1;
             let stored = &bytes[e.offset as usize..][..e.stored_len as usize];
-            let verdict = codec::decode(e.codec, stored, e.raw_len as usize).and_then(|raw| {
-                if ChunkId::of(&raw) == e.chunk {
-                    Ok(())
-                } else {
-                    Err("content does not match its id".into())
-                }
-            });
+            let verdict = blob::open_chunk(&p.id, e, stored)
+                .map(drop)
+                .map_err(|err| match err {
+                    Error::CorruptChunk { reason, .. } => reason,
+                    other => other.to_string(),
+                });
             if let Err(reason) = verdict {
                 out.problems.push((
                     Problem::ChunkCorrupt {

@@ -54,6 +54,7 @@ use rayon::prelude::*;
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::blob::read_stored_chunk;
 use crate::catalog::{now_ns, ChunkLocation, Integrity, MarkSet, SnapshotFilter};
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
@@ -61,7 +62,7 @@ use crate::lock::Lock;
 use crate::manifest::{self, Manifest};
 use crate::pack::{self, PackEntry, PackWriter, SealedPack};
 use crate::progress::Progress;
-use crate::repository::{read_stored_chunk, Repository};
+use crate::repository::Repository;
 use crate::storage::ObjectInfo;
 
 /// Repack a pack when more than this share of it is unused.

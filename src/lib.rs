@@ -28,18 +28,23 @@
 //! compare chunk sizes and levels on successive versions of a file tree.
 //!
 //! The path of a byte through a snapshot, by module: [`walk`] → [`ingest`]
-//! (read, [`chunker`], SHA-256) → [`snapshot`] (BLAKE3, dedup, [`codec`]) →
-//! [`pack`] → [`catalog`] + [`manifest`]; and back: [`selector`] →
-//! [`restore`]. Every byte a repository keeps goes through
-//! [`storage::Storage`] (a directory: [`storage::LocalStorage`]; tests and
-//! scratch use: [`storage::MemoryStorage`]); the catalog, a rebuildable
-//! cache, lives where a [`CatalogLocation`] says.
+//! (read, [`chunker`], SHA-256) → [`snapshot`] (dedup) with [`blob`]
+//! (BLAKE3 id, sealing by [`codec`]) → [`pack`] → [`catalog`] +
+//! [`manifest`]; and back: [`selector`] → [`restore`] → [`blob`] (read,
+//! open, verify). [`blob`] is the one place chunk bytes become stored bytes
+//! and back: every chunk reader (restore, cat, verify, check, repair, gc)
+//! and writer (snapshot, bench) goes through it, so encryption goes there.
+//! Every byte a repository keeps goes through [`storage::Storage`] (a
+//! directory: [`storage::LocalStorage`]; tests and scratch use:
+//! [`storage::MemoryStorage`]); the catalog, a rebuildable cache, lives
+//! where a [`CatalogLocation`] says.
 //!
 //! Giving space back: [`retention`] decides which snapshots a policy keeps
 //! (policies may be stored, [`policy`]), [`forget`] removes the others, and
 //! [`gc`] deletes and repacks the packs they leave unused.
 
 pub mod bench;
+pub mod blob;
 pub mod byteplane;
 pub mod catalog;
 pub mod check;

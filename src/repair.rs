@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashSet};
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::blob;
 use crate::check::{self, CheckOptions, Problem};
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::lock::Lock;
@@ -129,8 +129,7 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             else {
                 continue;
             };
-            let ok = codec::decode(e.codec, stored, e.raw_len as usize)
-                .is_ok_and(|raw| ChunkId::of(&raw) == e.chunk);
+            let ok = blob::open_chunk(id, e, stored).is_ok();
             if ok && seen.insert(e.chunk) {
                 writer.add(e.chunk, e.codec, e.raw_len, stored);
             }

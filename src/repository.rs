@@ -10,15 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use crate::catalog::location::{CatalogFile, CatalogLocation};
 use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
-use crate::codec;
 use crate::config::{self, RepoConfig};
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
-use crate::pack;
 use crate::progress::Progress;
 use crate::selector;
 use crate::snapshot::{self, SnapshotOptions, SnapshotReport};
@@ -267,97 +263,6 @@ fn repository_id(config: &RepoConfig, bytes: &[u8]) -> String {
     } else {
         blake3::hash(bytes).to_hex()[..32].to_string()
     }
-}
-
-/// Reads, decodes and verifies one chunk. Takes storage rather than a
-/// `Repository` so restore workers can call it from many threads.
-pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
-    read_verified(storage, loc).map(|(_, raw)| raw)
-}
-
-/// Reads one chunk's stored bytes (as in the pack, possibly compressed)
-/// after verifying that they decode to the chunk; `gc` copies these into new
-/// packs, so a repack never recompresses and never copies damage.
-pub fn read_stored_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
-    read_verified(storage, loc).map(|(stored, _)| stored)
-}
-
-/// The stored and the decoded bytes of a chunk whose id has been checked.
-fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>, Vec<u8>)> {
-    let e = &loc.entry;
-    let stored = fetch(storage, loc, e.offset, e.stored_len as u64)?;
-    let raw = decode_chunk(loc, &stored)?;
-    Ok((stored, raw))
-}
-
-/// Reads `len` bytes at `offset` of `loc`'s pack; a missing or truncated
-/// pack is damage to the chunk `loc` names.
-fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Vec<u8>> {
-    match storage.get_range(&pack::key(&loc.pack), offset, len) {
-        Err(Error::ObjectTruncated { .. }) => Err(corrupt(loc, "pack is truncated")),
-        Err(Error::ObjectNotFound { .. }) => Err(corrupt(loc, "pack is missing")),
-        other => other,
-    }
-}
-
-fn corrupt(loc: &ChunkLocation, reason: impl Into<String>) -> Error {
-    Error::CorruptChunk {
-        chunk: loc.entry.chunk,
-        pack: loc.pack,
-        reason: reason.into(),
-    }
-}
-
-/// Decodes a chunk's stored bytes and checks they hash to its id.
-fn decode_chunk(loc: &ChunkLocation, stored: &[u8]) -> Result<Vec<u8>> {
-    let e = &loc.entry;
-    let raw = codec::decode(e.codec, stored, e.raw_len as usize).map_err(|r| corrupt(loc, r))?;
-    if ChunkId::of(&raw) != e.chunk {
-        return Err(corrupt(loc, "content does not match its id"));
-    }
-    Ok(raw)
-}
-
-/// Reads, decodes and verifies `locs` in order. Chunks stored back to back
-/// in one pack (the usual case for a file snapshotted in one go) are read
-/// with one range request per run; decoding runs in parallel.
-pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
-    let mut runs: Vec<&[ChunkLocation]> = Vec::new();
-    let mut start = 0;
-    for i in 1..=locs.len() {
-        let contiguous = i < locs.len() && {
-            let (prev, next) = (&locs[i - 1], &locs[i]);
-            prev.pack == next.pack
-                && prev.entry.offset + prev.entry.stored_len as u64 == next.entry.offset
-        };
-        if !contiguous {
-            runs.push(&locs[start..i]);
-            start = i;
-        }
-    }
-    let spans: Vec<Vec<u8>> = runs
-        .par_iter()
-        .map(|run| {
-            let (first, last) = (&run[0].entry, &run[run.len() - 1].entry);
-            let end = last.offset + last.stored_len as u64;
-            fetch(storage, &run[0], first.offset, end - first.offset)
-        })
-        .collect::<Result<_>>()?;
-    let pieces: Vec<(&ChunkLocation, &[u8])> = runs
-        .iter()
-        .zip(&spans)
-        .flat_map(|(run, span)| {
-            let base = run[0].entry.offset;
-            run.iter().map(move |l| {
-                let at = (l.entry.offset - base) as usize;
-                (l, &span[at..at + l.entry.stored_len as usize])
-            })
-        })
-        .collect();
-    pieces
-        .par_iter()
-        .map(|(loc, stored)| decode_chunk(loc, stored))
-        .collect()
 }
 
 /// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:

@@ -21,13 +21,14 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::blob::read_chunks;
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::lock::Lock;
 use crate::manifest::{EntryKind, FileEntry};
 use crate::pagecache::WriteBehind;
 use crate::progress::Progress;
-use crate::repository::{read_chunks, Repository};
+use crate::repository::Repository;
 use crate::storage::Storage;
 
 /// Chunks fetched and decoded in parallel before being written in order.

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::blob::HashedBatch;
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::chunker::Chunker;
-use crate::codec::{self, Codec, Hint};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
 use crate::ingest::{self, Batch, Piece, ReadJob};
@@ -381,35 +381,21 @@ impl<'r> Storer<'r> {
         files: &mut [FileEntry],
         progress: &dyn Progress,
     ) -> Result<()> {
-        let chunks: Vec<(Hint, &[u8])> = batch
-            .pieces
-            .iter()
-            .filter_map(|p| match *p {
-                Piece::Chunk {
-                    start, len, hint, ..
-                } => Some((hint, &batch.data[start..start + len])),
-                Piece::FileDone { .. } => None,
-            })
-            .collect();
-        let ids: Vec<ChunkId> = chunks.par_iter().map(|(_, d)| ChunkId::of(d)).collect();
-        let known = self.repo.catalog().existing(&ids)?;
+        let hashed = HashedBatch::new(batch);
+        let ids = &hashed.ids;
+        let known = self.repo.catalog().existing(ids)?;
         let mut fresh = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             if !known.contains(id) && self.stored.insert(*id) {
                 fresh.push(i);
             }
         }
-        let level = self.level;
-        let encoded: Vec<(Codec, Vec<u8>)> = fresh
-            .par_iter()
-            .map(|&i| codec::encode(chunks[i].1, level, chunks[i].0))
-            .collect();
-        for (&i, (codec, stored)) in fresh.iter().zip(encoded) {
+        for sealed in hashed.seal(&fresh, self.level) {
             self.pack
-                .add(ids[i], codec, chunks[i].1.len() as u32, &stored);
+                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
             self.totals.chunks_new += 1;
-            self.totals.added_raw += chunks[i].1.len() as u64;
-            self.totals.added_stored += stored.len() as u64;
+            self.totals.added_raw += sealed.raw_len as u64;
+            self.totals.added_stored += sealed.stored.len() as u64;
             if self.pack.is_full() {
                 self.seal()?;
             }
@@ -423,7 +409,7 @@ impl<'r> Storer<'r> {
                 Piece::FileDone { .. } => {}
             }
         }
-        progress.advance(chunks.iter().map(|(_, d)| d.len() as u64).sum());
+        progress.advance(hashed.raw_bytes());
         Ok(())
     }
 

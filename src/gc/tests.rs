@@ -60,14 +60,14 @@ fn assert_all_chunks_read(repo: &Repository) {
     for snap in repo.snapshots(&SnapshotFilter::default()).unwrap() {
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                crate::repository::read_chunk(repo.storage(), &loc).unwrap();
+                crate::blob::read_chunk(repo.storage(), &loc).unwrap();
             }
         }
     }
     for obj in repo.storage().list("packs/").unwrap() {
         let pack = pack::id_from_key(&obj.key).unwrap();
         for entry in pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
-            crate::repository::read_chunk(repo.storage(), &ChunkLocation { pack, entry }).unwrap();
+            crate::blob::read_chunk(repo.storage(), &ChunkLocation { pack, entry }).unwrap();
         }
     }
 }

@@ -680,7 +680,7 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
         v.snapshots += 1;
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                cairn::repository::read_chunk(repo.storage(), &loc).unwrap();
+                cairn::blob::read_chunk(repo.storage(), &loc).unwrap();
                 v.live_chunks += 1;
             }
         }
@@ -695,7 +695,7 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
         );
         for entry in cairn::pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
             let loc = cairn::catalog::ChunkLocation { pack, entry };
-            cairn::repository::read_chunk(repo.storage(), &loc).unwrap();
+            cairn::blob::read_chunk(repo.storage(), &loc).unwrap();
             v.pack_chunks += 1;
         }
         v.packs += 1;
