@@ -14,6 +14,7 @@ pub(crate) use packs::{PackRow, ReferenceScan};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -158,9 +159,13 @@ pub struct SnapshotFilter {
     pub tag: Option<String>,
 }
 
-/// An open catalog database.
+/// An open catalog database. One connection behind a mutex, so a catalog
+/// can be shared between threads: gc's mark set is a temp table, which
+/// exists only on the connection that made it. Every operation takes the
+/// lock once and holds it for its whole statement or transaction (cached
+/// statements live in the connection), never per row.
 pub struct Catalog {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -202,7 +207,7 @@ impl Catalog {
             source,
         })?;
         let catalog = Catalog {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
         };
         catalog.init()?;
@@ -271,9 +276,10 @@ impl Catalog {
         &self.path
     }
 
-    /// The connection. Only the catalog's own operations run SQL.
-    fn lock(&self) -> &Connection {
-        &self.conn
+    /// The connection, for as long as the guard lives. A poisoned lock
+    /// is taken anyway: a panic mid-transaction rolled it back on unwind.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Maps a SQLite error to [`Error::Catalog`] naming this database.
