@@ -408,7 +408,22 @@ impl Catalog {
 
     /// Where a chunk is stored, if anywhere.
     pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        self.locate_on(&self.lock(), id)
+    }
+
+    /// Where each chunk lives, in order, under one lock (restore asks for
+    /// whole files at a time); a chunk the catalog lacks is an error.
+    pub fn locate_all(&self, ids: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
         let conn = self.lock();
+        ids.iter()
+            .map(|id| {
+                self.locate_on(&conn, id)?
+                    .ok_or(Error::ChunkMissing { chunk: *id })
+            })
+            .collect()
+    }
+
+    fn locate_on(&self, conn: &Connection, id: &ChunkId) -> Result<Option<ChunkLocation>> {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT p.pack_id, c.offset, c.stored_len, c.raw_len, c.codec
