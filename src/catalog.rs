@@ -746,4 +746,34 @@ mod tests {
         }
         assert!(cat.existing(&[]).unwrap().is_empty());
     }
+
+    #[test]
+    fn threads_share_one_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let ids: Vec<ChunkId> = (0..400u32).map(|i| ChunkId::of(&i.to_le_bytes())).collect();
+        std::thread::scope(|s| {
+            for (n, group) in ids.chunks(100).enumerate() {
+                let cat = &cat;
+                s.spawn(move || {
+                    let entries: Vec<PackEntry> = group
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| PackEntry {
+                            chunk: *id,
+                            offset: 16 + i as u64,
+                            stored_len: 1,
+                            raw_len: 1,
+                            codec: Codec::Raw,
+                        })
+                        .collect();
+                    cat.add_pack(&PackId::of(&[n as u8]), 1 << 20, &entries)
+                        .unwrap();
+                    assert_eq!(cat.existing(group).unwrap().len(), group.len());
+                });
+            }
+        });
+        assert_eq!(cat.existing(&ids).unwrap().len(), ids.len());
+        assert_eq!(cat.pack_totals().unwrap().0, 4);
+    }
 }
