@@ -3,6 +3,12 @@
 //! in this snapshot" without reading packs. Everything in it can be rebuilt
 //! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
 //! docs/FORMAT.md and its version in `meta.schema_version`.
+//!
+//! This module holds all of the crate's SQL: other modules call operations
+//! named for what they mean (the submodules group them by concern: `gc`
+//! for mark sets and pack usage, `packs`, `snapshots`), so the schema can
+//! change in one place. The one connection sits behind a mutex, which each
+//! operation holds for its whole statement or transaction.
 
 mod gc;
 pub mod location;
