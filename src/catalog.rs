@@ -3,11 +3,24 @@
 //! in this snapshot" without reading packs. Everything in it can be rebuilt
 //! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
 //! docs/FORMAT.md and its version in `meta.schema_version`.
+//!
+//! This module holds all of the crate's SQL: other modules call operations
+//! named for what they mean (the submodules group them by concern: `gc`
+//! for mark sets and pack usage, `packs`, `snapshots`), so the schema can
+//! change in one place. The one connection sits behind a mutex, which each
+//! operation holds for its whole statement or transaction.
 
+mod gc;
 pub mod location;
+mod packs;
+mod snapshots;
+
+pub(crate) use gc::MarkSet;
+pub(crate) use packs::{PackRow, ReferenceScan};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -152,9 +165,13 @@ pub struct SnapshotFilter {
     pub tag: Option<String>,
 }
 
-/// An open catalog database.
+/// An open catalog database. One connection behind a mutex, so a catalog
+/// can be shared between threads: gc's mark set is a temp table, which
+/// exists only on the connection that made it. Every operation takes the
+/// lock once and holds it for its whole statement or transaction (cached
+/// statements live in the connection), never per row.
 pub struct Catalog {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -196,7 +213,7 @@ impl Catalog {
             source,
         })?;
         let catalog = Catalog {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
         };
         catalog.init()?;
@@ -211,21 +228,21 @@ impl Catalog {
     }
 
     fn init(&self) -> Result<()> {
-        self.conn
+        let connection = self.lock();
+        connection
             .busy_timeout(Duration::from_secs(60))
             .map_err(self.err())?;
         // 16 MiB of page cache holds the interior pages of a 10M-chunk
         // index, so a lookup costs about one leaf read (docs/BENCHMARKS.md).
         // temp_store=FILE: the bundled SQLite keeps temp tables in memory by
         // default; gc's mark set (one row per live chunk) must spill to disk.
-        self.conn
+        connection
             .execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
                  PRAGMA cache_size=-16384; PRAGMA temp_store=FILE;",
             )
             .map_err(self.err())?;
-        let has_meta: bool = self
-            .conn
+        let has_meta: bool = connection
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name='meta'",
                 [],
@@ -234,7 +251,7 @@ impl Catalog {
             .map_err(self.err())?
             > 0;
         if !has_meta {
-            let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+            let tx = connection.unchecked_transaction().map_err(self.err())?;
             tx.execute_batch(SCHEMA).map_err(self.err())?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
@@ -243,8 +260,7 @@ impl Catalog {
             .map_err(self.err())?;
             return tx.commit().map_err(self.err());
         }
-        let found: String = self
-            .conn
+        let found: String = connection
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
                 [],
@@ -266,13 +282,14 @@ impl Catalog {
         &self.path
     }
 
-    /// The connection, for modules that keep their own SQL (gc, check).
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    /// The connection, for as long as the guard lives. A poisoned lock
+    /// is taken anyway: a panic mid-transaction rolled it back on unwind.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Maps a SQLite error to [`Error::Catalog`] naming this database.
-    pub(crate) fn sql_err(&self, source: rusqlite::Error) -> Error {
+    fn sql_err(&self, source: rusqlite::Error) -> Error {
         Error::Catalog {
             path: self.path.clone(),
             source,
@@ -285,12 +302,13 @@ impl Catalog {
     /// while the table keeps it, so a query through the index no longer
     /// sees a chunk the table still locates.
     pub fn integrity_problems(&self, level: Integrity) -> Result<Vec<String>> {
+        let conn = self.lock();
         let pragma = match level {
             Integrity::Quick => "PRAGMA quick_check(20)".to_string(),
             Integrity::Full => "PRAGMA integrity_check(20)".to_string(),
             Integrity::Table(table) => format!("PRAGMA integrity_check(\"{table}\")"),
         };
-        let rows = self.conn.prepare(&pragma).and_then(|mut stmt| {
+        let rows = conn.prepare(&pragma).and_then(|mut stmt| {
             stmt.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         });
@@ -303,7 +321,7 @@ impl Catalog {
         // its table's rows; one count through each index against its table
         // finds a lost or extra index row in linear time.
         if problems.is_empty() && level == Integrity::Quick {
-            match self.index_count_mismatches() {
+            match Self::index_count_mismatches(&conn) {
                 Ok(found) => problems = found,
                 Err(e) if is_corruption(&e) => problems.push(e.to_string()),
                 Err(e) => return Err(self.sql_err(e)),
@@ -317,8 +335,8 @@ impl Catalog {
     /// returns, which finds an index entry whose key was damaged (a count
     /// over the whole index cannot).
     pub(crate) fn chunk_counts_by_pack(&self) -> Result<HashMap<i64, u64>> {
-        let mut stmt = self
-            .conn
+        let conn = self.lock();
+        let mut stmt = conn
             .prepare("SELECT pack, count(*) FROM chunks NOT INDEXED GROUP BY pack")
             .map_err(self.err())?;
         let rows = stmt
@@ -342,13 +360,12 @@ impl Catalog {
         })
     }
 
-    fn index_count_mismatches(&self) -> rusqlite::Result<Vec<String>> {
-        let indexes: Vec<(String, String)> = self
-            .conn
+    fn index_count_mismatches(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let indexes: Vec<(String, String)> = conn
             .prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let count = |sql: String| self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
+        let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
         let mut out = Vec::new();
         for (index, table) in indexes {
             let in_table = count(format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"))?;
@@ -366,8 +383,8 @@ impl Catalog {
 
     /// True when the chunk is stored in some pack.
     pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
-        let mut stmt = self
-            .conn
+        let conn = self.lock();
+        let mut stmt = conn
             .prepare_cached("SELECT 1 FROM chunks WHERE chunk_id = ?1")
             .map_err(self.err())?;
         stmt.exists([&id.0[..]]).map_err(self.err())
@@ -376,6 +393,7 @@ impl Catalog {
     /// Which of `ids` are stored, in one query per [`LOOKUP_BATCH`] ids:
     /// the per-statement overhead of single lookups dominates otherwise.
     pub fn existing(&self, ids: &[ChunkId]) -> Result<HashSet<ChunkId>> {
+        let conn = self.lock();
         let mut found = HashSet::new();
         for group in ids.chunks(LOOKUP_BATCH) {
             let sql = if group.len() == LOOKUP_BATCH {
@@ -383,7 +401,7 @@ impl Catalog {
             } else {
                 &batch_sql(group.len())
             };
-            let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
+            let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
             let params = rusqlite::params_from_iter(group.iter().map(|id| &id.0[..]));
             let mut rows = stmt.query(params).map_err(self.err())?;
             while let Some(row) = rows.next().map_err(self.err())? {
@@ -396,8 +414,23 @@ impl Catalog {
 
     /// Where a chunk is stored, if anywhere.
     pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
-        let mut stmt = self
-            .conn
+        self.locate_on(&self.lock(), id)
+    }
+
+    /// Where each chunk lives, in order, under one lock (restore asks for
+    /// whole files at a time); a chunk the catalog lacks is an error.
+    pub fn locate_all(&self, ids: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
+        let conn = self.lock();
+        ids.iter()
+            .map(|id| {
+                self.locate_on(&conn, id)?
+                    .ok_or(Error::ChunkMissing { chunk: *id })
+            })
+            .collect()
+    }
+
+    fn locate_on(&self, conn: &Connection, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT p.pack_id, c.offset, c.stored_len, c.raw_len, c.codec
                  FROM chunks c JOIN packs p ON p.id = c.pack WHERE c.chunk_id = ?1",
@@ -435,7 +468,8 @@ impl Catalog {
     /// Records a durable pack and its chunks in one transaction. A chunk
     /// already stored elsewhere (a concurrent writer) keeps its first home.
     pub fn add_pack(&self, id: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
         tx.execute(
             "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
             params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
@@ -473,7 +507,8 @@ impl Catalog {
     /// Makes a snapshot visible: its row and every file row, in one
     /// transaction. `inodes` holds the stat-cache inode for each file entry.
     pub fn add_snapshot(&self, id: &SnapshotId, m: &Manifest, inodes: &[u64]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
         tx.execute(
             "INSERT INTO snapshots(snapshot_id, kind, name, version, description, host, time_ns, sources,
                 tags, parent, file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms)
@@ -528,8 +563,8 @@ impl Catalog {
 
     /// Snapshots matching `filter`, oldest first.
     pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
-        let mut stmt = self
-            .conn
+        let conn = self.lock();
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT id, snapshot_id, kind, name, version, tags, description, host, time_ns, sources,
                         file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms, damaged
@@ -551,8 +586,8 @@ impl Catalog {
 
     /// The file entries of a snapshot, sorted by path.
     pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
-        let mut stmt = self
-            .conn
+        let conn = self.lock();
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks
                  FROM files WHERE snapshot = ?1 ORDER BY path",
@@ -580,8 +615,8 @@ impl Catalog {
 
     /// The stat-cache record of `path` in snapshot `snap`, if it was a file.
     pub fn cached_file(&self, snap: &SnapshotInfo, path: &str) -> Result<Option<CachedFile>> {
-        let mut stmt = self
-            .conn
+        let conn = self.lock();
+        let mut stmt = conn
             .prepare_cached(
                 "SELECT size, mtime_ns, inode, sha256, chunks FROM files
                  WHERE snapshot = ?1 AND path = ?2 AND kind = 0",
@@ -604,24 +639,30 @@ impl Catalog {
 
     /// Totals over all packs: (pack count, stored bytes).
     pub fn pack_totals(&self) -> Result<(u64, u64)> {
-        self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(size), 0) FROM packs",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(self.err())
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM packs",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .map_err(self.err())
     }
 
     /// Totals over all chunks: (count, raw bytes, stored bytes).
     pub fn chunk_totals(&self) -> Result<(u64, u64, u64)> {
-        self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(stored_len), 0) FROM chunks",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
-            )
-            .map_err(self.err())
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(stored_len), 0) FROM chunks",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )
+        .map_err(self.err())
     }
 }
 
@@ -680,131 +721,6 @@ pub(crate) fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-impl Catalog {
-    /// Raw and stored bytes of the distinct chunks that `snaps` reference.
-    pub fn referenced_totals(&self, snaps: &[SnapshotInfo]) -> Result<(u64, u64)> {
-        self.mark_referenced(MarkSet::Referenced, snaps)?;
-        let totals = self
-            .conn
-            .query_row(
-                "SELECT coalesce(sum(c.raw_len), 0), coalesce(sum(c.stored_len), 0)
-                 FROM temp.referenced m JOIN chunks c ON c.chunk_id = m.chunk_id",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(self.err())?;
-        self.clear_marks(MarkSet::Referenced)?;
-        Ok(totals)
-    }
-
-    /// Fills the temporary table `set` with the distinct ids of the chunks
-    /// that `snaps` reference, replacing what it held, and returns how many
-    /// there are. The set lives in SQLite (spilling to a temp file), not in
-    /// memory, so it scales with the repository.
-    pub(crate) fn mark_referenced(&self, set: MarkSet, snaps: &[SnapshotInfo]) -> Result<u64> {
-        let table = set.table();
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        tx.execute_batch(&format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {table} (chunk_id BLOB PRIMARY KEY) WITHOUT ROWID;
-             DELETE FROM temp.{table};"
-        ))
-        .map_err(self.err())?;
-        {
-            let mut files = tx
-                .prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1")
-                .map_err(self.err())?;
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO temp.{table}(chunk_id) VALUES (?1)"
-                ))
-                .map_err(self.err())?;
-            for s in snaps {
-                let mut rows = files.query([s.rowid]).map_err(self.err())?;
-                while let Some(row) = rows.next().map_err(self.err())? {
-                    let blob: Vec<u8> = row.get(0).map_err(self.err())?;
-                    for id in blob.chunks_exact(32) {
-                        insert.execute([id]).map_err(self.err())?;
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(self.err())?;
-        self.marked_count(set)
-    }
-
-    /// Adds `chunks` to a set built by [`Catalog::mark_referenced`], in
-    /// one transaction.
-    pub(crate) fn mark_chunks<'c>(
-        &self,
-        set: MarkSet,
-        chunks: impl IntoIterator<Item = &'c ChunkId>,
-    ) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        {
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO temp.{}(chunk_id) VALUES (?1)",
-                    set.table()
-                ))
-                .map_err(self.err())?;
-            for id in chunks {
-                insert.execute([&id.0[..]]).map_err(self.err())?;
-            }
-        }
-        tx.commit().map_err(self.err())
-    }
-
-    /// True when `chunk` is in `set`.
-    pub(crate) fn is_marked(&self, set: MarkSet, chunk: &ChunkId) -> Result<bool> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT 1 FROM temp.{} WHERE chunk_id = ?1",
-                set.table()
-            ))
-            .map_err(self.err())?;
-        stmt.exists([&chunk.0[..]]).map_err(self.err())
-    }
-
-    /// How many chunk ids `set` holds.
-    pub(crate) fn marked_count(&self, set: MarkSet) -> Result<u64> {
-        self.conn
-            .query_row(
-                &format!("SELECT count(*) FROM temp.{}", set.table()),
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(self.err())
-    }
-
-    /// Empties `set` (its pages go back to SQLite's temp file).
-    pub(crate) fn clear_marks(&self, set: MarkSet) -> Result<()> {
-        self.conn
-            .execute_batch(&format!("DELETE FROM temp.{};", set.table()))
-            .map_err(self.err())
-    }
-}
-
-/// The temporary chunk-id sets, one per user so that `stats` can never
-/// clobber the live set a `gc` plan relies on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MarkSet {
-    /// Scratch set of [`Catalog::referenced_totals`].
-    Referenced,
-    /// The chunks a gc plan keeps (table `temp.gc_live`).
-    GcLive,
-}
-
-impl MarkSet {
-    pub(crate) fn table(self) -> &'static str {
-        match self {
-            MarkSet::Referenced => "referenced",
-            MarkSet::GcLive => "gc_live",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -835,5 +751,35 @@ mod tests {
             assert_eq!(found.contains(id), cat.has_chunk(id).unwrap());
         }
         assert!(cat.existing(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn threads_share_one_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let ids: Vec<ChunkId> = (0..400u32).map(|i| ChunkId::of(&i.to_le_bytes())).collect();
+        std::thread::scope(|s| {
+            for (n, group) in ids.chunks(100).enumerate() {
+                let cat = &cat;
+                s.spawn(move || {
+                    let entries: Vec<PackEntry> = group
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| PackEntry {
+                            chunk: *id,
+                            offset: 16 + i as u64,
+                            stored_len: 1,
+                            raw_len: 1,
+                            codec: Codec::Raw,
+                        })
+                        .collect();
+                    cat.add_pack(&PackId::of(&[n as u8]), 1 << 20, &entries)
+                        .unwrap();
+                    assert_eq!(cat.existing(group).unwrap().len(), group.len());
+                });
+            }
+        });
+        assert_eq!(cat.existing(&ids).unwrap().len(), ids.len());
+        assert_eq!(cat.pack_totals().unwrap().0, 4);
     }
 }

@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::blob;
-use crate::catalog::{now_ns, ChunkLocation, Integrity, SnapshotFilter, SnapshotInfo};
-use crate::codec::Codec;
+use crate::catalog::{
+    ChunkLocation, Integrity, PackRow, ReferenceScan, SnapshotFilter, SnapshotInfo,
+};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::lock::Lock;
@@ -146,14 +146,6 @@ impl CheckReport {
     pub fn is_clean(&self) -> bool {
         !self.findings.iter().any(|f| f.damage)
     }
-}
-
-/// A pack as the catalog records it.
-#[derive(Debug, Clone)]
-pub(crate) struct PackRow {
-    pub rowid: i64,
-    pub id: PackId,
-    pub size: u64,
 }
 
 /// Collects findings and which chunks each one damages.
@@ -303,46 +295,12 @@ pub(crate) fn check_unlocked(
 }
 
 pub(crate) fn pack_rows(repo: &Repository) -> Result<Vec<PackRow>> {
-    let cat = repo.catalog();
-    let mut stmt = cat
-        .conn()
-        .prepare("SELECT id, pack_id, size FROM packs ORDER BY coalesce(last_verified_ns, 0), id")
-        .map_err(|e| cat.sql_err(e))?;
-    let rows = stmt
-        .query_map([], |r| {
-            let id: Vec<u8> = r.get(1)?;
-            Ok(PackRow {
-                rowid: r.get(0)?,
-                id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
-                size: r.get::<_, i64>(2)? as u64,
-            })
-        })
-        .map_err(|e| cat.sql_err(e))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(|e| cat.sql_err(e))
+    repo.catalog().pack_rows()
 }
 
 /// The catalog's chunk rows for one pack.
 pub(crate) fn pack_entries(repo: &Repository, pack_rowid: i64) -> Result<Vec<PackEntry>> {
-    let cat = repo.catalog();
-    let mut stmt = cat
-        .conn()
-        .prepare_cached("SELECT chunk_id, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset")
-        .map_err(|e| cat.sql_err(e))?;
-    let rows = stmt
-        .query_map([pack_rowid], |r| {
-            let id: Vec<u8> = r.get(0)?;
-            Ok(PackEntry {
-                chunk: ChunkId::from_slice(&id).unwrap_or(ChunkId([0; 32])),
-                offset: r.get::<_, i64>(1)? as u64,
-                stored_len: r.get(2)?,
-                raw_len: r.get(3)?,
-                codec: Codec::from_byte(r.get(4)?).unwrap_or(Codec::Raw),
-            })
-        })
-        .map_err(|e| cat.sql_err(e))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(|e| cat.sql_err(e))
+    repo.catalog().pack_entries(pack_rowid)
 }
 
 /// Packs least recently verified first: the first `pct` percent of them
@@ -358,14 +316,7 @@ fn select_for_reading(packs: &[PackRow], pct: Option<f64>) -> HashSet<i64> {
 }
 
 fn mark_verified(repo: &Repository, rowid: i64) -> Result<()> {
-    let cat = repo.catalog();
-    cat.conn()
-        .execute(
-            "UPDATE packs SET last_verified_ns = ?1 WHERE id = ?2",
-            params![now_ns(), rowid],
-        )
-        .map_err(|e| cat.sql_err(e))?;
-    Ok(())
+    repo.catalog().mark_pack_verified(rowid)
 }
 
 struct PackResult {
@@ -574,42 +525,7 @@ fn manifest_vs_catalog(
 /// One pass over every file of every snapshot: each referenced chunk must
 /// be in the catalog. Returns the packs that hold referenced chunks.
 fn scan_references(repo: &Repository, findings: &mut Findings) -> Result<HashSet<i64>> {
-    let cat = repo.catalog();
-    let mut files = cat
-        .conn()
-        .prepare("SELECT chunks FROM files")
-        .map_err(|e| cat.sql_err(e))?;
-    let mut locate = cat
-        .conn()
-        .prepare_cached("SELECT pack FROM chunks WHERE chunk_id = ?1")
-        .map_err(|e| cat.sql_err(e))?;
-    let mut packs = HashSet::new();
-    let mut missing = HashSet::new();
-    let mut rows = files.query([]).map_err(|e| cat.sql_err(e))?;
-    while let Some(row) = rows.next().map_err(|e| cat.sql_err(e))? {
-        let blob: Vec<u8> = row.get(0).map_err(|e| cat.sql_err(e))?;
-        for id in blob.chunks_exact(32) {
-            let pack: Option<i64> = locate
-                .query_row([id], |r| r.get(0))
-                .map(Some)
-                .or_else(|e| {
-                    if e == rusqlite::Error::QueryReturnedNoRows {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|e| cat.sql_err(e))?;
-            match pack {
-                Some(p) => {
-                    packs.insert(p);
-                }
-                None => {
-                    missing.insert(ChunkId::from_slice(id).expect("32 bytes"));
-                }
-            }
-        }
-    }
+    let ReferenceScan { packs, missing } = repo.catalog().reference_scan()?;
     for chunk in missing {
         findings.add(
             Problem::ChunkNotStored {

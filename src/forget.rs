@@ -291,22 +291,7 @@ pub fn execute(repo: &Repository, plan: &ForgetPlan<'_>) -> Result<ForgetReport>
 /// Deletes the snapshots' file rows and snapshot rows in one transaction.
 /// By snapshot id, so a row someone already removed is simply not there.
 fn remove_rows(repo: &Repository, snaps: &[&SnapshotInfo]) -> Result<()> {
-    let catalog = repo.catalog();
-    let err = |e| catalog.sql_err(e);
-    let tx = catalog.conn().unchecked_transaction().map_err(err)?;
-    {
-        let mut files = tx
-            .prepare_cached("DELETE FROM files WHERE snapshot IN (SELECT id FROM snapshots WHERE snapshot_id = ?1)")
-            .map_err(err)?;
-        let mut rows = tx
-            .prepare_cached("DELETE FROM snapshots WHERE snapshot_id = ?1")
-            .map_err(err)?;
-        for s in snaps {
-            files.execute([&s.id.0[..]]).map_err(err)?;
-            rows.execute([&s.id.0[..]]).map_err(err)?;
-        }
-    }
-    tx.commit().map_err(err)
+    repo.catalog().remove_snapshots(snaps.iter().map(|s| &s.id))
 }
 
 #[cfg(test)]
@@ -362,16 +347,7 @@ mod tests {
                 Err(Error::ObjectNotFound { .. })
             ));
         }
-        let orphan_files: i64 = t
-            .repo
-            .catalog()
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM files WHERE snapshot NOT IN (SELECT id FROM snapshots)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let orphan_files = t.repo.catalog().orphaned_file_rows().unwrap();
         assert_eq!(orphan_files, 0);
     }
 

@@ -51,11 +51,10 @@
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::blob::read_stored_chunk;
-use crate::catalog::{now_ns, ChunkLocation, Integrity, MarkSet, SnapshotFilter};
+use crate::catalog::{ChunkLocation, Integrity, MarkSet, SnapshotFilter};
 use crate::error::{Error, Result};
 use crate::id::{PackId, SnapshotId};
 use crate::lock::Lock;
@@ -389,44 +388,19 @@ fn mark_manifests(
 
 /// Per pack in the catalog: chunk count, live chunks and live bytes.
 fn pack_usage(repo: &Repository) -> Result<Vec<PackUsage>> {
-    let catalog = repo.catalog();
-    let err = |e| catalog.sql_err(e);
-    let mut stmt = catalog
-        .conn()
-        .prepare(
-            "SELECT p.id, p.pack_id, p.size, count(c.chunk_id), count(m.chunk_id),
-                    coalesce(sum(CASE WHEN m.chunk_id IS NULL THEN 0 ELSE c.stored_len END), 0)
-             FROM packs p
-             LEFT JOIN chunks c ON c.pack = p.id
-             LEFT JOIN temp.gc_live m ON m.chunk_id = c.chunk_id
-             GROUP BY p.id ORDER BY p.id",
-        )
-        .map_err(err)?;
-    let rows = stmt
-        .query_map([], |r| {
-            let id: Vec<u8> = r.get(1)?;
-            let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
-            Ok((r.get::<_, i64>(0)?, id, n(2)?, n(3)?, n(4)?, n(5)?))
-        })
-        .map_err(err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (rowid, id, size, chunks, live_chunks, live_bytes) = row.map_err(err)?;
-        let pack = PackId::from_slice(&id).ok_or_else(|| Error::CorruptPack {
-            pack: hex::encode(&id),
-            reason: "catalog row holds a malformed pack id".into(),
-        })?;
-        out.push(PackUsage {
-            pack,
-            rowid,
-            size,
-            chunks,
-            live_chunks,
-            live_bytes,
+    let rows = repo.catalog().pack_usage(MarkSet::GcLive)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PackUsage {
+            pack: r.pack,
+            rowid: r.rowid,
+            size: r.size,
+            chunks: r.chunks,
+            live_chunks: r.live_chunks,
+            live_bytes: r.live_bytes,
             copy: Vec::new(),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// A pack's trailer, or `None` when the file is missing, its trailer is
@@ -635,10 +609,7 @@ pub fn execute(repo: &Repository, plan: &GcPlan<'_>, progress: &dyn Progress) ->
     report.bytes_reclaimed = freed.saturating_sub(repacker.bytes_written);
     repo.catalog().clear_marks(MarkSet::GcLive)?;
     // Give the WAL's pages back too; failure to do so costs only space.
-    let _ = repo
-        .catalog()
-        .conn()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    let _ = repo.catalog().checkpoint_wal();
     Ok(report)
 }
 
@@ -715,71 +686,19 @@ impl<'r> Repacker<'r> {
 
 /// Records a durable new pack and points its chunks' rows at it.
 fn relocate(repo: &Repository, sealed: &SealedPack) -> Result<()> {
-    let catalog = repo.catalog();
-    let err = |e| catalog.sql_err(e);
-    let tx = catalog.conn().unchecked_transaction().map_err(err)?;
-    // OR IGNORE: a pack identical to one already listed is the same file.
-    // (Were it one of the packs about to go, `drop_rows` would find live
-    // chunks in it and stop.)
-    tx.execute(
-        "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-        params![&sealed.id.0[..], sealed.bytes.len() as i64, sealed.entries.len() as i64, now_ns()],
-    )
-    .map_err(err)?;
-    let rowid: i64 = tx
-        .query_row(
-            "SELECT id FROM packs WHERE pack_id = ?1",
-            [&sealed.id.0[..]],
-            |r| r.get(0),
-        )
-        .map_err(err)?;
-    {
-        let mut moved = tx
-            .prepare_cached("UPDATE chunks SET pack = ?1, offset = ?2 WHERE chunk_id = ?3")
-            .map_err(err)?;
-        for e in &sealed.entries {
-            moved
-                .execute(params![rowid, e.offset as i64, &e.chunk.0[..]])
-                .map_err(err)?;
-        }
-    }
-    tx.commit().map_err(err)
+    // A pack identical to one already listed is the same file. (Were it one
+    // of the packs about to go, `drop_rows` would find live chunks in it
+    // and stop.)
+    repo.catalog()
+        .relocate_chunks(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
 }
 
 /// In one transaction: drops the rows of `packs` and of the (dead) chunks
 /// still located in them; returns how many chunk rows went. Refuses, changing
 /// nothing, if a live chunk is still located in one of them.
 fn drop_rows(repo: &Repository, packs: &[&PackUsage]) -> Result<u64> {
-    let catalog = repo.catalog();
-    let err = |e| catalog.sql_err(e);
-    let tx = catalog.conn().unchecked_transaction().map_err(err)?;
-    let mut dropped = 0;
-    {
-        let mut live = tx
-            .prepare_cached(
-                "SELECT count(*) FROM chunks c JOIN temp.gc_live m ON m.chunk_id = c.chunk_id WHERE c.pack = ?1",
-            )
-            .map_err(err)?;
-        let mut chunks = tx
-            .prepare_cached("DELETE FROM chunks WHERE pack = ?1")
-            .map_err(err)?;
-        let mut pack_row = tx
-            .prepare_cached("DELETE FROM packs WHERE id = ?1")
-            .map_err(err)?;
-        for usage in packs {
-            let still_live: i64 = live.query_row([usage.rowid], |r| r.get(0)).map_err(err)?;
-            if still_live != 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "internal error: pack {} still holds {still_live} live chunks; gc stopped before deleting it",
-                    usage.pack
-                )));
-            }
-            dropped += chunks.execute([usage.rowid]).map_err(err)? as u64;
-            pack_row.execute([usage.rowid]).map_err(err)?;
-        }
-    }
-    tx.commit().map_err(err)?;
-    Ok(dropped)
+    repo.catalog()
+        .drop_packs(MarkSet::GcLive, packs.iter().map(|u| (u.rowid, &u.pack)))
 }
 
 #[cfg(test)]

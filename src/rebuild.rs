@@ -153,11 +153,10 @@ mod tests {
         {
             // A writer whose WAL frames were never checkpointed, as a killed
             // process leaves them.
-            let conn = rusqlite::Connection::open(&db).unwrap();
-            conn.execute_batch("PRAGMA wal_autocheckpoint=0; UPDATE snapshots SET name = 'stale';")
-                .unwrap();
+            let catalog = Catalog::open(&db).unwrap();
+            catalog.rename_snapshots_uncheckpointed("stale").unwrap();
             let saved = fs::read(&wal).unwrap();
-            drop(conn);
+            drop(catalog);
             fs::remove_file(&db).unwrap();
             fs::write(&wal, saved).unwrap();
         }

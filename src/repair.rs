@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::blob;
@@ -103,14 +102,7 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
 /// the old pack. Returns (chunks salvaged, chunks lost).
 fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
     let cat = repo.catalog();
-    let rowid: i64 = cat
-        .conn()
-        .query_row(
-            "SELECT id FROM packs WHERE pack_id = ?1",
-            [&id.0[..]],
-            |r| r.get(0),
-        )
-        .map_err(|e| cat.sql_err(e))?;
+    let rowid = cat.pack_row_id(id)?;
     let rows = check::pack_entries(repo, rowid)?;
     let wanted: HashSet<ChunkId> = rows.iter().map(|e| e.chunk).collect();
     let bytes = repo.storage().get(&pack::key(id)).ok();
@@ -137,60 +129,19 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
     }
     let salvaged = seen.len() as u64;
     let lost = (wanted.len() - seen.len()) as u64;
-    let tx = cat
-        .conn()
-        .unchecked_transaction()
-        .map_err(|e| cat.sql_err(e))?;
     // When every chunk is salvaged the new pack can be byte-identical to
     // the original (the damage was outside the chunk data: header, trailer,
     // or a catalog row): it then has the same id and replaces the damaged
     // file in place, and must not be deleted as "the old pack".
-    let mut in_place = false;
-    if !writer.is_empty() {
-        let sealed = writer.finish();
-        in_place = sealed.id == *id;
-        repo.storage().put(&pack::key(&sealed.id), &sealed.bytes)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&sealed.id.0[..], sealed.bytes.len() as i64, sealed.entries.len() as i64, crate::catalog::now_ns()],
-        )
-        .map_err(|e| cat.sql_err(e))?;
-        let new_row: i64 = tx
-            .query_row(
-                "SELECT id FROM packs WHERE pack_id = ?1",
-                [&sealed.id.0[..]],
-                |r| r.get(0),
-            )
-            .map_err(|e| cat.sql_err(e))?;
-        tx.execute(
-            "UPDATE packs SET size = ?1, chunk_count = ?2 WHERE id = ?3",
-            params![
-                sealed.bytes.len() as i64,
-                sealed.entries.len() as i64,
-                new_row
-            ],
-        )
-        .map_err(|e| cat.sql_err(e))?;
-        for e in &sealed.entries {
-            tx.execute(
-                "UPDATE chunks SET pack = ?1, offset = ?2, stored_len = ?3, raw_len = ?4, codec = ?5 WHERE chunk_id = ?6",
-                params![new_row, e.offset as i64, e.stored_len, e.raw_len, e.codec as u8, &e.chunk.0[..]],
-            )
-            .map_err(|e| cat.sql_err(e))?;
-        }
+    let sealed = (!writer.is_empty()).then(|| writer.finish());
+    let in_place = sealed.as_ref().is_some_and(|p| p.id == *id);
+    if let Some(p) = &sealed {
+        repo.storage().put(&pack::key(&p.id), &p.bytes)?;
     }
-    for chunk in wanted.difference(&seen) {
-        tx.execute(
-            "DELETE FROM chunks WHERE chunk_id = ?1 AND pack = ?2",
-            params![&chunk.0[..], rowid],
-        )
-        .map_err(|e| cat.sql_err(e))?;
-    }
-    if !in_place {
-        tx.execute("DELETE FROM packs WHERE id = ?1", [rowid])
-            .map_err(|e| cat.sql_err(e))?;
-    }
-    tx.commit().map_err(|e| cat.sql_err(e))?;
+    let salvaged_pack = sealed
+        .as_ref()
+        .map(|p| (&p.id, p.bytes.len() as u64, &p.entries[..]));
+    cat.replace_pack(rowid, salvaged_pack, wanted.difference(&seen))?;
     if !in_place {
         repo.storage().delete(&pack::key(id))?;
     }
@@ -211,14 +162,7 @@ fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
         return Ok(false);
     };
     let cat = repo.catalog();
-    let (host, time_ns, parent): (String, i64, Option<Vec<u8>>) = cat
-        .conn()
-        .query_row(
-            "SELECT host, time_ns, parent FROM snapshots WHERE snapshot_id = ?1",
-            [&id.0[..]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(|e| cat.sql_err(e))?;
+    let origin = cat.snapshot_origin(&id)?;
     let mut files = cat.files(&snap)?;
     // Manifests list a directory before its contents, siblings by name.
     files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
@@ -228,10 +172,10 @@ fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
         version: snap.version,
         tags: snap.tags,
         description: snap.description,
-        host,
-        time_ns,
+        host: origin.host,
+        time_ns: origin.time_ns,
         sources: snap.sources,
-        parent: parent.and_then(|p| SnapshotId::from_slice(&p)),
+        parent: origin.parent,
         stats: snap.stats,
         files,
     };
@@ -266,12 +210,7 @@ pub(crate) fn mark_damaged(repo: &Repository) -> Result<Vec<String>> {
                 }
             }
         }
-        cat.conn()
-            .execute(
-                "UPDATE snapshots SET damaged = ?1 WHERE snapshot_id = ?2",
-                params![broken as i64, &s.id.0[..]],
-            )
-            .map_err(|e| cat.sql_err(e))?;
+        cat.set_snapshot_damaged(&s.id, broken)?;
         if broken {
             damaged.push(crate::selector::describe(&s));
         }

@@ -153,14 +153,7 @@ impl Repository {
 
     /// Where each chunk lives, in order; a chunk the catalog lacks is an error.
     pub fn locate_all(&self, chunks: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
-        chunks
-            .iter()
-            .map(|id| {
-                self.catalog
-                    .locate(id)?
-                    .ok_or(Error::ChunkMissing { chunk: *id })
-            })
-            .collect()
+        self.catalog.locate_all(chunks)
     }
 }
 

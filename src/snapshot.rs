@@ -8,7 +8,7 @@
 //! packs written by an aborted run are unreferenced leftovers for `gc`.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::Instant;
 
@@ -285,14 +285,14 @@ fn store_all(
     progress: &dyn Progress,
 ) -> Result<Totals> {
     let storage = repo.storage();
-    let catalog_path = repo.catalog().path().to_path_buf();
+    let catalog = repo.catalog();
     std::thread::scope(|scope| {
         // Rendezvous: at most one pack being written while the next one fills.
         let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
         // Sealed packs' buffers come back for the next pack to fill.
         let (recycle_tx, recycle_rx) = channel();
         let writer =
-            scope.spawn(move || write_packs(storage, &catalog_path, verify, pack_rx, recycle_tx));
+            scope.spawn(move || write_packs(storage, catalog, verify, pack_rx, recycle_tx));
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
         let result = ingest::spawn(jobs, chunker)
             .for_each_hashed(|batch| storer.take(batch, files, progress))
@@ -311,15 +311,16 @@ fn store_all(
 }
 
 /// Makes each pack durable, optionally reads it back, then records it in
-/// the catalog (through its own connection): durable before indexed.
+/// the catalog: durable before indexed. The catalog is the repository's
+/// own, shared with the hashing side; a pack's commit holds its lock only
+/// for that one transaction.
 fn write_packs(
     storage: &dyn Storage,
-    catalog: &Path,
+    catalog: &Catalog,
     verify: bool,
     packs: Receiver<SealedPack>,
     recycle: Sender<Vec<u8>>,
 ) -> Result<()> {
-    let catalog = Catalog::open(catalog)?;
     for sealed in packs {
         let key = pack::key(&sealed.id);
         storage.put(&key, &sealed.bytes)?;

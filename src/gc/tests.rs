@@ -203,11 +203,7 @@ fn chunks_of_a_manifest_the_catalog_does_not_list_are_kept() {
     let id = t.snap_files("model", "m", &[("w", data)], &[]);
     // A crash between the manifest put and the catalog commit: the manifest
     // is there, the catalog rows are not.
-    t.repo
-        .catalog()
-        .conn()
-        .execute_batch("DELETE FROM files; DELETE FROM snapshots;")
-        .unwrap();
+    t.repo.catalog().drop_all_snapshot_rows().unwrap();
     let plan = plan(&t.repo, DEFAULT_MAX_UNUSED).unwrap();
     assert_eq!(plan.unlisted_manifests, [id]);
     assert!(plan.is_empty(), "nothing may be freed");
@@ -248,11 +244,7 @@ fn an_unlisted_pack_is_debris_only_if_its_live_chunks_are_located_elsewhere() {
     drop(p);
     // Now the catalog loses the listed pack's rows (damage): the file is the
     // only home of live chunks and must stay.
-    t.repo
-        .catalog()
-        .conn()
-        .execute_batch("DELETE FROM chunks; DELETE FROM packs;")
-        .unwrap();
+    t.repo.catalog().drop_all_pack_rows().unwrap();
     let p = plan(&t.repo, DEFAULT_MAX_UNUSED).unwrap();
     assert!(p.unknown_packs.is_empty());
     assert_eq!(p.unknown_packs_kept.len(), 1);

@@ -231,3 +231,12 @@ fn a_malformed_config_id_is_replaced_by_a_digest() {
     assert_eq!(r.id().len(), 32);
     assert!(r.id().bytes().all(|b| b.is_ascii_hexdigit()));
 }
+
+/// A repository can be shared between threads: the catalog keeps its one
+/// connection behind a mutex. Fails to compile, not to run, if that breaks.
+#[test]
+fn a_repository_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Repository>();
+    assert_send_sync::<crate::catalog::Catalog>();
+}
