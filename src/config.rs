@@ -1,6 +1,11 @@
 //! The repository config: the one mutable object in a repository, a small
 //! JSON document at key `config` that fixes the chunker for the repository's
 //! life and holds defaults a snapshot may override.
+//!
+//! It is kept twice, `config` and a byte-identical `config.backup`, so one
+//! damaged object never locks the user out: [`load`] falls back to the
+//! backup with a warning, and [`repair`] copies the intact one over the
+//! other (docs/FORMAT.md, "config").
 
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,8 @@
 //! storage, the repository config and the catalog together.
 //!
 //! Layout of a local repository (docs/FORMAT.md):
-//! `config`, `catalog.db`, `packs/<xx>/<id>.pack`, `snapshots/<id>.snap`.
+//! `config` (+ `config.backup`), `catalog.db`, `packs/<xx>/<id>.pack`,
+//! `snapshots/<id>.snap`.
 //! Every object goes through [`Storage`]; only the catalog is a file, put
 //! where a [`CatalogLocation`] says. `init`/`open` take a directory;
 //! `init_with`/`open_with` take any storage and catalog location.
