@@ -44,8 +44,10 @@ pub enum OpenMode {
 #[derive(Default)]
 struct Warnings {
     seen: Vec<String>,
-    hook: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    hook: Option<WarningHook>,
 }
+
+type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// An open repository.
 pub struct Repository {
