@@ -937,6 +937,23 @@ impl MarkSet {
 mod tests {
     use super::*;
 
+    /// Read-only opening creates nothing, refuses writes, and reads what a
+    /// writer committed.
+    #[test]
+    fn read_only_open_reads_and_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert!(Catalog::open_read_only(&path).is_err());
+        assert!(!path.exists(), "nothing created");
+        drop(Catalog::open(&path).unwrap());
+        let ro = Catalog::open_read_only(&path).unwrap();
+        assert!(ro.is_read_only());
+        assert_eq!(ro.pack_totals().unwrap(), (0, 0));
+        assert!(ro.conn().execute("DELETE FROM packs", []).is_err());
+        let imm = Catalog::open_read_only_with(&path, true).unwrap();
+        assert_eq!(imm.pack_totals().unwrap(), (0, 0));
+    }
+
     #[test]
     fn batch_lookup_matches_single_lookups() {
         let dir = tempfile::tempdir().unwrap();

@@ -348,4 +348,77 @@ mod tests {
         );
         assert!(cfg.with_pack_target(10).is_err());
     }
+
+    fn stored(cfg: &RepoConfig) -> crate::storage::MemoryStorage {
+        let s = crate::storage::MemoryStorage::new();
+        s.put(KEY, &cfg.to_json()).unwrap();
+        s.put(BACKUP_KEY, &cfg.to_json()).unwrap();
+        s
+    }
+
+    /// A damaged or missing `config` falls back to the backup; `repair`
+    /// puts it back byte for byte.
+    #[test]
+    fn load_falls_back_to_the_backup_and_repair_restores_config() {
+        let cfg = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
+        let root = std::path::Path::new("mem");
+        let s = stored(&cfg);
+        let loaded = load(&s, root).unwrap();
+        assert_eq!(
+            (loaded.source, loaded.warnings.len()),
+            (ConfigSource::Config, 0)
+        );
+        s.put(KEY, b"{").unwrap();
+        let loaded = load(&s, root).unwrap();
+        assert_eq!(loaded.source, ConfigSource::Backup);
+        assert_eq!(loaded.config, cfg);
+        assert!(
+            loaded.warnings[0].starts_with("config is damaged ("),
+            "{:?}",
+            loaded.warnings
+        );
+        assert_eq!(
+            repair(&s, root, None).unwrap(),
+            ConfigRepair::ConfigFromBackup
+        );
+        assert_eq!(s.get(KEY).unwrap(), cfg.to_json());
+        assert_eq!(repair(&s, root, None).unwrap(), ConfigRepair::Nothing);
+        s.delete(BACKUP_KEY).unwrap();
+        assert!(load(&s, root).unwrap().backup_missing);
+        assert_eq!(
+            repair(&s, root, None).unwrap(),
+            ConfigRepair::BackupFromConfig
+        );
+    }
+
+    /// A newer version is refused, not "repaired" from an older backup.
+    #[test]
+    fn a_newer_config_is_an_error_not_damage() {
+        let cfg = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
+        let s = stored(&cfg);
+        let newer = String::from_utf8(cfg.to_json())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 9");
+        s.put(KEY, newer.as_bytes()).unwrap();
+        assert!(matches!(
+            load(&s, std::path::Path::new("mem")),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
+    }
+
+    /// Neither copy: no repository unless there is repository data.
+    #[test]
+    fn both_missing_is_not_found_or_missing_config() {
+        let s = crate::storage::MemoryStorage::new();
+        let root = std::path::Path::new("mem");
+        assert!(matches!(load(&s, root), Err(Error::RepoNotFound { .. })));
+        s.put("snapshots/x.snap", b"x").unwrap();
+        assert!(matches!(load(&s, root), Err(Error::ConfigMissing { .. })));
+        s.put(KEY, b"[]").unwrap();
+        let err = load(&s, root).unwrap_err().to_string();
+        assert!(
+            err.contains("config: damaged (") && err.contains("config.backup: missing"),
+            "{err}"
+        );
+    }
 }
