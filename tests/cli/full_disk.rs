@@ -148,6 +148,17 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
         stderr(&out)
     );
     run_ok(cairn(&["verify", "old"]));
+    for args in [
+        &["show", "keep"][..],
+        &["diff", "old", "keep"],
+        &["stats"],
+        &["bench"],
+        &["policy", "show"],
+    ] {
+        run_ok(cairn(args));
+    }
+    let out = run_ok(cairn(&["cat", "keep", "keep/a-small.bin"]));
+    assert_eq!(out.stdout, small);
 
     let fresh = env.path("fresh");
     write(&fresh.join("new.bin"), &random_bytes(1 << 20, 3));
