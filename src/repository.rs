@@ -99,14 +99,16 @@ impl Repository {
         // The catalog first, the config last: storage with a config is a
         // complete repository. Created exclusively, so of two racing inits
         // one fails rather than both believing they made it.
-        // The backup before the config, so a complete repository always
-        // has both; a stale backup from a failed init is overwritten.
         let catalog = catalog.file(&id).create()?;
-        storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
         match storage.put_with(config::KEY, &bytes, PutMode::CreateNew) {
             Err(Error::ObjectExists { .. }) => return Err(Error::RepoExists { path: root }),
             other => other?,
         }
+        // The backup only once this init has won the race for `config`, so
+        // a losing init never replaces the winner's backup. Killed in
+        // between, the repository lacks a backup, which the next read-write
+        // open writes.
+        storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
         Ok(Self {
             root,
             storage,
