@@ -63,7 +63,11 @@ impl Repository {
     /// Creates a repository in the local directory `path`, which must not
     /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
-        if LocalStorage::new(path).head(config::KEY).is_ok() {
+        let existing = LocalStorage::new(path);
+        if [config::KEY, config::BACKUP_KEY]
+            .iter()
+            .any(|key| existing.head(key).is_ok())
+        {
             return Err(Error::RepoExists { path: path.into() });
         }
         let storage = Arc::new(LocalStorage::create(path)?);
