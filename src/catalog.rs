@@ -208,10 +208,7 @@ fn kind_from_code(code: i64) -> EntryKind {
 impl Catalog {
     /// Opens (creating if absent) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|source| Error::Catalog {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| sql_error(path, source))?;
         let catalog = Catalog {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -220,11 +217,63 @@ impl Catalog {
         Ok(catalog)
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |source| Error::Catalog {
-            path: self.path.clone(),
-            source,
+    /// Opens the existing catalog at `path` for reading only: no schema is
+    /// created, no pragma is written, nothing is checkpointed, so it works
+    /// on a full disk.
+    ///
+    /// A WAL-mode database is read through its `-shm` index, which a
+    /// reader creates (and must grow) when no other connection has it open;
+    /// on a full disk that fails as "disk I/O error". Then, and only when
+    /// the `-wal` file is absent or empty (so the main file holds every
+    /// committed transaction), the catalog is reopened with `immutable=1`,
+    /// which reads the main file without `-shm`. `immutable` is wrong while
+    /// another process writes; here no connection has the WAL in use (an
+    /// open writer would have left a `-shm` we could read through), and a
+    /// writer can hardly start on a disk that has no room for its WAL. This
+    /// connection never writes, so the worst a writer racing it could cause
+    /// is a failed or stale read in this one command, never damage.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        match Self::open_read_only_with(path, false) {
+            Err(e) if e.is_no_space() && wal_is_empty(path) => {
+                Self::open_read_only_with(path, true)
+            }
+            other => other,
         }
+    }
+
+    fn open_read_only_with(path: &Path, immutable: bool) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|source| sql_error(path, source))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|source| sql_error(path, source))?;
+        // Connection-local settings only (see `init`); temp_store stays in
+        // memory, as a reader builds no mark set.
+        conn.execute_batch("PRAGMA cache_size=-16384; PRAGMA foreign_keys=ON;")
+            .map_err(|source| sql_error(path, source))?;
+        let catalog = Catalog {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
+        catalog.check_schema_version()?;
+        Ok(catalog)
+    }
+
+    /// True when this connection cannot write (see [`Catalog::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.lock().is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| sql_error(&self.path, source)
     }
 
     fn init(&self) -> Result<()> {
@@ -260,7 +309,13 @@ impl Catalog {
             .map_err(self.err())?;
             return tx.commit().map_err(self.err());
         }
-        let found: String = connection
+        drop(connection);
+        self.check_schema_version()
+    }
+
+    fn check_schema_version(&self) -> Result<()> {
+        let found: String = self
+            .lock()
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
                 [],
@@ -288,12 +343,10 @@ impl Catalog {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Maps a SQLite error to [`Error::Catalog`] naming this database.
+    /// Maps a SQLite error to [`Error::Catalog`] naming this database, or
+    /// to [`Error::NoSpace`] when the disk is full (see [`sql_error`]).
     fn sql_err(&self, source: rusqlite::Error) -> Error {
-        Error::Catalog {
-            path: self.path.clone(),
-            source,
-        }
+        sql_error(&self.path, source)
     }
 
     /// What is wrong with the database itself, as SQLite sees it; empty
@@ -716,6 +769,79 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The one mapping of SQLite errors on the catalog at `path`. `SQLITE_FULL`
+/// is a full disk; so is an I/O error while the filesystem holding the
+/// catalog has (almost) no space left: SQLite reports a failed `-shm` or
+/// WAL extension as a bare "disk I/O error", and a message that blames the
+/// catalog and suggests a rebuild would send the user the wrong way.
+pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let full = match source.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => true,
+        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => nearly_full(path),
+        _ => false,
+    };
+    if full {
+        return Error::NoSpace { path: path.into() };
+    }
+    Error::Catalog {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Less than this many bytes free counts as full when SQLite reports an I/O
+/// error: enough for a WAL frame and a `-shm` page, far below what any
+/// healthy filesystem keeps free.
+const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+/// True when the filesystem holding `path` has under [`NEARLY_FULL_BYTES`]
+/// available (to us: root may use reserved blocks, others may not).
+fn nearly_full(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    let avail = if unsafe { libc::geteuid() } == 0 {
+        st.f_bfree
+    } else {
+        st.f_bavail
+    };
+    (avail as u64).saturating_mul(st.f_frsize as u64) < NEARLY_FULL_BYTES
+}
+
+/// True when the catalog's `-wal` file is absent or empty: the main file
+/// then holds every committed transaction.
+fn wal_is_empty(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).map_or(true, |m| m.len() == 0)
+}
+
+/// `path` for a `file:` URI: absolute, with `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for c in abs.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Now, in nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
@@ -724,6 +850,23 @@ pub(crate) fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read-only opening creates nothing, refuses writes, and reads what a
+    /// writer committed.
+    #[test]
+    fn read_only_open_reads_and_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert!(Catalog::open_read_only(&path).is_err());
+        assert!(!path.exists(), "nothing created");
+        drop(Catalog::open(&path).unwrap());
+        let ro = Catalog::open_read_only(&path).unwrap();
+        assert!(ro.is_read_only());
+        assert_eq!(ro.pack_totals().unwrap(), (0, 0));
+        assert!(ro.lock().execute("DELETE FROM packs", []).is_err());
+        let imm = Catalog::open_read_only_with(&path, true).unwrap();
+        assert_eq!(imm.pack_totals().unwrap(), (0, 0));
+    }
 
     #[test]
     fn batch_lookup_matches_single_lookups() {

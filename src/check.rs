@@ -18,7 +18,6 @@ use crate::catalog::{
 };
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId, SnapshotId};
-use crate::lock::Lock;
 use crate::manifest::{self, EntryKind, Manifest};
 use crate::pack::{self, PackEntry};
 use crate::progress::Progress;
@@ -167,7 +166,7 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     // Shared: a concurrent gc would make live data look missing.
-    let _lock = Lock::shared(repo.storage(), "check")?;
+    let _lock = repo.read_lock("check")?;
     check_unlocked(repo, opts, progress)
 }
 
@@ -315,8 +314,22 @@ fn select_for_reading(packs: &[PackRow], pct: Option<f64>) -> HashSet<i64> {
     packs.iter().take(n).map(|p| p.rowid).collect()
 }
 
+/// Best effort: on a full disk (or a catalog opened read-only for one) the
+/// check still runs; it only cannot remember which packs it read.
 fn mark_verified(repo: &Repository, rowid: i64) -> Result<()> {
-    repo.catalog().mark_pack_verified(rowid)
+    let skipped = "last_verified_ns not recorded (disk full or catalog read-only): \
+                   the next `check --read-data N%` may pick the same packs again";
+    if repo.is_read_only() {
+        repo.warn(skipped);
+        return Ok(());
+    }
+    match repo.catalog().mark_pack_verified(rowid) {
+        Err(e) if e.is_no_space() => {
+            repo.warn(skipped);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 struct PackResult {
@@ -612,7 +625,7 @@ pub fn verify(
     snap: &SnapshotInfo,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
-    let _lock = Lock::shared(repo.storage(), "verify")?;
+    let _lock = repo.read_lock("verify")?;
     let files: Vec<_> = repo
         .catalog()
         .files(snap)?

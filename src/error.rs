@@ -39,6 +39,35 @@ pub enum Error {
     #[error("repository config {path} is invalid: {reason}")]
     BadConfig { path: PathBuf, reason: String },
 
+    /// Neither `config` nor `config.backup` is there, but the repository's
+    /// data is: not a place for `init`, which would refuse it anyway.
+    #[error(
+        "{path} holds a cairn repository (packs and snapshots) but its config and config.backup are both missing; \
+         `cairn repair --config --chunk-avg BYTES [--compression N]` recreates the config \
+         (use the chunk size the repository was created with, or new data will not deduplicate against old data)"
+    )]
+    ConfigMissing { path: PathBuf },
+
+    /// `config` and `config.backup` are both unusable; each reason says why.
+    #[error(
+        "the repository config at {path} is unusable: config: {config}; config.backup: {backup}\n\
+         (if one of them can be fixed by hand, `cairn repair --config` copies it over the other; \
+         else `cairn repair --config --chunk-avg BYTES [--compression N]` recreates it)"
+    )]
+    ConfigUnusable {
+        path: PathBuf,
+        config: String,
+        backup: String,
+    },
+
+    /// The filesystem is full (ENOSPC, EDQUOT, or SQLite's `SQLITE_FULL`).
+    /// Nothing is damaged: the write that failed left no partial object.
+    #[error(
+        "{path}: no space left on device; nothing is damaged. Free space on that filesystem \
+         (in the repository, `cairn forget` then `cairn gc` reclaim the space of old snapshots) and try again"
+    )]
+    NoSpace { path: PathBuf },
+
     /// The storage contract's "not found": no object under `key` (see
     /// [`crate::storage::Storage`]).
     #[error("object {key} not found in the repository")]
@@ -184,10 +213,25 @@ fn candidates_hint(candidates: &[String]) -> String {
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
+    /// A full filesystem becomes [`Error::NoSpace`], so no caller has to
+    /// look at the errno to tell the user what to do.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if is_enospc(&source) {
+            return Error::NoSpace { path: path.into() };
+        }
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// True when the error is a full filesystem, wherever it came from.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::NoSpace { .. } => true,
+            Error::Io { source, .. } => is_enospc(source),
+            Error::InFile { source, .. } => source.is_no_space(),
+            _ => false,
         }
     }
 
@@ -223,6 +267,10 @@ impl Error {
             other => other,
         }
     }
+}
+
+fn is_enospc(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// Adds a path to `io::Result`s, so no `io::Error` leaves the library bare.

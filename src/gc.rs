@@ -38,10 +38,16 @@
 //! chunk's other copy cannot be confirmed, is left in place
 //! ([`GcPlan::unverified`]) for `check` and `repair`.
 //!
-//! **Sweep**, in crash-safe order: each new pack is made durable, then one
-//! catalog transaction records it and moves its chunks' rows to it; after all
-//! of them one transaction drops the rows of the dead chunks and of the old
-//! packs; only then are the old pack files deleted. Killed at any moment, gc
+//! **Sweep**, in crash-safe order. First the packs with no live chunk: one
+//! catalog transaction drops their rows, then their files are deleted. They
+//! go before anything is written, so that on a nearly full disk the repack
+//! finds the space it needs; nothing needs them (each live chunk their
+//! trailer lists has a confirmed copy elsewhere, and the repack copies only
+//! chunks the catalog locates in the packs it rewrites). Then the repack:
+//! each new pack is made durable, then one catalog transaction records it
+//! and moves its chunks' rows to it; after all of them one transaction drops
+//! the rows of the dead chunks and of the rewritten packs; only then are
+//! those pack files deleted. Killed at any moment, gc
 //! leaves every chunk a snapshot needs readable at the location the catalog
 //! gives (an old pack stays until nothing points into it), and the next gc
 //! finishes the job: a half-moved pack has fewer live chunks and is
@@ -578,6 +584,16 @@ pub fn execute(repo: &Repository, plan: &GcPlan<'_>, progress: &dyn Progress) ->
         report.unknown_packs_deleted += 1;
         freed += obj.size;
     }
+    // Wholly dead packs go before the repack writes anything: on a nearly
+    // full disk this is the space the repack's new packs need.
+    let dead: Vec<&PackUsage> = plan.delete.iter().collect();
+    if !dead.is_empty() {
+        report.chunks_dropped += drop_rows(repo, &dead)?;
+    }
+    for usage in &dead {
+        repo.storage().delete(&pack::key(&usage.pack))?;
+        freed += usage.size;
+    }
     let mut repacker = Repacker::new(repo);
     let mut rewritten = Vec::new();
     progress.start("repack", plan.bytes_to_move());
@@ -591,13 +607,10 @@ pub fn execute(repo: &Repository, plan: &GcPlan<'_>, progress: &dyn Progress) ->
     }
     repacker.flush()?;
     progress.finish();
-    let doomed: Vec<&PackUsage> = plan
-        .delete
-        .iter()
-        .chain(rewritten.iter().copied())
-        .collect();
-    report.chunks_dropped = drop_rows(repo, &doomed)?;
-    for usage in &doomed {
+    if !rewritten.is_empty() {
+        report.chunks_dropped += drop_rows(repo, &rewritten)?;
+    }
+    for usage in &rewritten {
         repo.storage().delete(&pack::key(&usage.pack))?;
         freed += usage.size;
     }

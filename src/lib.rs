@@ -89,7 +89,7 @@ pub use gc::{GcPlan, GcReport};
 pub use id::{ChunkId, PackId, SnapshotId};
 pub use policy::StoredPolicies;
 pub use progress::{NoProgress, Progress};
-pub use repository::{RepoStorage, Repository};
+pub use repository::{OpenMode, RepoStorage, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
 pub use retention::RetentionPolicy;
 pub use snapshot::{SnapshotOptions, SnapshotReport};

@@ -2,23 +2,48 @@
 //! storage, the repository config and the catalog together.
 //!
 //! Layout of a local repository (docs/FORMAT.md):
-//! `config`, `catalog.db`, `packs/<xx>/<id>.pack`, `snapshots/<id>.snap`.
+//! `config` (+ `config.backup`), `catalog.db`, `packs/<xx>/<id>.pack`,
+//! `snapshots/<id>.snap`.
 //! Every object goes through [`Storage`]; only the catalog is a file, put
 //! where a [`CatalogLocation`] says. `init`/`open` take a directory;
 //! `init_with`/`open_with` take any storage and catalog location.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::catalog::location::{CatalogFile, CatalogLocation};
 use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::config::{self, RepoConfig};
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
+use crate::lock::Lock;
 use crate::progress::Progress;
 use crate::selector;
 use crate::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::storage::{LocalStorage, PutMode, Storage};
+
+/// How a repository is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The catalog opened for writing (creating its WAL, checking its
+    /// schema); a missing `config.backup` is written.
+    ReadWrite,
+    /// The catalog opened read-only and nothing written but lock objects,
+    /// so read-only commands work on a full disk (see
+    /// [`Catalog::open_read_only`] and [`Repository::read_lock`]).
+    ReadOnly,
+}
+
+/// Warnings a repository has for its user (a damaged config copy, a lock
+/// that could not be taken): kept until a hook is set, then passed to it as
+/// they arise, each once.
+#[derive(Default)]
+struct Warnings {
+    seen: Vec<String>,
+    hook: Option<WarningHook>,
+}
+
+type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// An open repository.
 pub struct Repository {
@@ -27,13 +52,18 @@ pub struct Repository {
     config: RepoConfig,
     id: String,
     catalog: Catalog,
+    warnings: Mutex<Warnings>,
 }
 
 impl Repository {
     /// Creates a repository in the local directory `path`, which must not
     /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
-        if LocalStorage::new(path).head(config::KEY).is_ok() {
+        let existing = LocalStorage::new(path);
+        if [config::KEY, config::BACKUP_KEY]
+            .iter()
+            .any(|key| existing.head(key).is_ok())
+        {
             return Err(Error::RepoExists { path: path.into() });
         }
         let storage = Arc::new(LocalStorage::create(path)?);
@@ -74,12 +104,18 @@ impl Repository {
             Err(Error::ObjectExists { .. }) => return Err(Error::RepoExists { path: root }),
             other => other?,
         }
+        // The backup only once this init has won the race for `config`, so
+        // a losing init never replaces the winner's backup. Killed in
+        // between, the repository lacks a backup, which the next read-write
+        // open writes.
+        storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
         Ok(Self {
             root,
             storage,
             config,
             id,
             catalog,
+            warnings: Mutex::default(),
         })
     }
 
@@ -87,6 +123,23 @@ impl Repository {
     /// `path/catalog.db` ([`Error::CatalogMissing`] otherwise).
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_storage(path)?.open_catalog()
+    }
+
+    /// [`Repository::open`] for commands that only read: the catalog is
+    /// opened read-only and nothing is written (see [`OpenMode::ReadOnly`]).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        Self::open_mode(path, OpenMode::ReadOnly)
+    }
+
+    /// [`Repository::open`] or [`Repository::open_read_only`].
+    pub fn open_mode(path: &Path, mode: OpenMode) -> Result<Self> {
+        RepoStorage::open_at(
+            path.to_path_buf(),
+            Arc::new(LocalStorage::new(path)),
+            CatalogLocation::in_repository(path),
+            mode,
+        )?
+        .open_catalog_mode(mode)
     }
 
     /// Opens the repository whose objects are in `storage`, with its
@@ -103,6 +156,7 @@ impl Repository {
             path.to_path_buf(),
             Arc::new(LocalStorage::new(path)),
             CatalogLocation::in_repository(path),
+            OpenMode::ReadWrite,
         )
     }
 
@@ -127,6 +181,65 @@ impl Repository {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// True when opened with [`OpenMode::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.catalog.is_read_only()
+    }
+
+    /// Records a warning for the user; each distinct one is kept (or passed
+    /// to the hook) once.
+    pub fn warn(&self, message: impl Into<String>) {
+        let message = message.into();
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if w.seen.contains(&message) {
+            return;
+        }
+        if let Some(hook) = &w.hook {
+            hook(&message);
+        }
+        w.seen.push(message);
+    }
+
+    /// The warnings so far, oldest first.
+    pub fn warnings(&self) -> Vec<String> {
+        let w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        w.seen.clone()
+    }
+
+    /// Passes every warning so far, and each later one as it arises, to
+    /// `hook` (the CLI prints them on stderr).
+    pub fn on_warning(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        for message in &w.seen {
+            hook(message);
+        }
+        w.hook = Some(Box::new(hook));
+    }
+
+    /// The shared lock of a command that only reads (restore, cat, check,
+    /// verify). On a read-only repository whose lock object cannot be
+    /// written because the disk is full, the command runs without one, with
+    /// a warning: a full disk must not keep the user from their data. That
+    /// is safe enough: every other process needs to write a lock object on
+    /// the same full disk first, and a gc that still got in could at worst
+    /// make this command fail (a missing pack is damage, reported as such,
+    /// and every restored file is checked against its SHA-256), never
+    /// produce a wrong file or touch the repository.
+    pub fn read_lock(&self, purpose: &str) -> Result<Option<Lock<'_>>> {
+        match Lock::shared(self.storage(), purpose) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.is_no_space() && self.is_read_only() => {
+                self.warn(format!(
+                    "disk full: running without a lock (no room for a lock object in {}/{})",
+                    self.storage.location(),
+                    crate::lock::PREFIX.trim_end_matches('/')
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes a snapshot (see [`snapshot::create`]).
@@ -167,24 +280,47 @@ pub struct RepoStorage {
     config: RepoConfig,
     id: String,
     catalog: CatalogLocation,
+    warnings: Vec<String>,
 }
 
 impl RepoStorage {
     /// Reads and checks the config in `storage`; a missing one is
     /// [`Error::RepoNotFound`].
     pub fn open(storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
-        Self::open_at(PathBuf::from(storage.location()), storage, catalog)
+        Self::open_at(
+            PathBuf::from(storage.location()),
+            storage,
+            catalog,
+            OpenMode::ReadWrite,
+        )
     }
 
-    fn open_at(root: PathBuf, storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
-        let (config, bytes) = read_config(&root, storage.as_ref())?;
+    fn open_at(
+        root: PathBuf,
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        mode: OpenMode,
+    ) -> Result<Self> {
+        let loaded = config::load(storage.as_ref(), &root)?;
+        let mut warnings = loaded.warnings;
+        if loaded.backup_missing && mode == OpenMode::ReadWrite {
+            if let Err(e) = write_missing_backup(storage.as_ref(), &loaded.bytes) {
+                warnings.push(format!("could not write the missing config.backup: {e}"));
+            }
+        }
         Ok(Self {
-            id: repository_id(&config, &bytes),
+            id: repository_id(&loaded.config, &loaded.bytes),
             root,
             storage,
-            config,
+            config: loaded.config,
             catalog,
+            warnings,
         })
+    }
+
+    /// Warnings from reading the config (a damaged copy).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn storage(&self) -> &dyn Storage {
@@ -211,6 +347,12 @@ impl RepoStorage {
     /// (under the exclusive lock, as `rebuild-catalog` does); a missing
     /// catalog at a fixed place is [`Error::CatalogMissing`].
     pub fn open_catalog(self) -> Result<Repository> {
+        self.open_catalog_mode(OpenMode::ReadWrite)
+    }
+
+    /// [`RepoStorage::open_catalog`], read-only with [`OpenMode::ReadOnly`]
+    /// (a missing cache is still rebuilt, which writes).
+    pub fn open_catalog_mode(self, mode: OpenMode) -> Result<Repository> {
         let file = self.catalog_file();
         if !file.exists() {
             if !file.rebuilds_when_missing() {
@@ -220,31 +362,45 @@ impl RepoStorage {
             }
             crate::rebuild::rebuild_catalog(&self, &crate::progress::NoProgress)?;
         }
-        let catalog = file.open()?;
+        let catalog = match mode {
+            OpenMode::ReadWrite => file.open()?,
+            OpenMode::ReadOnly => file.open_read_only()?,
+        };
         Ok(Repository {
             root: self.root,
             storage: self.storage,
             config: self.config,
             id: self.id,
             catalog,
+            warnings: Mutex::new(Warnings {
+                seen: self.warnings,
+                hook: None,
+            }),
         })
     }
 }
 
-/// Reads and checks the config in `storage`, without touching the catalog.
-pub fn load_config(storage: &dyn Storage) -> Result<RepoConfig> {
-    read_config(Path::new(&storage.location()), storage).map(|(config, _)| config)
-}
-
-/// The config of the repository at `root` and the bytes it was read from.
-fn read_config(root: &Path, storage: &dyn Storage) -> Result<(RepoConfig, Vec<u8>)> {
-    let bytes = match storage.get(config::KEY) {
-        Ok(bytes) => bytes,
-        Err(Error::ObjectNotFound { .. }) => return Err(Error::RepoNotFound { path: root.into() }),
+/// Writes `config.backup` for a repository made before backups existed,
+/// under a shared lock: every put outside `locks/` happens under a lock
+/// (an exclusive holder may remove temp files it finds), and the bytes are
+/// the intact config's, so racing writers write the same object. Skipped
+/// while an exclusive lock is held; the next open writes it.
+fn write_missing_backup(storage: &dyn Storage, bytes: &[u8]) -> Result<()> {
+    let _lock = match Lock::shared(storage, "config backup") {
+        Ok(lock) => lock,
+        Err(Error::Locked { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let config = RepoConfig::from_json(&bytes, &root.join(config::KEY).display().to_string())?;
-    Ok((config, bytes))
+    match storage.put_with(config::BACKUP_KEY, bytes, PutMode::CreateNew) {
+        Err(Error::ObjectExists { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// Reads and checks the config in `storage`, without touching the catalog.
+/// Falls back to `config.backup` as [`config::load`] does.
+pub fn load_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    config::load(storage, Path::new(&storage.location())).map(|loaded| loaded.config)
 }
 
 /// See [`RepoStorage::id`]. The config's own id is random hex; anything else

@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use crate::blob::read_chunks;
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
-use crate::lock::Lock;
 use crate::manifest::{EntryKind, FileEntry};
 use crate::pagecache::WriteBehind;
 use crate::progress::Progress;
@@ -145,7 +144,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     // Shared: gc must not delete a pack this restore is about to read.
-    let _lock = Lock::shared(repo.storage(), "restore")?;
+    let _lock = repo.read_lock("restore")?;
     let all = repo.catalog().files(snap)?;
     check_tree(&all)?;
     let entries = select(all, &opts.paths, snap)?;
@@ -451,7 +450,7 @@ fn set_symlink_mtime(path: &Path, mtime_ns: i64) -> Result<()> {
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
 /// SHA-256 at the end.
 pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
-    let _lock = Lock::shared(repo.storage(), "cat")?;
+    let _lock = repo.read_lock("cat")?;
     let path = path.trim_matches('/');
     let file = repo
         .catalog()
@@ -603,7 +602,7 @@ mod tests {
         repo.snapshot(&[dir.path().join("f")], &opts, &NoProgress)
             .unwrap();
         let snap = repo.resolve("c").unwrap();
-        let gc = Lock::exclusive(repo.storage(), "gc").unwrap();
+        let gc = crate::lock::Lock::exclusive(repo.storage(), "gc").unwrap();
         let err = restore(
             &repo,
             &snap,

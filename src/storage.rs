@@ -16,7 +16,9 @@
 //! - **Typed failures**, so callers never look at `io::ErrorKind`:
 //!   [`Error::ObjectNotFound`] (no such object, also when a "directory" on
 //!   the way is not one), [`Error::ObjectExists`], [`Error::ObjectTruncated`]
-//!   (a range past the end), and for everything else [`Error::Io`] (local
+//!   (a range past the end), [`Error::NoSpace`] (the disk holding the
+//!   objects is full: ENOSPC or EDQUOT; nothing was written), and for
+//!   everything else [`Error::Io`] (local
 //!   files, naming the path) or [`Error::Storage`] (other backends, naming
 //!   the key).
 //! - **Deletes** are durable when they return; a missing object is not an

@@ -16,6 +16,8 @@ mod bench;
 mod catalog_damage;
 #[path = "cli/commands.rs"]
 mod commands;
+#[path = "cli/config_backup.rs"]
+mod config_backup;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/dedup.rs"]
@@ -24,6 +26,8 @@ mod dedup;
 mod fixture;
 #[path = "cli/forget.rs"]
 mod forget;
+#[path = "cli/full_disk.rs"]
+mod full_disk;
 #[path = "cli/gc.rs"]
 mod gc;
 #[path = "cli/integrity.rs"]

@@ -84,6 +84,12 @@ impl CatalogFile {
         Catalog::open(&self.path)
     }
 
+    /// Opens the existing catalog for reading only (see
+    /// [`Catalog::open_read_only`]); creates nothing.
+    pub(crate) fn open_read_only(&self) -> Result<Catalog> {
+        Catalog::open_read_only(&self.path)
+    }
+
     /// An empty catalog for a new repository. A cache may hold a stale one
     /// under the same id (a repository created again); it is dropped.
     pub(crate) fn create(&self) -> Result<Catalog> {

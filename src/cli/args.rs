@@ -58,8 +58,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Recreate the SQLite catalog from packs and manifests
     RebuildCatalog(JsonArgs),
-    /// Salvage damaged packs, drop lost chunks, restore manifests, mark broken snapshots
-    Repair(JsonArgs),
+    /// Salvage damaged packs, drop lost chunks, restore manifests, mark broken snapshots; --config: restore the config from its backup
+    Repair(RepairArgs),
     /// Remove stale locks (of processes that are gone), or all locks with --all
     Unlock(UnlockArgs),
     /// Remove snapshots by retention rules (those given, else the stored policies)
@@ -127,6 +127,25 @@ fn parse_pct(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("`{s}` must be in (0, 100]"))
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Only repair the config: rewrite `config` from `config.backup` or the
+    /// other way round, whichever is intact (needs no catalog)
+    #[arg(long)]
+    pub config: bool,
+    /// With --config when both copies are lost: recreate the config with
+    /// this average chunk size (use the repository's original one, or new
+    /// data will not deduplicate against old data)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "config")]
+    pub chunk_avg: Option<u64>,
+    /// With --config --chunk-avg: default zstd level of the recreated config
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "chunk_avg")]
+    pub compression: i32,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -248,7 +248,8 @@ fn print_summary(settings: &[SettingReport]) -> Result<()> {
 /// The repository's growth, from what each snapshot recorded.
 fn history(ctx: &Ctx, json: bool) -> Result<()> {
     let (path, _) = ctx.repo_path()?;
-    let repo = cairn::Repository::open(&path)
+    let repo = cairn::Repository::open_read_only(&path)
+        .map(super::commands::printing_warnings)
         .context("bench without PATH reports a repository; give PATHs to benchmark files")?;
     let h = bench::history::report(&repo)?;
     if json {

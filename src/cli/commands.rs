@@ -63,14 +63,39 @@ impl Ctx {
         }
     }
 
+    /// Opens the repository for a command that writes.
     pub fn open(&self) -> Result<Repository> {
         let (path, _) = self.repo_path()?;
-        Ok(Repository::open(&path)?)
+        Ok(printing_warnings(Repository::open(&path)?))
+    }
+
+    /// Opens the repository for a command that only reads: its catalog
+    /// read-only, so it works on a full disk.
+    pub fn open_read_only(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_read_only(&path)?))
+    }
+
+    /// Opens for writing, or read-only when the disk is too full for that
+    /// (`check`, whose only write is a best-effort note).
+    pub fn open_preferring_write(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        let repo = match Repository::open(&path) {
+            Err(e) if e.is_no_space() => Repository::open_read_only(&path)?,
+            other => other?,
+        };
+        Ok(printing_warnings(repo))
     }
 
     pub fn bar(&self) -> Bar {
         Bar::new(self.quiet)
     }
+}
+
+/// Prints the repository's warnings on stderr as they arise.
+pub fn printing_warnings(repo: Repository) -> Repository {
+    repo.on_warning(|message| eprintln!("cairn: {message}"));
+    repo
 }
 
 fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
@@ -93,7 +118,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
             eprintln!("creating the default repository at {}", path.display());
             Repository::init(&path, RepoConfig::new(ChunkerParams::default(), 3)?)?
         }
-        other => other?,
+        other => printing_warnings(other?),
     };
     let opts = SnapshotOptions {
         kind: a.kind,
@@ -141,7 +166,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
 }
 
 fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let filter = SnapshotFilter {
         kind: a.filter.kind,
         name: a.filter.name,
@@ -173,7 +198,7 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
 }
 
 fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let files = repo.catalog().files(&snap)?;
     if a.json {
@@ -241,7 +266,7 @@ fn print_header(s: &SnapshotInfo) -> Result<()> {
 }
 
 fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let opts = RestoreOptions {
         paths: a.paths,
@@ -286,7 +311,7 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
 }
 
 fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let mut out = std::io::stdout().lock();
     cairn::restore::cat(&repo, &snap, &a.file, &mut out)?;
@@ -294,7 +319,7 @@ fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
 }
 
 fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
     let d = cairn::diff::diff(&repo.catalog().files(&from)?, &repo.catalog().files(&to)?);
     if a.json {
@@ -325,7 +350,7 @@ fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
 }
 
 fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let filter = SnapshotFilter {
         kind: a.filter.kind,
         name: a.filter.name,

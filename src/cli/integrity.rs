@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cairn::check::{CheckOptions, CheckReport};
 
-use super::args::{CheckArgs, JsonArgs, UnlockArgs, VerifyArgs};
+use super::args::{CheckArgs, JsonArgs, RepairArgs, UnlockArgs, VerifyArgs};
 use super::commands::{Ctx, DAMAGE};
 use super::output;
 
@@ -18,7 +18,7 @@ fn verdict(clean: bool) -> ExitCode {
 }
 
 pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_preferring_write()?;
     let opts = CheckOptions {
         read_data: a.read_data || a.read_data_subset.is_some(),
         subset_pct: a.read_data_subset,
@@ -95,7 +95,7 @@ fn describe(v: &serde_json::Value) -> String {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let r = cairn::check::verify(&repo, &snap, &ctx.bar())?;
     if a.json {
@@ -122,6 +122,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
 pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
     let repo = cairn::Repository::open_storage(&path)?;
+    print_warnings(repo.warnings());
     let r = cairn::rebuild::rebuild_catalog(&repo, &ctx.bar())?;
     if a.json {
         output::json(&r)?;
@@ -142,7 +143,56 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
     Ok(verdict(r.unreadable.is_empty()))
 }
 
-pub fn repair(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("cairn: {w}");
+    }
+}
+
+/// `repair --config`: works from storage alone, never the catalog.
+fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    let storage = cairn::storage::LocalStorage::new(&path);
+    let recreate = match a.chunk_avg {
+        Some(avg) => {
+            let avg = u32::try_from(avg).context("--chunk-avg is too large")?;
+            Some(cairn::RepoConfig::new(
+                cairn::ChunkerParams::with_average(avg),
+                a.compression,
+            )?)
+        }
+        None => None,
+    };
+    let recreated = recreate.is_some();
+    let done = cairn::config::repair(&storage, &path, recreate)?;
+    if a.json {
+        output::json(&done)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    use cairn::config::ConfigRepair;
+    match done {
+        ConfigRepair::Nothing => outln!("config and config.backup are intact and identical"),
+        ConfigRepair::ConfigFromBackup => outln!("config restored from config.backup"),
+        ConfigRepair::BackupFromConfig => outln!("config.backup rewritten from config"),
+        ConfigRepair::Recreated => {
+            outln!("config and config.backup recreated with the given chunker and compression");
+            eprintln!(
+                "cairn: warning: new data deduplicates against old data only if --chunk-avg is the repository's original chunk size; run `cairn check`"
+            );
+        }
+    }
+    if recreated && done != ConfigRepair::Recreated {
+        eprintln!(
+            "cairn: --chunk-avg/--compression ignored: an intact copy of the config was used"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
+    if a.config {
+        return repair_config(ctx, &a);
+    }
     let repo = ctx.open()?;
     let r = cairn::repair::repair(&repo, &ctx.bar())?;
     if a.json {
@@ -180,6 +230,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     // Not `Repository::open`: unlocking must work while the catalog is lost,
     // since `rebuild-catalog` needs the exclusive lock.
     let repo = cairn::Repository::open_storage(&path)?;
+    print_warnings(repo.warnings());
     let removed = cairn::lock::unlock(repo.storage(), a.all)?;
     for r in &removed {
         outln!("removed {r}");

@@ -184,7 +184,10 @@ fn confirm(question: &str) -> Result<bool> {
 }
 
 pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = match cmd {
+        PolicyCommand::Show(_) => ctx.open_read_only()?,
+        _ => ctx.open()?,
+    };
     match cmd {
         PolicyCommand::Set(a) => {
             let policy = given_rules(&a.rules).unwrap_or_default();
