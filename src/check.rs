@@ -174,7 +174,7 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     // Shared: a concurrent gc would make live data look missing.
-    let _lock = Lock::shared(repo.storage(), "check")?;
+    let _lock = Lock::shared(repo.shared_storage(), "check")?;
     check_unlocked(repo, opts, progress)
 }
 
@@ -696,7 +696,7 @@ pub fn verify(
     snap: &SnapshotInfo,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
-    let _lock = Lock::shared(repo.storage(), "verify")?;
+    let _lock = Lock::shared(repo.shared_storage(), "verify")?;
     let files: Vec<_> = repo
         .catalog()
         .files(snap)?

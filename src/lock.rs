@@ -8,6 +8,8 @@
 //! so two racing writers both back off rather than both proceed. A lock of
 //! this host whose process is gone is stale and removed automatically.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::now_ns;
@@ -59,27 +61,28 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A held lock; released (its object deleted) on drop.
-pub struct Lock<'s> {
-    storage: &'s dyn Storage,
+/// A held lock; released (its object deleted) on drop. Owns its storage,
+/// so it outlives any borrow of the repository.
+pub struct Lock {
+    storage: Arc<dyn Storage>,
     key: String,
     exclusive: bool,
 }
 
-impl std::fmt::Debug for Lock<'_> {
+impl std::fmt::Debug for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lock").field("key", &self.key).finish()
     }
 }
 
-impl<'s> Lock<'s> {
+impl Lock {
     /// Takes a shared lock (several may coexist; excludes exclusive ones).
-    pub fn shared(storage: &'s dyn Storage, purpose: &str) -> Result<Self> {
+    pub fn shared(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
         Self::acquire(storage, purpose, false)
     }
 
     /// Takes an exclusive lock (no other lock may exist).
-    pub fn exclusive(storage: &'s dyn Storage, purpose: &str) -> Result<Self> {
+    pub fn exclusive(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
         Self::acquire(storage, purpose, true)
     }
 
@@ -88,7 +91,7 @@ impl<'s> Lock<'s> {
         self.exclusive
     }
 
-    fn acquire(storage: &'s dyn Storage, purpose: &str, exclusive: bool) -> Result<Self> {
+    fn acquire(storage: Arc<dyn Storage>, purpose: &str, exclusive: bool) -> Result<Self> {
         let info = LockInfo {
             exclusive,
             host: crate::snapshot::hostname(),
@@ -115,12 +118,12 @@ impl<'s> Lock<'s> {
             key,
             exclusive,
         };
-        for (other_key, other) in list(storage)? {
+        for (other_key, other) in list(lock.storage.as_ref())? {
             if other_key == lock.key || !(exclusive || other.exclusive) {
                 continue;
             }
             if other.is_stale() {
-                storage.delete(&other_key)?;
+                lock.storage.delete(&other_key)?;
                 continue;
             }
             return Err(Error::Locked {
@@ -131,7 +134,7 @@ impl<'s> Lock<'s> {
     }
 }
 
-impl Drop for Lock<'_> {
+impl Drop for Lock {
     fn drop(&mut self) {
         let _ = self.storage.delete(&self.key);
     }
@@ -178,27 +181,27 @@ mod tests {
     #[test]
     fn shared_coexist_exclusive_excludes_and_releases_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalStorage::new(dir.path());
-        let a = Lock::shared(&s, "snapshot").unwrap();
-        let b = Lock::shared(&s, "snapshot").unwrap();
-        let err = Lock::exclusive(&s, "gc").unwrap_err().to_string();
+        let s: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let a = Lock::shared(s.clone(), "snapshot").unwrap();
+        let b = Lock::shared(s.clone(), "snapshot").unwrap();
+        let err = Lock::exclusive(s.clone(), "gc").unwrap_err().to_string();
         assert!(err.contains("shared lock for `snapshot`"), "{err}");
         assert_eq!(
-            list(&s).unwrap().len(),
+            list(s.as_ref()).unwrap().len(),
             2,
             "the failed attempt removed its own lock"
         );
         drop((a, b));
-        let x = Lock::exclusive(&s, "gc").unwrap();
-        assert!(Lock::shared(&s, "snapshot").is_err());
+        let x = Lock::exclusive(s.clone(), "gc").unwrap();
+        assert!(Lock::shared(s.clone(), "snapshot").is_err());
         drop(x);
-        assert!(list(&s).unwrap().is_empty());
+        assert!(list(s.as_ref()).unwrap().is_empty());
     }
 
     #[test]
     fn stale_locks_of_dead_processes_are_cleared() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalStorage::new(dir.path());
+        let s: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead_pid = child.id();
         child.wait().unwrap();
@@ -211,15 +214,15 @@ mod tests {
         };
         s.put("locks/old.lock", &serde_json::to_vec(&stale).unwrap())
             .unwrap();
-        let _ok = Lock::shared(&s, "snapshot").unwrap();
-        assert_eq!(list(&s).unwrap().len(), 1);
+        let _ok = Lock::shared(s.clone(), "snapshot").unwrap();
+        assert_eq!(list(s.as_ref()).unwrap().len(), 1);
         let live = LockInfo {
             pid: std::process::id(),
             ..stale
         };
         s.put("locks/live.lock", &serde_json::to_vec(&live).unwrap())
             .unwrap();
-        assert!(unlock(&s, false).unwrap().is_empty());
-        assert_eq!(unlock(&s, true).unwrap().len(), 2);
+        assert!(unlock(s.as_ref(), false).unwrap().is_empty());
+        assert_eq!(unlock(s.as_ref(), true).unwrap().len(), 2);
     }
 }

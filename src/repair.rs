@@ -41,7 +41,7 @@ pub struct RepairReport {
 
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
-    let _lock = Lock::exclusive(repo.storage(), "repair")?;
+    let _lock = Lock::exclusive(repo.shared_storage(), "repair")?;
     let found = check::check_unlocked(repo, CheckOptions::READ_ALL, progress)?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();

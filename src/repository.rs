@@ -124,6 +124,12 @@ impl Repository {
         self.storage.as_ref()
     }
 
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
     /// Names the repository (see [`RepoStorage::id`]).
     pub fn id(&self) -> &str {
         &self.id
@@ -200,6 +206,12 @@ impl RepoStorage {
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
     }
 
     pub fn config(&self) -> &RepoConfig {

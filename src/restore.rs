@@ -144,7 +144,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     // Shared: gc must not delete a pack this restore is about to read.
-    let _lock = Lock::shared(repo.storage(), "restore")?;
+    let _lock = Lock::shared(repo.shared_storage(), "restore")?;
     let all = repo.catalog().files(snap)?;
     check_tree(&all)?;
     let entries = select(all, &opts.paths, snap)?;
@@ -450,7 +450,7 @@ fn set_symlink_mtime(path: &Path, mtime_ns: i64) -> Result<()> {
 /// Writes one file of a snapshot to `out` (for `cairn cat`), verifying its
 /// SHA-256 at the end.
 pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
-    let _lock = Lock::shared(repo.storage(), "cat")?;
+    let _lock = Lock::shared(repo.shared_storage(), "cat")?;
     let path = path.trim_matches('/');
     let file = repo
         .catalog()
@@ -602,7 +602,7 @@ mod tests {
         repo.snapshot(&[dir.path().join("f")], &opts, &NoProgress)
             .unwrap();
         let snap = repo.resolve("c").unwrap();
-        let gc = Lock::exclusive(repo.storage(), "gc").unwrap();
+        let gc = Lock::exclusive(repo.shared_storage(), "gc").unwrap();
         let err = restore(
             &repo,
             &snap,
