@@ -375,16 +375,40 @@ pub fn list(storage: &dyn Storage) -> Result<Vec<(String, LockInfo)>> {
     Ok(out)
 }
 
-/// Removes stale locks, or every lock with `all`. Returns what was removed.
-pub fn unlock(storage: &dyn Storage, all: bool) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// What [`unlock`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlocked {
+    /// The removed locks, described.
+    pub locks: Vec<String>,
+    /// Temp files of interrupted lock writes (`locks/.tmp-*` on a local
+    /// repository) whose writer is gone.
+    pub temp_files: Vec<String>,
+}
+
+/// Removes stale locks, or every lock with `all`, and the leftovers of
+/// interrupted lock writes. Returns what was removed.
+pub fn unlock(storage: &dyn Storage, all: bool) -> Result<Unlocked> {
+    let mut removed = Unlocked::default();
     for (key, info) in list(storage)? {
         if all || info.is_stale() {
             storage.delete(&key)?;
-            removed.push(info.describe(&key));
+            removed.locks.push(info.describe(&key));
         }
     }
+    for obj in leftover_temp_files(storage)? {
+        storage.remove_leftover(&obj.key)?;
+        removed.temp_files.push(obj.key);
+    }
     Ok(removed)
+}
+
+/// Temp files of interrupted lock writes whose writer is gone (the storage
+/// names only those under `locks/`, see [`Storage::leftovers`]): anyone may
+/// remove them, without a lock. Other leftovers need the exclusive lock.
+pub fn leftover_temp_files(storage: &dyn Storage) -> Result<Vec<crate::storage::ObjectInfo>> {
+    let mut out = storage.leftovers()?;
+    out.retain(|obj| obj.key.starts_with(PREFIX));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -448,8 +472,8 @@ mod tests {
             ..stale
         };
         s.put("locks/live.lock", &to_json(&live)).unwrap();
-        assert!(unlock(s.as_ref(), false).unwrap().is_empty());
-        assert_eq!(unlock(s.as_ref(), true).unwrap().len(), 2);
+        assert!(unlock(s.as_ref(), false).unwrap().locks.is_empty());
+        assert_eq!(unlock(s.as_ref(), true).unwrap().locks.len(), 2);
     }
 
     /// Guards the lease rule: another host's lock is stale once its lease
@@ -496,7 +520,7 @@ mod tests {
                 && !err.contains("pid 4242 is running"),
             "{err}"
         );
-        assert!(unlock(s.as_ref(), false).unwrap().is_empty());
+        assert!(unlock(s.as_ref(), false).unwrap().locks.is_empty());
     }
 
     /// Guards the heartbeat: a held lock's object is rewritten under the

@@ -84,7 +84,7 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
-            Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } => {}
+            Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } | Problem::LockTempFile { .. } => {}
         }
     }
     for hex in bad_packs {

@@ -181,9 +181,12 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     // since `rebuild-catalog` needs the exclusive lock.
     let repo = cairn::Repository::open_storage(&path)?;
     let removed = cairn::lock::unlock(repo.storage(), a.all)?;
-    for r in &removed {
+    for r in &removed.locks {
         outln!("removed {r}");
     }
-    outln!("{} locks removed", removed.len());
+    for t in &removed.temp_files {
+        outln!("removed leftover temp file {t}");
+    }
+    outln!("{} locks removed", removed.locks.len());
     Ok(ExitCode::SUCCESS)
 }

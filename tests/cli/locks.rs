@@ -1,6 +1,7 @@
 //! Repository locks through the real binary (docs/FORMAT.md, "Locks"):
 //! stale locks (of dead processes on this host, or whose lease expired on
-//! any host) are cleared, live holders are named and respected, `unlock` /
+//! any host) are cleared, live holders are named and respected,
+//! temp files of killed lock writes are cleaned up, `unlock` /
 //! `unlock --all` do what they say, and concurrent snapshots into one
 //! repository both commit intact.
 
@@ -358,6 +359,47 @@ fn another_hosts_live_lease_blocks_with_true_advice() {
     assert_eq!(env.state(), before);
     run_ok(env.cmd(["unlock"]));
     assert!(lock.exists(), "a live lease is not stale");
+}
+
+/// Guards item 9: a lock temp file left by a killed writer is reported by
+/// `check` as a note (not damage) and removed by `unlock` and by `gc`,
+/// while one whose writer runs is left alone.
+#[test]
+fn temp_files_of_killed_lock_writes_are_reported_and_removed() {
+    let env = base();
+    let locks = env.repo.join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let killed = |n: u32| locks.join(format!(".tmp-{}.lock-{}-{n}", "ab".repeat(16), dead_pid()));
+    let live = LiveProcess::spawn();
+    let running = locks.join(format!(".tmp-{}.lock-{}-0", "cd".repeat(16), live.pid()));
+    write(&running, b"{\"excl");
+    let first = killed(0);
+    write(&first, b"{\"excl");
+
+    let report = env.json(["check"]);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["problem"], "lock_temp_file");
+    assert_eq!(findings[0]["damage"], false);
+    let text = stdout(&run_ok(env.cmd(["check"])));
+    assert!(
+        text.contains("note: lock temp file") && text.contains("no damage found"),
+        "{text}"
+    );
+
+    let text = stdout(&run_ok(env.cmd(["unlock"])));
+    assert!(
+        text.contains("removed leftover temp file locks/.tmp-"),
+        "{text}"
+    );
+    assert!(!first.exists() && running.exists());
+
+    let second = killed(1);
+    write(&second, b"{\"excl");
+    let r = env.json(["gc"]);
+    assert_eq!(r["report"]["leftovers_deleted"], 1, "{r}");
+    assert!(!second.exists() && running.exists());
+    live.kill();
 }
 
 /// Guards the lease settings' parsing: a bad value is an error naming the
