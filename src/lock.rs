@@ -132,6 +132,11 @@ impl LockInfo {
             .unwrap_or_else(|| add_ns(self.time_ns, LEGACY_LEASE))
     }
 
+    /// The stand-in [`list`] reports for an object that does not parse.
+    fn is_unreadable(&self) -> bool {
+        self.pid == 0 && self.host == "?"
+    }
+
     fn on_this_host(&self) -> bool {
         self.host == crate::snapshot::hostname()
     }
@@ -144,6 +149,12 @@ impl LockInfo {
 
     /// The holder, its age, and what to do about it.
     fn describe(&self, key: &str) -> String {
+        if self.is_unreadable() {
+            return format!(
+                "exclusive lock of an unknown holder: {} ({key})",
+                self.purpose
+            );
+        }
         let kind = if self.exclusive {
             "exclusive"
         } else {
@@ -168,7 +179,7 @@ impl LockInfo {
     /// What the user can do about this live lock, truthfully.
     fn advice(&self) -> String {
         let expires = utc(self.expires_ns());
-        if self.pid == 0 && self.host == "?" {
+        if self.is_unreadable() {
             "it cannot be read; `cairn unlock --all` removes it".to_string()
         } else if self.on_this_host() {
             format!(
