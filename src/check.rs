@@ -83,6 +83,10 @@ pub enum Problem {
     UnreferencedPack {
         pack: String,
     },
+    /// A temp file of a killed lock write (`gc` or `unlock` removes it).
+    LockTempFile {
+        key: String,
+    },
 }
 
 impl Problem {
@@ -93,6 +97,7 @@ impl Problem {
             Problem::ManifestNotInCatalog { .. }
                 | Problem::UnknownPack { .. }
                 | Problem::UnreferencedPack { .. }
+                | Problem::LockTempFile { .. }
         )
     }
 }
@@ -206,6 +211,10 @@ pub(crate) fn check_unlocked(
     let known: HashSet<String> = packs.iter().map(|p| pack::key(&p.id)).collect();
     for key in on_disk.keys().filter(|k| !known.contains(*k)) {
         findings.add(Problem::UnknownPack { pack: key.clone() }, vec![]);
+    }
+    // Only those of locks: other temp files may be a running snapshot's.
+    for obj in crate::lock::leftover_temp_files(repo.storage())? {
+        findings.add(Problem::LockTempFile { key: obj.key }, vec![]);
     }
     let to_read = if opts.read_data {
         select_for_reading(&packs, opts.subset_pct)

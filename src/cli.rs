@@ -27,10 +27,30 @@ use clap::Parser;
 
 pub fn run() -> ExitCode {
     let cli = args::Cli::parse();
-    match commands::dispatch(cli) {
+    match lease_from_env().and_then(|()| commands::dispatch(cli)) {
         Ok(code) => code,
         Err(err) => report(err),
     }
+}
+
+/// Sets the lock lease from `CAIRN_LOCK_LEASE_SECS` and
+/// `CAIRN_LOCK_REFRESH_SECS` (whole seconds; for tests, which cannot wait
+/// out the default lease), each defaulting to the library's.
+fn lease_from_env() -> anyhow::Result<()> {
+    let secs = |var: &str, default: std::time::Duration| -> anyhow::Result<std::time::Duration> {
+        match std::env::var(var) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map(std::time::Duration::from_secs)
+                .map_err(|_| anyhow::anyhow!("{var}={v:?} is not a whole number of seconds")),
+            Err(_) => Ok(default),
+        }
+    };
+    let duration = secs("CAIRN_LOCK_LEASE_SECS", cairn::lock::LEASE_DURATION)?;
+    let refresh = secs("CAIRN_LOCK_REFRESH_SECS", cairn::lock::LEASE_REFRESH)?;
+    cairn::lock::set_lease(cairn::lock::Lease::new(duration, refresh)?);
+    Ok(())
 }
 
 /// Prints an error once, with its chain, and picks the exit code.

@@ -256,11 +256,12 @@ pub enum ConfigRepair {
 /// chunker parameters and compression the caller chose) is written as both;
 /// without it that is an error. Takes the exclusive lock.
 pub fn repair(
-    storage: &dyn Storage,
+    storage: std::sync::Arc<dyn Storage>,
     root: &std::path::Path,
     recreate: Option<RepoConfig>,
 ) -> Result<ConfigRepair> {
-    let _lock = crate::lock::Lock::exclusive(storage, "repair --config")?;
+    let _lock = crate::lock::Lock::exclusive(storage.clone(), "repair --config")?;
+    let storage = storage.as_ref();
     let loaded = match (load(storage, root), recreate) {
         (Ok(loaded), _) => loaded,
         (Err(Error::ConfigMissing { .. } | Error::ConfigUnusable { .. }), Some(fresh)) => {
@@ -378,15 +379,18 @@ mod tests {
             loaded.warnings
         );
         assert_eq!(
-            repair(&s, root, None).unwrap(),
+            repair(std::sync::Arc::new(s.clone()), root, None).unwrap(),
             ConfigRepair::ConfigFromBackup
         );
         assert_eq!(s.get(KEY).unwrap(), cfg.to_json());
-        assert_eq!(repair(&s, root, None).unwrap(), ConfigRepair::Nothing);
+        assert_eq!(
+            repair(std::sync::Arc::new(s.clone()), root, None).unwrap(),
+            ConfigRepair::Nothing
+        );
         s.delete(BACKUP_KEY).unwrap();
         assert!(load(&s, root).unwrap().backup_missing);
         assert_eq!(
-            repair(&s, root, None).unwrap(),
+            repair(std::sync::Arc::new(s.clone()), root, None).unwrap(),
             ConfigRepair::BackupFromConfig
         );
     }

@@ -185,10 +185,12 @@ pub enum Error {
     #[error("unsafe path in manifest: {path}")]
     UnsafePath { path: String },
 
+    /// Each holder says who holds it, since when, and what to do about it.
     #[error(
-        "repository is locked: {holder}\n(if that process is gone, `cairn unlock` clears its lock)"
+        "repository is locked:\n  {}\n(`cairn unlock` clears stale locks: of dead processes on this host, or whose lease expired; `cairn unlock --all` clears every lock, for when no holder runs any more)",
+        .holders.join("\n  ")
     )]
-    Locked { holder: String },
+    Locked { holders: Vec<String> },
 
     #[error(
         "the policy would remove every snapshot of {}; refusing (pass --allow-empty to allow it)",

@@ -100,7 +100,10 @@ impl HistoryPlan {
 #[derive(Serialize)]
 pub struct ForgetPlan<'r> {
     #[serde(skip)]
-    lock: Lock<'r>,
+    lock: Lock,
+    /// The plan is made for, and only valid with, this repository.
+    #[serde(skip)]
+    _repo: std::marker::PhantomData<&'r Repository>,
     pub histories: Vec<HistoryPlan>,
     /// Histories that would lose every snapshot (only for policy plans).
     pub emptied: Vec<String>,
@@ -119,7 +122,7 @@ impl<'r> ForgetPlan<'r> {
     }
 
     /// Ends the plan but keeps its exclusive lock (`prune` hands it to gc).
-    pub fn into_lock(self) -> Lock<'r> {
+    pub fn into_lock(self) -> Lock {
         self.lock
     }
 
@@ -150,7 +153,7 @@ fn hex_ids<S: serde::Serializer>(ids: &[SnapshotId], s: S) -> std::result::Resul
 /// Judges every snapshot of the selected histories. Takes the exclusive lock
 /// (so it fails beside a running snapshot) and keeps it in the plan.
 pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<'r>> {
-    let lock = Lock::exclusive(repo.storage(), "forget")?;
+    let lock = Lock::exclusive(repo.shared_storage(), "forget")?;
     ensure_sound(repo)?;
     let filter = SnapshotFilter {
         tag: None,
@@ -190,6 +193,7 @@ pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<
         .collect();
     Ok(ForgetPlan {
         lock,
+        _repo: std::marker::PhantomData,
         histories,
         emptied,
         allow_empty: req.allow_empty,
@@ -232,7 +236,7 @@ fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset
 /// A plan removing exactly the snapshots `selectors` name (resolved under
 /// the lock). Emptying a history this way is allowed: it was asked for.
 pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<ForgetPlan<'r>> {
-    let lock = Lock::exclusive(repo.storage(), "delete")?;
+    let lock = Lock::exclusive(repo.shared_storage(), "delete")?;
     ensure_sound(repo)?;
     let mut by_history: BTreeMap<(String, String), Vec<SnapshotInfo>> = BTreeMap::new();
     for selector in selectors {
@@ -266,6 +270,7 @@ pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<For
         .collect();
     Ok(ForgetPlan {
         lock,
+        _repo: std::marker::PhantomData,
         histories,
         emptied: Vec::new(),
         allow_empty: true,
@@ -463,10 +468,10 @@ mod tests {
         t.snap("model", "a", &[1], &[]);
         let p = plan(&t.repo, &request(Some(last(1)))).unwrap();
         assert!(matches!(
-            Lock::shared(t.repo.storage(), "snapshot"),
+            Lock::shared(t.repo.shared_storage(), "snapshot"),
             Err(Error::Locked { .. })
         ));
         drop(p);
-        assert!(Lock::shared(t.repo.storage(), "snapshot").is_ok());
+        assert!(Lock::shared(t.repo.shared_storage(), "snapshot").is_ok());
     }
 }

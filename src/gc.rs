@@ -139,7 +139,10 @@ impl PackUsage {
 #[derive(Serialize)]
 pub struct GcPlan<'r> {
     #[serde(skip)]
-    _lock: Lock<'r>,
+    _lock: Lock,
+    /// The plan is made for, and only valid with, this repository.
+    #[serde(skip)]
+    _repo: std::marker::PhantomData<&'r Repository>,
     /// The repack threshold this plan was made with (a share, 0.0..=1.0).
     pub max_unused: f64,
     /// Snapshots in the catalog.
@@ -236,7 +239,7 @@ pub struct GcReport {
 /// (0.10 = repack packs more than 10% unused).
 pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan<'_>> {
     check_max_unused(max_unused)?;
-    let lock = Lock::exclusive(repo.storage(), "gc")?;
+    let lock = Lock::exclusive(repo.shared_storage(), "gc")?;
     plan_locked(repo, lock, max_unused, &[])
 }
 
@@ -246,7 +249,7 @@ pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan<'_>> {
 /// what the gc after its forget would do).
 pub fn plan_locked<'r>(
     repo: &'r Repository,
-    lock: Lock<'r>,
+    lock: Lock,
     max_unused: f64,
     forgotten: &[SnapshotId],
 ) -> Result<GcPlan<'r>> {
@@ -266,6 +269,7 @@ pub fn plan_locked<'r>(
     let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
     let mut plan = GcPlan {
         _lock: lock,
+        _repo: std::marker::PhantomData,
         max_unused,
         snapshots: snaps.len() as u64,
         unlisted_manifests,

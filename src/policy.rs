@@ -113,7 +113,7 @@ impl StoredPolicies {
 
 /// Stores `policy` for `scope` under the exclusive lock; returns the result.
 pub fn set(repo: &Repository, scope: &str, policy: RetentionPolicy) -> Result<StoredPolicies> {
-    let _lock = Lock::exclusive(repo.storage(), "policy")?;
+    let _lock = Lock::exclusive(repo.shared_storage(), "policy")?;
     let mut all = StoredPolicies::load(repo.storage())?;
     all.set(scope, policy)?;
     all.save(repo.storage())?;
@@ -123,7 +123,7 @@ pub fn set(repo: &Repository, scope: &str, policy: RetentionPolicy) -> Result<St
 /// Removes the policy of `scope` under the exclusive lock. An unknown scope
 /// is an error naming it, so a typo is not mistaken for success.
 pub fn unset(repo: &Repository, scope: &str) -> Result<RetentionPolicy> {
-    let _lock = Lock::exclusive(repo.storage(), "policy")?;
+    let _lock = Lock::exclusive(repo.shared_storage(), "policy")?;
     let mut all = StoredPolicies::load(repo.storage())?;
     let removed = all
         .unset(scope)

@@ -42,7 +42,7 @@ pub struct RebuildReport {
 /// exclusive lock.
 pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<RebuildReport> {
     let storage = repo.storage();
-    let _lock = Lock::exclusive(storage, "rebuild-catalog")?;
+    let _lock = Lock::exclusive(repo.shared_storage(), "rebuild-catalog")?;
     let mut report = RebuildReport::default();
     let old = repo.catalog_file().replace(|catalog| {
         import_packs(storage, catalog, &mut report, progress)?;

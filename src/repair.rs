@@ -40,7 +40,7 @@ pub struct RepairReport {
 
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
-    let _lock = Lock::exclusive(repo.storage(), "repair")?;
+    let _lock = Lock::exclusive(repo.shared_storage(), "repair")?;
     let found = check::check_unlocked(repo, CheckOptions::READ_ALL, progress)?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();
@@ -83,7 +83,7 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
-            Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } => {}
+            Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } | Problem::LockTempFile { .. } => {}
         }
     }
     for hex in bad_packs {

@@ -174,6 +174,12 @@ impl Repository {
         self.storage.as_ref()
     }
 
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
     /// Names the repository (see [`RepoStorage::id`]).
     pub fn id(&self) -> &str {
         &self.id
@@ -227,8 +233,8 @@ impl Repository {
     /// make this command fail (a missing pack is damage, reported as such,
     /// and every restored file is checked against its SHA-256), never
     /// produce a wrong file or touch the repository.
-    pub fn read_lock(&self, purpose: &str) -> Result<Option<Lock<'_>>> {
-        match Lock::shared(self.storage(), purpose) {
+    pub fn read_lock(&self, purpose: &str) -> Result<Option<Lock>> {
+        match Lock::shared(self.shared_storage(), purpose) {
             Ok(lock) => Ok(Some(lock)),
             Err(e) if e.is_no_space() && self.is_read_only() => {
                 self.warn(format!(
@@ -304,7 +310,7 @@ impl RepoStorage {
         let loaded = config::load(storage.as_ref(), &root)?;
         let mut warnings = loaded.warnings;
         if loaded.backup_missing && mode == OpenMode::ReadWrite {
-            if let Err(e) = write_missing_backup(storage.as_ref(), &loaded.bytes) {
+            if let Err(e) = write_missing_backup(&storage, &loaded.bytes) {
                 warnings.push(format!("could not write the missing config.backup: {e}"));
             }
         }
@@ -325,6 +331,12 @@ impl RepoStorage {
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -380,13 +392,20 @@ impl RepoStorage {
     }
 }
 
+/// `cairn repair --config` for the local repository at `path`: makes
+/// `config` and `config.backup` intact again without the catalog (see
+/// [`config::repair`]).
+pub fn repair_config(path: &Path, recreate: Option<RepoConfig>) -> Result<config::ConfigRepair> {
+    config::repair(Arc::new(LocalStorage::new(path)), path, recreate)
+}
+
 /// Writes `config.backup` for a repository made before backups existed,
 /// under a shared lock: every put outside `locks/` happens under a lock
 /// (an exclusive holder may remove temp files it finds), and the bytes are
 /// the intact config's, so racing writers write the same object. Skipped
 /// while an exclusive lock is held; the next open writes it.
-fn write_missing_backup(storage: &dyn Storage, bytes: &[u8]) -> Result<()> {
-    let _lock = match Lock::shared(storage, "config backup") {
+fn write_missing_backup(storage: &Arc<dyn Storage>, bytes: &[u8]) -> Result<()> {
+    let _lock = match Lock::shared(storage.clone(), "config backup") {
         Ok(lock) => lock,
         Err(Error::Locked { .. }) => return Ok(()),
         Err(e) => return Err(e),

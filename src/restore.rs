@@ -602,7 +602,7 @@ mod tests {
         repo.snapshot(&[dir.path().join("f")], &opts, &NoProgress)
             .unwrap();
         let snap = repo.resolve("c").unwrap();
-        let gc = crate::lock::Lock::exclusive(repo.storage(), "gc").unwrap();
+        let gc = crate::lock::Lock::exclusive(repo.shared_storage(), "gc").unwrap();
         let err = restore(
             &repo,
             &snap,

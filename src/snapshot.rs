@@ -115,7 +115,7 @@ pub fn create(
         ));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
-    let _lock = Lock::shared(repo.storage(), "snapshot")?;
+    let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
     let walked = walk::walk(sources)?;
     let parent = latest_of(repo, &opts.kind, &opts.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());

@@ -119,9 +119,11 @@ pub trait Storage: Send + Sync {
     }
 
     /// Leftovers of interrupted `put`s, which [`Storage::list`] never shows
-    /// (for a local repository: `.tmp-*` files), outside `locks/`. Every
-    /// `put` outside `locks/` happens under a repository lock, so a caller
-    /// holding the exclusive lock knows each one is dead and may remove it.
+    /// (for a local repository: `.tmp-*` files). Every `put` outside
+    /// `locks/` happens under a repository lock, so a caller holding the
+    /// exclusive lock knows each one is dead and may remove it. Lock
+    /// objects are put without a lock, so under `locks/` only leftovers
+    /// whose writer is known gone are named, and anyone may remove those.
     /// The default, for backends whose `put` leaves nothing behind, is none.
     fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
         Ok(Vec::new())

@@ -152,7 +152,6 @@ fn print_warnings(warnings: &[String]) {
 /// `repair --config`: works from storage alone, never the catalog.
 fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
-    let storage = cairn::storage::LocalStorage::new(&path);
     let recreate = match a.chunk_avg {
         Some(avg) => {
             let avg = u32::try_from(avg).context("--chunk-avg is too large")?;
@@ -164,7 +163,7 @@ fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
         None => None,
     };
     let recreated = recreate.is_some();
-    let done = cairn::config::repair(&storage, &path, recreate)?;
+    let done = cairn::repository::repair_config(&path, recreate)?;
     if a.json {
         output::json(&done)?;
         return Ok(ExitCode::SUCCESS);
@@ -232,9 +231,12 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let repo = cairn::Repository::open_storage(&path)?;
     print_warnings(repo.warnings());
     let removed = cairn::lock::unlock(repo.storage(), a.all)?;
-    for r in &removed {
+    for r in &removed.locks {
         outln!("removed {r}");
     }
-    outln!("{} locks removed", removed.len());
+    for t in &removed.temp_files {
+        outln!("removed leftover temp file {t}");
+    }
+    outln!("{} locks removed", removed.locks.len());
     Ok(ExitCode::SUCCESS)
 }

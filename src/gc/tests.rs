@@ -255,7 +255,7 @@ fn an_unlisted_pack_is_debris_only_if_its_live_chunks_are_located_elsewhere() {
 #[test]
 fn refuses_to_run_beside_a_snapshot() {
     let t = TestRepo::new();
-    let _snapshot = lock::Lock::shared(t.repo.storage(), "snapshot").unwrap();
+    let _snapshot = lock::Lock::shared(t.repo.shared_storage(), "snapshot").unwrap();
     assert!(matches!(
         plan(&t.repo, DEFAULT_MAX_UNUSED),
         Err(Error::Locked { .. })

@@ -139,23 +139,20 @@ impl Storage for LocalStorage {
 
     fn leftovers(&self) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        walk_files(
-            &self.root,
-            "",
-            &|sub| sub != LOCKS_DIR,
-            &mut |key, name, size| {
-                if name.starts_with(TEMP_PREFIX) {
-                    out.push(ObjectInfo { key, size });
-                }
-                Ok(())
-            },
-        )?;
+        walk_files(&self.root, "", &|_| true, &mut |key, name, size| {
+            if name.starts_with(TEMP_PREFIX)
+                && (!key.starts_with(LOCKS_DIR) || self.lock_temp_is_dead(&key, name))
+            {
+                out.push(ObjectInfo { key, size });
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
     fn remove_leftover(&self, key: &str) -> Result<()> {
         let (dir, name) = key.rsplit_once('/').unwrap_or(("", key));
-        if !name.starts_with(TEMP_PREFIX) || name.contains('/') || key.starts_with(LOCKS_DIR) {
+        if !name.starts_with(TEMP_PREFIX) || name.contains('/') {
             return Err(Error::InvalidArgument(format!(
                 "`{key}` is not a leftover temp file"
             )));
@@ -165,13 +162,49 @@ impl Storage for LocalStorage {
         } else {
             self.path_of(dir)?
         };
-        remove_durably(&dir.join(name))
+        let path = dir.join(name);
+        if key.starts_with(LOCKS_DIR) && path.exists() && !self.lock_temp_is_dead(key, name) {
+            return Err(Error::InvalidArgument(format!(
+                "`{key}` may be a running lock write's temp file"
+            )));
+        }
+        remove_durably(&path)
     }
 }
 
-/// Lock objects are written without holding a lock, so their temp files may
-/// belong to a live writer; `leftovers` never looks there.
+/// Lock objects are written without holding a lock, so a temp file there
+/// may belong to a live writer: it is a leftover only once that writer is
+/// known to be gone.
 const LOCKS_DIR: &str = "locks/";
+
+/// A lock put writes a few hundred bytes; no live one takes this long, on
+/// whatever host it runs (the pid in a temp name speaks only for this one).
+const LOCK_TEMP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl LocalStorage {
+    /// True when the writer of the lock temp file `key` (named `name`) is
+    /// gone: the pid in its name runs no more on this host, or it is older
+    /// than [`LOCK_TEMP_MAX_AGE`]. Should the directory be shared with
+    /// another host whose writer has that pid, removing its temp file only
+    /// makes that lock attempt fail; it never lets a lock be skipped.
+    fn lock_temp_is_dead(&self, key: &str, name: &str) -> bool {
+        if writer_pid(name).is_some_and(|pid| !crate::lock::pid_alive(pid)) {
+            return true;
+        }
+        fs::metadata(self.root.join(key))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > LOCK_TEMP_MAX_AGE)
+    }
+}
+
+/// The pid in a temp file name `.tmp-<name>-<pid>-<n>` (see `write_via_temp`).
+fn writer_pid(name: &str) -> Option<u32> {
+    let mut parts = name.strip_prefix(TEMP_PREFIX)?.rsplitn(3, '-');
+    let (_n, pid, _name) = (parts.next()?, parts.next()?, parts.next()?);
+    pid.parse().ok()
+}
 
 fn remove_durably(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
@@ -455,6 +488,31 @@ mod tests {
         assert!(s.leftovers().unwrap().is_empty());
         assert_eq!(s.list("").unwrap().len(), 2, "objects untouched");
         assert!(dir.path().join("locks/.tmp-l.lock-1-0").exists());
+    }
+
+    /// Guards the cleanup of killed lock writes: a lock temp file is a
+    /// leftover once the pid in its name is gone (or it is old), never
+    /// while that writer runs (pid 1 stands for a live writer).
+    #[test]
+    fn lock_temp_files_are_leftovers_once_their_writer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let killed = format!("locks/.tmp-l.lock-{dead}-0");
+        s.put("locks/l.lock", b"{}").unwrap();
+        fs::write(dir.path().join(&killed), b"{").unwrap();
+        fs::write(dir.path().join("locks/.tmp-l.lock-1-0"), b"{").unwrap();
+        let found: Vec<_> = s.leftovers().unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(found, std::slice::from_ref(&killed));
+        assert!(s.remove_leftover("locks/.tmp-l.lock-1-0").is_err());
+        s.remove_leftover(&killed).unwrap();
+        s.remove_leftover(&killed).unwrap();
+        assert!(s.leftovers().unwrap().is_empty());
+        assert_eq!(writer_pid(".tmp-a.lock-42-7"), Some(42));
+        assert_eq!(writer_pid(".tmp-a-b.lock-42-7"), Some(42));
+        assert_eq!(writer_pid(".tmp-123"), None);
     }
 
     #[test]

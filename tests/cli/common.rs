@@ -417,13 +417,47 @@ impl Drop for LiveProcess {
     }
 }
 
-/// Writes a lock object `locks/<32 hex>.lock` as docs/FORMAT.md specifies
-/// and returns its path.
+/// Writes a lock object `locks/<32 hex>.lock` as docs/FORMAT.md specifies,
+/// taken an hour ago and refreshed now, with a lease an hour long, and
+/// returns its path.
 pub fn write_lock(repo: &Path, exclusive: bool, host: &str, pid: u32, purpose: &str) -> PathBuf {
-    let body = serde_json::json!({
+    let now = now_ns() as i64;
+    let hour = 3_600_000_000_000i64;
+    let lease = Lease {
+        time_ns: now - hour,
+        refreshed_ns: Some(now),
+        expires_ns: Some(now + hour),
+    };
+    write_lock_with(repo, exclusive, host, pid, purpose, lease)
+}
+
+/// The times in a lock object; `None` leaves a field out, as locks written
+/// before leases do.
+pub struct Lease {
+    pub time_ns: i64,
+    pub refreshed_ns: Option<i64>,
+    pub expires_ns: Option<i64>,
+}
+
+/// [`write_lock`] with the given times.
+pub fn write_lock_with(
+    repo: &Path,
+    exclusive: bool,
+    host: &str,
+    pid: u32,
+    purpose: &str,
+    lease: Lease,
+) -> PathBuf {
+    let mut body = serde_json::json!({
         "exclusive": exclusive, "host": host, "pid": pid, "purpose": purpose,
-        "time_ns": 1_795_305_896_443_504_773i64,
+        "time_ns": lease.time_ns,
     });
+    if let Some(t) = lease.refreshed_ns {
+        body["refreshed_ns"] = t.into();
+    }
+    if let Some(t) = lease.expires_ns {
+        body["expires_ns"] = t.into();
+    }
     let name: String = random_bytes(16, pid as u64 ^ now_ns() as u64)
         .iter()
         .map(|b| format!("{b:02x}"))

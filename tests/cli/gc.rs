@@ -156,7 +156,9 @@ fn gc_refuses_to_run_beside_a_snapshot() {
             .to_string(),
         pid: std::process::id(),
         purpose: "snapshot".into(),
-        time_ns: 0,
+        time_ns: crate::common::now_ns() as i64,
+        refreshed_ns: None,
+        expires_ns: Some(i64::MAX),
     };
     std::fs::create_dir_all(env.repo.join("locks")).unwrap();
     std::fs::write(

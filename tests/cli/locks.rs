@@ -1,7 +1,9 @@
 //! Repository locks through the real binary (docs/FORMAT.md, "Locks"):
-//! stale locks of dead processes on this host are cleared, live holders
-//! are named and respected, `unlock` / `unlock --all` do what they say, and
-//! concurrent snapshots into one repository both commit intact.
+//! stale locks (of dead processes on this host, or whose lease expired on
+//! any host) are cleared, live holders are named and respected,
+//! temp files of killed lock writes are cleaned up, `unlock` /
+//! `unlock --all` do what they say, and concurrent snapshots into one
+//! repository both commit intact.
 
 use std::fs;
 use std::process::Stdio;
@@ -147,7 +149,12 @@ fn an_unreadable_lock_blocks_until_unlock_all() {
     let bad = env.repo.join(format!("locks/{}.lock", "0f".repeat(16)));
     write(&bad, b"{\"exclusive\": tr");
     let err = run_code(snapshot_cmd(&env, "blocked"), 2);
-    assert!(err.contains("unreadable lock file"), "{err}");
+    assert!(
+        err.contains("exclusive lock of an unknown holder: unreadable lock file")
+            && err.contains("`cairn unlock --all` removes it")
+            && !err.contains("1970"),
+        "{err}"
+    );
     run_ok(env.cmd(["unlock"]));
     assert!(bad.exists());
     let out = run_ok(env.cmd(["unlock", "--all"]));
@@ -295,4 +302,123 @@ fn unlock_works_without_a_catalog() {
         2,
     );
     assert!(err.contains("cairn init"), "{err}");
+}
+
+const HOUR: i64 = 3_600_000_000_000;
+
+/// Guards item 8 of the reliability issue: another host's lock used to
+/// never go stale. One whose lease expired (and a lock from before leases,
+/// taken over a day ago) no longer blocks a snapshot, and `unlock` clears
+/// it, naming the host.
+#[test]
+fn another_hosts_expired_lease_is_stale() {
+    let env = base();
+    let now = now_ns() as i64;
+    let expired = Lease {
+        time_ns: now - 2 * HOUR,
+        refreshed_ns: Some(now - HOUR),
+        expires_ns: Some(now - 1),
+    };
+    let legacy = Lease {
+        time_ns: now - 25 * HOUR,
+        refreshed_ns: None,
+        expires_ns: None,
+    };
+    let x = write_lock_with(&env.repo, true, "gone-host", 4242, "gc", expired);
+    let old = write_lock_with(&env.repo, true, "old-host", 4243, "gc", legacy);
+    run_ok(snapshot_cmd(&env, "next"));
+    assert!(!x.exists() && !old.exists(), "the snapshot cleared both");
+
+    let expired = Lease {
+        time_ns: now - 2 * HOUR,
+        refreshed_ns: Some(now - HOUR),
+        expires_ns: Some(now - 1),
+    };
+    write_lock_with(&env.repo, false, "gone-host", 4242, "snapshot", expired);
+    let text = stdout(&run_ok(env.cmd(["unlock"])));
+    assert!(
+        text.contains("1 locks removed") && text.contains("on gone-host"),
+        "{text}"
+    );
+    assert_eq!(lock_files(&env.repo), Vec::<String>::new());
+}
+
+/// Guards the advice of a live lease of another host: the error names the
+/// host, the age and when the lease expires, and no longer claims that
+/// `cairn unlock` clears it (it does not; only `--all` does).
+#[test]
+fn another_hosts_live_lease_blocks_with_true_advice() {
+    let env = base();
+    let lock = write_lock(&env.repo, true, "busy-host", 4242, "gc");
+    let before = env.state();
+    let err = run_code(snapshot_cmd(&env, "blocked"), 2);
+    assert!(
+        err.contains("exclusive lock for `gc` held by pid 4242 on busy-host")
+            && err.contains("(1h 00m ago")
+            && err.contains("if busy-host is gone, the lock expires at")
+            && err.contains("`cairn unlock --all` clears every lock")
+            && !err.contains("if that process is gone")
+            && !err.contains("is running on this host"),
+        "{err}"
+    );
+    assert_eq!(env.state(), before);
+    run_ok(env.cmd(["unlock"]));
+    assert!(lock.exists(), "a live lease is not stale");
+}
+
+/// Guards item 9: a lock temp file left by a killed writer is reported by
+/// `check` as a note (not damage) and removed by `unlock` and by `gc`,
+/// while one whose writer runs is left alone.
+#[test]
+fn temp_files_of_killed_lock_writes_are_reported_and_removed() {
+    let env = base();
+    let locks = env.repo.join("locks");
+    fs::create_dir_all(&locks).unwrap();
+    let killed = |n: u32| locks.join(format!(".tmp-{}.lock-{}-{n}", "ab".repeat(16), dead_pid()));
+    let live = LiveProcess::spawn();
+    let running = locks.join(format!(".tmp-{}.lock-{}-0", "cd".repeat(16), live.pid()));
+    write(&running, b"{\"excl");
+    let first = killed(0);
+    write(&first, b"{\"excl");
+
+    let report = env.json(["check"]);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["problem"], "lock_temp_file");
+    assert_eq!(findings[0]["damage"], false);
+    let text = stdout(&run_ok(env.cmd(["check"])));
+    assert!(
+        text.contains("note: lock temp file") && text.contains("no damage found"),
+        "{text}"
+    );
+
+    let text = stdout(&run_ok(env.cmd(["unlock"])));
+    assert!(
+        text.contains("removed leftover temp file locks/.tmp-"),
+        "{text}"
+    );
+    assert!(!first.exists() && running.exists());
+
+    let second = killed(1);
+    write(&second, b"{\"excl");
+    let r = env.json(["gc"]);
+    assert_eq!(r["report"]["leftovers_deleted"], 1, "{r}");
+    assert!(!second.exists() && running.exists());
+    live.kill();
+}
+
+/// Guards the lease settings' parsing: a bad value is an error naming the
+/// variable, not a silently default lease.
+#[test]
+fn a_bad_lease_setting_is_an_error() {
+    let env = base();
+    let mut cmd = env.cmd(["list"]);
+    cmd.env("CAIRN_LOCK_REFRESH_SECS", "soon");
+    let err = run_code(cmd, 2);
+    assert!(err.contains("CAIRN_LOCK_REFRESH_SECS"), "{err}");
+    let mut cmd = env.cmd(["list"]);
+    cmd.env("CAIRN_LOCK_LEASE_SECS", "5")
+        .env("CAIRN_LOCK_REFRESH_SECS", "5");
+    let err = run_code(cmd, 2);
+    assert!(err.contains("refresh interval"), "{err}");
 }
