@@ -6,11 +6,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(entries) = cairn::pack::parse(data) {
+    if let Ok(entries) = cairn::format::pack::parse(data) {
         for e in entries {
             let end = e.offset as usize + e.stored_len as usize;
             assert!(end <= data.len());
-            let _ = cairn::codec::decode(e.codec, &data[e.offset as usize..end], e.raw_len as usize);
+            let _ = cairn::format::codec::decode(e.codec, &data[e.offset as usize..end], e.raw_len as usize);
         }
     }
 });

@@ -7,10 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut cursor = std::io::Cursor::new(data);
-    if let Ok(Some(layout)) = cairn::tensor::parse_layout(&mut cursor, data.len() as u64) {
+    if let Ok(Some(layout)) = cairn::ingest::tensor::parse_layout(&mut cursor, data.len() as u64) {
         for t in &layout.tensors {
             assert!(t.offset + t.len <= data.len() as u64);
         }
-        let _ = cairn::tensor::boundaries(&layout);
+        let _ = cairn::ingest::tensor::boundaries(&layout);
     }
 });

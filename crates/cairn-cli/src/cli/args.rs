@@ -1,0 +1,494 @@
+//! The command line, as clap derive types. Nothing here does work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Content-addressed, deduplicating backups for model files, portfolio states and configs",
+    long_about = "cairn cuts files into content-defined chunks, stores each distinct chunk once \
+                  (BLAKE3 id, zstd) in pack files, and records typed snapshots (kind, name, version, \
+                  tags) in a SQLite catalog. Every snapshot is incremental; any snapshot restores \
+                  bit-identically.\n\n\
+                  SNAPSHOT selectors: an id prefix (>= 4 hex chars); NAME (latest of that name); \
+                  NAME~N (N before the latest); NAME@TIME (latest at or before TIME: RFC 3339 or local \
+                  YYYY-MM-DD[ HH:MM], a bare date meaning the end of that day); NAME:VERSION (latest with \
+                  that version label); KIND/NAME... when a name exists under two kinds.\n\n\
+                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error."
+)]
+pub struct Cli {
+    /// Repository path [default: $XDG_DATA_HOME/cairn, i.e. ~/.local/share/cairn]
+    #[arg(long, global = true, env = "CAIRN_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// No progress bars
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository
+    Init(InitArgs),
+    /// Take a snapshot of files or directories (creates the default repository on first use)
+    Snapshot(SnapshotArgs),
+    /// List snapshots, oldest first
+    List(ListArgs),
+    /// Show the files, sizes and SHA-256 digests in a snapshot
+    Show(ShowArgs),
+    /// Restore a snapshot (or parts of it) into a directory, verifying every file
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output
+    Cat(CatArgs),
+    /// Files added, removed and changed between two snapshots
+    Diff(DiffArgs),
+    /// Snapshot counts, logical and stored bytes, dedup and compression ratios
+    Stats(StatsArgs),
+    /// Compare dedup, compression and speed of chunk sizes and levels on successive versions (nothing is written); without PATH, the repository's growth snapshot by snapshot
+    Bench(super::bench::BenchArgs),
+    /// Check the repository: catalog, packs and manifests agree; --read-data re-hashes every chunk
+    Check(CheckArgs),
+    /// Rebuild every file of a snapshot in memory and compare with its SHA-256
+    Verify(VerifyArgs),
+    /// Recreate the SQLite catalog from packs and manifests
+    RebuildCatalog(JsonArgs),
+    /// Salvage damaged packs, drop lost chunks, restore manifests, mark broken snapshots; --config: restore the config from its backup
+    Repair(RepairArgs),
+    /// Remove stale locks (of processes that are gone), or all locks with --all
+    Unlock(UnlockArgs),
+    /// Remove snapshots by retention rules (those given, else the stored policies)
+    #[command(
+        long_about = "Remove snapshots by retention rules, applied to each kind/name history \
+                  separately. With no --keep-* rule, the policies stored with `cairn policy set` apply \
+                  (a history without one keeps everything). Prints every snapshot with keep/remove and \
+                  the rules that keep it. Frees no space by itself: run `cairn gc` (or `cairn prune`)."
+    )]
+    Forget(ForgetArgs),
+    /// Remove the named snapshots (asks first on a terminal)
+    Delete(DeleteArgs),
+    /// Store, show or remove the retention policies `forget` and `prune` apply
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Forget by the stored policies, then gc
+    Prune(PruneArgs),
+    /// Free the space of data no snapshot uses: delete dead packs, repack mostly-unused ones
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read every pack, decompress and re-hash every chunk
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read only this percentage of packs, least recently verified first (implies --read-data)
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub read_data_subset: Option<f64>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, even those of live processes (make sure nothing runs)
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be in (0, 100]"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Only repair the config: rewrite `config` from `config.backup` or the
+    /// other way round, whichever is intact (needs no catalog)
+    #[arg(long)]
+    pub config: bool,
+    /// With --config when both copies are lost: recreate the config with
+    /// this average chunk size (use the repository's original one, or new
+    /// data will not deduplicate against old data)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "config")]
+    pub chunk_avg: Option<u64>,
+    /// With --config --chunk-avg: default zstd level of the recreated config
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "chunk_avg")]
+    pub compression: i32,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Average chunk size (e.g. 64K, 1M); min is a quarter of it, max four times it
+    #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size)]
+    pub chunk_avg: u64,
+    /// Default zstd level for new chunks, 0..19 (0 stores raw)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub compression: i32,
+    /// Verify written packs before each snapshot is committed (repository default)
+    #[arg(long)]
+    pub verify: bool,
+    /// Seal packs at this much chunk data instead of 32M (small packs: finer-grained gc; used by tests)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
+    pub pack_target: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Files or directories to snapshot; each is stored under its base name
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// What the snapshot holds: model, portfolio, config, or any word
+    #[arg(long)]
+    pub kind: String,
+    /// The history this snapshot belongs to, e.g. trading_model
+    #[arg(long)]
+    pub name: String,
+    /// A version label, e.g. v3 or 2026-11-17-finetune
+    #[arg(long = "version", value_name = "V")]
+    pub version_label: Option<String>,
+    /// A tag (repeatable), e.g. milestone
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Free-text description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Re-read every file even when size, mtime and inode match the previous snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// zstd level for this snapshot's new chunks, 0..19 (default: the repository's)
+    #[arg(long, value_name = "N")]
+    pub compression: Option<i32>,
+    /// Read back every new pack and check it before the snapshot is committed
+    #[arg(long)]
+    pub verify: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Only this kind
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this name
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Directory to restore into (created if missing)
+    pub target: PathBuf,
+    /// Restore only this file or subtree (repeatable), as shown by `cairn show`
+    #[arg(long = "path", value_name = "P")]
+    pub paths: Vec<String>,
+    /// Replace files that already exist in TARGET
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Restore every file that can be restored, list those that fail (exit 1)
+    #[arg(long)]
+    pub ignore_errors: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The snapshot
+    pub snapshot: String,
+    /// The file's path in the snapshot, as shown by `cairn show`
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub from: String,
+    /// The newer snapshot
+    pub to: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Retention rules; a snapshot is kept if any rule keeps it.
+#[derive(Debug, Args, Default)]
+pub struct RuleArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-last"))]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-hourly"))]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-daily"))]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-weekly"))]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-monthly"))]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N", value_parser = |s: &str| parse_count(s, "--keep-yearly"))]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the history's newest: 30d, 2w, 12h, 90m, 6M, 1y6M
+    #[arg(long, value_name = "DURATION", value_parser = parse_within)]
+    pub keep_within: Option<cairn::policy::retention::KeepWithin>,
+    /// Never remove snapshots with this tag (repeatable), e.g. milestone
+    #[arg(long = "keep-tag", value_name = "TAG", value_parser = parse_keep_tag)]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Allow removing every snapshot of a history
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Show what would be removed; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Snapshots to remove (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Do not ask for confirmation (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Store the policy for a kind (`model`) or one history (`model/llama`); the most specific applies
+    Set(PolicySetArgs),
+    /// Show the stored policies
+    Show(PolicyShowArgs),
+    /// Remove the stored policy of a kind or history
+    Unset(PolicyUnsetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// KIND or KIND/NAME
+    pub scope: String,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyShowArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyUnsetArgs {
+    /// KIND or KIND/NAME
+    pub scope: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Repack packs more than this percentage unused
+    #[arg(long, value_name = "PCT", default_value = "10", value_parser = parse_share)]
+    pub max_unused: f64,
+    /// Print the plan; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Allow removing every snapshot of a history
+    #[arg(long)]
+    pub allow_empty: bool,
+    #[command(flatten)]
+    pub gc: GcArgs,
+}
+
+/// Parses a `--keep-*` count. 0 is refused: the retention rules read a
+/// count of 0 as "no rule", which is not what `--keep-last 0` asks for.
+fn parse_count(s: &str, flag: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err(format!("{flag} must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a count (e.g. 7)")),
+    }
+}
+
+/// Parses a `--keep-within` span; a zero span is refused for the same
+/// reason as a count of 0.
+fn parse_within(s: &str) -> Result<cairn::policy::retention::KeepWithin, String> {
+    let span = cairn::policy::retention::parse_duration(s).map_err(|e| e.to_string())?;
+    if span.is_zero() {
+        return Err("--keep-within must be longer than zero".into());
+    }
+    Ok(span)
+}
+
+/// Parses a `--keep-tag`: an empty tag could never match a snapshot.
+fn parse_keep_tag(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("--keep-tag must not be empty".into());
+    }
+    Ok(s.to_string())
+}
+
+/// Parses a percentage, `10`, `10%` or `2.5`, as a share (0.10, 0.10,
+/// 0.025); unlike `parse_pct`, 0 is allowed.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let pct: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage (e.g. 10 or 2.5%)"))?;
+    if (0.0..=100.0).contains(&pct) {
+        Ok(pct / 100.0)
+    } else {
+        Err(format!("`{s}` is outside 0..100%"))
+    }
+}
+
+/// Parses `4096`, `64K`, `1M`, `2G` (binary units, optional `iB`/`B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let digits = upper.trim_end_matches(['I', 'B']);
+    let (num, mult) = match digits.chars().last() {
+        Some('K') => (&digits[..digits.len() - 1], 1u64 << 10),
+        Some('M') => (&digits[..digits.len() - 1], 1 << 20),
+        Some('G') => (&digits[..digits.len() - 1], 1 << 30),
+        Some('T') => (&digits[..digits.len() - 1], 1 << 40),
+        _ => (digits, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 4096, 64K, 1M)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn keep_rules() {
+        assert_eq!(parse_count("3", "--keep-last"), Ok(3));
+        assert_eq!(
+            parse_count("0", "--keep-last"),
+            Err("--keep-last must be at least 1".into())
+        );
+        assert!(parse_count("-1", "--keep-daily").is_err());
+        assert!(parse_within("0d").is_err() && parse_within("0m1h").is_ok());
+        assert!(parse_keep_tag("").is_err());
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_share("10"), Ok(0.10));
+        assert_eq!(parse_share("2.5%"), Ok(0.025));
+        assert_eq!(parse_share("0"), Ok(0.0));
+        assert!(parse_share("101").is_err());
+        assert!(parse_share("-1").is_err());
+        assert!(parse_share("ten").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

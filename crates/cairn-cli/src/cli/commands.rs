@@ -1,0 +1,391 @@
+//! One function per subcommand: resolve arguments into library calls, print
+//! the result as a table or JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn::{
+    ChunkerParams, RepoConfig, Repository, RestoreOptions, SnapshotFilter, SnapshotInfo,
+    SnapshotOptions,
+};
+
+use super::args::*;
+use super::integrity;
+use super::maintenance;
+use super::output::{self, Bar};
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        repo: cli.repo,
+        quiet: cli.quiet,
+    };
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match cli.command {
+        Command::Init(a) => done(init(&ctx, a)),
+        Command::Snapshot(a) => done(snapshot(&ctx, a)),
+        Command::List(a) => done(list(&ctx, a)),
+        Command::Show(a) => done(show(&ctx, a)),
+        Command::Restore(a) => restore(&ctx, a),
+        Command::Cat(a) => done(cat(&ctx, a)),
+        Command::Diff(a) => done(diff(&ctx, a)),
+        Command::Stats(a) => done(stats(&ctx, a)),
+        Command::Bench(a) => done(super::bench::bench(&ctx, a)),
+        Command::Check(a) => integrity::check(&ctx, a),
+        Command::Verify(a) => integrity::verify(&ctx, a),
+        Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
+        Command::Repair(a) => integrity::repair(&ctx, a),
+        Command::Unlock(a) => integrity::unlock(&ctx, a),
+        Command::Forget(a) => done(maintenance::forget(&ctx, a)),
+        Command::Delete(a) => done(maintenance::delete(&ctx, a)),
+        Command::Policy(a) => done(maintenance::policy(&ctx, a)),
+        Command::Prune(a) => maintenance::prune(&ctx, a),
+        Command::Gc(a) => maintenance::gc(&ctx, a),
+    }
+}
+
+/// Exit code when a verification found damage or a mismatch.
+pub const DAMAGE: u8 = 1;
+
+pub struct Ctx {
+    repo: Option<PathBuf>,
+    quiet: bool,
+}
+
+impl Ctx {
+    /// The repository path, and whether it is the per-user default.
+    pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
+        match &self.repo {
+            Some(p) => Ok((p.clone(), false)),
+            None => cairn::repo::repository::default_path()
+                .map(|p| (p, true))
+                .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
+        }
+    }
+
+    /// Opens the repository for a command that writes.
+    pub fn open(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open(&path)?))
+    }
+
+    /// Opens the repository for a command that only reads: its catalog
+    /// read-only, so it works on a full disk.
+    pub fn open_read_only(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_read_only(&path)?))
+    }
+
+    /// Opens for writing, or read-only when the disk is too full for that
+    /// (`check`, whose only write is a best-effort note).
+    pub fn open_preferring_write(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        let repo = match Repository::open(&path) {
+            Err(e) if e.is_no_space() => Repository::open_read_only(&path)?,
+            other => other?,
+        };
+        Ok(printing_warnings(repo))
+    }
+
+    pub fn bar(&self) -> Bar {
+        Bar::new(self.quiet)
+    }
+}
+
+/// Prints the repository's warnings on stderr as they arise.
+pub fn printing_warnings(repo: Repository) -> Repository {
+    repo.on_warning(|message| eprintln!("cairn: {message}"));
+    repo
+}
+
+fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
+    let (path, _) = ctx.repo_path()?;
+    let avg = u32::try_from(a.chunk_avg).context("--chunk-avg is too large")?;
+    let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
+    config.verify_after_snapshot = a.verify;
+    if let Some(bytes) = a.pack_target {
+        config = config.with_pack_target(bytes)?;
+    }
+    Repository::init(&path, config)?;
+    outln!("created cairn repository at {}", path.display());
+    Ok(())
+}
+
+fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
+    let (path, is_default) = ctx.repo_path()?;
+    let repo = match Repository::open(&path) {
+        Err(cairn::Error::RepoNotFound { .. }) if is_default => {
+            eprintln!("creating the default repository at {}", path.display());
+            Repository::init(&path, RepoConfig::new(ChunkerParams::default(), 3)?)?
+        }
+        other => printing_warnings(other?),
+    };
+    let opts = SnapshotOptions {
+        kind: a.kind,
+        name: a.name,
+        version: a.version_label,
+        tags: a.tags,
+        description: a.description,
+        force: a.force,
+        compression: a.compression,
+        verify: a.verify,
+    };
+    let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
+    for skipped in &r.skipped {
+        eprintln!("cairn: warning: skipped {skipped} (not a file, directory or symlink)");
+    }
+    if a.json {
+        return output::json(&r);
+    }
+    let secs = r.duration_ms as f64 / 1000.0;
+    outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
+    outln!(
+        "  files       {} ({} read, {} unchanged)",
+        r.files,
+        r.files_read,
+        r.files - r.files_read
+    );
+    outln!("  logical     {}", output::bytes(r.logical_bytes));
+    outln!("  read        {}", output::bytes(r.bytes_read));
+    outln!(
+        "  new         {} in {} chunks, {} stored",
+        output::bytes(r.added_raw),
+        r.chunks_new,
+        output::bytes(r.added_stored)
+    );
+    if r.added_raw == 0 {
+        outln!("  dedup       nothing new stored");
+    } else {
+        outln!("  dedup       {:.1}x", r.dedup_ratio());
+    }
+    outln!(
+        "  time        {secs:.2} s ({}/s read)",
+        output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
+    );
+    Ok(())
+}
+
+fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
+    let repo = ctx.open_read_only()?;
+    let filter = SnapshotFilter {
+        kind: a.filter.kind,
+        name: a.filter.name,
+        tag: a.tag,
+    };
+    let snaps = repo.snapshots(&filter)?;
+    if a.json {
+        return output::json(&snaps);
+    }
+    let rows: Vec<Vec<String>> = snaps
+        .iter()
+        .map(|s| {
+            let mut row = output::snapshot_cells(s);
+            row.push(output::bytes(s.logical_bytes));
+            row.push(output::bytes(s.stats.added_stored));
+            row.push(if s.damaged {
+                "DAMAGED".into()
+            } else {
+                String::new()
+            });
+            row
+        })
+        .collect();
+    let mut header = output::SNAPSHOT_COLUMNS.to_vec();
+    header.extend(["SIZE", "ADDED", "STATE"]);
+    output::table(&header, &rows)?;
+    outln!("{} snapshots", snaps.len());
+    Ok(())
+}
+
+fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
+    let repo = ctx.open_read_only()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let files = repo.catalog().files(&snap)?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            snapshot: &'a SnapshotInfo,
+            files: Vec<serde_json::Value>,
+        }
+        let files = files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path, "kind": format!("{:?}", f.kind).to_lowercase(), "size": f.size,
+                    "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
+                    "sha256": (f.kind == cairn::format::manifest::EntryKind::File).then(|| hex::encode(f.sha256)),
+                    "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
+                    "chunks": f.chunks.len(),
+                })
+            })
+            .collect();
+        return output::json(&Shown {
+            snapshot: &snap,
+            files,
+        });
+    }
+    print_header(&snap)?;
+    let rows: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            let (size, digest) = match f.kind {
+                cairn::format::manifest::EntryKind::File => {
+                    (f.size.to_string(), hex::encode(f.sha256))
+                }
+                cairn::format::manifest::EntryKind::Dir => ("-".into(), "-".into()),
+                cairn::format::manifest::EntryKind::Symlink => {
+                    ("-".into(), format!("-> {}", f.link_target))
+                }
+            };
+            vec![format!("{:o}", f.mode), size, digest, f.path.clone()]
+        })
+        .collect();
+    output::table(&["MODE", "SIZE", "SHA256", "PATH"], &rows)?;
+    Ok(())
+}
+
+fn print_header(s: &SnapshotInfo) -> Result<()> {
+    outln!("snapshot {}", s.id);
+    outln!(
+        "  {}/{}{}",
+        s.kind,
+        s.name,
+        s.version
+            .as_deref()
+            .map(|v| format!(":{v}"))
+            .unwrap_or_default()
+    );
+    outln!("  taken   {} on {}", output::local_time(&s.time), s.host);
+    if !s.tags.is_empty() {
+        outln!("  tags    {}", s.tags.join(", "));
+    }
+    if let Some(d) = &s.description {
+        outln!("  about   {d}");
+    }
+    outln!("  sources {}", s.sources.join(", "));
+    outln!();
+    Ok(())
+}
+
+fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
+    let repo = ctx.open_read_only()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let opts = RestoreOptions {
+        paths: a.paths,
+        overwrite: a.overwrite,
+        ignore_errors: a.ignore_errors,
+    };
+    let r = cairn::ops::restore::restore(&repo, &snap, &a.target, &opts, &ctx.bar())
+        .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
+    if r.leftovers_removed > 0 {
+        let n = r.leftovers_removed;
+        let files = if n == 1 { "file" } else { "files" };
+        eprintln!("cairn: removed {n} leftover temp {files} of an interrupted restore");
+    }
+    let code = if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DAMAGE)
+    };
+    if a.json {
+        output::json(&r)?;
+        return Ok(code);
+    }
+    for f in &r.failed {
+        eprintln!("cairn: failed: {}: {}", f.path, f.error);
+    }
+    outln!(
+        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every restored file matches its SHA-256",
+        r.files,
+        r.dirs,
+        r.symlinks,
+        output::bytes(r.bytes),
+        snap.id.short(),
+        a.target.display()
+    );
+    if !r.failed.is_empty() {
+        outln!(
+            "{} files could not be restored (listed above)",
+            r.failed.len()
+        );
+    }
+    Ok(code)
+}
+
+fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
+    let repo = ctx.open_read_only()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let mut out = std::io::stdout().lock();
+    cairn::ops::restore::cat(&repo, &snap, &a.file, &mut out)?;
+    Ok(())
+}
+
+fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
+    let repo = ctx.open_read_only()?;
+    let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
+    let d = cairn::ops::diff::diff(&repo.catalog().files(&from)?, &repo.catalog().files(&to)?);
+    if a.json {
+        return output::json(&d);
+    }
+    outln!("{} -> {}", from.id.short(), to.id.short());
+    for c in &d.added {
+        outln!("+ {}  ({})", c.path, output::bytes(c.new_size));
+    }
+    for c in &d.removed {
+        outln!("- {}  ({})", c.path, output::bytes(c.old_size));
+    }
+    for c in &d.changed {
+        outln!(
+            "M {}  ({} -> {})",
+            c.path,
+            output::bytes(c.old_size),
+            output::bytes(c.new_size)
+        );
+    }
+    outln!(
+        "{} added, {} removed, {} changed",
+        d.added.len(),
+        d.removed.len(),
+        d.changed.len()
+    );
+    Ok(())
+}
+
+fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
+    let repo = ctx.open_read_only()?;
+    let filter = SnapshotFilter {
+        kind: a.filter.kind,
+        name: a.filter.name,
+        tag: None,
+    };
+    let s = cairn::ops::stats::stats(&repo, &filter)?;
+    if a.json {
+        return output::json(&s);
+    }
+    outln!("snapshots          {}", s.snapshots);
+    outln!("logical bytes      {}", output::bytes(s.logical_bytes));
+    outln!("after dedup        {}", output::bytes(s.unique_bytes));
+    outln!("stored (packed)    {}", output::bytes(s.stored_bytes));
+    outln!("dedup ratio        {:.2}x", s.dedup_ratio);
+    outln!("compression ratio  {:.2}x", s.compression_ratio);
+    outln!(
+        "repository packs   {}",
+        output::bytes(s.repository_pack_bytes)
+    );
+    outln!();
+    let rows: Vec<Vec<String>> = s
+        .histories
+        .iter()
+        .map(|h| {
+            vec![
+                h.history.clone(),
+                h.snapshots.to_string(),
+                h.latest_id.clone(),
+                output::local_time(&h.latest_time),
+                output::age(h.age_seconds),
+            ]
+        })
+        .collect();
+    output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `check`, `verify`, `rebuild-catalog`, `repair`, `unlock`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn::ops::check::{CheckOptions, CheckReport};
+
+use super::args::{CheckArgs, JsonArgs, RepairArgs, UnlockArgs, VerifyArgs};
+use super::commands::{Ctx, DAMAGE};
+use super::output;
+
+fn verdict(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DAMAGE)
+    }
+}
+
+pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
+    let repo = ctx.open_preferring_write()?;
+    let opts = CheckOptions {
+        read_data: a.read_data || a.read_data_subset.is_some(),
+        subset_pct: a.read_data_subset,
+    };
+    let r = cairn::ops::check::check(&repo, opts, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        print_check(&r)?;
+    }
+    Ok(verdict(r.is_clean()))
+}
+
+fn print_check(r: &CheckReport) -> Result<()> {
+    for f in &r.findings {
+        let label = if f.damage { "DAMAGE" } else { "note" };
+        let detail = serde_json::to_value(&f.problem).unwrap_or_default();
+        outln!("{label}: {}", describe(&detail));
+        for a in &f.affected {
+            outln!(
+                "  affects snapshot {} ({}): {}",
+                a.snapshot,
+                a.history,
+                a.files.join(", ")
+            );
+        }
+    }
+    outln!(
+        "checked {} snapshots, {} packs; read {} packs, {} chunks, {}",
+        r.snapshots,
+        r.packs,
+        r.packs_read,
+        r.chunks_read,
+        output::bytes(r.bytes_read)
+    );
+    let damage = r.findings.iter().filter(|f| f.damage).count();
+    let catalog_damaged = r
+        .findings
+        .iter()
+        .any(|f| matches!(f.problem, cairn::ops::check::Problem::CatalogCorrupt { .. }));
+    if damage == 0 {
+        outln!("no damage found");
+    } else if catalog_damaged {
+        outln!("the catalog is damaged; `cairn rebuild-catalog` recreates it from packs and manifests, then run `cairn check` again");
+    } else {
+        outln!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
+    }
+    Ok(())
+}
+
+/// `pack_missing: pack=…` from a problem's JSON form.
+fn describe(v: &serde_json::Value) -> String {
+    let Some(map) = v.as_object() else {
+        return v.to_string();
+    };
+    let kind = map
+        .get("problem")
+        .and_then(|p| p.as_str())
+        .unwrap_or("problem")
+        .replace('_', " ");
+    let fields: Vec<String> = map
+        .iter()
+        .filter(|(k, _)| *k != "problem")
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            )
+        })
+        .collect();
+    format!("{kind}: {}", fields.join(", "))
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
+    let repo = ctx.open_read_only()?;
+    let snap = repo.resolve(&a.snapshot)?;
+    let r = cairn::ops::check::verify(&repo, &snap, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for f in &r.failures {
+            outln!("FAILED {}: {}", f.path, f.error);
+        }
+        outln!(
+            "verified {} files ({}) of snapshot {}: {}",
+            r.files,
+            output::bytes(r.bytes),
+            snap.id.short(),
+            if r.failures.is_empty() {
+                "all match their SHA-256".to_string()
+            } else {
+                format!("{} failed", r.failures.len())
+            }
+        );
+    }
+    Ok(verdict(r.failures.is_empty()))
+}
+
+pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    let repo = cairn::Repository::open_storage(&path)?;
+    print_warnings(repo.warnings());
+    let r = cairn::ops::rebuild::rebuild_catalog(&repo, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for u in &r.unreadable {
+            outln!("unreadable {}: {}", u.key, u.error);
+        }
+        outln!(
+            "rebuilt the catalog: {} packs, {} chunks, {} snapshots",
+            r.packs,
+            r.chunks,
+            r.snapshots
+        );
+        if let Some(old) = &r.old_catalog {
+            outln!("the previous catalog was kept as {}", old.display());
+        }
+    }
+    Ok(verdict(r.unreadable.is_empty()))
+}
+
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("cairn: {w}");
+    }
+}
+
+/// `repair --config`: works from storage alone, never the catalog.
+fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    let recreate = match a.chunk_avg {
+        Some(avg) => {
+            let avg = u32::try_from(avg).context("--chunk-avg is too large")?;
+            Some(cairn::RepoConfig::new(
+                cairn::ChunkerParams::with_average(avg),
+                a.compression,
+            )?)
+        }
+        None => None,
+    };
+    let recreated = recreate.is_some();
+    let done = cairn::repo::repository::repair_config(&path, recreate)?;
+    if a.json {
+        output::json(&done)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    use cairn::format::config::ConfigRepair;
+    match done {
+        ConfigRepair::Nothing => outln!("config and config.backup are intact and identical"),
+        ConfigRepair::ConfigFromBackup => outln!("config restored from config.backup"),
+        ConfigRepair::BackupFromConfig => outln!("config.backup rewritten from config"),
+        ConfigRepair::Recreated => {
+            outln!("config and config.backup recreated with the given chunker and compression");
+            eprintln!(
+                "cairn: warning: new data deduplicates against old data only if --chunk-avg is the repository's original chunk size; run `cairn check`"
+            );
+        }
+    }
+    if recreated && done != ConfigRepair::Recreated {
+        eprintln!(
+            "cairn: --chunk-avg/--compression ignored: an intact copy of the config was used"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
+    if a.config {
+        return repair_config(ctx, &a);
+    }
+    let repo = ctx.open()?;
+    let r = cairn::ops::repair::repair(&repo, &ctx.bar())?;
+    if a.json {
+        output::json(&r)?;
+    } else {
+        for (pack, saved, lost) in &r.packs_rewritten {
+            outln!("pack {pack}: {saved} chunks salvaged into a new pack, {lost} lost");
+        }
+        for m in &r.manifests_restored {
+            outln!("manifest of {m} restored from the catalog");
+        }
+        for m in &r.manifests_imported {
+            outln!("snapshot {m} imported from its manifest");
+        }
+        for u in &r.unresolved {
+            outln!("unresolved: {u}");
+        }
+        if r.damaged_snapshots.is_empty() {
+            outln!("every snapshot is complete");
+        } else {
+            outln!("snapshots still missing data (marked damaged):");
+            for s in &r.damaged_snapshots {
+                outln!("  {s}");
+            }
+            outln!("snapshot the same source again to re-supply lost chunks, then run `cairn repair` again");
+        }
+    }
+    Ok(verdict(
+        r.damaged_snapshots.is_empty() && r.unresolved.is_empty(),
+    ))
+}
+
+pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.repo_path()?;
+    // Not `Repository::open`: unlocking must work while the catalog is lost,
+    // since `rebuild-catalog` needs the exclusive lock.
+    let repo = cairn::Repository::open_storage(&path)?;
+    print_warnings(repo.warnings());
+    let removed = cairn::repo::lock::unlock(repo.storage(), a.all)?;
+    for r in &removed.locks {
+        outln!("removed {r}");
+    }
+    for t in &removed.temp_files {
+        outln!("removed leftover temp file {t}");
+    }
+    outln!("{} locks removed", removed.locks.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,425 @@
+//! `forget`, `delete`, `policy`, `prune` and `gc`: retention and getting the
+//! space back. Each turns its arguments into library calls (plan, then
+//! execute) and prints the plan and what was done.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use cairn::ops::forget::{self, ForgetPlan, ForgetRequest, HistoryPlan, PolicySource};
+use cairn::ops::gc::{self, GcPlan, GcReport};
+use cairn::{Repository, RetentionPolicy, SnapshotFilter, SnapshotId, StoredPolicies};
+use chrono::Offset;
+use serde::Serialize;
+
+use super::args::*;
+use super::commands::{Ctx, DAMAGE};
+use super::output;
+
+/// The rules given on the command line; `None` when no rule flag was given
+/// at all (counts of 0 and zero spans, which the rules read as "no rule",
+/// are refused by the parser).
+fn given_rules(r: &RuleArgs) -> Option<RetentionPolicy> {
+    let policy = RetentionPolicy {
+        keep_last: r.keep_last,
+        keep_hourly: r.keep_hourly,
+        keep_daily: r.keep_daily,
+        keep_weekly: r.keep_weekly,
+        keep_monthly: r.keep_monthly,
+        keep_yearly: r.keep_yearly,
+        keep_within: r.keep_within,
+        keep_tags: r.keep_tags.clone(),
+    };
+    (policy != RetentionPolicy::default()).then_some(policy)
+}
+
+fn request(
+    filter: &FilterArgs,
+    policy: Option<RetentionPolicy>,
+    allow_empty: bool,
+) -> ForgetRequest {
+    ForgetRequest {
+        filter: SnapshotFilter {
+            kind: filter.kind.clone(),
+            name: filter.name.clone(),
+            tag: None,
+        },
+        policy,
+        allow_empty,
+        offset: chrono::Local::now().offset().fix(),
+    }
+}
+
+pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let plan = forget::plan(
+        &repo,
+        &request(&a.filter, given_rules(&a.rules), a.allow_empty),
+    )?;
+    if !a.json {
+        print_forget(&plan)?;
+    }
+    let removed = if a.dry_run {
+        Vec::new()
+    } else {
+        forget::execute(&repo, &plan)?.removed
+    };
+    if a.json {
+        return output::json(&ForgetOutput::new(&plan, a.dry_run, &removed));
+    }
+    print_forget_outcome(&plan, a.dry_run, removed.len())?;
+    Ok(())
+}
+
+/// `forget --json`: the plan, and what was removed.
+#[derive(Serialize)]
+struct ForgetOutput<'a> {
+    dry_run: bool,
+    histories: &'a [HistoryPlan],
+    emptied: &'a [String],
+    removed: Vec<String>,
+}
+
+impl<'a> ForgetOutput<'a> {
+    fn new(plan: &'a ForgetPlan<'_>, dry_run: bool, removed: &[SnapshotId]) -> Self {
+        ForgetOutput {
+            dry_run,
+            histories: &plan.histories,
+            emptied: &plan.emptied,
+            removed: removed.iter().map(SnapshotId::to_hex).collect(),
+        }
+    }
+}
+
+/// One table per history (a line for histories no policy touches).
+fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
+    if plan.histories.is_empty() {
+        outln!("no snapshots match");
+    }
+    for h in &plan.histories {
+        let n = h.snapshots.len();
+        let source = match &h.source {
+            PolicySource::Given => String::new(),
+            PolicySource::Stored(scope) => format!(" (stored for {scope})"),
+            PolicySource::Named => String::new(),
+            PolicySource::None => {
+                outln!("{}: no stored policy, {n} snapshots kept", h.history());
+                continue;
+            }
+        };
+        outln!("{}: {}{source}", h.history(), h.policy);
+        let rows: Vec<Vec<String>> = h
+            .snapshots
+            .iter()
+            .map(|v| {
+                let s = &v.snapshot;
+                vec![
+                    s.id.short(),
+                    output::local_time(&s.time),
+                    s.version.clone().unwrap_or_default(),
+                    s.tags.join(","),
+                    if v.keep { "keep" } else { "remove" }.to_string(),
+                    v.reasons.join(", "),
+                ]
+            })
+            .collect();
+        output::table(
+            &["ID", "TIME", "VERSION", "TAGS", "ACTION", "REASONS"],
+            &rows,
+        )?;
+        outln!("{} kept, {} removed", h.kept(), h.removed());
+        outln!();
+    }
+    Ok(())
+}
+
+fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) -> Result<()> {
+    let planned = plan.to_remove().count();
+    if dry_run {
+        outln!("dry run: would remove {planned} snapshots; nothing was changed");
+        if let Err(refusal) = plan.check_allowed() {
+            outln!("note: {refusal}");
+        }
+    } else if removed > 0 {
+        outln!("removed {removed} snapshots (run `cairn gc` to reclaim their space)");
+    } else {
+        outln!("nothing to remove");
+    }
+    Ok(())
+}
+
+pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let plan = forget::plan_delete(&repo, &a.snapshots)?;
+    let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
+    output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
+    let n = rows.len();
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("not deleting {n} snapshots without confirmation: stdin is not a terminal (pass --yes)");
+        }
+        if !confirm(&format!("Delete {n} snapshots?"))? {
+            outln!("nothing deleted");
+            return Ok(());
+        }
+    }
+    let report = forget::execute(&repo, &plan)?;
+    outln!(
+        "deleted {} snapshots (run `cairn gc` to reclaim their space)",
+        report.removed.len()
+    );
+    Ok(())
+}
+
+/// Asks on stderr, reads a line from stdin; only `y`/`yes` agrees.
+fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {
+    let repo = match cmd {
+        PolicyCommand::Show(_) => ctx.open_read_only()?,
+        _ => ctx.open()?,
+    };
+    match cmd {
+        PolicyCommand::Set(a) => {
+            let policy = given_rules(&a.rules).unwrap_or_default();
+            cairn::policy::stored::set(&repo, &a.scope, policy.clone())?;
+            outln!("policy for {}: {policy}", a.scope);
+        }
+        PolicyCommand::Unset(a) => {
+            let old = cairn::policy::stored::unset(&repo, &a.scope)?;
+            outln!("removed the policy for {} ({old})", a.scope);
+        }
+        PolicyCommand::Show(a) => show_policies(&repo, a.json)?,
+    }
+    Ok(())
+}
+
+/// The stored policies, then which one each history of the repository gets.
+fn show_policies(repo: &Repository, json: bool) -> Result<()> {
+    let stored = StoredPolicies::load(repo.storage())?;
+    if json {
+        return output::json(&stored);
+    }
+    if stored.is_empty() {
+        outln!("no stored policies (store one with `cairn policy set KIND[/NAME] --keep-...`)");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = stored
+        .iter()
+        .map(|(scope, p)| vec![scope.to_string(), p.to_string()])
+        .collect();
+    output::table(&["SCOPE", "POLICY"], &rows)?;
+    let mut histories: Vec<(String, String)> = repo
+        .snapshots(&SnapshotFilter::default())?
+        .into_iter()
+        .map(|s| (s.kind, s.name))
+        .collect();
+    histories.dedup();
+    histories.sort();
+    histories.dedup();
+    if !histories.is_empty() {
+        outln!();
+        let rows: Vec<Vec<String>> = histories
+            .iter()
+            .map(|(kind, name)| {
+                let applied = stored
+                    .for_history(kind, name)
+                    .map_or("none (keeps everything)".into(), |(s, _)| s.to_string());
+                vec![format!("{kind}/{name}"), applied]
+            })
+            .collect();
+        output::table(&["HISTORY", "APPLIED SCOPE"], &rows)?;
+    }
+    Ok(())
+}
+
+pub fn gc(ctx: &Ctx, a: GcArgs) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let plan = gc::plan(&repo, a.max_unused)?;
+    run_gc(ctx, &repo, &plan, &a, None)
+}
+
+/// `gc --json`: the plan and, unless a dry run, the report.
+#[derive(Serialize)]
+struct GcOutput<'a> {
+    dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forget: Option<serde_json::Value>,
+    plan: &'a GcPlan<'a>,
+    report: Option<GcReport>,
+}
+
+/// Prints the plan, executes it unless `dry_run`, prints the report. Damage
+/// found on the way (a live chunk that does not verify) exits 1.
+fn run_gc(
+    ctx: &Ctx,
+    repo: &Repository,
+    plan: &GcPlan<'_>,
+    a: &GcArgs,
+    forget: Option<serde_json::Value>,
+) -> Result<ExitCode> {
+    if !a.json {
+        print_gc_plan(plan)?;
+    }
+    let report = match a.dry_run || plan.is_empty() {
+        true => None,
+        false => Some(gc::execute(repo, plan, &ctx.bar())?),
+    };
+    if a.json {
+        output::json(&GcOutput {
+            dry_run: a.dry_run,
+            forget,
+            plan,
+            report: report.clone(),
+        })?;
+    } else if a.dry_run {
+        outln!("dry run: nothing was changed");
+    } else if let Some(r) = &report {
+        print_gc_report(r)?;
+    } else {
+        outln!("nothing to do");
+    }
+    let damaged = report.map(|r| r.damaged).unwrap_or_default();
+    for d in &damaged {
+        eprintln!("cairn: damage: {d}");
+    }
+    if damaged.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "cairn: {} packs were left in place because a live chunk in them is damaged; run `cairn check`",
+            damaged.len()
+        );
+        Ok(ExitCode::from(DAMAGE))
+    }
+}
+
+fn print_gc_plan(p: &GcPlan<'_>) -> Result<()> {
+    let b = output::bytes;
+    let sum = |v: &[gc::PackUsage]| v.iter().map(|u| u.size).sum::<u64>();
+    outln!(
+        "gc plan (repack packs more than {}% unused)",
+        p.max_unused * 100.0
+    );
+    let unlisted = match p.unlisted_manifests.len() {
+        0 => String::new(),
+        n => format!(", plus {n} manifests the catalog does not list (kept)"),
+    };
+    outln!(
+        "  live      {} snapshots, {} chunks{unlisted}",
+        p.snapshots,
+        p.live_chunks
+    );
+    outln!(
+        "  delete    {} packs, {} (no live chunks)",
+        p.delete.len(),
+        b(sum(&p.delete))
+    );
+    outln!(
+        "  repack    {} packs, {} ({} live to copy)",
+        p.repack.len(),
+        b(sum(&p.repack)),
+        b(p.bytes_to_move())
+    );
+    outln!(
+        "  keep      {} packs, {} ({} unused)",
+        p.kept_packs,
+        b(p.kept_bytes),
+        b(p.kept_unused_bytes)
+    );
+    if !p.unknown_packs.is_empty() || !p.leftovers.is_empty() {
+        let size = |v: &[cairn::storage::ObjectInfo]| b(v.iter().map(|o| o.size).sum());
+        outln!(
+            "  debris    {} pack files the catalog does not list ({}), {} temp files ({})",
+            p.unknown_packs.len(),
+            size(&p.unknown_packs),
+            p.leftovers.len(),
+            size(&p.leftovers)
+        );
+    }
+    for obj in &p.unknown_packs_kept {
+        outln!(
+            "  left      {} ({}): not in the catalog but may hold needed chunks; see `cairn check`",
+            obj.key,
+            b(obj.size)
+        );
+    }
+    for u in &p.unverified {
+        outln!(
+            "  left      pack {} ({}): {}; see `cairn check`",
+            u.pack,
+            b(u.size),
+            u.reason
+        );
+    }
+    outln!("  reclaim   about {}", b(p.bytes_to_reclaim()));
+    Ok(())
+}
+
+fn print_gc_report(r: &GcReport) -> Result<()> {
+    outln!("gc done: reclaimed {}", output::bytes(r.bytes_reclaimed));
+    outln!("  deleted   {} packs with no live chunks", r.packs_deleted);
+    outln!(
+        "  rewrote   {} packs into {} new ({} chunks, {} moved)",
+        r.packs_rewritten,
+        r.packs_written,
+        r.chunks_moved,
+        output::bytes(r.bytes_moved)
+    );
+    outln!("  dropped   {} records of dead chunks", r.chunks_dropped);
+    if r.unknown_packs_deleted + r.leftovers_deleted > 0 {
+        outln!(
+            "  debris    {} unlisted pack files and {} temp files removed",
+            r.unknown_packs_deleted,
+            r.leftovers_deleted
+        );
+    }
+    Ok(())
+}
+
+/// Forget by the stored policies, then gc, under one exclusive lock.
+pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
+    let repo = ctx.open()?;
+    let fplan = forget::plan(&repo, &request(&a.filter, None, a.allow_empty))?;
+    if !a.gc.json {
+        if fplan
+            .histories
+            .iter()
+            .all(|h| h.source == PolicySource::None)
+        {
+            outln!(
+                "no stored policy applies (store one with `cairn policy set`); forgetting nothing"
+            );
+        }
+        print_forget(&fplan)?;
+    }
+    let removed = if a.gc.dry_run {
+        Vec::new()
+    } else {
+        forget::execute(&repo, &fplan)?.removed
+    };
+    let forget_json =
+        a.gc.json
+            .then(|| serde_json::to_value(ForgetOutput::new(&fplan, a.gc.dry_run, &removed)))
+            .transpose()?;
+    if !a.gc.json {
+        print_forget_outcome(&fplan, a.gc.dry_run, removed.len())?;
+        outln!();
+    }
+    // With a dry run nothing was forgotten; plan the gc as if it had been.
+    let forgotten: Vec<SnapshotId> = match a.gc.dry_run {
+        true => fplan.to_remove().map(|s| s.id).collect(),
+        false => Vec::new(),
+    };
+    let gplan = gc::plan_locked(&repo, fplan.into_lock(), a.gc.max_unused, &forgotten)?;
+    run_gc(ctx, &repo, &gplan, &a.gc, forget_json)
+}

@@ -1,0 +1,211 @@
+//! The blob layer: the one place a chunk's bytes become what a pack stores
+//! and back. [`seal_chunk`] (and [`HashedBatch::seal`], its batch form)
+//! turns cut bytes into a [`SealedChunk`]; [`open_chunk`] turns stored bytes
+//! back into the chunk and checks they hash to its id. Below it, [`codec`]
+//! is the compression layer; above it, every reader (restore, cat, verify,
+//! `check --read-data`, repair's salvage, gc's repack) and every writer
+//! (snapshot, bench) goes through here.
+//!
+//! Invariant: no bytes leave [`open_chunk`] unless they hash to the id the
+//! pack trailer (or catalog) names, so damage is always a typed
+//! [`Error::CorruptChunk`] naming chunk and pack.
+
+use rayon::prelude::*;
+
+use crate::catalog::ChunkLocation;
+use crate::error::{Error, Result};
+use crate::format::codec::{self, Codec, Hint};
+use crate::format::id::{ChunkId, PackId};
+use crate::format::pack::{self, PackEntry};
+use crate::ingest::read::{Batch, Piece};
+use crate::storage::Storage;
+
+/// A chunk ready for a pack: its id, how it is stored, and the stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedChunk {
+    pub id: ChunkId,
+    pub codec: Codec,
+    pub stored: Vec<u8>,
+    pub raw_len: u32,
+}
+
+/// The id of a chunk's bytes (BLAKE3). The only hash of chunk data; pack
+/// and manifest ids hash whole objects and stay in [`crate::format::id`].
+pub fn chunk_id(raw: &[u8]) -> ChunkId {
+    ChunkId::of(raw)
+}
+
+/// Seals `raw` at zstd `level` as `hint` suggests (see [`codec::encode`]).
+///
+/// Next step: encryption wraps exactly this function (with the private
+/// `seal_with_id` under it, which batch sealing shares) and [`open_chunk`];
+/// nothing else turns chunk bytes into stored bytes or back.
+pub fn seal_chunk(raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
+    seal_with_id(chunk_id(raw), raw, level, hint)
+}
+
+/// [`seal_chunk`] for bytes whose id is already known (a batch is hashed
+/// before dedup, and only the chunks dedup keeps are sealed).
+fn seal_with_id(id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
+    let (codec, stored) = codec::encode(raw, level, hint);
+    SealedChunk {
+        id,
+        codec,
+        stored,
+        raw_len: raw.len() as u32,
+    }
+}
+
+/// Opens the stored bytes of the chunk `entry` of `pack`: decodes them and
+/// checks they hash to `entry.chunk`. Encryption wraps this (see
+/// [`seal_chunk`]). Any failure is [`Error::CorruptChunk`].
+pub fn open_chunk(pack: &PackId, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| Error::CorruptChunk {
+        chunk: entry.chunk,
+        pack: *pack,
+        reason,
+    };
+    let raw = codec::decode(entry.codec, stored, entry.raw_len as usize).map_err(corrupt)?;
+    if chunk_id(&raw) != entry.chunk {
+        return Err(corrupt("content does not match its id".into()));
+    }
+    Ok(raw)
+}
+
+/// One chunk of a batch as cut: the file it belongs to, its bytes (borrowed
+/// from the batch buffer, never copied), and its codec hint.
+#[derive(Debug, Clone, Copy)]
+pub struct CutChunk<'b> {
+    pub file: usize,
+    pub data: &'b [u8],
+    pub hint: Hint,
+}
+
+/// A batch's chunks in cut order with their ids, hashed in parallel. The
+/// caller decides which are new (snapshot: the catalog and this run; bench:
+/// the chunks seen so far), then seals only those with [`HashedBatch::seal`].
+pub struct HashedBatch<'b> {
+    pub chunks: Vec<CutChunk<'b>>,
+    pub ids: Vec<ChunkId>,
+}
+
+impl<'b> HashedBatch<'b> {
+    pub fn new(batch: &'b Batch) -> Self {
+        let chunks: Vec<CutChunk> = batch
+            .pieces
+            .iter()
+            .filter_map(|p| match *p {
+                Piece::Chunk {
+                    file,
+                    start,
+                    len,
+                    hint,
+                } => Some(CutChunk {
+                    file,
+                    data: &batch.data[start..start + len],
+                    hint,
+                }),
+                Piece::FileDone { .. } => None,
+            })
+            .collect();
+        let ids = chunks.par_iter().map(|c| chunk_id(c.data)).collect();
+        Self { chunks, ids }
+    }
+
+    /// Seals the chunks at the indices `which`, in parallel, in that order.
+    pub fn seal(&self, which: &[usize], level: i32) -> Vec<SealedChunk> {
+        which
+            .par_iter()
+            .map(|&i| {
+                let c = &self.chunks[i];
+                seal_with_id(self.ids[i], c.data, level, c.hint)
+            })
+            .collect()
+    }
+
+    /// The bytes of all chunks of the batch.
+    pub fn raw_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.data.len() as u64).sum()
+    }
+}
+
+/// Reads, opens and verifies one chunk. Takes storage rather than a
+/// `Repository` so restore workers can call it from many threads.
+pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    read_verified(storage, loc).map(|(_, raw)| raw)
+}
+
+/// Reads one chunk's stored bytes (as in the pack, possibly compressed)
+/// after verifying that they open to the chunk; `gc` copies these into new
+/// packs, so a repack never recompresses and never copies damage.
+pub fn read_stored_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    read_verified(storage, loc).map(|(stored, _)| stored)
+}
+
+/// The stored and the opened bytes of a chunk whose id has been checked.
+fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>, Vec<u8>)> {
+    let e = &loc.entry;
+    let stored = fetch(storage, loc, e.offset, e.stored_len as u64)?;
+    let raw = open_chunk(&loc.pack, e, &stored)?;
+    Ok((stored, raw))
+}
+
+/// Reads `len` bytes at `offset` of `loc`'s pack; a missing or truncated
+/// pack is damage to the chunk `loc` names.
+fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let corrupt = |reason: &str| Error::CorruptChunk {
+        chunk: loc.entry.chunk,
+        pack: loc.pack,
+        reason: reason.into(),
+    };
+    match storage.get_range(&pack::key(&loc.pack), offset, len) {
+        Err(Error::ObjectTruncated { .. }) => Err(corrupt("pack is truncated")),
+        Err(Error::ObjectNotFound { .. }) => Err(corrupt("pack is missing")),
+        other => other,
+    }
+}
+
+/// Reads, opens and verifies `locs` in order. Chunks stored back to back
+/// in one pack (the usual case for a file snapshotted in one go) are read
+/// with one range request per run; opening runs in parallel.
+pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+    let mut runs: Vec<&[ChunkLocation]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=locs.len() {
+        let contiguous = i < locs.len() && {
+            let (prev, next) = (&locs[i - 1], &locs[i]);
+            prev.pack == next.pack
+                && prev.entry.offset + prev.entry.stored_len as u64 == next.entry.offset
+        };
+        if !contiguous {
+            runs.push(&locs[start..i]);
+            start = i;
+        }
+    }
+    let spans: Vec<Vec<u8>> = runs
+        .par_iter()
+        .map(|run| {
+            let (first, last) = (&run[0].entry, &run[run.len() - 1].entry);
+            let end = last.offset + last.stored_len as u64;
+            fetch(storage, &run[0], first.offset, end - first.offset)
+        })
+        .collect::<Result<_>>()?;
+    let pieces: Vec<(&ChunkLocation, &[u8])> = runs
+        .iter()
+        .zip(&spans)
+        .flat_map(|(run, span)| {
+            let base = run[0].entry.offset;
+            run.iter().map(move |l| {
+                let at = (l.entry.offset - base) as usize;
+                (l, &span[at..at + l.entry.stored_len as usize])
+            })
+        })
+        .collect();
+    pieces
+        .par_iter()
+        .map(|(loc, stored)| open_chunk(&loc.pack, &loc.entry, stored))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,928 @@
+//! The SQLite catalog: an index over packs and manifests that answers "does
+//! this chunk exist, and where", "which snapshots are there", and "what is
+//! in this snapshot" without reading packs. Everything in it can be rebuilt
+//! from the packs and manifests (`cairn rebuild-catalog`); the schema is in
+//! docs/FORMAT.md and its version in `meta.schema_version`.
+//!
+//! This module holds all of the crate's SQL: other modules call operations
+//! named for what they mean (the submodules group them by concern: `gc`
+//! for mark sets and pack usage, `packs`, `snapshots`), so the schema can
+//! change in one place. The one connection sits behind a mutex, which each
+//! operation holds for its whole statement or transaction.
+
+mod gc;
+pub mod location;
+mod packs;
+mod snapshots;
+
+pub(crate) use gc::MarkSet;
+pub(crate) use packs::{PackRow, ReferenceScan};
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::format::codec::Codec;
+use crate::format::id::{ChunkId, PackId, SnapshotId};
+use crate::format::manifest::{EntryKind, FileEntry, Manifest, RunStats};
+use crate::format::pack::PackEntry;
+
+/// Version 1: the initial schema.
+pub const SCHEMA_VERSION: u32 = 1;
+pub const FILE_NAME: &str = "catalog.db";
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE packs (
+    id INTEGER PRIMARY KEY,
+    pack_id BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    last_verified_ns INTEGER
+);
+CREATE TABLE chunks (
+    chunk_id BLOB PRIMARY KEY,
+    pack INTEGER NOT NULL REFERENCES packs(id),
+    offset INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL,
+    codec INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_pack ON chunks(pack);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    snapshot_id BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT,
+    description TEXT,
+    host TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    sources TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    parent BLOB,
+    file_count INTEGER NOT NULL,
+    logical_bytes INTEGER NOT NULL,
+    files_read INTEGER NOT NULL,
+    bytes_read INTEGER NOT NULL,
+    added_raw INTEGER NOT NULL,
+    added_stored INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    damaged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX snapshots_by_history ON snapshots(kind, name, time_ns);
+CREATE TABLE files (
+    snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    link_target TEXT NOT NULL,
+    inode INTEGER NOT NULL,
+    chunks BLOB NOT NULL,
+    PRIMARY KEY (snapshot, path)
+);
+";
+
+/// Ids per query in [`Catalog::existing`] (SQLite allows 32766 parameters).
+pub const LOOKUP_BATCH: usize = 500;
+
+fn batch_sql(n: usize) -> String {
+    let marks = vec!["?"; n].join(",");
+    format!("SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})")
+}
+
+static BATCH_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| batch_sql(LOOKUP_BATCH));
+
+/// Where a chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
+/// A snapshot as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    #[serde(serialize_with = "hex_id")]
+    pub id: SnapshotId,
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub host: String,
+    pub time: DateTime<Utc>,
+    pub sources: Vec<String>,
+    pub file_count: u64,
+    pub logical_bytes: u64,
+    pub stats: RunStats,
+    /// Set by `repair` when chunks this snapshot needs are lost.
+    pub damaged: bool,
+    #[serde(skip)]
+    pub(crate) rowid: i64,
+}
+
+pub(crate) fn hex_id<S: serde::Serializer>(
+    id: &SnapshotId,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+impl SnapshotInfo {
+    /// `kind/name` — the history this snapshot belongs to.
+    pub fn history(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// What the stat cache needs to decide a file is unchanged.
+#[derive(Debug, Clone)]
+pub struct CachedFile {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub sha256: [u8; 32],
+    pub chunks: Vec<ChunkId>,
+}
+
+/// Filters for listing snapshots; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// An open catalog database. One connection behind a mutex, so a catalog
+/// can be shared between threads: gc's mark set is a temp table, which
+/// exists only on the connection that made it. Every operation takes the
+/// lock once and holds it for its whole statement or transaction (cached
+/// statements live in the connection), never per row.
+pub struct Catalog {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn ns_to_time(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+fn chunks_to_blob(chunks: &[ChunkId]) -> Vec<u8> {
+    chunks.iter().flat_map(|c| c.0).collect()
+}
+
+fn blob_to_chunks(blob: &[u8]) -> Vec<ChunkId> {
+    blob.chunks_exact(32)
+        .filter_map(ChunkId::from_slice)
+        .collect()
+}
+
+fn kind_code(kind: EntryKind) -> i64 {
+    match kind {
+        EntryKind::File => 0,
+        EntryKind::Dir => 1,
+        EntryKind::Symlink => 2,
+    }
+}
+
+fn kind_from_code(code: i64) -> EntryKind {
+    match code {
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink,
+        _ => EntryKind::File,
+    }
+}
+
+impl Catalog {
+    /// Opens (creating if absent) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|source| sql_error(path, source))?;
+        let catalog = Catalog {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
+        catalog.init()?;
+        Ok(catalog)
+    }
+
+    /// Opens the existing catalog at `path` for reading only: no schema is
+    /// created, no pragma is written, nothing is checkpointed, so it works
+    /// on a full disk.
+    ///
+    /// A WAL-mode database is read through its `-shm` index, which a
+    /// reader creates (and must grow) when no other connection has it open;
+    /// on a full disk that fails as "disk I/O error". Then, and only when
+    /// the `-wal` file is absent or empty (so the main file holds every
+    /// committed transaction), the catalog is reopened with `immutable=1`,
+    /// which reads the main file without `-shm`. `immutable` is wrong while
+    /// another process writes; here no connection has the WAL in use (an
+    /// open writer would have left a `-shm` we could read through), and a
+    /// writer can hardly start on a disk that has no room for its WAL. This
+    /// connection never writes, so the worst a writer racing it could cause
+    /// is a failed or stale read in this one command, never damage.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        match Self::open_read_only_with(path, false) {
+            Err(e) if e.is_no_space() && wal_is_empty(path) => {
+                Self::open_read_only_with(path, true)
+            }
+            other => other,
+        }
+    }
+
+    fn open_read_only_with(path: &Path, immutable: bool) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(|source| sql_error(path, source))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|source| sql_error(path, source))?;
+        // Connection-local settings only (see `init`); temp_store stays in
+        // memory, as a reader builds no mark set.
+        conn.execute_batch("PRAGMA cache_size=-16384; PRAGMA foreign_keys=ON;")
+            .map_err(|source| sql_error(path, source))?;
+        let catalog = Catalog {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
+        catalog.check_schema_version()?;
+        Ok(catalog)
+    }
+
+    /// True when this connection cannot write (see [`Catalog::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.lock().is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| sql_error(&self.path, source)
+    }
+
+    fn init(&self) -> Result<()> {
+        let connection = self.lock();
+        connection
+            .busy_timeout(Duration::from_secs(60))
+            .map_err(self.err())?;
+        // 16 MiB of page cache holds the interior pages of a 10M-chunk
+        // index, so a lookup costs about one leaf read (docs/BENCHMARKS.md).
+        // temp_store=FILE: the bundled SQLite keeps temp tables in memory by
+        // default; gc's mark set (one row per live chunk) must spill to disk.
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+                 PRAGMA cache_size=-16384; PRAGMA temp_store=FILE;",
+            )
+            .map_err(self.err())?;
+        let has_meta: bool = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name='meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(self.err())?
+            > 0;
+        if !has_meta {
+            let tx = connection.unchecked_transaction().map_err(self.err())?;
+            tx.execute_batch(SCHEMA).map_err(self.err())?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION.to_string()],
+            )
+            .map_err(self.err())?;
+            return tx.commit().map_err(self.err());
+        }
+        drop(connection);
+        self.check_schema_version()
+    }
+
+    fn check_schema_version(&self) -> Result<()> {
+        let found: String = self
+            .lock()
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        match found.parse::<u32>() {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            _ => Err(Error::UnsupportedVersion {
+                what: "catalog schema (run `cairn rebuild-catalog`)",
+                path: self.path.display().to_string(),
+                found: found.parse().unwrap_or(0),
+                supported: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for as long as the guard lives. A poisoned lock
+    /// is taken anyway: a panic mid-transaction rolled it back on unwind.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Maps a SQLite error to [`Error::Catalog`] naming this database, or
+    /// to [`Error::NoSpace`] when the disk is full (see [`sql_error`]).
+    fn sql_err(&self, source: rusqlite::Error) -> Error {
+        sql_error(&self.path, source)
+    }
+
+    /// What is wrong with the database itself, as SQLite sees it; empty
+    /// when sound. The catalog is a cache, and a damaged cache must not
+    /// steer destructive work: a flipped byte can drop a row from an index
+    /// while the table keeps it, so a query through the index no longer
+    /// sees a chunk the table still locates.
+    pub fn integrity_problems(&self, level: Integrity) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let pragma = match level {
+            Integrity::Quick => "PRAGMA quick_check(20)".to_string(),
+            Integrity::Full => "PRAGMA integrity_check(20)".to_string(),
+            Integrity::Table(table) => format!("PRAGMA integrity_check(\"{table}\")"),
+        };
+        let rows = conn.prepare(&pragma).and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        let mut problems = match rows {
+            Ok(rows) => rows.into_iter().filter(|r| r != "ok").collect(),
+            Err(e) if is_corruption(&e) => vec![e.to_string()],
+            Err(e) => return Err(self.sql_err(e)),
+        };
+        // quick_check reads every page but not whether each index holds
+        // its table's rows; one count through each index against its table
+        // finds a lost or extra index row in linear time.
+        if problems.is_empty() && level == Integrity::Quick {
+            match Self::index_count_mismatches(&conn) {
+                Ok(found) => problems = found,
+                Err(e) if is_corruption(&e) => problems.push(e.to_string()),
+                Err(e) => return Err(self.sql_err(e)),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Chunk rows per pack row id, counted from the table itself, never
+    /// through an index: `check` compares these with what the by-pack index
+    /// returns, which finds an index entry whose key was damaged (a count
+    /// over the whole index cannot).
+    pub(crate) fn chunk_counts_by_pack(&self) -> Result<HashMap<i64, u64>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT pack, count(*) FROM chunks NOT INDEXED GROUP BY pack")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Fails with [`Error::CatalogDamaged`] unless the catalog is sound;
+    /// commands that delete or rewrite anything call this first.
+    pub fn ensure_sound(&self, level: Integrity) -> Result<()> {
+        let problems = self.integrity_problems(level)?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::CatalogDamaged {
+            path: self.path.clone(),
+            problem: problems.join("; "),
+        })
+    }
+
+    fn index_count_mismatches(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let indexes: Vec<(String, String)> = conn
+            .prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0));
+        let mut out = Vec::new();
+        for (index, table) in indexes {
+            let in_table = count(format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"))?;
+            let in_index = count(format!(
+                "SELECT count(*) FROM \"{table}\" INDEXED BY \"{index}\""
+            ))?;
+            if in_table != in_index {
+                out.push(format!(
+                    "index {index} holds {in_index} rows, its table {table} {in_table}"
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when the chunk is stored in some pack.
+    pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM chunks WHERE chunk_id = ?1")
+            .map_err(self.err())?;
+        stmt.exists([&id.0[..]]).map_err(self.err())
+    }
+
+    /// Which of `ids` are stored, in one query per [`LOOKUP_BATCH`] ids:
+    /// the per-statement overhead of single lookups dominates otherwise.
+    pub fn existing(&self, ids: &[ChunkId]) -> Result<HashSet<ChunkId>> {
+        let conn = self.lock();
+        let mut found = HashSet::new();
+        for group in ids.chunks(LOOKUP_BATCH) {
+            let sql = if group.len() == LOOKUP_BATCH {
+                &*BATCH_SQL
+            } else {
+                &batch_sql(group.len())
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(self.err())?;
+            let params = rusqlite::params_from_iter(group.iter().map(|id| &id.0[..]));
+            let mut rows = stmt.query(params).map_err(self.err())?;
+            while let Some(row) = rows.next().map_err(self.err())? {
+                let blob: Vec<u8> = row.get(0).map_err(self.err())?;
+                found.extend(ChunkId::from_slice(&blob));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Where a chunk is stored, if anywhere.
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        self.locate_on(&self.lock(), id)
+    }
+
+    /// Where each chunk lives, in order, under one lock (restore asks for
+    /// whole files at a time); a chunk the catalog lacks is an error.
+    pub fn locate_all(&self, ids: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
+        let conn = self.lock();
+        ids.iter()
+            .map(|id| {
+                self.locate_on(&conn, id)?
+                    .ok_or(Error::ChunkMissing { chunk: *id })
+            })
+            .collect()
+    }
+
+    fn locate_on(&self, conn: &Connection, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT p.pack_id, c.offset, c.stored_len, c.raw_len, c.codec
+                 FROM chunks c JOIN packs p ON p.id = c.pack WHERE c.chunk_id = ?1",
+            )
+            .map_err(self.err())?;
+        stmt.query_row([&id.0[..]], |r| {
+            let pack: Vec<u8> = r.get(0)?;
+            Ok((
+                pack,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, u8>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(self.err())?
+        .map(|(pack, offset, stored_len, raw_len, codec)| {
+            let pack = PackId::from_slice(&pack).ok_or(Error::ChunkMissing { chunk: *id })?;
+            let codec = Codec::from_byte(codec).ok_or(Error::ChunkMissing { chunk: *id })?;
+            Ok(ChunkLocation {
+                pack,
+                entry: PackEntry {
+                    chunk: *id,
+                    offset,
+                    stored_len,
+                    raw_len,
+                    codec,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a durable pack and its chunks in one transaction. A chunk
+    /// already stored elsewhere (a concurrent writer) keeps its first home.
+    pub fn add_pack(&self, id: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
+        )
+        .map_err(self.err())?;
+        let pack: i64 = tx
+            .query_row(
+                "SELECT id FROM packs WHERE pack_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO chunks(chunk_id, pack, offset, stored_len, raw_len, codec)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(self.err())?;
+            for e in entries {
+                stmt.execute(params![
+                    &e.chunk.0[..],
+                    pack,
+                    e.offset as i64,
+                    e.stored_len,
+                    e.raw_len,
+                    e.codec as u8
+                ])
+                .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Makes a snapshot visible: its row and every file row, in one
+    /// transaction. `inodes` holds the stat-cache inode for each file entry.
+    pub fn add_snapshot(&self, id: &SnapshotId, m: &Manifest, inodes: &[u64]) -> Result<()> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO snapshots(snapshot_id, kind, name, version, description, host, time_ns, sources,
+                tags, parent, file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            params![
+                &id.0[..],
+                m.kind,
+                m.name,
+                m.version,
+                m.description,
+                m.host,
+                m.time_ns,
+                serde_json::to_string(&m.sources).expect("strings serialise"),
+                serde_json::to_string(&m.tags).expect("strings serialise"),
+                m.parent.map(|p| p.0.to_vec()),
+                m.files.len() as i64,
+                m.logical_bytes() as i64,
+                m.stats.files_read as i64,
+                m.stats.bytes_read as i64,
+                m.stats.added_raw as i64,
+                m.stats.added_stored as i64,
+                m.stats.duration_ms as i64,
+            ],
+        )
+        .map_err(self.err())?;
+        let rowid = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO files(snapshot, path, kind, mode, mtime_ns, size, sha256, link_target, inode, chunks)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(self.err())?;
+            for (i, f) in m.files.iter().enumerate() {
+                stmt.execute(params![
+                    rowid,
+                    f.path,
+                    kind_code(f.kind),
+                    f.mode,
+                    f.mtime_ns,
+                    f.size as i64,
+                    &f.sha256[..],
+                    f.link_target,
+                    inodes.get(i).copied().unwrap_or(0) as i64,
+                    chunks_to_blob(&f.chunks),
+                ])
+                .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Snapshots matching `filter`, oldest first.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, snapshot_id, kind, name, version, tags, description, host, time_ns, sources,
+                        file_count, logical_bytes, files_read, bytes_read, added_raw, added_stored, duration_ms, damaged
+                 FROM snapshots
+                 WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR name = ?2)
+                   AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?3))
+                 ORDER BY time_ns, snapshot_id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(
+                params![filter.kind, filter.name, filter.tag],
+                snapshot_from_row,
+            )
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
+    }
+
+    /// The file entries of a snapshot, sorted by path.
+    pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks
+                 FROM files WHERE snapshot = ?1 ORDER BY path",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([snap.rowid], |r| {
+                let sha: Vec<u8> = r.get(5)?;
+                let chunks: Vec<u8> = r.get(7)?;
+                Ok(FileEntry {
+                    path: r.get(0)?,
+                    kind: kind_from_code(r.get(1)?),
+                    mode: r.get(2)?,
+                    mtime_ns: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                    sha256: sha.try_into().unwrap_or([0; 32]),
+                    link_target: r.get(6)?,
+                    chunks: blob_to_chunks(&chunks),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
+    }
+
+    /// The stat-cache record of `path` in snapshot `snap`, if it was a file.
+    pub fn cached_file(&self, snap: &SnapshotInfo, path: &str) -> Result<Option<CachedFile>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT size, mtime_ns, inode, sha256, chunks FROM files
+                 WHERE snapshot = ?1 AND path = ?2 AND kind = 0",
+            )
+            .map_err(self.err())?;
+        stmt.query_row(params![snap.rowid, path], |r| {
+            let sha: Vec<u8> = r.get(3)?;
+            let chunks: Vec<u8> = r.get(4)?;
+            Ok(CachedFile {
+                size: r.get::<_, i64>(0)? as u64,
+                mtime_ns: r.get(1)?,
+                inode: r.get::<_, i64>(2)? as u64,
+                sha256: sha.try_into().unwrap_or([0; 32]),
+                chunks: blob_to_chunks(&chunks),
+            })
+        })
+        .optional()
+        .map_err(self.err())
+    }
+
+    /// Totals over all packs: (pack count, stored bytes).
+    pub fn pack_totals(&self) -> Result<(u64, u64)> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM packs",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .map_err(self.err())
+    }
+
+    /// Totals over all chunks: (count, raw bytes, stored bytes).
+    pub fn chunk_totals(&self) -> Result<(u64, u64, u64)> {
+        let conn = self.lock();
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(raw_len), 0), coalesce(sum(stored_len), 0) FROM chunks",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )
+        .map_err(self.err())
+    }
+}
+
+fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
+    let id: Vec<u8> = r.get(1)?;
+    let tags: String = r.get(5)?;
+    let sources: String = r.get(9)?;
+    let u = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+    Ok(SnapshotInfo {
+        rowid: r.get(0)?,
+        id: SnapshotId::from_slice(&id).unwrap_or(SnapshotId([0; 32])),
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        version: r.get(4)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        description: r.get(6)?,
+        host: r.get(7)?,
+        time: ns_to_time(r.get(8)?),
+        sources: serde_json::from_str(&sources).unwrap_or_default(),
+        file_count: u(10)?,
+        logical_bytes: u(11)?,
+        stats: RunStats {
+            files_read: u(12)?,
+            bytes_read: u(13)?,
+            added_raw: u(14)?,
+            added_stored: u(15)?,
+            duration_ms: u(16)?,
+        },
+        damaged: r.get::<_, i64>(17)? != 0,
+    })
+}
+
+/// How thoroughly [`Catalog::integrity_problems`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrity {
+    /// SQLite's `quick_check` (every page and record well formed) and a row
+    /// count through each index against its table: linear in the file.
+    Quick,
+    /// SQLite's `integrity_check`: also that each index holds exactly its
+    /// table's rows, entry by entry.
+    Full,
+    /// `integrity_check` of one table and its indexes only.
+    Table(&'static str),
+}
+
+/// True for the errors SQLite raises on a damaged file.
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// The one mapping of SQLite errors on the catalog at `path`. `SQLITE_FULL`
+/// is a full disk; so is an I/O error while the filesystem holding the
+/// catalog has (almost) no space left: SQLite reports a failed `-shm` or
+/// WAL extension as a bare "disk I/O error", and a message that blames the
+/// catalog and suggests a rebuild would send the user the wrong way.
+pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let full = match source.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => true,
+        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => nearly_full(path),
+        _ => false,
+    };
+    if full {
+        return Error::NoSpace { path: path.into() };
+    }
+    Error::Catalog {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Less than this many bytes free counts as full when SQLite reports an I/O
+/// error: enough for a WAL frame and a `-shm` page, far below what any
+/// healthy filesystem keeps free.
+const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+/// True when the filesystem holding `path` has under [`NEARLY_FULL_BYTES`]
+/// available (to us: root may use reserved blocks, others may not).
+fn nearly_full(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    let avail = if unsafe { libc::geteuid() } == 0 {
+        st.f_bfree
+    } else {
+        st.f_bavail
+    };
+    (avail as u64).saturating_mul(st.f_frsize as u64) < NEARLY_FULL_BYTES
+}
+
+/// True when the catalog's `-wal` file is absent or empty: the main file
+/// then holds every committed transaction.
+fn wal_is_empty(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).map_or(true, |m| m.len() == 0)
+}
+
+/// `path` for a `file:` URI: absolute, with `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for c in abs.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i64 {
+    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read-only opening creates nothing, refuses writes, and reads what a
+    /// writer committed.
+    #[test]
+    fn read_only_open_reads_and_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert!(Catalog::open_read_only(&path).is_err());
+        assert!(!path.exists(), "nothing created");
+        drop(Catalog::open(&path).unwrap());
+        let ro = Catalog::open_read_only(&path).unwrap();
+        assert!(ro.is_read_only());
+        assert_eq!(ro.pack_totals().unwrap(), (0, 0));
+        assert!(ro.lock().execute("DELETE FROM packs", []).is_err());
+        let imm = Catalog::open_read_only_with(&path, true).unwrap();
+        assert_eq!(imm.pack_totals().unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn batch_lookup_matches_single_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let ids: Vec<ChunkId> = (0..1200u32)
+            .map(|i| ChunkId::of(&i.to_le_bytes()))
+            .collect();
+        let entries: Vec<PackEntry> = ids
+            .iter()
+            .step_by(3)
+            .enumerate()
+            .map(|(i, id)| PackEntry {
+                chunk: *id,
+                offset: 16 + i as u64,
+                stored_len: 1,
+                raw_len: 1,
+                codec: Codec::Raw,
+            })
+            .collect();
+        cat.add_pack(&PackId::of(b"p"), 1 << 20, &entries).unwrap();
+        let found = cat.existing(&ids).unwrap();
+        assert_eq!(found.len(), 400);
+        for id in &ids {
+            assert_eq!(found.contains(id), cat.has_chunk(id).unwrap());
+        }
+        assert!(cat.existing(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn threads_share_one_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let ids: Vec<ChunkId> = (0..400u32).map(|i| ChunkId::of(&i.to_le_bytes())).collect();
+        std::thread::scope(|s| {
+            for (n, group) in ids.chunks(100).enumerate() {
+                let cat = &cat;
+                s.spawn(move || {
+                    let entries: Vec<PackEntry> = group
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| PackEntry {
+                            chunk: *id,
+                            offset: 16 + i as u64,
+                            stored_len: 1,
+                            raw_len: 1,
+                            codec: Codec::Raw,
+                        })
+                        .collect();
+                    cat.add_pack(&PackId::of(&[n as u8]), 1 << 20, &entries)
+                        .unwrap();
+                    assert_eq!(cat.existing(group).unwrap().len(), group.len());
+                });
+            }
+        });
+        assert_eq!(cat.existing(&ids).unwrap().len(), ids.len());
+        assert_eq!(cat.pack_totals().unwrap().0, 4);
+    }
+}

@@ -1,0 +1,244 @@
+//! Pack rows: listing them for `check`, moving chunks to a new pack (gc's
+//! repack, repair's salvage), and which packs the snapshots reference.
+//!
+//! A pack row id (`packs.id`) names a row of this database only; a pack is
+//! named outside the catalog by its [`PackId`].
+
+use std::collections::HashSet;
+
+use rusqlite::params;
+
+use super::{now_ns, Catalog};
+use crate::error::Result;
+use crate::format::codec::Codec;
+use crate::format::id::{ChunkId, PackId};
+use crate::format::pack::PackEntry;
+
+/// A pack as the catalog records it.
+#[derive(Debug, Clone)]
+pub(crate) struct PackRow {
+    pub rowid: i64,
+    pub id: PackId,
+    pub size: u64,
+}
+
+/// What [`Catalog::reference_scan`] found.
+#[derive(Debug, Default)]
+pub(crate) struct ReferenceScan {
+    /// Row ids of the packs holding a chunk some file references.
+    pub packs: HashSet<i64>,
+    /// Chunks some file references that no pack row locates.
+    pub missing: HashSet<ChunkId>,
+}
+
+impl Catalog {
+    /// Every pack row, least recently verified first (never verified
+    /// counts as oldest), then by row id.
+    pub(crate) fn pack_rows(&self) -> Result<Vec<PackRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, pack_id, size FROM packs ORDER BY coalesce(last_verified_ns, 0), id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let id: Vec<u8> = r.get(1)?;
+                Ok(PackRow {
+                    rowid: r.get(0)?,
+                    id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
+                    size: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// The row id of pack `id`; an error when the catalog does not list it.
+    pub(crate) fn pack_row_id(&self, id: &PackId) -> Result<i64> {
+        self.lock()
+            .query_row(
+                "SELECT id FROM packs WHERE pack_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// The chunk rows located in pack row `pack_rowid`, in file order
+    /// (through the by-pack index).
+    pub(crate) fn pack_entries(&self, pack_rowid: i64) -> Result<Vec<PackEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT chunk_id, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([pack_rowid], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                Ok(PackEntry {
+                    chunk: ChunkId::from_slice(&id).unwrap_or(ChunkId([0; 32])),
+                    offset: r.get::<_, i64>(1)? as u64,
+                    stored_len: r.get(2)?,
+                    raw_len: r.get(3)?,
+                    codec: Codec::from_byte(r.get(4)?).unwrap_or(Codec::Raw),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Records that pack row `rowid` was read back whole and found sound,
+    /// now; `check --read-subset` reads the least recently verified first.
+    pub(crate) fn mark_pack_verified(&self, rowid: i64) -> Result<()> {
+        self.lock()
+            .execute(
+                "UPDATE packs SET last_verified_ns = ?1 WHERE id = ?2",
+                params![now_ns(), rowid],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// In one transaction: records the durable pack `id` (unless listed
+    /// already: a pack identical to one listed is the same file) and points
+    /// the rows of its chunks at it. The chunks keep their encoding, so
+    /// only their pack and offset change.
+    pub(crate) fn relocate_chunks(
+        &self,
+        id: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+    ) -> Result<()> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
+        )
+        .map_err(self.err())?;
+        let rowid: i64 = tx
+            .query_row(
+                "SELECT id FROM packs WHERE pack_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        {
+            let mut moved = tx
+                .prepare_cached("UPDATE chunks SET pack = ?1, offset = ?2 WHERE chunk_id = ?3")
+                .map_err(self.err())?;
+            for e in entries {
+                moved
+                    .execute(params![rowid, e.offset as i64, &e.chunk.0[..]])
+                    .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// In one transaction, the catalog side of salvaging pack row
+    /// `old_rowid`: the durable new pack `salvaged` (id, size, entries), if
+    /// any, gets a row sized as written and its chunks' rows point at it,
+    /// encoding included; the rows of the `lost` chunks still located in
+    /// the old pack go; and the old pack's row goes unless the new pack is
+    /// the same file (same id, so the same row).
+    pub(crate) fn replace_pack<'c>(
+        &self,
+        old_rowid: i64,
+        salvaged: Option<(&PackId, u64, &[PackEntry])>,
+        lost: impl IntoIterator<Item = &'c ChunkId>,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        let mut in_place = false;
+        if let Some((id, size, entries)) = salvaged {
+            tx.execute(
+                "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+                params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
+            )
+            .map_err(self.err())?;
+            let new_row: i64 = tx
+                .query_row(
+                    "SELECT id FROM packs WHERE pack_id = ?1",
+                    [&id.0[..]],
+                    |r| r.get(0),
+                )
+                .map_err(self.err())?;
+            in_place = new_row == old_rowid;
+            tx.execute(
+                "UPDATE packs SET size = ?1, chunk_count = ?2 WHERE id = ?3",
+                params![size as i64, entries.len() as i64, new_row],
+            )
+            .map_err(self.err())?;
+            for e in entries {
+                tx.execute(
+                    "UPDATE chunks SET pack = ?1, offset = ?2, stored_len = ?3, raw_len = ?4, codec = ?5 WHERE chunk_id = ?6",
+                    params![new_row, e.offset as i64, e.stored_len, e.raw_len, e.codec as u8, &e.chunk.0[..]],
+                )
+                .map_err(self.err())?;
+            }
+        }
+        for chunk in lost {
+            tx.execute(
+                "DELETE FROM chunks WHERE chunk_id = ?1 AND pack = ?2",
+                params![&chunk.0[..], old_rowid],
+            )
+            .map_err(self.err())?;
+        }
+        if !in_place {
+            tx.execute("DELETE FROM packs WHERE id = ?1", [old_rowid])
+                .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// One pass over every file row of every snapshot, looking up each
+    /// chunk it references: which packs hold them, and which no pack does.
+    pub(crate) fn reference_scan(&self) -> Result<ReferenceScan> {
+        let conn = self.lock();
+        let mut files = conn
+            .prepare("SELECT chunks FROM files")
+            .map_err(self.err())?;
+        let mut locate = conn
+            .prepare_cached("SELECT pack FROM chunks WHERE chunk_id = ?1")
+            .map_err(self.err())?;
+        let mut scan = ReferenceScan::default();
+        let mut rows = files.query([]).map_err(self.err())?;
+        while let Some(row) = rows.next().map_err(self.err())? {
+            let blob: Vec<u8> = row.get(0).map_err(self.err())?;
+            for id in blob.chunks_exact(32) {
+                let pack: Option<i64> = locate
+                    .query_row([id], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| {
+                        if e == rusqlite::Error::QueryReturnedNoRows {
+                            Ok(None)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(self.err())?;
+                match pack {
+                    Some(p) => {
+                        scan.packs.insert(p);
+                    }
+                    None => {
+                        scan.missing
+                            .insert(ChunkId::from_slice(id).expect("32 bytes"));
+                    }
+                }
+            }
+        }
+        Ok(scan)
+    }
+}
+
+#[cfg(test)]
+impl Catalog {
+    /// Damage for tests: the catalog forgets every pack and chunk row.
+    pub(crate) fn drop_all_pack_rows(&self) -> Result<()> {
+        self.lock()
+            .execute_batch("DELETE FROM chunks; DELETE FROM packs;")
+            .map_err(self.err())
+    }
+}

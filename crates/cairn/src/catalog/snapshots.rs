@@ -1,0 +1,106 @@
+//! Snapshot rows beyond adding and listing them: removing them (`forget`),
+//! and what `repair` reads and marks.
+
+use rusqlite::params;
+
+use super::Catalog;
+use crate::error::Result;
+use crate::format::id::SnapshotId;
+
+/// The parts of a snapshot's manifest that [`super::SnapshotInfo`] does not
+/// carry exactly; `repair` re-encodes a lost manifest from them.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotOrigin {
+    pub host: String,
+    pub time_ns: i64,
+    pub parent: Option<SnapshotId>,
+}
+
+impl Catalog {
+    /// Deletes the snapshots' file rows and snapshot rows in one
+    /// transaction. By snapshot id, so a row someone already removed is
+    /// simply not there.
+    pub(crate) fn remove_snapshots<'s>(
+        &self,
+        ids: impl IntoIterator<Item = &'s SnapshotId>,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        {
+            let mut files = tx
+                .prepare_cached("DELETE FROM files WHERE snapshot IN (SELECT id FROM snapshots WHERE snapshot_id = ?1)")
+                .map_err(self.err())?;
+            let mut rows = tx
+                .prepare_cached("DELETE FROM snapshots WHERE snapshot_id = ?1")
+                .map_err(self.err())?;
+            for id in ids {
+                files.execute([&id.0[..]]).map_err(self.err())?;
+                rows.execute([&id.0[..]]).map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Host, time and parent of snapshot `id`; an error when the catalog
+    /// does not list it.
+    pub(crate) fn snapshot_origin(&self, id: &SnapshotId) -> Result<SnapshotOrigin> {
+        let (host, time_ns, parent): (String, i64, Option<Vec<u8>>) = self
+            .lock()
+            .query_row(
+                "SELECT host, time_ns, parent FROM snapshots WHERE snapshot_id = ?1",
+                [&id.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(self.err())?;
+        Ok(SnapshotOrigin {
+            host,
+            time_ns,
+            parent: parent.and_then(|p| SnapshotId::from_slice(&p)),
+        })
+    }
+
+    /// Sets or clears snapshot `id`'s mark that chunks it needs are lost.
+    pub(crate) fn set_snapshot_damaged(&self, id: &SnapshotId, damaged: bool) -> Result<()> {
+        self.lock()
+            .execute(
+                "UPDATE snapshots SET damaged = ?1 WHERE snapshot_id = ?2",
+                params![damaged as i64, &id.0[..]],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Catalog {
+    /// Damage for tests: the catalog forgets every snapshot and file row,
+    /// as a crash between a manifest's put and its catalog commit leaves it.
+    pub(crate) fn drop_all_snapshot_rows(&self) -> Result<()> {
+        self.lock()
+            .execute_batch("DELETE FROM files; DELETE FROM snapshots;")
+            .map_err(self.err())
+    }
+
+    /// File rows whose snapshot row is gone.
+    pub(crate) fn orphaned_file_rows(&self) -> Result<u64> {
+        self.lock()
+            .query_row(
+                "SELECT count(*) FROM files WHERE snapshot NOT IN (SELECT id FROM snapshots)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
+    /// Renames every snapshot to `name` in a WAL frame that is never
+    /// checkpointed while this catalog is open, as a killed writer leaves it.
+    pub(crate) fn rename_snapshots_uncheckpointed(&self, name: &str) -> Result<()> {
+        let conn = self.lock();
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(self.err())?;
+        conn.execute("UPDATE snapshots SET name = ?1", [name])
+            .map_err(self.err())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! The library's one error type. Every variant carries what a user needs to
+//! act on it: the path, the object key, the snapshot or chunk id.
+
+use std::path::PathBuf;
+
+use crate::format::id::{ChunkId, PackId};
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in cairn's library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no cairn repository at {path} (create one with `cairn init`)")]
+    RepoNotFound { path: PathBuf },
+
+    #[error("{path} already holds a cairn repository")]
+    RepoExists { path: PathBuf },
+
+    #[error("{path} exists and is not empty; refusing to create a repository there")]
+    RepoDirNotEmpty { path: PathBuf },
+
+    #[error("{what} at {path} has format version {found}, this cairn reads up to {supported}")]
+    UnsupportedVersion {
+        what: &'static str,
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("repository config {path} is invalid: {reason}")]
+    BadConfig { path: PathBuf, reason: String },
+
+    /// Neither `config` nor `config.backup` is there, but the repository's
+    /// data is: not a place for `init`, which would refuse it anyway.
+    #[error(
+        "{path} holds a cairn repository (packs and snapshots) but its config and config.backup are both missing; \
+         `cairn repair --config --chunk-avg BYTES [--compression N]` recreates the config \
+         (use the chunk size the repository was created with, or new data will not deduplicate against old data)"
+    )]
+    ConfigMissing { path: PathBuf },
+
+    /// `config` and `config.backup` are both unusable; each reason says why.
+    #[error(
+        "the repository config at {path} is unusable: config: {config}; config.backup: {backup}\n\
+         (if one of them can be fixed by hand, `cairn repair --config` copies it over the other; \
+         else `cairn repair --config --chunk-avg BYTES [--compression N]` recreates it)"
+    )]
+    ConfigUnusable {
+        path: PathBuf,
+        config: String,
+        backup: String,
+    },
+
+    /// The filesystem is full (ENOSPC, EDQUOT, or SQLite's `SQLITE_FULL`).
+    /// Nothing is damaged: the write that failed left no partial object.
+    #[error(
+        "{path}: no space left on device; nothing is damaged. Free space on that filesystem \
+         (in the repository, `cairn forget` then `cairn gc` reclaim the space of old snapshots) and try again"
+    )]
+    NoSpace { path: PathBuf },
+
+    /// The storage contract's "not found": no object under `key` (see
+    /// [`crate::storage::Storage`]).
+    #[error("object {key} not found in the repository")]
+    ObjectNotFound { key: String },
+
+    /// A `put` with [`crate::storage::PutMode::CreateNew`] found an object
+    /// already under `key`; nothing was written.
+    #[error("object {key} already exists in the repository")]
+    ObjectExists { key: String },
+
+    /// A range read past the end of the object: it is shorter than whoever
+    /// asked for the range expected (a truncated object).
+    #[error("object {key}: range {offset}+{len} is past the end of the {size}-byte object")]
+    ObjectTruncated {
+        key: String,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
+
+    /// A backend failed to carry out an operation on `key` (network,
+    /// permissions, an injected fault). Local files report [`Error::Io`]
+    /// instead, with the full path of the file behind the key.
+    #[error("{key}: {source}")]
+    Storage {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("pack {pack} is corrupt: {reason}")]
+    CorruptPack { pack: String, reason: String },
+
+    #[error("manifest {key} is corrupt: {reason}")]
+    CorruptManifest { key: String, reason: String },
+
+    #[error("chunk {chunk} is not in the catalog (repository damaged; run `cairn check`)")]
+    ChunkMissing { chunk: ChunkId },
+
+    #[error("chunk {chunk} in pack {pack} is corrupt: {reason}")]
+    CorruptChunk {
+        chunk: ChunkId,
+        pack: PackId,
+        reason: String,
+    },
+
+    #[error(
+        "catalog {path} is missing; `cairn rebuild-catalog` recreates it from packs and manifests"
+    )]
+    CatalogMissing { path: PathBuf },
+
+    #[error("catalog {path}: {source} (if the catalog is damaged, `cairn rebuild-catalog` recreates it)")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("catalog {path} is damaged ({problem}); nothing was changed. `cairn rebuild-catalog` recreates it from packs and manifests")]
+    CatalogDamaged { path: PathBuf, problem: String },
+
+    #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
+    SnapshotNotFound {
+        selector: String,
+        candidates: Vec<String>,
+    },
+
+    #[error("`{selector}` is ambiguous; it matches:\n  {}", .candidates.join("\n  "))]
+    AmbiguousSelector {
+        selector: String,
+        candidates: Vec<String>,
+    },
+
+    #[error("invalid snapshot selector `{selector}`: {reason}")]
+    BadSelector { selector: String, reason: String },
+
+    #[error(
+        "{path} changed while it was read ({reason}); snapshot aborted, nothing was committed"
+    )]
+    SourceChanged { path: PathBuf, reason: String },
+
+    #[error("{path} already exists (use --overwrite to replace it)")]
+    TargetExists { path: PathBuf },
+
+    #[error(
+        "{path} is a dangling symlink (to {points_to}, which does not exist); cannot restore there"
+    )]
+    DanglingSymlink { path: PathBuf, points_to: PathBuf },
+
+    #[error(
+        "refusing to restore into {target}: restored files would land inside the repository {repo}"
+    )]
+    TargetInRepository { target: PathBuf, repo: PathBuf },
+
+    #[error(
+        "{path}: restored content does not match its SHA-256 (expected {expected}, got {actual})"
+    )]
+    DigestMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{path} is not in snapshot {snapshot}")]
+    PathNotInSnapshot { path: String, snapshot: String },
+
+    /// A chunk-level error met while reading one file of a snapshot.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("unsafe path in manifest: {path}")]
+    UnsafePath { path: String },
+
+    /// Each holder says who holds it, since when, and what to do about it.
+    #[error(
+        "repository is locked:\n  {}\n(`cairn unlock` clears stale locks: of dead processes on this host, or whose lease expired; `cairn unlock --all` clears every lock, for when no holder runs any more)",
+        .holders.join("\n  ")
+    )]
+    Locked { holders: Vec<String> },
+
+    #[error(
+        "the policy would remove every snapshot of {}; refusing (pass --allow-empty to allow it)",
+        .histories.join(", ")
+    )]
+    WouldEmptyHistory { histories: Vec<String> },
+
+    #[error("stored retention policies ({key}) are unreadable: {reason}")]
+    BadPolicies { key: String, reason: String },
+
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+fn candidates_hint(candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        String::new()
+    } else {
+        format!("; known names:\n  {}", candidates.join("\n  "))
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    /// A full filesystem becomes [`Error::NoSpace`], so no caller has to
+    /// look at the errno to tell the user what to do.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if is_enospc(&source) {
+            return Error::NoSpace { path: path.into() };
+        }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a full filesystem, wherever it came from.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::NoSpace { .. } => true,
+            Error::Io { source, .. } => is_enospc(source),
+            Error::InFile { source, .. } => source.is_no_space(),
+            _ => false,
+        }
+    }
+
+    /// True when the error means the data read back is not what was written:
+    /// the CLI maps these to exit code 1 ("damage found").
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::InFile { source, .. } => source.is_damage(),
+            _ => matches!(
+                self,
+                Error::CorruptPack { .. }
+                    | Error::CorruptManifest { .. }
+                    | Error::ChunkMissing { .. }
+                    | Error::CorruptChunk { .. }
+                    | Error::DigestMismatch { .. }
+                    | Error::ObjectTruncated { .. }
+            ),
+        }
+    }
+
+    /// Adds the snapshot file `path` to an error about a chunk or pack,
+    /// which names only the chunk; errors that already name a path are
+    /// returned unchanged.
+    pub fn in_file(self, path: &str) -> Self {
+        match self {
+            Error::CorruptChunk { .. }
+            | Error::ChunkMissing { .. }
+            | Error::CorruptPack { .. }
+            | Error::ObjectNotFound { .. } => Error::InFile {
+                path: path.to_string(),
+                source: Box::new(self),
+            },
+            other => other,
+        }
+    }
+}
+
+fn is_enospc(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Adds a path to `io::Result`s, so no `io::Error` leaves the library bare.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,276 @@
+//! Snapshot manifests: the immutable record of one snapshot (its metadata and
+//! every file's chunk list). Packs + manifests are the source of truth; the
+//! catalog is an index over them that `rebuild-catalog` can recreate.
+//!
+//! File: `MAGIC (8) | version u32 | reserved u32 | body_len u64 | zstd(body)`,
+//! where `body` is the bincode encoding (fixed-width little-endian integers)
+//! of [`Manifest`]. The snapshot id is the BLAKE3 of `body`, and the file is
+//! stored at `snapshots/<id hex>.snap`. See docs/FORMAT.md.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::id::{ChunkId, SnapshotId};
+
+pub const MAGIC: [u8; 8] = *b"\x89CAIRNSN";
+/// Version 1: the initial layout.
+pub const VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 24;
+/// Refuse to inflate a manifest beyond this (a 20 GB model at 16 KiB chunks
+/// needs ~40 MiB of chunk ids; this leaves room for huge trees).
+pub const MAX_BODY_LEN: u64 = 1 << 30;
+
+/// What a manifest entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One path in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative, `/`-separated, no `.`/`..` components.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Unix permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// File size in bytes (0 for directories and symlinks).
+    pub size: u64,
+    /// SHA-256 of the file's content (files only; all zero otherwise).
+    pub sha256: [u8; 32],
+    /// Target of a symlink (empty otherwise).
+    pub link_target: String,
+    /// The file's chunks, in order.
+    pub chunks: Vec<ChunkId>,
+}
+
+/// What a snapshot run did, recorded for `list`/`stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Files whose content was read (not taken from the parent snapshot).
+    pub files_read: u64,
+    pub bytes_read: u64,
+    /// Raw and stored bytes of chunks this snapshot added to the repository.
+    pub added_raw: u64,
+    pub added_stored: u64,
+    pub duration_ms: u64,
+}
+
+/// A whole snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub host: String,
+    /// When the snapshot was taken, nanoseconds since the Unix epoch (UTC).
+    pub time_ns: i64,
+    /// The source paths as given (absolute).
+    pub sources: Vec<String>,
+    pub parent: Option<SnapshotId>,
+    pub stats: RunStats,
+    pub files: Vec<FileEntry>,
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_BODY_LEN as usize }>()
+}
+
+/// The storage key of a manifest.
+pub fn key(id: &SnapshotId) -> String {
+    format!("snapshots/{}.snap", id.to_hex())
+}
+
+/// Parses a manifest key back to its id.
+pub fn id_from_key(key: &str) -> Option<SnapshotId> {
+    SnapshotId::from_hex(key.strip_prefix("snapshots/")?.strip_suffix(".snap")?)
+}
+
+impl Manifest {
+    /// Encodes to the file bytes and the snapshot id they name.
+    pub fn encode(&self) -> (SnapshotId, Vec<u8>) {
+        let body = bincode::serde::encode_to_vec(self, bincode_config()).expect("manifest encodes");
+        let id = SnapshotId::of(&body);
+        let packed = zstd::bulk::compress(&body, 3).expect("zstd on a Vec cannot fail");
+        let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&packed);
+        (id, out)
+    }
+
+    /// Decodes file bytes; `expected` (from the key) must match the content.
+    pub fn decode(bytes: &[u8], expected: Option<&SnapshotId>, key: &str) -> Result<Self> {
+        let corrupt = |reason: String| Error::CorruptManifest {
+            key: key.to_string(),
+            reason,
+        };
+        if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
+            return Err(corrupt("bad magic (not a cairn manifest)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "manifest",
+                path: key.to_string(),
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        if body_len > MAX_BODY_LEN {
+            return Err(corrupt(format!("body length {body_len} exceeds the limit")));
+        }
+        let body = zstd::bulk::decompress(&bytes[HEADER_LEN..], body_len as usize)
+            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        if body.len() as u64 != body_len {
+            return Err(corrupt("body length does not match the header".into()));
+        }
+        if let Some(expected) = expected {
+            if SnapshotId::of(&body) != *expected {
+                return Err(corrupt("content does not match its id".into()));
+            }
+        }
+        let (manifest, used): (Manifest, usize) =
+            bincode::serde::decode_from_slice(&body, bincode_config())
+                .map_err(|e| corrupt(e.to_string()))?;
+        if used != body.len() {
+            return Err(corrupt("trailing bytes after the body".into()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(manifest.files.len());
+        if let Some(dup) = manifest
+            .files
+            .iter()
+            .find(|f| !seen.insert(f.path.as_str()))
+        {
+            return Err(corrupt(format!("path `{}` appears twice", dup.path)));
+        }
+        drop(seen);
+        Ok(manifest)
+    }
+
+    /// Logical bytes: the sum of file sizes.
+    pub fn logical_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        Manifest {
+            kind: "model".into(),
+            name: "llama".into(),
+            version: Some("v2".into()),
+            tags: vec!["milestone".into()],
+            description: None,
+            host: "box".into(),
+            time_ns: 1_700_000_000_000_000_000,
+            sources: vec!["/data/llama".into()],
+            parent: None,
+            stats: RunStats::default(),
+            files: vec![FileEntry {
+                path: "llama/weights.bin".into(),
+                kind: EntryKind::File,
+                mode: 0o644,
+                mtime_ns: 5,
+                size: 3,
+                sha256: [1; 32],
+                link_target: String::new(),
+                chunks: vec![ChunkId::of(b"abc")],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_id_check() {
+        let m = sample();
+        let (id, bytes) = m.encode();
+        assert_eq!(Manifest::decode(&bytes, Some(&id), "k").unwrap(), m);
+        let other = SnapshotId::of(b"other");
+        assert!(matches!(
+            Manifest::decode(&bytes, Some(&other), "k"),
+            Err(Error::CorruptManifest { .. })
+        ));
+        assert_eq!(id_from_key(&key(&id)), Some(id));
+    }
+
+    /// Pins the body encoding documented in docs/FORMAT.md: u64 LE lengths
+    /// for strings and vectors, a u8 tag for options, u32 LE enum variants,
+    /// fixed 32-byte ids.
+    #[test]
+    fn body_encoding_matches_the_spec() {
+        let mut m = sample();
+        m.tags.clear();
+        m.sources.clear();
+        m.files.truncate(0);
+        m.version = None;
+        let body = bincode::serde::encode_to_vec(&m, bincode_config()).unwrap();
+        let mut want = Vec::new();
+        want.extend_from_slice(&5u64.to_le_bytes());
+        want.extend_from_slice(b"model");
+        want.extend_from_slice(&5u64.to_le_bytes());
+        want.extend_from_slice(b"llama");
+        want.push(0); // version: None
+        want.extend_from_slice(&0u64.to_le_bytes()); // tags: []
+        want.push(0); // description: None
+        want.extend_from_slice(&3u64.to_le_bytes());
+        want.extend_from_slice(b"box");
+        want.extend_from_slice(&1_700_000_000_000_000_000i64.to_le_bytes());
+        want.extend_from_slice(&0u64.to_le_bytes()); // sources: []
+        want.push(0); // parent: None
+        want.extend_from_slice(&[0u8; 40]); // stats: five u64 zeros
+        want.extend_from_slice(&0u64.to_le_bytes()); // files: []
+        assert_eq!(body, want);
+
+        let entry = bincode::serde::encode_to_vec(&sample().files[0], bincode_config()).unwrap();
+        assert_eq!(&entry[..8], &17u64.to_le_bytes());
+        assert_eq!(&entry[25..29], &0u32.to_le_bytes()); // EntryKind::File
+        assert_eq!(&entry[29..33], &0o644u32.to_le_bytes());
+        assert_eq!(entry.len(), 8 + 17 + 4 + 4 + 8 + 8 + 32 + 8 + 8 + 32);
+    }
+
+    /// Regression: a manifest listing one path twice decoded fine, and the
+    /// catalog's unique (snapshot, path) key then failed the whole of
+    /// `rebuild-catalog` and `repair`, not just that manifest.
+    #[test]
+    fn a_path_listed_twice_is_corrupt() {
+        let mut m = sample();
+        m.files.push(m.files[0].clone());
+        let (id, bytes) = m.encode();
+        let err = Manifest::decode(&bytes, Some(&id), "k").unwrap_err();
+        assert!(
+            matches!(&err, Error::CorruptManifest { reason, .. } if reason.contains("llama/weights.bin")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn damaged_manifests_are_errors() {
+        let (_, bytes) = sample().encode();
+        assert!(Manifest::decode(&bytes[..bytes.len() - 2], None, "k").is_err());
+        assert!(Manifest::decode(&bytes[..10], None, "k").is_err());
+        let mut huge = bytes.clone();
+        huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Manifest::decode(&huge, None, "k").is_err());
+        let mut newer = bytes;
+        newer[8] = 2;
+        assert!(matches!(
+            Manifest::decode(&newer, None, "k"),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
+    }
+}

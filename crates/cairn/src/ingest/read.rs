@@ -1,0 +1,411 @@
+//! The reading half of a snapshot: one thread reads each file once and
+//! finds chunk boundaries, and hands batches of whole chunks to the caller
+//! through a bounded channel; optionally a second thread computes each
+//! file's SHA-256 from the same batches after the caller is done with them.
+//! Memory is bounded by `BATCH_TARGET × (CHANNEL_DEPTH + HASH_QUEUE + 3)`
+//! whatever the file sizes.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::codec::Hint;
+use crate::ingest::chunker::Chunker;
+use crate::ingest::shape::FileShape;
+
+/// A batch is sent once it holds this many bytes of whole chunks.
+pub const BATCH_TARGET: usize = 4 << 20;
+/// Bytes requested from the OS per read call.
+const READ_SIZE: usize = 1 << 20;
+/// Batches that may wait in the channel.
+const CHANNEL_DEPTH: usize = 1;
+/// Batches that may wait for the file hasher.
+const HASH_QUEUE: usize = 1;
+
+/// A file the reader must read.
+#[derive(Debug, Clone)]
+pub struct ReadJob {
+    /// Caller's index for the file (echoed back in [`Piece`]s).
+    pub file: usize,
+    pub path: PathBuf,
+    /// Size and mtime seen by the walk; a mismatch after reading aborts.
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// What a batch says, in file order.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece {
+    /// `data[start..start + len]` is the next chunk of `file`; `hint` says
+    /// how to encode it.
+    Chunk {
+        file: usize,
+        start: usize,
+        len: usize,
+        hint: Hint,
+    },
+    /// `file` has been read completely.
+    FileDone { file: usize },
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub pieces: Vec<Piece>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Self {
+        Batch {
+            data: Vec::with_capacity(n),
+            pieces: Vec::new(),
+        }
+    }
+}
+
+/// The running reader: batches in file order, and a way back for their
+/// buffers so the reader reuses them instead of faulting in fresh pages.
+pub struct Ingest {
+    batches: Receiver<Result<Batch>>,
+    give_back: Sender<Vec<u8>>,
+    handle: JoinHandle<()>,
+}
+
+impl Ingest {
+    /// Calls `f` on every batch in order and stops at the first error (the
+    /// reader's or `f`'s); then stops and joins the reader thread.
+    pub fn for_each(self, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        let give_back = self.give_back.clone();
+        self.run(f, |batch| {
+            let _ = give_back.send(batch.data);
+            Ok(())
+        })
+    }
+
+    /// [`Ingest::for_each`], while a third thread computes the SHA-256 of
+    /// every file from the same batches once `f` is done with them. Returns
+    /// `(file, sha256)` for every file read, in read order.
+    ///
+    /// SHA-256 is sequential (~1.3 GB/s per core with SHA-NI): on the
+    /// reader it was the bottleneck, and on the consumer it made every
+    /// batch wait for it. On its own thread it runs beside both.
+    pub fn for_each_hashed(
+        self,
+        f: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<Vec<(usize, [u8; 32])>> {
+        let (to_hasher, hasher_rx) = sync_channel::<Batch>(HASH_QUEUE);
+        let give_back = self.give_back.clone();
+        std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || {
+                let (mut digests, mut done) = (FileDigests::default(), Vec::new());
+                for batch in hasher_rx {
+                    digests.update(&batch, |file, sha| done.push((file, sha)));
+                    let _ = give_back.send(batch.data);
+                }
+                done
+            });
+            let result = self.run(f, |batch| {
+                to_hasher
+                    .send(batch)
+                    .map_err(|_| Error::InvalidArgument("the file hasher stopped".into()))
+            });
+            drop(to_hasher);
+            let digests = hasher.join().expect("the file hasher does not panic");
+            result.map(|()| digests)
+        })
+    }
+
+    /// Feeds every batch to `f`, then passes it on with `after`.
+    fn run(
+        self,
+        mut f: impl FnMut(&Batch) -> Result<()>,
+        mut after: impl FnMut(Batch) -> Result<()>,
+    ) -> Result<()> {
+        let result = self.batches.iter().try_for_each(|batch| {
+            let batch = batch?;
+            f(&batch)?;
+            after(batch)
+        });
+        drop(self.batches);
+        let _ = self.handle.join();
+        result
+    }
+}
+
+/// Starts the reader thread over `jobs`.
+pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
+    let (tx, batches) = sync_channel(CHANNEL_DEPTH);
+    let (give_back, returned) = channel();
+    let handle = std::thread::spawn(move || {
+        let capacity = BATCH_TARGET + READ_SIZE + chunker.params().max as usize;
+        let mut reader = Reader {
+            chunker,
+            batch: Batch::with_capacity(capacity),
+            capacity,
+            returned,
+            send: &mut |batch| tx.send(Ok(batch)).is_ok(),
+        };
+        for job in &jobs {
+            match reader.read_file(job) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let last = std::mem::take(&mut reader.batch);
+        if !last.pieces.is_empty() {
+            (reader.send)(last);
+        }
+    });
+    Ingest {
+        batches,
+        give_back,
+        handle,
+    }
+}
+
+struct Reader<'a> {
+    chunker: Chunker,
+    batch: Batch,
+    capacity: usize,
+    /// Buffers of consumed batches, for reuse.
+    returned: Receiver<Vec<u8>>,
+    /// Returns false when the consumer has gone away.
+    send: &'a mut dyn FnMut(Batch) -> bool,
+}
+
+impl Reader<'_> {
+    /// Reads one file into batches. Returns Ok(false) if the consumer quit.
+    fn read_file(&mut self, job: &ReadJob) -> Result<bool> {
+        let mut file = File::open(&job.path).at(&job.path)?;
+        let shape = FileShape::probe(&mut file, job.size).at(&job.path)?;
+        let mut pos = self.batch.data.len();
+        let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
+        loop {
+            if !eof {
+                let n = read_up_to(&mut file, &mut self.batch.data, READ_SIZE).at(&job.path)?;
+                total += n as u64;
+                eof = n < READ_SIZE;
+            }
+            while let Some(len) = self.next_chunk(&shape, pos, offset, eof) {
+                self.batch.pieces.push(Piece::Chunk {
+                    file: job.file,
+                    start: pos,
+                    len,
+                    hint: shape.hint_at(offset),
+                });
+                pos += len;
+                offset += len as u64;
+            }
+            if eof {
+                break;
+            }
+            if self.batch.data.len() >= BATCH_TARGET && !self.flush_before(&mut pos) {
+                return Ok(false);
+            }
+        }
+        check_unchanged(job, &file, total)?;
+        self.batch.pieces.push(Piece::FileDone { file: job.file });
+        if self.batch.data.len() >= BATCH_TARGET {
+            return Ok(self.flush_before(&mut pos));
+        }
+        Ok(true)
+    }
+
+    /// The next chunk at `pos` (file offset `offset`): FastCDC, but never
+    /// across a forced cut, which acts as an end of input for the chunker.
+    fn next_chunk(&self, shape: &FileShape, pos: usize, offset: u64, eof: bool) -> Option<usize> {
+        let avail = self.batch.data.len() - pos;
+        let (window, end) = match shape.next_cut_after(offset) {
+            Some(cut) if cut - offset <= avail as u64 => ((cut - offset) as usize, true),
+            _ => (avail, eof),
+        };
+        self.chunker
+            .next_boundary(&self.batch.data[pos..pos + window], end)
+    }
+
+    /// Sends the complete chunks before `pos`; the unchunked tail moves to a
+    /// fresh batch and `pos` becomes 0.
+    fn flush_before(&mut self, pos: &mut usize) -> bool {
+        let mut next = match self.returned.try_recv() {
+            Ok(mut data) => {
+                data.clear();
+                Batch {
+                    data,
+                    pieces: Vec::new(),
+                }
+            }
+            Err(_) => Batch::with_capacity(self.capacity),
+        };
+        next.data.extend_from_slice(&self.batch.data[*pos..]);
+        self.batch.data.truncate(*pos);
+        *pos = 0;
+        let full = std::mem::replace(&mut self.batch, next);
+        full.pieces.is_empty() || (self.send)(full)
+    }
+}
+
+/// SHA-256 of each file, computed from the pieces as they arrive (files
+/// arrive one after another, so one hasher is open at a time).
+#[derive(Default)]
+struct FileDigests {
+    open: Option<(usize, Sha256)>,
+}
+
+impl FileDigests {
+    /// Feeds a batch; calls `done(file, sha256)` for each file it completes.
+    fn update(&mut self, batch: &Batch, mut done: impl FnMut(usize, [u8; 32])) {
+        for piece in &batch.pieces {
+            match *piece {
+                Piece::Chunk {
+                    file, start, len, ..
+                } => self.hasher(file).update(&batch.data[start..start + len]),
+                Piece::FileDone { file } => {
+                    // A file with no chunks (empty) never opened a hasher.
+                    let hasher = match self.open.take() {
+                        Some((open, h)) if open == file => h,
+                        _ => Sha256::new(),
+                    };
+                    done(file, hasher.finalize().into());
+                }
+            }
+        }
+    }
+
+    fn hasher(&mut self, file: usize) -> &mut Sha256 {
+        if self.open.as_ref().map(|(f, _)| *f) != Some(file) {
+            self.open = Some((file, Sha256::new()));
+        }
+        &mut self.open.as_mut().expect("just set").1
+    }
+}
+
+/// Appends up to `want` bytes from `file` to `buf`, fewer only at end of
+/// file. One `read` call per MiB in the common case (`read_to_end` on a
+/// `Take` probes with small reads first).
+fn read_up_to(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut buf[start + filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(start + filled);
+    Ok(filled)
+}
+
+/// A file must end up exactly as the walk saw it: same size, same mtime.
+fn check_unchanged(job: &ReadJob, file: &File, total: u64) -> Result<()> {
+    let meta = file.metadata().at(&job.path)?;
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    let reason = if total != job.size {
+        format!("expected {} bytes, read {total}", job.size)
+    } else if meta.len() != job.size || mtime_ns != job.mtime_ns {
+        "modified during the read".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Error::SourceChanged {
+        path: job.path.clone(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::chunker::ChunkerParams;
+
+    fn job(file: usize, path: PathBuf) -> ReadJob {
+        let meta = std::fs::metadata(&path).unwrap();
+        ReadJob {
+            file,
+            path,
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+
+    /// Every file comes back whole, in order, and with the SHA-256 of its
+    /// bytes, also when it spans batches or is empty.
+    #[test]
+    fn batches_rebuild_each_file_and_digests_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let contents = [
+            crate::test_support::random_bytes(1, 3 * BATCH_TARGET + 4321),
+            Vec::new(),
+            crate::test_support::random_bytes(2, 70_000),
+        ];
+        let jobs: Vec<ReadJob> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, data).unwrap();
+                job(i, path)
+            })
+            .collect();
+        let chunker = Chunker::new(ChunkerParams::with_average(16 << 10)).unwrap();
+        let mut rebuilt = vec![Vec::new(); contents.len()];
+        let mut batches = 0;
+        let digests = spawn(jobs, chunker)
+            .for_each_hashed(|batch| {
+                batches += 1;
+                for piece in &batch.pieces {
+                    if let Piece::Chunk {
+                        file, start, len, ..
+                    } = *piece
+                    {
+                        rebuilt[file].extend_from_slice(&batch.data[start..start + len]);
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(batches > 3, "the big file spans batches ({batches})");
+        assert!(rebuilt == contents);
+        let expected: Vec<(usize, [u8; 32])> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, data)| (i, Sha256::digest(data).into()))
+            .collect();
+        assert_eq!(digests, expected);
+    }
+
+    /// An error from the consumer stops the reader and the hasher.
+    #[test]
+    fn consumer_error_stops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(
+            &path,
+            crate::test_support::random_bytes(3, 4 * BATCH_TARGET),
+        )
+        .unwrap();
+        let chunker = Chunker::new(ChunkerParams::default()).unwrap();
+        let mut seen = 0;
+        let result = spawn(vec![job(0, path)], chunker).for_each_hashed(|_| {
+            seen += 1;
+            Err(Error::InvalidArgument("stop".into()))
+        });
+        assert!(matches!(result, Err(Error::InvalidArgument(m)) if m == "stop"));
+        assert_eq!(seen, 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! One module per operation on a repository, each driven by the facade:
+//! the way in (`snapshot`) and out (`restore`), checking (`check`, `repair`,
+//! `rebuild`), giving space back (`forget`, `gc`) and reports (`diff`,
+//! `stats`, `bench`).
+
+pub mod bench;
+pub mod check;
+pub mod diff;
+pub mod forget;
+pub mod gc;
+pub mod rebuild;
+pub mod repair;
+pub mod restore;
+pub mod snapshot;
+pub mod stats;

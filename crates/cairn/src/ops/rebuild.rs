@@ -1,0 +1,180 @@
+//! Recreating the catalog from the source of truth: pack trailers and
+//! snapshot manifests, read through [`Storage`] alone. Used when the
+//! catalog is lost or corrupt, and by opening a repository whose cached
+//! catalog is missing.
+//!
+//! The new catalog replaces the old one only when complete; the old one, if
+//! any, is kept aside for inspection (the file work is in
+//! [`crate::catalog::location`]). Stat-cache inodes are not in manifests,
+//! so the next snapshot of each history re-reads its files once.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::format::manifest::{self, Manifest};
+use crate::format::pack;
+use crate::progress::Progress;
+use crate::repo::lock::Lock;
+use crate::repo::repository::RepoStorage;
+use crate::storage::Storage;
+
+/// An object that could not be read back into the catalog.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreadable {
+    pub key: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildReport {
+    pub packs: u64,
+    pub chunks: u64,
+    pub snapshots: u64,
+    pub unreadable: Vec<Unreadable>,
+    /// Where the previous catalog was moved, if there was one.
+    pub old_catalog: Option<PathBuf>,
+}
+
+/// Rebuilds the catalog of `repo` where its opener put it, under the
+/// exclusive lock.
+pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<RebuildReport> {
+    let storage = repo.storage();
+    let _lock = Lock::exclusive(repo.shared_storage(), "rebuild-catalog")?;
+    let mut report = RebuildReport::default();
+    let old = repo.catalog_file().replace(|catalog| {
+        import_packs(storage, catalog, &mut report, progress)?;
+        import_manifests(storage, catalog, &mut report)
+    })?;
+    report.old_catalog = old;
+    Ok(report)
+}
+
+fn import_packs(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    report: &mut RebuildReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let packs = storage.list("packs/")?;
+    progress.start("rebuild", packs.len() as u64);
+    for obj in packs {
+        progress.advance(1);
+        let Some(id) = pack::id_from_key(&obj.key) else {
+            report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: "not a pack name".into(),
+            });
+            continue;
+        };
+        match pack::read_entries(storage, &id, obj.size) {
+            Ok(entries) => {
+                catalog.add_pack(&id, obj.size, &entries)?;
+                report.packs += 1;
+                report.chunks += entries.len() as u64;
+            }
+            Err(e) => report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: e.to_string(),
+            }),
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn import_manifests(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    let mut manifests = Vec::new();
+    for obj in storage.list("snapshots/")? {
+        let decoded = manifest::id_from_key(&obj.key)
+            .ok_or_else(|| Error::CorruptManifest {
+                key: obj.key.clone(),
+                reason: "not a manifest name".into(),
+            })
+            .and_then(|id| {
+                Ok((
+                    id,
+                    Manifest::decode(&storage.get(&obj.key)?, Some(&id), &obj.key)?,
+                ))
+            });
+        match decoded {
+            Ok(m) => manifests.push(m),
+            Err(e) => report.unreadable.push(Unreadable {
+                key: obj.key,
+                error: e.to_string(),
+            }),
+        }
+    }
+    manifests.sort_by_key(|(id, m)| (m.time_ns, *id));
+    for (id, m) in &manifests {
+        catalog.add_snapshot(id, m, &[])?;
+        report.snapshots += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::catalog::FILE_NAME;
+    use crate::{ChunkerParams, NoProgress, RepoConfig, Repository, SnapshotOptions};
+
+    /// Regression: a catalog deleted after a crash leaves its WAL behind;
+    /// the rebuilt catalog was renamed into place beside it, and SQLite
+    /// replayed the stale WAL into it (here: a renamed snapshot came back).
+    #[test]
+    fn an_orphaned_wal_is_moved_aside_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a.txt"), b"hello").unwrap();
+        {
+            let repo =
+                Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap())
+                    .unwrap();
+            let opts = SnapshotOptions {
+                kind: "model".into(),
+                name: "one".into(),
+                ..Default::default()
+            };
+            repo.snapshot(&[src], &opts, &NoProgress).unwrap();
+        }
+        let db = root.join(FILE_NAME);
+        let wal = root.join(format!("{FILE_NAME}-wal"));
+        {
+            // A writer whose WAL frames were never checkpointed, as a killed
+            // process leaves them.
+            let catalog = Catalog::open(&db).unwrap();
+            catalog.rename_snapshots_uncheckpointed("stale").unwrap();
+            let saved = fs::read(&wal).unwrap();
+            drop(catalog);
+            fs::remove_file(&db).unwrap();
+            fs::write(&wal, saved).unwrap();
+        }
+        let report =
+            rebuild_catalog(&Repository::open_storage(&root).unwrap(), &NoProgress).unwrap();
+        assert_eq!(report.snapshots, 1);
+        let names: Vec<String> = Repository::open(&root)
+            .unwrap()
+            .snapshots(&Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["one"], "nothing of the stale WAL is replayed");
+        let kept = fs::read_dir(&root).unwrap().any(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.starts_with("catalog.db.broken-") && name.ends_with("-wal")
+        });
+        assert!(kept, "the orphaned WAL is kept aside for inspection");
+    }
+}

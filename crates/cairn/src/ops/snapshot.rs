@@ -1,0 +1,437 @@
+//! Taking a snapshot: walk → (stat cache | read + chunk + SHA-256) → BLAKE3 →
+//! dedup → compress → pack → catalog → manifest → visible.
+//!
+//! Commit order (docs/FORMAT.md): each pack is durable before the catalog
+//! transaction that lists its chunks; the manifest is durable before the
+//! catalog transaction that makes the snapshot visible. A crash or error at
+//! any point leaves earlier snapshots intact and no partial snapshot visible;
+//! packs written by an aborted run are unreferenced leftovers for `gc`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::blob::HashedBatch;
+use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
+use crate::error::{Error, Result};
+use crate::format::codec;
+use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
+use crate::format::pack::{self, PackWriter, SealedPack};
+use crate::ingest::chunker::Chunker;
+use crate::ingest::read::{self, Batch, Piece, ReadJob};
+use crate::ingest::walk::{self, SourceEntry};
+use crate::progress::Progress;
+use crate::repo::lock::Lock;
+use crate::repo::repository::Repository;
+use crate::storage::Storage;
+
+/// What to snapshot and how to label it.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    pub kind: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    /// Re-read every file even if the stat cache says it is unchanged.
+    pub force: bool,
+    /// zstd level for this snapshot; `None` uses the repository default.
+    pub compression: Option<i32>,
+    /// Read back every new pack before the snapshot is committed (also on
+    /// when the repository config says so).
+    pub verify: bool,
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotReport {
+    #[serde(serialize_with = "crate::catalog::hex_id")]
+    pub id: SnapshotId,
+    pub kind: String,
+    pub name: String,
+    pub files: u64,
+    /// Files whose content was read (the rest came from the parent snapshot).
+    pub files_read: u64,
+    pub logical_bytes: u64,
+    pub bytes_read: u64,
+    pub chunks_new: u64,
+    pub added_raw: u64,
+    pub added_stored: u64,
+    pub duration_ms: u64,
+    /// Paths skipped because their type cannot be backed up.
+    pub skipped: Vec<String>,
+}
+
+impl SnapshotReport {
+    /// Logical bytes per raw byte newly stored (∞ shown as logical/1).
+    pub fn dedup_ratio(&self) -> f64 {
+        self.logical_bytes as f64 / self.added_raw.max(1) as f64
+    }
+}
+
+/// Names that appear in selectors must not contain their separators.
+pub fn validate_label(what: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+        && !value.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "invalid {what} `{value}`: use letters, digits, `-`, `_`, `.` or `+` (not starting with `.`)"
+        )))
+    }
+}
+
+/// Takes a snapshot of `sources` into `repo`.
+pub fn create(
+    repo: &Repository,
+    sources: &[PathBuf],
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    validate_label("kind", &opts.kind)?;
+    validate_label("name", &opts.name)?;
+    for tag in &opts.tags {
+        validate_label("tag", tag)?;
+    }
+    if opts.version.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        return Err(Error::InvalidArgument(
+            "invalid version: a version label must not be empty or blank (give none instead)"
+                .into(),
+        ));
+    }
+    if sources.is_empty() {
+        return Err(Error::InvalidArgument(
+            "nothing to snapshot: give at least one path".into(),
+        ));
+    }
+    let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
+    let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
+    let walked = walk::walk(sources)?;
+    let parent = latest_of(repo, &opts.kind, &opts.name)?;
+    let mut files = Vec::with_capacity(walked.entries.len());
+    let mut jobs = Vec::new();
+    for (i, e) in walked.entries.iter().enumerate() {
+        let reused = match (&parent, e.kind, opts.force) {
+            (Some(p), EntryKind::File, false) => reusable(repo, p, e)?,
+            _ => None,
+        };
+        let mut entry = file_entry(e);
+        match reused {
+            Some(cached) => {
+                entry.sha256 = cached.sha256;
+                entry.chunks = cached.chunks;
+            }
+            None if e.kind == EntryKind::File => jobs.push(ReadJob {
+                file: i,
+                path: e.abs.clone(),
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+            }),
+            None => {}
+        }
+        files.push(entry);
+    }
+    let to_read: u64 = jobs.iter().map(|j| j.size).sum();
+    let files_read = jobs.len() as u64;
+    progress.start("snapshot", to_read);
+    let chunker = Chunker::new(repo.config().chunker)?;
+    let verify = opts.verify || repo.config().verify_after_snapshot;
+    let stored = store_all(repo, jobs, chunker, level, verify, &mut files, progress)?;
+    progress.finish();
+
+    let stats = RunStats {
+        files_read,
+        bytes_read: to_read,
+        added_raw: stored.added_raw,
+        added_stored: stored.added_stored,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let m = Manifest {
+        kind: opts.kind.clone(),
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        tags: opts.tags.clone(),
+        description: opts.description.clone(),
+        host: hostname(),
+        time_ns: now_ns(),
+        sources: walked
+            .entries
+            .iter()
+            .filter(|e| !e.rel.contains('/'))
+            .map(|e| e.abs.display().to_string())
+            .collect(),
+        parent: parent.as_ref().map(|p| p.id),
+        stats: stats.clone(),
+        files,
+    };
+    let (id, bytes) = m.encode();
+    repo.storage().put(&manifest::key(&id), &bytes)?;
+    let inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
+    repo.catalog().add_snapshot(&id, &m, &inodes)?;
+    Ok(SnapshotReport {
+        id,
+        kind: m.kind,
+        name: m.name,
+        files: m.files.iter().filter(|f| f.kind == EntryKind::File).count() as u64,
+        files_read,
+        logical_bytes: m.files.iter().map(|f| f.size).sum(),
+        bytes_read: to_read,
+        chunks_new: stored.chunks_new,
+        added_raw: stats.added_raw,
+        added_stored: stats.added_stored,
+        duration_ms: started.elapsed().as_millis() as u64,
+        skipped: walked
+            .skipped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    })
+}
+
+fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
+    let filter = SnapshotFilter {
+        kind: Some(kind.to_string()),
+        name: Some(name.to_string()),
+        tag: None,
+    };
+    Ok(repo.catalog().snapshots(&filter)?.pop())
+}
+
+/// Reads a just-written pack back and checks it is byte-identical to what
+/// was written (its id is the BLAKE3 of its bytes) and parses.
+fn verify_written(storage: &dyn Storage, key: &str, sealed: &SealedPack) -> Result<()> {
+    let back = storage.get(key)?;
+    let reason = if crate::format::id::PackId::of(&back) != sealed.id {
+        "read-back does not match what was written"
+    } else if pack::parse(&back).as_ref() != Ok(&sealed.entries) {
+        "read-back trailer does not parse to what was written"
+    } else {
+        return Ok(());
+    };
+    Err(Error::CorruptPack {
+        pack: sealed.id.to_hex(),
+        reason: reason.into(),
+    })
+}
+
+/// The parent's record of `e` when size, mtime and inode match and every
+/// chunk is still stored (a repaired repository may have lost some; then
+/// the file is re-read and the chunks re-supplied).
+fn reusable(
+    repo: &Repository,
+    parent: &SnapshotInfo,
+    e: &SourceEntry,
+) -> Result<Option<CachedFile>> {
+    let Some(cached) = repo.catalog().cached_file(parent, &e.rel)? else {
+        return Ok(None);
+    };
+    if cached.size != e.size
+        || cached.mtime_ns != e.mtime_ns
+        || cached.inode != e.inode
+        || e.inode == 0
+    {
+        return Ok(None);
+    }
+    for id in &cached.chunks {
+        if !repo.catalog().has_chunk(id)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(cached))
+}
+
+fn file_entry(e: &SourceEntry) -> FileEntry {
+    FileEntry {
+        path: e.rel.clone(),
+        kind: e.kind,
+        mode: e.mode,
+        mtime_ns: e.mtime_ns,
+        size: e.size,
+        sha256: [0; 32],
+        link_target: e.link_target.clone(),
+        chunks: Vec::new(),
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
+/// the repository lacks, compresses those in parallel, fills packs.
+/// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs
+/// made durable and indexed on a writer thread so sealing a pack (fsync)
+/// overlaps with hashing and compressing the next one.
+fn store_all(
+    repo: &Repository,
+    jobs: Vec<ReadJob>,
+    chunker: Chunker,
+    level: i32,
+    verify: bool,
+    files: &mut [FileEntry],
+    progress: &dyn Progress,
+) -> Result<Totals> {
+    let storage = repo.storage();
+    let catalog = repo.catalog();
+    std::thread::scope(|scope| {
+        // Rendezvous: at most one pack being written while the next one fills.
+        let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
+        // Sealed packs' buffers come back for the next pack to fill.
+        let (recycle_tx, recycle_rx) = channel();
+        let writer =
+            scope.spawn(move || write_packs(storage, catalog, verify, pack_rx, recycle_tx));
+        let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
+        let result = read::spawn(jobs, chunker)
+            .for_each_hashed(|batch| storer.take(batch, files, progress))
+            .map(|digests| {
+                for (file, sha) in digests {
+                    files[file].sha256 = sha;
+                }
+            });
+        let result = result.and_then(|()| storer.seal());
+        let totals = storer.totals;
+        drop(storer);
+        // The writer's own error explains a failed hand-over; report it first.
+        writer.join().expect("pack writer does not panic")?;
+        result.map(|()| totals)
+    })
+}
+
+/// Makes each pack durable, optionally reads it back, then records it in
+/// the catalog: durable before indexed. The catalog is the repository's
+/// own, shared with the hashing side; a pack's commit holds its lock only
+/// for that one transaction.
+fn write_packs(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    verify: bool,
+    packs: Receiver<SealedPack>,
+    recycle: Sender<Vec<u8>>,
+) -> Result<()> {
+    for sealed in packs {
+        let key = pack::key(&sealed.id);
+        storage.put(&key, &sealed.bytes)?;
+        if verify {
+            verify_written(storage, &key, &sealed)?;
+        }
+        catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        let _ = recycle.send(sealed.bytes);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    chunks_new: u64,
+    added_raw: u64,
+    added_stored: u64,
+}
+
+/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
+/// the repository lacks, compresses those in parallel, fills packs.
+struct Storer<'r> {
+    repo: &'r Repository,
+    level: i32,
+    pack: PackWriter,
+    packs: SyncSender<SealedPack>,
+    /// Buffers of packs the writer has finished with (one per pack).
+    recycled: Receiver<Vec<u8>>,
+    /// Whether a pack (and so a buffer) has gone to the writer yet.
+    sealed_any: bool,
+    /// Every chunk this run has stored: packs in flight are not in the
+    /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
+    stored: HashSet<ChunkId>,
+    totals: Totals,
+}
+
+impl<'r> Storer<'r> {
+    fn new(
+        repo: &'r Repository,
+        level: i32,
+        packs: SyncSender<SealedPack>,
+        recycled: Receiver<Vec<u8>>,
+    ) -> Self {
+        Self {
+            repo,
+            level,
+            pack: PackWriter::with_target(repo.config().pack_target_bytes()),
+            packs,
+            recycled,
+            sealed_any: false,
+            stored: HashSet::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    fn take(
+        &mut self,
+        batch: &Batch,
+        files: &mut [FileEntry],
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let hashed = HashedBatch::new(batch);
+        let ids = &hashed.ids;
+        let known = self.repo.catalog().existing(ids)?;
+        let mut fresh = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !known.contains(id) && self.stored.insert(*id) {
+                fresh.push(i);
+            }
+        }
+        for sealed in hashed.seal(&fresh, self.level) {
+            self.pack
+                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
+            self.totals.chunks_new += 1;
+            self.totals.added_raw += sealed.raw_len as u64;
+            self.totals.added_stored += sealed.stored.len() as u64;
+            if self.pack.is_full() {
+                self.seal()?;
+            }
+        }
+        let mut next_id = ids.iter();
+        for piece in &batch.pieces {
+            match *piece {
+                Piece::Chunk { file, .. } => files[file]
+                    .chunks
+                    .push(*next_id.next().expect("one id per chunk")),
+                Piece::FileDone { .. } => {}
+            }
+        }
+        progress.advance(hashed.raw_bytes());
+        Ok(())
+    }
+
+    /// Hands the current pack to the writer thread.
+    fn seal(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        // Exactly two pack buffers: after the first pack, wait for the
+        // writer to hand back the previous one (the send below would wait
+        // for the writer just as long) instead of growing a third.
+        let buffer = if self.sealed_any {
+            self.recycled.recv().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        self.sealed_any = true;
+        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer);
+        let sealed = std::mem::replace(&mut self.pack, next).finish();
+        self.packs
+            .send(sealed)
+            .map_err(|_| Error::InvalidArgument("the pack writer stopped".into()))
+    }
+}

@@ -1,0 +1,447 @@
+//! `Repository`: the facade a user of the library holds. It ties the object
+//! storage, the repository config and the catalog together.
+//!
+//! Layout of a local repository (docs/FORMAT.md):
+//! `config` (+ `config.backup`), `catalog.db`, `packs/<xx>/<id>.pack`,
+//! `snapshots/<id>.snap`.
+//! Every object goes through [`Storage`]; only the catalog is a file, put
+//! where a [`CatalogLocation`] says. `init`/`open` take a directory;
+//! `init_with`/`open_with` take any storage and catalog location.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::catalog::location::{CatalogFile, CatalogLocation};
+use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
+use crate::error::{Error, Result};
+use crate::format::config::{self, RepoConfig};
+use crate::format::id::ChunkId;
+use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
+use crate::progress::Progress;
+use crate::repo::lock::Lock;
+use crate::repo::selector;
+use crate::storage::{LocalStorage, PutMode, Storage};
+
+/// How a repository is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The catalog opened for writing (creating its WAL, checking its
+    /// schema); a missing `config.backup` is written.
+    ReadWrite,
+    /// The catalog opened read-only and nothing written but lock objects,
+    /// so read-only commands work on a full disk (see
+    /// [`Catalog::open_read_only`] and [`Repository::read_lock`]).
+    ReadOnly,
+}
+
+/// Warnings a repository has for its user (a damaged config copy, a lock
+/// that could not be taken): kept until a hook is set, then passed to it as
+/// they arise, each once.
+#[derive(Default)]
+struct Warnings {
+    seen: Vec<String>,
+    hook: Option<WarningHook>,
+}
+
+type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// An open repository.
+pub struct Repository {
+    root: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: RepoConfig,
+    id: String,
+    catalog: Catalog,
+    warnings: Mutex<Warnings>,
+}
+
+impl Repository {
+    /// Creates a repository in the local directory `path`, which must not
+    /// exist or be empty; its catalog is `path/catalog.db`.
+    pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
+        let existing = LocalStorage::new(path);
+        if [config::KEY, config::BACKUP_KEY]
+            .iter()
+            .any(|key| existing.head(key).is_ok())
+        {
+            return Err(Error::RepoExists { path: path.into() });
+        }
+        let storage = Arc::new(LocalStorage::create(path)?);
+        Self::init_at(
+            path.to_path_buf(),
+            storage,
+            CatalogLocation::in_repository(path),
+            config,
+        )
+    }
+
+    /// Creates a repository in `storage`, which must hold no config yet,
+    /// with its catalog where `catalog` says.
+    pub fn init_with(
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        config: RepoConfig,
+    ) -> Result<Self> {
+        Self::init_at(PathBuf::from(storage.location()), storage, catalog, config)
+    }
+
+    fn init_at(
+        root: PathBuf,
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        config: RepoConfig,
+    ) -> Result<Self> {
+        if storage.head(config::KEY).is_ok() {
+            return Err(Error::RepoExists { path: root });
+        }
+        let bytes = config.to_json();
+        let id = repository_id(&config, &bytes);
+        // The catalog first, the config last: storage with a config is a
+        // complete repository. Created exclusively, so of two racing inits
+        // one fails rather than both believing they made it.
+        let catalog = catalog.file(&id).create()?;
+        match storage.put_with(config::KEY, &bytes, PutMode::CreateNew) {
+            Err(Error::ObjectExists { .. }) => return Err(Error::RepoExists { path: root }),
+            other => other?,
+        }
+        // The backup only once this init has won the race for `config`, so
+        // a losing init never replaces the winner's backup. Killed in
+        // between, the repository lacks a backup, which the next read-write
+        // open writes.
+        storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
+        Ok(Self {
+            root,
+            storage,
+            config,
+            id,
+            catalog,
+            warnings: Mutex::default(),
+        })
+    }
+
+    /// Opens an existing local repository; its catalog must be at
+    /// `path/catalog.db` ([`Error::CatalogMissing`] otherwise).
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_storage(path)?.open_catalog()
+    }
+
+    /// [`Repository::open`] for commands that only read: the catalog is
+    /// opened read-only and nothing is written (see [`OpenMode::ReadOnly`]).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        Self::open_mode(path, OpenMode::ReadOnly)
+    }
+
+    /// [`Repository::open`] or [`Repository::open_read_only`].
+    pub fn open_mode(path: &Path, mode: OpenMode) -> Result<Self> {
+        RepoStorage::open_at(
+            path.to_path_buf(),
+            Arc::new(LocalStorage::new(path)),
+            CatalogLocation::in_repository(path),
+            mode,
+        )?
+        .open_catalog_mode(mode)
+    }
+
+    /// Opens the repository whose objects are in `storage`, with its
+    /// catalog where `catalog` says (a cache is rebuilt if missing). Tests
+    /// use this to inject faults into a local repository's storage.
+    pub fn open_with(storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
+        RepoStorage::open(storage, catalog)?.open_catalog()
+    }
+
+    /// The storage and config of the local repository at `path`, without
+    /// its catalog (see [`RepoStorage`]).
+    pub fn open_storage(path: &Path) -> Result<RepoStorage> {
+        RepoStorage::open_at(
+            path.to_path_buf(),
+            Arc::new(LocalStorage::new(path)),
+            CatalogLocation::in_repository(path),
+            OpenMode::ReadWrite,
+        )
+    }
+
+    /// Where the repository is: the directory of a local repository, else
+    /// how its storage names itself ([`Storage::location`]).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::repo::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// Names the repository (see [`RepoStorage::id`]).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// True when opened with [`OpenMode::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.catalog.is_read_only()
+    }
+
+    /// Records a warning for the user; each distinct one is kept (or passed
+    /// to the hook) once.
+    pub fn warn(&self, message: impl Into<String>) {
+        let message = message.into();
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if w.seen.contains(&message) {
+            return;
+        }
+        if let Some(hook) = &w.hook {
+            hook(&message);
+        }
+        w.seen.push(message);
+    }
+
+    /// The warnings so far, oldest first.
+    pub fn warnings(&self) -> Vec<String> {
+        let w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        w.seen.clone()
+    }
+
+    /// Passes every warning so far, and each later one as it arises, to
+    /// `hook` (the CLI prints them on stderr).
+    pub fn on_warning(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        for message in &w.seen {
+            hook(message);
+        }
+        w.hook = Some(Box::new(hook));
+    }
+
+    /// The shared lock of a command that only reads (restore, cat, check,
+    /// verify). On a read-only repository whose lock object cannot be
+    /// written because the disk is full, the command runs without one, with
+    /// a warning: a full disk must not keep the user from their data. That
+    /// is safe enough: every other process needs to write a lock object on
+    /// the same full disk first, and a gc that still got in could at worst
+    /// make this command fail (a missing pack is damage, reported as such,
+    /// and every restored file is checked against its SHA-256), never
+    /// produce a wrong file or touch the repository.
+    pub fn read_lock(&self, purpose: &str) -> Result<Option<Lock>> {
+        match Lock::shared(self.shared_storage(), purpose) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.is_no_space() && self.is_read_only() => {
+                self.warn(format!(
+                    "disk full: running without a lock (no room for a lock object in {}/{})",
+                    self.storage.location(),
+                    crate::repo::lock::PREFIX.trim_end_matches('/')
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes a snapshot (see [`snapshot::create`]).
+    pub fn snapshot(
+        &self,
+        sources: &[PathBuf],
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotReport> {
+        snapshot::create(self, sources, opts, progress)
+    }
+
+    /// All snapshots matching `filter`, oldest first.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
+        self.catalog.snapshots(filter)
+    }
+
+    /// Resolves a SNAPSHOT selector (id prefix, `NAME`, `NAME~N`,
+    /// `NAME@TIME`, `NAME:VERSION`, optionally `KIND/` first).
+    pub fn resolve(&self, selector: &str) -> Result<SnapshotInfo> {
+        let all = self.catalog.snapshots(&SnapshotFilter::default())?;
+        selector::resolve(&all, selector, chrono::Local::now().fixed_offset().offset())
+    }
+
+    /// Where each chunk lives, in order; a chunk the catalog lacks is an error.
+    pub fn locate_all(&self, chunks: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
+        self.catalog.locate_all(chunks)
+    }
+}
+
+/// A repository's storage and config, opened without its catalog. Commands
+/// that must work while the catalog is lost or replaced (`unlock`,
+/// `rebuild-catalog`) hold this; [`RepoStorage::open_catalog`] turns it into
+/// a [`Repository`].
+pub struct RepoStorage {
+    root: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: RepoConfig,
+    id: String,
+    catalog: CatalogLocation,
+    warnings: Vec<String>,
+}
+
+impl RepoStorage {
+    /// Reads and checks the config in `storage`; a missing one is
+    /// [`Error::RepoNotFound`].
+    pub fn open(storage: Arc<dyn Storage>, catalog: CatalogLocation) -> Result<Self> {
+        Self::open_at(
+            PathBuf::from(storage.location()),
+            storage,
+            catalog,
+            OpenMode::ReadWrite,
+        )
+    }
+
+    fn open_at(
+        root: PathBuf,
+        storage: Arc<dyn Storage>,
+        catalog: CatalogLocation,
+        mode: OpenMode,
+    ) -> Result<Self> {
+        let loaded = config::load(storage.as_ref(), &root)?;
+        let mut warnings = loaded.warnings;
+        if loaded.backup_missing && mode == OpenMode::ReadWrite {
+            if let Err(e) = write_missing_backup(&storage, &loaded.bytes) {
+                warnings.push(format!("could not write the missing config.backup: {e}"));
+            }
+        }
+        Ok(Self {
+            id: repository_id(&loaded.config, &loaded.bytes),
+            root,
+            storage,
+            config: loaded.config,
+            catalog,
+            warnings,
+        })
+    }
+
+    /// Warnings from reading the config (a damaged copy).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// The storage, for what must outlive a borrow of the repository (a
+    /// [`crate::repo::lock::Lock`] and its heartbeat thread).
+    pub(crate) fn shared_storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The repository's id, safe as a file name: the config's `id`, or for
+    /// a config whose `id` is not 1–64 hex digits, the first 32 hex digits
+    /// of the BLAKE3 of the config object. Names its catalog in a cache.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This repository's catalog file.
+    pub fn catalog_file(&self) -> CatalogFile {
+        self.catalog.file(&self.id)
+    }
+
+    /// Opens the catalog. A missing cache is rebuilt from storage first
+    /// (under the exclusive lock, as `rebuild-catalog` does); a missing
+    /// catalog at a fixed place is [`Error::CatalogMissing`].
+    pub fn open_catalog(self) -> Result<Repository> {
+        self.open_catalog_mode(OpenMode::ReadWrite)
+    }
+
+    /// [`RepoStorage::open_catalog`], read-only with [`OpenMode::ReadOnly`]
+    /// (a missing cache is still rebuilt, which writes).
+    pub fn open_catalog_mode(self, mode: OpenMode) -> Result<Repository> {
+        let file = self.catalog_file();
+        if !file.exists() {
+            if !file.rebuilds_when_missing() {
+                return Err(Error::CatalogMissing {
+                    path: file.path().to_path_buf(),
+                });
+            }
+            crate::ops::rebuild::rebuild_catalog(&self, &crate::progress::NoProgress)?;
+        }
+        let catalog = match mode {
+            OpenMode::ReadWrite => file.open()?,
+            OpenMode::ReadOnly => file.open_read_only()?,
+        };
+        Ok(Repository {
+            root: self.root,
+            storage: self.storage,
+            config: self.config,
+            id: self.id,
+            catalog,
+            warnings: Mutex::new(Warnings {
+                seen: self.warnings,
+                hook: None,
+            }),
+        })
+    }
+}
+
+/// `cairn repair --config` for the local repository at `path`: makes
+/// `config` and `config.backup` intact again without the catalog (see
+/// [`config::repair`]).
+pub fn repair_config(path: &Path, recreate: Option<RepoConfig>) -> Result<config::ConfigRepair> {
+    config::repair(Arc::new(LocalStorage::new(path)), path, recreate)
+}
+
+/// Writes `config.backup` for a repository made before backups existed,
+/// under a shared lock: every put outside `locks/` happens under a lock
+/// (an exclusive holder may remove temp files it finds), and the bytes are
+/// the intact config's, so racing writers write the same object. Skipped
+/// while an exclusive lock is held; the next open writes it.
+fn write_missing_backup(storage: &Arc<dyn Storage>, bytes: &[u8]) -> Result<()> {
+    let _lock = match Lock::shared(storage.clone(), "config backup") {
+        Ok(lock) => lock,
+        Err(Error::Locked { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match storage.put_with(config::BACKUP_KEY, bytes, PutMode::CreateNew) {
+        Err(Error::ObjectExists { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// Reads and checks the config in `storage`, without touching the catalog.
+/// Falls back to `config.backup` as [`config::load`] does.
+pub fn load_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    config::load(storage, Path::new(&storage.location())).map(|loaded| loaded.config)
+}
+
+/// See [`RepoStorage::id`]. The config's own id is random hex; anything else
+/// there (a hand-edited config) must not become a path in a cache directory.
+fn repository_id(config: &RepoConfig, bytes: &[u8]) -> String {
+    let id = &config.id;
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id.to_ascii_lowercase()
+    } else {
+        blake3::hash(bytes).to_hex()[..32].to_string()
+    }
+}
+
+/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
+/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
+pub fn default_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("cairn"))
+}
+
+#[cfg(test)]
+mod tests;

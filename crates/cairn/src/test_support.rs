@@ -1,0 +1,95 @@
+//! Helpers for the library's unit tests: a repository in a temp directory
+//! with small chunks, and a deterministic byte stream.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+
+use crate::format::config::RepoConfig;
+use crate::format::id::SnapshotId;
+use crate::ingest::chunker::ChunkerParams;
+use crate::ops::snapshot::SnapshotOptions;
+use crate::progress::NoProgress;
+use crate::repo::repository::Repository;
+
+/// `len` bytes of a SplitMix64 stream seeded with `seed` (incompressible).
+pub(crate) fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A repository in a temp dir: 4 KiB average chunks, raw storage (so stored
+/// sizes are exact), optionally small packs.
+pub(crate) struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub repo: Repository,
+    runs: Cell<u32>,
+}
+
+impl TestRepo {
+    pub fn new() -> Self {
+        Self::with_pack_target(None)
+    }
+
+    pub fn with_pack_target(target: Option<u64>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = RepoConfig::new(ChunkerParams::with_average(4096), 0).unwrap();
+        if let Some(n) = target {
+            config = config.with_pack_target(n).unwrap();
+        }
+        let repo = Repository::init(&dir.path().join("repo"), config).unwrap();
+        Self {
+            dir,
+            repo,
+            runs: Cell::new(0),
+        }
+    }
+
+    /// Snapshots one small file whose content is derived from `seed`.
+    pub fn snap(&self, kind: &str, name: &str, seed: &[u8], tags: &[&str]) -> SnapshotId {
+        let data = seed
+            .iter()
+            .flat_map(|&b| random_bytes(b as u64, 3000))
+            .collect();
+        self.snap_files(kind, name, &[("f", data)], tags)
+    }
+
+    /// Snapshots `files` (name, content) from a fresh source directory.
+    pub fn snap_files(
+        &self,
+        kind: &str,
+        name: &str,
+        files: &[(&str, Vec<u8>)],
+        tags: &[&str],
+    ) -> SnapshotId {
+        let src = self.source_dir(files);
+        let opts = SnapshotOptions {
+            kind: kind.into(),
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            force: true,
+            ..Default::default()
+        };
+        self.repo.snapshot(&[src], &opts, &NoProgress).unwrap().id
+    }
+
+    /// A new directory `src<n>` holding `files`.
+    pub fn source_dir(&self, files: &[(&str, Vec<u8>)]) -> PathBuf {
+        let n = self.runs.get();
+        self.runs.set(n + 1);
+        let src = self.dir.path().join(format!("src{n}"));
+        std::fs::create_dir(&src).unwrap();
+        for (name, data) in files {
+            std::fs::write(src.join(name), data).unwrap();
+        }
+        src
+    }
+}
