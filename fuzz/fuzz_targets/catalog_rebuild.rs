@@ -26,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
     manifest.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap());
     std::fs::write(root.join(format!("snapshots/{}.snap", blake3::hash(body).to_hex())), manifest).unwrap();
 
-    let report = cairn::ops::rebuild::rebuild_catalog(&root, &cairn::NoProgress).unwrap();
+    let storage = cairn::Repository::open_storage(&root).unwrap();
+    let report = storage.rebuild_catalog(&cairn::NoProgress).unwrap();
     assert!(report.packs + report.snapshots + report.unreadable.len() as u64 >= 2);
     let repo = cairn::Repository::open(&root).unwrap();
     let _ = repo.snapshots(&Default::default()).unwrap();

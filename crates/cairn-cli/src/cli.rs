@@ -47,9 +47,9 @@ fn lease_from_env() -> anyhow::Result<()> {
             Err(_) => Ok(default),
         }
     };
-    let duration = secs("CAIRN_LOCK_LEASE_SECS", cairn::repo::lock::LEASE_DURATION)?;
-    let refresh = secs("CAIRN_LOCK_REFRESH_SECS", cairn::repo::lock::LEASE_REFRESH)?;
-    cairn::repo::lock::set_lease(cairn::repo::lock::Lease::new(duration, refresh)?);
+    let duration = secs("CAIRN_LOCK_LEASE_SECS", cairn::Lease::default().duration)?;
+    let refresh = secs("CAIRN_LOCK_REFRESH_SECS", cairn::Lease::default().refresh)?;
+    cairn::set_lease(cairn::Lease::new(duration, refresh)?);
     Ok(())
 }
 

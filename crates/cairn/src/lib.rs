@@ -2,13 +2,16 @@
 //! portfolio states and configs.
 //!
 //! Files are cut into content-defined chunks (FastCDC), each stored once by
-//! its BLAKE3 id, zstd-compressed, in immutable pack files. A SQLite catalog
-//! maps typed snapshots (kind, name, version, tags) to the chunk lists of
-//! their files, so every snapshot is incremental and any snapshot restores
-//! bit-identically.
+//! its BLAKE3 id, compressed (zstd; byte planes for float tensors), in
+//! immutable pack files. A SQLite catalog, a cache of the packs and
+//! manifests, maps typed snapshots (kind, name, version, tags) to the chunk
+//! lists of their files, so every snapshot is incremental and any snapshot
+//! restores bit-identically.
+//!
+//! [`Repository`] is what a user holds; every operation is a method of it:
 //!
 //! ```
-//! use cairn::{Repository, RepoConfig, ChunkerParams, SnapshotOptions, RestoreOptions, NoProgress};
+//! use cairn::{ChunkerParams, NoProgress, RepoConfig, Repository, RestoreOptions, SnapshotOptions};
 //! # fn main() -> cairn::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("weights.bin"), vec![7u8; 100_000]).unwrap();
@@ -19,55 +22,62 @@
 //! assert_eq!(report.logical_bytes, 100_000);
 //!
 //! let snap = repo.resolve("demo")?;
-//! cairn::ops::restore::restore(&repo, &snap, &dir.path().join("out"), &RestoreOptions::default(), &NoProgress)?;
+//! repo.restore(&snap, &dir.path().join("out"), &RestoreOptions::default(), &NoProgress)?;
 //! assert_eq!(std::fs::read(dir.path().join("out/weights.bin")).unwrap(), vec![7u8; 100_000]);
+//! assert!(repo.check(cairn::CheckOptions::READ_ALL, &NoProgress)?.is_clean());
 //! # Ok(()) }
 //! ```
 //!
-//! [`bench`] runs a snapshot's read → chunk → hash → encode path in memory to
-//! compare chunk sizes and levels on successive versions of a file tree.
-//!
-//! The path of a byte through a snapshot, by module: [`walk`] → [`ingest`]
-//! (read, [`chunker`], SHA-256) → [`snapshot`] (dedup) with [`blob`]
-//! (BLAKE3 id, sealing by [`codec`]) → [`pack`] → [`catalog`] +
-//! [`manifest`]; and back: [`selector`] → [`restore`] → [`blob`] (read,
-//! open, verify). [`blob`] is the one place chunk bytes become stored bytes
-//! and back: every chunk reader (restore, cat, verify, check, repair, gc)
-//! and writer (snapshot, bench) goes through it, so encryption goes there.
-//! Every byte a repository keeps goes through [`storage::Storage`] (a
-//! directory: [`storage::LocalStorage`]; tests and scratch use:
-//! [`storage::MemoryStorage`]); the catalog, a rebuildable cache, lives
-//! where a [`CatalogLocation`] says.
-//!
-//! Giving space back: [`retention`] decides which snapshots a policy keeps
-//! (policies may be stored, [`policy`]), [`forget`] removes the others, and
-//! [`gc`] deletes and repacks the packs they leave unused.
+//! The layers, each using only those before it (docs/ARCHITECTURE.md):
+//! [`storage`] (the storage contract every byte goes through, and its
+//! backends) → [`format`] (what is stored, byte for byte) → [`blob`] (chunk
+//! bytes to stored bytes and back: the one place for codecs and, next,
+//! encryption) → `catalog` (the only SQL; a rebuildable cache that lives
+//! where a [`CatalogLocation`] says) → [`ingest`] (walk, tensor layouts,
+//! chunker, read) → `policy` (retention) → `repo` (this facade, locks,
+//! selectors) → `ops` (one module per operation).
 
+// Public: the storage contract (a user may bring a backend), the stored
+// formats (the fuzz targets parse them) and the way in (the chunker and
+// tensor layouts, for benchmarks). The rest is reached through the facade.
 pub mod blob;
-pub mod catalog;
-pub mod error;
+pub(crate) mod catalog;
+pub(crate) mod error;
 pub mod format;
 pub mod ingest;
-pub mod ops;
-pub mod policy;
-pub mod progress;
-pub mod repo;
+pub(crate) mod ops;
+pub(crate) mod policy;
+pub(crate) mod progress;
+pub(crate) mod repo;
 pub mod storage;
 
 #[cfg(test)]
 mod test_support;
 
 pub use catalog::location::CatalogLocation;
-pub use catalog::{SnapshotFilter, SnapshotInfo};
+pub use catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 pub use error::{Error, Result};
-pub use format::config::RepoConfig;
+pub use format::config::{ConfigRepair, RepoConfig};
 pub use format::id::{ChunkId, PackId, SnapshotId};
+pub use format::manifest::{EntryKind, FileEntry, RunStats};
 pub use ingest::chunker::ChunkerParams;
-pub use ops::forget::{ForgetPlan, ForgetReport, ForgetRequest};
-pub use ops::gc::{GcPlan, GcReport};
-pub use ops::restore::{RestoreOptions, RestoreReport};
+pub use ops::bench;
+pub use ops::bench::history::{HistoryReport, SnapshotGrowth};
+pub use ops::check::{
+    Affected, CheckOptions, CheckReport, Finding, Problem, VerifyFailure, VerifyReport,
+};
+pub use ops::diff::{Change, Diff};
+pub use ops::forget::{
+    ForgetPlan, ForgetReport, ForgetRequest, HistoryPlan, PolicySource, Verdict,
+};
+pub use ops::gc::{GcPlan, GcReport, PackUsage, Unverified, DEFAULT_MAX_UNUSED};
+pub use ops::rebuild::{RebuildReport, Unreadable};
+pub use ops::repair::RepairReport;
+pub use ops::restore::{RestoreFailure, RestoreOptions, RestoreReport};
 pub use ops::snapshot::{SnapshotOptions, SnapshotReport};
-pub use policy::retention::RetentionPolicy;
+pub use ops::stats::{HistoryLatest, Stats};
+pub use policy::retention::{parse_duration, KeepWithin, RetentionPolicy};
 pub use policy::stored::StoredPolicies;
 pub use progress::{NoProgress, Progress};
-pub use repo::repository::{OpenMode, RepoStorage, Repository};
+pub use repo::lock::{set_lease, Lease, LockInfo, Unlocked};
+pub use repo::repository::{repair_config, OpenMode, RepoStorage, Repository};

@@ -2,5 +2,6 @@
 //! its locks and the snapshot selectors.
 
 pub mod lock;
+mod operations;
 pub mod repository;
 pub mod selector;

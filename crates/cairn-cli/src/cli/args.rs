@@ -300,7 +300,7 @@ pub struct RuleArgs {
     pub keep_yearly: Option<u32>,
     /// Keep every snapshot within this span of the history's newest: 30d, 2w, 12h, 90m, 6M, 1y6M
     #[arg(long, value_name = "DURATION", value_parser = parse_within)]
-    pub keep_within: Option<cairn::policy::retention::KeepWithin>,
+    pub keep_within: Option<cairn::KeepWithin>,
     /// Never remove snapshots with this tag (repeatable), e.g. milestone
     #[arg(long = "keep-tag", value_name = "TAG", value_parser = parse_keep_tag)]
     pub keep_tags: Vec<String>,
@@ -400,8 +400,8 @@ fn parse_count(s: &str, flag: &str) -> Result<u32, String> {
 
 /// Parses a `--keep-within` span; a zero span is refused for the same
 /// reason as a count of 0.
-fn parse_within(s: &str) -> Result<cairn::policy::retention::KeepWithin, String> {
-    let span = cairn::policy::retention::parse_duration(s).map_err(|e| e.to_string())?;
+fn parse_within(s: &str) -> Result<cairn::KeepWithin, String> {
+    let span = cairn::parse_duration(s).map_err(|e| e.to_string())?;
     if span.is_zero() {
         return Err("--keep-within must be longer than zero".into());
     }

@@ -7,7 +7,7 @@ mod plot;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use cairn::ops::bench::{self, BenchReport, BenchSettings, NamedTally, SettingReport};
+use cairn::bench::{self, BenchReport, BenchSettings, NamedTally, SettingReport};
 use clap::Args;
 
 use super::args::parse_size;

@@ -57,7 +57,7 @@ impl Ctx {
     pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
         match &self.repo {
             Some(p) => Ok((p.clone(), false)),
-            None => cairn::repo::repository::default_path()
+            None => default_path()
                 .map(|p| (p, true))
                 .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
         }
@@ -213,7 +213,7 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
                 serde_json::json!({
                     "path": f.path, "kind": format!("{:?}", f.kind).to_lowercase(), "size": f.size,
                     "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
-                    "sha256": (f.kind == cairn::format::manifest::EntryKind::File).then(|| hex::encode(f.sha256)),
+                    "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
                     "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
                     "chunks": f.chunks.len(),
                 })
@@ -229,13 +229,9 @@ fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
         .iter()
         .map(|f| {
             let (size, digest) = match f.kind {
-                cairn::format::manifest::EntryKind::File => {
-                    (f.size.to_string(), hex::encode(f.sha256))
-                }
-                cairn::format::manifest::EntryKind::Dir => ("-".into(), "-".into()),
-                cairn::format::manifest::EntryKind::Symlink => {
-                    ("-".into(), format!("-> {}", f.link_target))
-                }
+                cairn::EntryKind::File => (f.size.to_string(), hex::encode(f.sha256)),
+                cairn::EntryKind::Dir => ("-".into(), "-".into()),
+                cairn::EntryKind::Symlink => ("-".into(), format!("-> {}", f.link_target)),
             };
             vec![format!("{:o}", f.mode), size, digest, f.path.clone()]
         })
@@ -275,7 +271,8 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         overwrite: a.overwrite,
         ignore_errors: a.ignore_errors,
     };
-    let r = cairn::ops::restore::restore(&repo, &snap, &a.target, &opts, &ctx.bar())
+    let r = repo
+        .restore(&snap, &a.target, &opts, &ctx.bar())
         .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
     if r.leftovers_removed > 0 {
         let n = r.leftovers_removed;
@@ -316,14 +313,14 @@ fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let mut out = std::io::stdout().lock();
-    cairn::ops::restore::cat(&repo, &snap, &a.file, &mut out)?;
+    repo.cat(&snap, &a.file, &mut out)?;
     Ok(())
 }
 
 fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
-    let d = cairn::ops::diff::diff(&repo.catalog().files(&from)?, &repo.catalog().files(&to)?);
+    let d = repo.diff(&from, &to)?;
     if a.json {
         return output::json(&d);
     }
@@ -358,7 +355,7 @@ fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         name: a.filter.name,
         tag: None,
     };
-    let s = cairn::ops::stats::stats(&repo, &filter)?;
+    let s = repo.stats(&filter)?;
     if a.json {
         return output::json(&s);
     }
@@ -388,4 +385,14 @@ fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         .collect();
     output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
     Ok(())
+}
+
+/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
+/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
+pub fn default_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("cairn"))
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn::ops::check::{CheckOptions, CheckReport};
+use cairn::{CheckOptions, CheckReport};
 
 use super::args::{CheckArgs, JsonArgs, RepairArgs, UnlockArgs, VerifyArgs};
 use super::commands::{Ctx, DAMAGE};
@@ -23,7 +23,7 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
         read_data: a.read_data || a.read_data_subset.is_some(),
         subset_pct: a.read_data_subset,
     };
-    let r = cairn::ops::check::check(&repo, opts, &ctx.bar())?;
+    let r = repo.check(opts, &ctx.bar())?;
     if a.json {
         output::json(&r)?;
     } else {
@@ -58,7 +58,7 @@ fn print_check(r: &CheckReport) -> Result<()> {
     let catalog_damaged = r
         .findings
         .iter()
-        .any(|f| matches!(f.problem, cairn::ops::check::Problem::CatalogCorrupt { .. }));
+        .any(|f| matches!(f.problem, cairn::Problem::CatalogCorrupt { .. }));
     if damage == 0 {
         outln!("no damage found");
     } else if catalog_damaged {
@@ -97,7 +97,7 @@ fn describe(v: &serde_json::Value) -> String {
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
-    let r = cairn::ops::check::verify(&repo, &snap, &ctx.bar())?;
+    let r = repo.verify(&snap, &ctx.bar())?;
     if a.json {
         output::json(&r)?;
     } else {
@@ -123,7 +123,7 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
     let (path, _) = ctx.repo_path()?;
     let repo = cairn::Repository::open_storage(&path)?;
     print_warnings(repo.warnings());
-    let r = cairn::ops::rebuild::rebuild_catalog(&repo, &ctx.bar())?;
+    let r = repo.rebuild_catalog(&ctx.bar())?;
     if a.json {
         output::json(&r)?;
     } else {
@@ -163,12 +163,12 @@ fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
         None => None,
     };
     let recreated = recreate.is_some();
-    let done = cairn::repo::repository::repair_config(&path, recreate)?;
+    let done = cairn::repair_config(&path, recreate)?;
     if a.json {
         output::json(&done)?;
         return Ok(ExitCode::SUCCESS);
     }
-    use cairn::format::config::ConfigRepair;
+    use cairn::ConfigRepair;
     match done {
         ConfigRepair::Nothing => outln!("config and config.backup are intact and identical"),
         ConfigRepair::ConfigFromBackup => outln!("config restored from config.backup"),
@@ -193,7 +193,7 @@ pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
         return repair_config(ctx, &a);
     }
     let repo = ctx.open()?;
-    let r = cairn::ops::repair::repair(&repo, &ctx.bar())?;
+    let r = repo.repair(&ctx.bar())?;
     if a.json {
         output::json(&r)?;
     } else {
@@ -230,7 +230,7 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     // since `rebuild-catalog` needs the exclusive lock.
     let repo = cairn::Repository::open_storage(&path)?;
     print_warnings(repo.warnings());
-    let removed = cairn::repo::lock::unlock(repo.storage(), a.all)?;
+    let removed = repo.unlock(a.all)?;
     for r in &removed.locks {
         outln!("removed {r}");
     }

@@ -6,8 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use cairn::ops::forget::{self, ForgetPlan, ForgetRequest, HistoryPlan, PolicySource};
-use cairn::ops::gc::{self, GcPlan, GcReport};
+use cairn::{ForgetPlan, ForgetRequest, GcPlan, GcReport, HistoryPlan, PackUsage, PolicySource};
 use cairn::{Repository, RetentionPolicy, SnapshotFilter, SnapshotId, StoredPolicies};
 use chrono::Offset;
 use serde::Serialize;
@@ -52,17 +51,14 @@ fn request(
 
 pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<()> {
     let repo = ctx.open()?;
-    let plan = forget::plan(
-        &repo,
-        &request(&a.filter, given_rules(&a.rules), a.allow_empty),
-    )?;
+    let plan = repo.forget_plan(&request(&a.filter, given_rules(&a.rules), a.allow_empty))?;
     if !a.json {
         print_forget(&plan)?;
     }
     let removed = if a.dry_run {
         Vec::new()
     } else {
-        forget::execute(&repo, &plan)?.removed
+        repo.forget(&plan)?.removed
     };
     if a.json {
         return output::json(&ForgetOutput::new(&plan, a.dry_run, &removed));
@@ -81,7 +77,7 @@ struct ForgetOutput<'a> {
 }
 
 impl<'a> ForgetOutput<'a> {
-    fn new(plan: &'a ForgetPlan<'_>, dry_run: bool, removed: &[SnapshotId]) -> Self {
+    fn new(plan: &'a ForgetPlan, dry_run: bool, removed: &[SnapshotId]) -> Self {
         ForgetOutput {
             dry_run,
             histories: &plan.histories,
@@ -92,7 +88,7 @@ impl<'a> ForgetOutput<'a> {
 }
 
 /// One table per history (a line for histories no policy touches).
-fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
+fn print_forget(plan: &ForgetPlan) -> Result<()> {
     if plan.histories.is_empty() {
         outln!("no snapshots match");
     }
@@ -133,7 +129,7 @@ fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
     Ok(())
 }
 
-fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) -> Result<()> {
+fn print_forget_outcome(plan: &ForgetPlan, dry_run: bool, removed: usize) -> Result<()> {
     let planned = plan.to_remove().count();
     if dry_run {
         outln!("dry run: would remove {planned} snapshots; nothing was changed");
@@ -150,7 +146,7 @@ fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) ->
 
 pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
     let repo = ctx.open()?;
-    let plan = forget::plan_delete(&repo, &a.snapshots)?;
+    let plan = repo.delete_plan(&a.snapshots)?;
     let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
     output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
     let n = rows.len();
@@ -163,7 +159,7 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let report = forget::execute(&repo, &plan)?;
+    let report = repo.forget(&plan)?;
     outln!(
         "deleted {} snapshots (run `cairn gc` to reclaim their space)",
         report.removed.len()
@@ -191,11 +187,11 @@ pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {
     match cmd {
         PolicyCommand::Set(a) => {
             let policy = given_rules(&a.rules).unwrap_or_default();
-            cairn::policy::stored::set(&repo, &a.scope, policy.clone())?;
+            repo.set_policy(&a.scope, policy.clone())?;
             outln!("policy for {}: {policy}", a.scope);
         }
         PolicyCommand::Unset(a) => {
-            let old = cairn::policy::stored::unset(&repo, &a.scope)?;
+            let old = repo.unset_policy(&a.scope)?;
             outln!("removed the policy for {} ({old})", a.scope);
         }
         PolicyCommand::Show(a) => show_policies(&repo, a.json)?,
@@ -244,7 +240,7 @@ fn show_policies(repo: &Repository, json: bool) -> Result<()> {
 
 pub fn gc(ctx: &Ctx, a: GcArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let plan = gc::plan(&repo, a.max_unused)?;
+    let plan = repo.gc_plan(a.max_unused)?;
     run_gc(ctx, &repo, &plan, &a, None)
 }
 
@@ -254,7 +250,7 @@ struct GcOutput<'a> {
     dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     forget: Option<serde_json::Value>,
-    plan: &'a GcPlan<'a>,
+    plan: &'a GcPlan,
     report: Option<GcReport>,
 }
 
@@ -263,7 +259,7 @@ struct GcOutput<'a> {
 fn run_gc(
     ctx: &Ctx,
     repo: &Repository,
-    plan: &GcPlan<'_>,
+    plan: &GcPlan,
     a: &GcArgs,
     forget: Option<serde_json::Value>,
 ) -> Result<ExitCode> {
@@ -272,7 +268,7 @@ fn run_gc(
     }
     let report = match a.dry_run || plan.is_empty() {
         true => None,
-        false => Some(gc::execute(repo, plan, &ctx.bar())?),
+        false => Some(repo.gc(plan, &ctx.bar())?),
     };
     if a.json {
         output::json(&GcOutput {
@@ -303,9 +299,9 @@ fn run_gc(
     }
 }
 
-fn print_gc_plan(p: &GcPlan<'_>) -> Result<()> {
+fn print_gc_plan(p: &GcPlan) -> Result<()> {
     let b = output::bytes;
-    let sum = |v: &[gc::PackUsage]| v.iter().map(|u| u.size).sum::<u64>();
+    let sum = |v: &[PackUsage]| v.iter().map(|u| u.size).sum::<u64>();
     outln!(
         "gc plan (repack packs more than {}% unused)",
         p.max_unused * 100.0
@@ -389,7 +385,7 @@ fn print_gc_report(r: &GcReport) -> Result<()> {
 /// Forget by the stored policies, then gc, under one exclusive lock.
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
-    let fplan = forget::plan(&repo, &request(&a.filter, None, a.allow_empty))?;
+    let fplan = repo.forget_plan(&request(&a.filter, None, a.allow_empty))?;
     if !a.gc.json {
         if fplan
             .histories
@@ -405,7 +401,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     let removed = if a.gc.dry_run {
         Vec::new()
     } else {
-        forget::execute(&repo, &fplan)?.removed
+        repo.forget(&fplan)?.removed
     };
     let forget_json =
         a.gc.json
@@ -420,6 +416,6 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
         true => fplan.to_remove().map(|s| s.id).collect(),
         false => Vec::new(),
     };
-    let gplan = gc::plan_locked(&repo, fplan.into_lock(), a.gc.max_unused, &forgotten)?;
+    let gplan = repo.gc_plan_after(fplan, a.gc.max_unused, &forgotten)?;
     run_gc(ctx, &repo, &gplan, &a.gc, forget_json)
 }

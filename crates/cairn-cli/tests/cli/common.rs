@@ -728,7 +728,7 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
             obj.key
         );
         for entry in cairn::format::pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
-            let loc = cairn::catalog::ChunkLocation { pack, entry };
+            let loc = cairn::ChunkLocation { pack, entry };
             cairn::blob::read_chunk(repo.storage(), &loc).unwrap();
             v.pack_chunks += 1;
         }

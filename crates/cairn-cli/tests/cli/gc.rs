@@ -148,7 +148,7 @@ fn assert_restores_files(env: &Env, selector: &str, files: &[(&str, &[u8])]) {
 #[test]
 fn gc_refuses_to_run_beside_a_snapshot() {
     let env = Env::new();
-    let lock = cairn::repo::lock::LockInfo {
+    let lock = cairn::LockInfo {
         exclusive: false,
         host: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap()

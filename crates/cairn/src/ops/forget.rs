@@ -98,12 +98,13 @@ impl HistoryPlan {
 
 /// What a forget or delete would do; holds the exclusive lock while alive.
 #[derive(Serialize)]
-pub struct ForgetPlan<'r> {
+pub struct ForgetPlan {
     #[serde(skip)]
     lock: Lock,
-    /// The plan is made for, and only valid with, this repository.
+    /// The plan is made for, and only valid with, this open repository
+    /// ([`Repository::instance`]).
     #[serde(skip)]
-    _repo: std::marker::PhantomData<&'r Repository>,
+    repository: u64,
     pub histories: Vec<HistoryPlan>,
     /// Histories that would lose every snapshot (only for policy plans).
     pub emptied: Vec<String>,
@@ -111,7 +112,7 @@ pub struct ForgetPlan<'r> {
     allow_empty: bool,
 }
 
-impl<'r> ForgetPlan<'r> {
+impl ForgetPlan {
     /// The snapshots the plan removes, in plan order.
     pub fn to_remove(&self) -> impl Iterator<Item = &SnapshotInfo> {
         self.histories
@@ -152,7 +153,7 @@ fn hex_ids<S: serde::Serializer>(ids: &[SnapshotId], s: S) -> std::result::Resul
 
 /// Judges every snapshot of the selected histories. Takes the exclusive lock
 /// (so it fails beside a running snapshot) and keeps it in the plan.
-pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<'r>> {
+pub fn plan(repo: &Repository, req: &ForgetRequest) -> Result<ForgetPlan> {
     let lock = Lock::exclusive(repo.shared_storage(), "forget")?;
     ensure_sound(repo)?;
     let filter = SnapshotFilter {
@@ -193,7 +194,7 @@ pub fn plan<'r>(repo: &'r Repository, req: &ForgetRequest) -> Result<ForgetPlan<
         .collect();
     Ok(ForgetPlan {
         lock,
-        _repo: std::marker::PhantomData,
+        repository: repo.instance(),
         histories,
         emptied,
         allow_empty: req.allow_empty,
@@ -235,7 +236,7 @@ fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset
 
 /// A plan removing exactly the snapshots `selectors` name (resolved under
 /// the lock). Emptying a history this way is allowed: it was asked for.
-pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<ForgetPlan<'r>> {
+pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan> {
     let lock = Lock::exclusive(repo.shared_storage(), "delete")?;
     ensure_sound(repo)?;
     let mut by_history: BTreeMap<(String, String), Vec<SnapshotInfo>> = BTreeMap::new();
@@ -270,7 +271,7 @@ pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<For
         .collect();
     Ok(ForgetPlan {
         lock,
-        _repo: std::marker::PhantomData,
+        repository: repo.instance(),
         histories,
         emptied: Vec::new(),
         allow_empty: true,
@@ -280,7 +281,12 @@ pub fn plan_delete<'r>(repo: &'r Repository, selectors: &[String]) -> Result<For
 /// Removes the plan's snapshots: manifests first, then the catalog rows in
 /// one transaction (see the module docs for why this order). Refuses a plan
 /// that empties a history unless the request allowed it.
-pub fn execute(repo: &Repository, plan: &ForgetPlan<'_>) -> Result<ForgetReport> {
+pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
+    if plan.repository != repo.instance() {
+        return Err(Error::InvalidArgument(
+            "the forget plan was made by another open repository".into(),
+        ));
+    }
     plan.check_allowed()?;
     let doomed: Vec<&SnapshotInfo> = plan.to_remove().collect();
     for s in &doomed {

@@ -137,12 +137,13 @@ impl PackUsage {
 /// What a gc will do. Holds the exclusive lock (and the live set in the
 /// catalog's temp table) until dropped.
 #[derive(Serialize)]
-pub struct GcPlan<'r> {
+pub struct GcPlan {
     #[serde(skip)]
     _lock: Lock,
-    /// The plan is made for, and only valid with, this repository.
+    /// The plan is made for, and only valid with, this open repository
+    /// ([`Repository::instance`]).
     #[serde(skip)]
-    _repo: std::marker::PhantomData<&'r Repository>,
+    repository: u64,
     /// The repack threshold this plan was made with (a share, 0.0..=1.0).
     pub max_unused: f64,
     /// Snapshots in the catalog.
@@ -183,7 +184,7 @@ fn hex_snapshots<S: serde::Serializer>(
     s.collect_seq(ids.iter().map(SnapshotId::to_hex))
 }
 
-impl GcPlan<'_> {
+impl GcPlan {
     /// True when executing would change nothing.
     pub fn is_empty(&self) -> bool {
         self.delete.is_empty()
@@ -237,7 +238,7 @@ pub struct GcReport {
 /// Marks the live chunks and decides what to delete and repack. Takes the
 /// exclusive lock, so it fails while a snapshot runs. `max_unused` is a share
 /// (0.10 = repack packs more than 10% unused).
-pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan<'_>> {
+pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan> {
     check_max_unused(max_unused)?;
     let lock = Lock::exclusive(repo.shared_storage(), "gc")?;
     plan_locked(repo, lock, max_unused, &[])
@@ -247,12 +248,12 @@ pub fn plan(repo: &Repository, max_unused: f64) -> Result<GcPlan<'_>> {
 /// the lock of its forget, so no snapshot can start in between), counting
 /// the snapshots in `forgotten` as gone already (`prune --dry-run` shows
 /// what the gc after its forget would do).
-pub fn plan_locked<'r>(
-    repo: &'r Repository,
+pub fn plan_locked(
+    repo: &Repository,
     lock: Lock,
     max_unused: f64,
     forgotten: &[SnapshotId],
-) -> Result<GcPlan<'r>> {
+) -> Result<GcPlan> {
     check_max_unused(max_unused)?;
     if !lock.is_exclusive() {
         return Err(Error::InvalidArgument(
@@ -269,7 +270,7 @@ pub fn plan_locked<'r>(
     let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
     let mut plan = GcPlan {
         _lock: lock,
-        _repo: std::marker::PhantomData,
+        repository: repo.instance(),
         max_unused,
         snapshots: snaps.len() as u64,
         unlisted_manifests,
@@ -569,7 +570,12 @@ impl Confirm<'_> {
 
 /// Carries out `plan`: removes debris, repacks, drops dead rows and packs,
 /// then deletes the old pack files (see the module docs for the order).
-pub fn execute(repo: &Repository, plan: &GcPlan<'_>, progress: &dyn Progress) -> Result<GcReport> {
+pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Result<GcReport> {
+    if plan.repository != repo.instance() {
+        return Err(Error::InvalidArgument(
+            "the gc plan was made by another open repository".into(),
+        ));
+    }
     // The live set is the plan's only while the temp table still holds it.
     if repo.catalog().marked_count(MarkSet::GcLive)? != plan.live_chunks {
         return Err(Error::InvalidArgument(

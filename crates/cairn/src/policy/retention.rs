@@ -336,20 +336,6 @@ pub fn apply(
     decisions
 }
 
-/// The groups in which every snapshot would be removed, sorted. A caller should refuse to
-/// apply such decisions unless explicitly allowed to empty a group.
-pub fn removes_all(decisions: &[Decision]) -> Vec<String> {
-    let mut any_kept: BTreeMap<&str, bool> = BTreeMap::new();
-    for decision in decisions {
-        *any_kept.entry(&decision.group).or_default() |= decision.keep;
-    }
-    any_kept
-        .into_iter()
-        .filter(|&(_, kept)| !kept)
-        .map(|(group, _)| group.to_owned())
-        .collect()
-}
-
 /// Decides one group; `snapshots` must already be newest first.
 fn decide_group(
     policy: &RetentionPolicy,
@@ -1086,24 +1072,6 @@ mod tests {
         let (config, model) = ("config/app", "model/llama");
         assert_eq!(groups, [config, config, config, model, model, model]);
         assert_eq!(decisions[0].time, utc("2025-01-03T09:00:00Z"));
-        assert!(removes_all(&decisions).is_empty());
-    }
-
-    #[test]
-    fn removes_all_names_groups_left_empty() {
-        let snaps = vec![
-            snap("z1", "state/zeta", "2025-01-01T00:00:00Z", &[]),
-            snap("k1", "model/kept", "2025-01-01T00:00:00Z", &["keep"]),
-            snap("k2", "model/kept", "2025-01-02T00:00:00Z", &[]),
-            snap("a1", "config/alpha", "2025-01-01T00:00:00Z", &[]),
-        ];
-        let policy = RetentionPolicy {
-            keep_tags: vec!["keep".into()],
-            ..RetentionPolicy::default()
-        };
-        let decisions = apply(&policy, &snaps, offset(0));
-        assert_eq!(removes_all(&decisions), ["config/alpha", "state/zeta"]);
-        assert!(removes_all(&apply(&RetentionPolicy::default(), &snaps, offset(0))).is_empty());
     }
 
     #[test]
@@ -1114,7 +1082,6 @@ mod tests {
         };
         let decisions = apply(&policy, &[], offset(0));
         assert_eq!(decisions, Vec::<Decision>::new());
-        assert_eq!(removes_all(&decisions), Vec::<String>::new());
     }
 
     #[test]

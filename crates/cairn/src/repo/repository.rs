@@ -53,9 +53,18 @@ pub struct Repository {
     id: String,
     catalog: Catalog,
     warnings: Mutex<Warnings>,
+    /// Tells this open repository from every other in the process: a plan
+    /// (whose mark set lives in this instance's catalog connection) is
+    /// carried out only by the repository that made it.
+    instance: u64,
 }
 
 impl Repository {
+    /// See the `instance` field.
+    pub(crate) fn instance(&self) -> u64 {
+        self.instance
+    }
+
     /// Creates a repository in the local directory `path`, which must not
     /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
@@ -116,6 +125,7 @@ impl Repository {
             id,
             catalog,
             warnings: Mutex::default(),
+            instance: next_instance(),
         })
     }
 
@@ -388,6 +398,7 @@ impl RepoStorage {
                 seen: self.warnings,
                 hook: None,
             }),
+            instance: next_instance(),
         })
     }
 }
@@ -416,12 +427,6 @@ fn write_missing_backup(storage: &Arc<dyn Storage>, bytes: &[u8]) -> Result<()> 
     }
 }
 
-/// Reads and checks the config in `storage`, without touching the catalog.
-/// Falls back to `config.backup` as [`config::load`] does.
-pub fn load_config(storage: &dyn Storage) -> Result<RepoConfig> {
-    config::load(storage, Path::new(&storage.location())).map(|loaded| loaded.config)
-}
-
 /// See [`RepoStorage::id`]. The config's own id is random hex; anything else
 /// there (a hand-edited config) must not become a path in a cache directory.
 fn repository_id(config: &RepoConfig, bytes: &[u8]) -> String {
@@ -433,15 +438,10 @@ fn repository_id(config: &RepoConfig, bytes: &[u8]) -> String {
     }
 }
 
-/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
-/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
-pub fn default_path() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(data.join("cairn"))
-}
-
 #[cfg(test)]
 mod tests;
+
+fn next_instance() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use cairn::ops::bench::{size_label, BenchReport, SettingReport};
+use cairn::bench::{size_label, BenchReport, SettingReport};
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (960, 540);

@@ -1,0 +1,146 @@
+//! Every operation a user of the library runs, as a method of the facade:
+//! [`Repository`] for a repository with its catalog, [`RepoStorage`] for the
+//! two that must work without one (rebuilding the catalog, clearing locks).
+//! Each method is a thin door into its module under `ops/`, where the
+//! operation and its invariants are documented.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::catalog::{SnapshotFilter, SnapshotInfo};
+use crate::error::Result;
+use crate::format::id::SnapshotId;
+use crate::format::manifest::FileEntry;
+use crate::ops::bench::history::{self, HistoryReport};
+use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
+use crate::ops::diff::{self, Diff};
+use crate::ops::forget::{self, ForgetPlan, ForgetReport, ForgetRequest};
+use crate::ops::gc::{self, GcPlan, GcReport};
+use crate::ops::rebuild::{self, RebuildReport};
+use crate::ops::repair::{self, RepairReport};
+use crate::ops::restore::{self, RestoreOptions, RestoreReport};
+use crate::ops::stats::{self, Stats};
+use crate::policy::retention::RetentionPolicy;
+use crate::policy::stored::{self, StoredPolicies};
+use crate::progress::Progress;
+use crate::repo::lock;
+use crate::repo::repository::{RepoStorage, Repository};
+
+impl Repository {
+    /// The file entries of a snapshot, sorted by path.
+    pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
+        self.catalog().files(snap)
+    }
+
+    /// Restores `snap` under `target` (see [`RestoreOptions`]).
+    pub fn restore(
+        &self,
+        snap: &SnapshotInfo,
+        target: &Path,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<RestoreReport> {
+        restore::restore(self, snap, target, opts, progress)
+    }
+
+    /// Writes one file of `snap` to `out`, verified against its SHA-256.
+    pub fn cat(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
+        restore::cat(self, snap, path, out)
+    }
+
+    /// What changed from snapshot `from` to snapshot `to`.
+    pub fn diff(&self, from: &SnapshotInfo, to: &SnapshotInfo) -> Result<Diff> {
+        Ok(diff::diff(&self.files(from)?, &self.files(to)?))
+    }
+
+    /// Dedup and compression figures, latest snapshot per history.
+    pub fn stats(&self, filter: &SnapshotFilter) -> Result<Stats> {
+        stats::stats(self, filter)
+    }
+
+    /// What each snapshot read and added, from what it recorded.
+    pub fn growth(&self) -> Result<HistoryReport> {
+        history::report(self)
+    }
+
+    /// Checks catalog, packs and manifests; findings are data.
+    pub fn check(&self, opts: CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+        check::check(self, opts, progress)
+    }
+
+    /// Rebuilds every file of `snap` in memory against its SHA-256.
+    pub fn verify(&self, snap: &SnapshotInfo, progress: &dyn Progress) -> Result<VerifyReport> {
+        check::verify(self, snap, progress)
+    }
+
+    /// Salvages what `check --read-data` finds damaged.
+    pub fn repair(&self, progress: &dyn Progress) -> Result<RepairReport> {
+        repair::repair(self, progress)
+    }
+
+    /// Judges the selected histories by retention rules; nothing changes
+    /// until [`Repository::forget`] carries the plan out.
+    pub fn forget_plan(&self, req: &ForgetRequest) -> Result<ForgetPlan> {
+        forget::plan(self, req)
+    }
+
+    /// A plan removing exactly the snapshots `selectors` name.
+    pub fn delete_plan(&self, selectors: &[String]) -> Result<ForgetPlan> {
+        forget::plan_delete(self, selectors)
+    }
+
+    /// Removes the snapshots a forget or delete plan does not keep.
+    pub fn forget(&self, plan: &ForgetPlan) -> Result<ForgetReport> {
+        forget::execute(self, plan)
+    }
+
+    /// Marks the live chunks and decides what to delete and repack
+    /// (`max_unused`: repack packs with more than this share unused).
+    pub fn gc_plan(&self, max_unused: f64) -> Result<GcPlan> {
+        gc::plan(self, max_unused)
+    }
+
+    /// The gc plan of a prune: under the exclusive lock of its forget plan,
+    /// so no snapshot starts in between, counting `forgotten` as gone.
+    pub fn gc_plan_after(
+        &self,
+        forget: ForgetPlan,
+        max_unused: f64,
+        forgotten: &[SnapshotId],
+    ) -> Result<GcPlan> {
+        gc::plan_locked(self, forget.into_lock(), max_unused, forgotten)
+    }
+
+    /// Carries out a gc plan.
+    pub fn gc(&self, plan: &GcPlan, progress: &dyn Progress) -> Result<GcReport> {
+        gc::execute(self, plan, progress)
+    }
+
+    /// The retention policies stored in the repository.
+    pub fn policies(&self) -> Result<StoredPolicies> {
+        StoredPolicies::load(self.storage())
+    }
+
+    /// Stores `policy` for `scope` (`KIND` or `KIND/NAME`).
+    pub fn set_policy(&self, scope: &str, policy: RetentionPolicy) -> Result<StoredPolicies> {
+        stored::set(self, scope, policy)
+    }
+
+    /// Removes the policy of `scope`, returning it.
+    pub fn unset_policy(&self, scope: &str) -> Result<RetentionPolicy> {
+        stored::unset(self, scope)
+    }
+}
+
+impl RepoStorage {
+    /// Recreates the catalog from packs and manifests.
+    pub fn rebuild_catalog(&self, progress: &dyn Progress) -> Result<RebuildReport> {
+        rebuild::rebuild_catalog(self, progress)
+    }
+
+    /// Removes stale locks (every lock with `all`) and the temp files of
+    /// killed lock writes.
+    pub fn unlock(&self, all: bool) -> Result<lock::Unlocked> {
+        lock::unlock(self.storage(), all)
+    }
+}
