@@ -21,13 +21,18 @@ mod maintenance;
 mod output;
 
 use std::io::ErrorKind;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+use cairn::Repository;
 use clap::Parser;
+
+use output::Bar;
 
 pub fn run() -> ExitCode {
     let cli = args::Cli::parse();
-    match lease_from_env().and_then(|()| commands::dispatch(cli)) {
+    match lease_from_env().and_then(|()| dispatch(cli)) {
         Ok(code) => code,
         Err(err) => report(err),
     }
@@ -77,4 +82,98 @@ fn report(err: anyhow::Error) -> ExitCode {
             .is_some_and(cairn::Error::is_damage)
     });
     ExitCode::from(if damage { 1 } else { 2 })
+}
+
+fn dispatch(cli: args::Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        repo: cli.repo,
+        quiet: cli.quiet,
+    };
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    use args::Command;
+    match cli.command {
+        Command::Init(a) => done(commands::init(&ctx, a)),
+        Command::Snapshot(a) => done(commands::snapshot(&ctx, a)),
+        Command::List(a) => done(commands::list(&ctx, a)),
+        Command::Show(a) => done(commands::show(&ctx, a)),
+        Command::Restore(a) => commands::restore(&ctx, a),
+        Command::Cat(a) => done(commands::cat(&ctx, a)),
+        Command::Diff(a) => done(commands::diff(&ctx, a)),
+        Command::Stats(a) => done(commands::stats(&ctx, a)),
+        Command::Bench(a) => done(bench::bench(&ctx, a)),
+        Command::Check(a) => integrity::check(&ctx, a),
+        Command::Verify(a) => integrity::verify(&ctx, a),
+        Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
+        Command::Repair(a) => integrity::repair(&ctx, a),
+        Command::Unlock(a) => integrity::unlock(&ctx, a),
+        Command::Forget(a) => done(maintenance::forget(&ctx, a)),
+        Command::Delete(a) => done(maintenance::delete(&ctx, a)),
+        Command::Policy(a) => done(maintenance::policy(&ctx, a)),
+        Command::Prune(a) => maintenance::prune(&ctx, a),
+        Command::Gc(a) => maintenance::gc(&ctx, a),
+    }
+}
+
+/// Exit code when a verification found damage or a mismatch.
+pub const DAMAGE: u8 = 1;
+
+pub struct Ctx {
+    repo: Option<PathBuf>,
+    quiet: bool,
+}
+
+impl Ctx {
+    /// The repository path, and whether it is the per-user default.
+    pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
+        match &self.repo {
+            Some(p) => Ok((p.clone(), false)),
+            None => default_path()
+                .map(|p| (p, true))
+                .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
+        }
+    }
+
+    /// Opens the repository for a command that writes.
+    pub fn open(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open(&path)?))
+    }
+
+    /// Opens the repository for a command that only reads: its catalog
+    /// read-only, so it works on a full disk.
+    pub fn open_read_only(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_read_only(&path)?))
+    }
+
+    /// Opens for writing, or read-only when the disk is too full for that
+    /// (`check`, whose only write is a best-effort note).
+    pub fn open_preferring_write(&self) -> Result<Repository> {
+        let (path, _) = self.repo_path()?;
+        let repo = match Repository::open(&path) {
+            Err(e) if e.is_no_space() => Repository::open_read_only(&path)?,
+            other => other?,
+        };
+        Ok(printing_warnings(repo))
+    }
+
+    pub fn bar(&self) -> Bar {
+        Bar::new(self.quiet)
+    }
+}
+
+/// Prints the repository's warnings on stderr as they arise.
+pub fn printing_warnings(repo: Repository) -> Repository {
+    repo.on_warning(|message| eprintln!("cairn: {message}"));
+    repo
+}
+
+/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
+/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
+pub fn default_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("cairn"))
 }

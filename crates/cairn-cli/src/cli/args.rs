@@ -51,7 +51,7 @@ pub enum Command {
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
     Stats(StatsArgs),
     /// Compare dedup, compression and speed of chunk sizes and levels on successive versions (nothing is written); without PATH, the repository's growth snapshot by snapshot
-    Bench(super::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Check the repository: catalog, packs and manifests agree; --read-data re-hashes every chunk
     Check(CheckArgs),
     /// Rebuild every file of a snapshot in memory and compare with its SHA-256
@@ -429,6 +429,26 @@ pub fn parse_share(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("`{s}` is outside 0..100%"))
     }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Versions in order, oldest first (a file or a directory each); without
+    /// PATH, report the repository (--repo / $CAIRN_REPO) snapshot by snapshot
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Average chunk sizes to compare, comma-separated [default: 64K]
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', value_parser = parse_size)]
+    pub chunk_avg: Option<Vec<u64>>,
+    /// zstd levels to compare, comma-separated, 0..19 (0 stores raw) [default: 3]
+    #[arg(long, value_name = "LEVELS", value_delimiter = ',')]
+    pub compression: Option<Vec<i32>>,
+    /// Write an SVG chart of stored size and throughput against chunk size
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses `4096`, `64K`, `1M`, `2G` (binary units, optional `iB`/`B`).

@@ -4,35 +4,11 @@
 
 mod plot;
 
-use std::path::PathBuf;
-
+use super::args::BenchArgs;
+use super::output;
+use super::Ctx;
 use anyhow::{bail, Context, Result};
 use cairn::bench::{self, BenchReport, BenchSettings, NamedTally, SettingReport};
-use clap::Args;
-
-use super::args::parse_size;
-use super::commands::Ctx;
-use super::output;
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Versions in order, oldest first (a file or a directory each); without
-    /// PATH, report the repository (--repo / $CAIRN_REPO) snapshot by snapshot
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Average chunk sizes to compare, comma-separated [default: 64K]
-    #[arg(long, value_name = "SIZES", value_delimiter = ',', value_parser = parse_size)]
-    pub chunk_avg: Option<Vec<u64>>,
-    /// zstd levels to compare, comma-separated, 0..19 (0 stores raw) [default: 3]
-    #[arg(long, value_name = "LEVELS", value_delimiter = ',')]
-    pub compression: Option<Vec<i32>>,
-    /// Write an SVG chart of stored size and throughput against chunk size
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
 
 pub fn bench(ctx: &Ctx, a: BenchArgs) -> Result<()> {
     if a.paths.is_empty() {
@@ -249,7 +225,7 @@ fn print_summary(settings: &[SettingReport]) -> Result<()> {
 fn history(ctx: &Ctx, json: bool) -> Result<()> {
     let (path, _) = ctx.repo_path()?;
     let repo = cairn::Repository::open_read_only(&path)
-        .map(super::commands::printing_warnings)
+        .map(super::printing_warnings)
         .context("bench without PATH reports a repository; give PATHs to benchmark files")?;
     let h = bench::history::report(&repo)?;
     if json {

@@ -1,7 +1,6 @@
 //! One function per subcommand: resolve arguments into library calls, print
 //! the result as a table or JSON.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -11,94 +10,10 @@ use cairn::{
 };
 
 use super::args::*;
-use super::integrity;
-use super::maintenance;
-use super::output::{self, Bar};
+use super::output;
+use super::{printing_warnings, Ctx, DAMAGE};
 
-pub fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let ctx = Ctx {
-        repo: cli.repo,
-        quiet: cli.quiet,
-    };
-    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
-    match cli.command {
-        Command::Init(a) => done(init(&ctx, a)),
-        Command::Snapshot(a) => done(snapshot(&ctx, a)),
-        Command::List(a) => done(list(&ctx, a)),
-        Command::Show(a) => done(show(&ctx, a)),
-        Command::Restore(a) => restore(&ctx, a),
-        Command::Cat(a) => done(cat(&ctx, a)),
-        Command::Diff(a) => done(diff(&ctx, a)),
-        Command::Stats(a) => done(stats(&ctx, a)),
-        Command::Bench(a) => done(super::bench::bench(&ctx, a)),
-        Command::Check(a) => integrity::check(&ctx, a),
-        Command::Verify(a) => integrity::verify(&ctx, a),
-        Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
-        Command::Repair(a) => integrity::repair(&ctx, a),
-        Command::Unlock(a) => integrity::unlock(&ctx, a),
-        Command::Forget(a) => done(maintenance::forget(&ctx, a)),
-        Command::Delete(a) => done(maintenance::delete(&ctx, a)),
-        Command::Policy(a) => done(maintenance::policy(&ctx, a)),
-        Command::Prune(a) => maintenance::prune(&ctx, a),
-        Command::Gc(a) => maintenance::gc(&ctx, a),
-    }
-}
-
-/// Exit code when a verification found damage or a mismatch.
-pub const DAMAGE: u8 = 1;
-
-pub struct Ctx {
-    repo: Option<PathBuf>,
-    quiet: bool,
-}
-
-impl Ctx {
-    /// The repository path, and whether it is the per-user default.
-    pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
-        match &self.repo {
-            Some(p) => Ok((p.clone(), false)),
-            None => default_path()
-                .map(|p| (p, true))
-                .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
-        }
-    }
-
-    /// Opens the repository for a command that writes.
-    pub fn open(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        Ok(printing_warnings(Repository::open(&path)?))
-    }
-
-    /// Opens the repository for a command that only reads: its catalog
-    /// read-only, so it works on a full disk.
-    pub fn open_read_only(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        Ok(printing_warnings(Repository::open_read_only(&path)?))
-    }
-
-    /// Opens for writing, or read-only when the disk is too full for that
-    /// (`check`, whose only write is a best-effort note).
-    pub fn open_preferring_write(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        let repo = match Repository::open(&path) {
-            Err(e) if e.is_no_space() => Repository::open_read_only(&path)?,
-            other => other?,
-        };
-        Ok(printing_warnings(repo))
-    }
-
-    pub fn bar(&self) -> Bar {
-        Bar::new(self.quiet)
-    }
-}
-
-/// Prints the repository's warnings on stderr as they arise.
-pub fn printing_warnings(repo: Repository) -> Repository {
-    repo.on_warning(|message| eprintln!("cairn: {message}"));
-    repo
-}
-
-fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
+pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let (path, _) = ctx.repo_path()?;
     let avg = u32::try_from(a.chunk_avg).context("--chunk-avg is too large")?;
     let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
@@ -111,7 +26,7 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
+pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
     let (path, is_default) = ctx.repo_path()?;
     let repo = match Repository::open(&path) {
         Err(cairn::Error::RepoNotFound { .. }) if is_default => {
@@ -165,7 +80,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
     Ok(())
 }
 
-fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
+pub fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let filter = SnapshotFilter {
         kind: a.filter.kind,
@@ -197,7 +112,7 @@ fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     Ok(())
 }
 
-fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
+pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let files = repo.catalog().files(&snap)?;
@@ -263,7 +178,7 @@ fn print_header(s: &SnapshotInfo) -> Result<()> {
     Ok(())
 }
 
-fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
+pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let opts = RestoreOptions {
@@ -309,7 +224,7 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
+pub fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
     let mut out = std::io::stdout().lock();
@@ -317,7 +232,7 @@ fn cat(ctx: &Ctx, a: CatArgs) -> Result<()> {
     Ok(())
 }
 
-fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
+pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
     let d = repo.diff(&from, &to)?;
@@ -348,7 +263,7 @@ fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     Ok(())
 }
 
-fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
+pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
     let filter = SnapshotFilter {
         kind: a.filter.kind,
@@ -385,14 +300,4 @@ fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         .collect();
     output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
     Ok(())
-}
-
-/// The repository used when neither `--repo` nor `$CAIRN_REPO` is given:
-/// `$XDG_DATA_HOME/cairn`, else `~/.local/share/cairn`.
-pub fn default_path() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(data.join("cairn"))
 }

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use cairn::{CheckOptions, CheckReport};
 
 use super::args::{CheckArgs, JsonArgs, RepairArgs, UnlockArgs, VerifyArgs};
-use super::commands::{Ctx, DAMAGE};
 use super::output;
+use super::{Ctx, DAMAGE};
 
 fn verdict(clean: bool) -> ExitCode {
     if clean {

@@ -12,8 +12,8 @@ use chrono::Offset;
 use serde::Serialize;
 
 use super::args::*;
-use super::commands::{Ctx, DAMAGE};
 use super::output;
+use super::{Ctx, DAMAGE};
 
 /// The rules given on the command line; `None` when no rule flag was given
 /// at all (counts of 0 and zero spans, which the rules read as "no rule",

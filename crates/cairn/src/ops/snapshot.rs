@@ -162,7 +162,7 @@ pub fn create(
         version: opts.version.clone(),
         tags: opts.tags.clone(),
         description: opts.description.clone(),
-        host: hostname(),
+        host: crate::repo::host::hostname(),
         time_ns: now_ns(),
         sources: walked
             .entries
@@ -261,13 +261,6 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
         link_target: e.link_target.clone(),
         chunks: Vec::new(),
     }
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Turns batches into stored chunks: hashes in parallel, keeps only chunks

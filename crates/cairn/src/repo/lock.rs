@@ -117,7 +117,7 @@ impl LockInfo {
         let now = now_ns();
         LockInfo {
             exclusive,
-            host: crate::ops::snapshot::hostname(),
+            host: crate::repo::host::hostname(),
             pid: std::process::id(),
             purpose: purpose.to_string(),
             time_ns: now,
@@ -138,7 +138,7 @@ impl LockInfo {
     }
 
     fn on_this_host(&self) -> bool {
-        self.host == crate::ops::snapshot::hostname()
+        self.host == crate::repo::host::hostname()
     }
 
     /// True when the holder is surely gone: the lease ran out, or the
@@ -471,7 +471,7 @@ mod tests {
         let dead_pid = child.id();
         child.wait().unwrap();
         let stale = LockInfo {
-            host: crate::ops::snapshot::hostname(),
+            host: crate::repo::host::hostname(),
             pid: dead_pid,
             ..remote(true, now_ns(), Some(i64::MAX))
         };
