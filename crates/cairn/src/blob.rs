@@ -12,10 +12,10 @@
 
 use rayon::prelude::*;
 
-use crate::catalog::ChunkLocation;
 use crate::error::{Error, Result};
 use crate::format::codec::{self, Codec, Hint};
 use crate::format::id::{ChunkId, PackId};
+use crate::format::pack::ChunkLocation;
 use crate::format::pack::{self, PackEntry};
 use crate::ingest::read::{Batch, Piece};
 use crate::storage::Storage;

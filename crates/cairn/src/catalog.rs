@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, PackId, SnapshotId};
 use crate::format::manifest::{EntryKind, FileEntry, Manifest, RunStats};
+pub use crate::format::pack::ChunkLocation;
 use crate::format::pack::PackEntry;
 
 /// Version 1: the initial schema.
@@ -105,13 +106,6 @@ fn batch_sql(n: usize) -> String {
 
 static BATCH_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| batch_sql(LOOKUP_BATCH));
-
-/// Where a chunk is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkLocation {
-    pub pack: PackId,
-    pub entry: PackEntry,
-}
 
 /// A snapshot as listed.
 #[derive(Debug, Clone, Serialize)]

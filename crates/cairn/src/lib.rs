@@ -44,6 +44,7 @@ pub mod blob;
 pub(crate) mod catalog;
 pub(crate) mod error;
 pub mod format;
+pub(crate) mod host;
 pub mod ingest;
 pub(crate) mod ops;
 pub(crate) mod policy;

@@ -1,7 +1,6 @@
 //! The repository a user holds: the facade ([`repository::Repository`]),
 //! its locks and the snapshot selectors.
 
-pub(crate) mod host;
 pub mod lock;
 mod operations;
 pub mod repository;

@@ -45,6 +45,13 @@ pub struct PackEntry {
     pub codec: Codec,
 }
 
+/// Where a chunk is stored: its pack and its entry there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
 /// The storage key of a pack: `packs/<first 2 hex>/<64 hex>.pack`.
 pub fn key(id: &PackId) -> String {
     let hex = id.to_hex();

@@ -162,7 +162,7 @@ pub fn create(
         version: opts.version.clone(),
         tags: opts.tags.clone(),
         description: opts.description.clone(),
-        host: crate::repo::host::hostname(),
+        host: crate::host::hostname(),
         time_ns: now_ns(),
         sources: walked
             .entries

@@ -117,7 +117,7 @@ impl LockInfo {
         let now = now_ns();
         LockInfo {
             exclusive,
-            host: crate::repo::host::hostname(),
+            host: crate::host::hostname(),
             pid: std::process::id(),
             purpose: purpose.to_string(),
             time_ns: now,
@@ -138,13 +138,13 @@ impl LockInfo {
     }
 
     fn on_this_host(&self) -> bool {
-        self.host == crate::repo::host::hostname()
+        self.host == crate::host::hostname()
     }
 
     /// True when the holder is surely gone: the lease ran out, or the
     /// holder is a process of this host that no longer runs.
     pub fn is_stale(&self) -> bool {
-        self.expires_ns() <= now_ns() || (self.on_this_host() && !pid_alive(self.pid))
+        self.expires_ns() <= now_ns() || (self.on_this_host() && !crate::host::pid_alive(self.pid))
     }
 
     /// The holder, its age, and what to do about it.
@@ -212,15 +212,6 @@ fn age(ns: i64) -> String {
         3600..86400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d {:02}h", s / 86400, s % 86400 / 3600),
     }
-}
-
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks existence; EPERM means it exists but is not ours.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A held lock: refreshed by a background thread while alive, released
@@ -471,7 +462,7 @@ mod tests {
         let dead_pid = child.id();
         child.wait().unwrap();
         let stale = LockInfo {
-            host: crate::repo::host::hostname(),
+            host: crate::host::hostname(),
             pid: dead_pid,
             ..remote(true, now_ns(), Some(i64::MAX))
         };

@@ -188,7 +188,7 @@ impl LocalStorage {
     /// another host whose writer has that pid, removing its temp file only
     /// makes that lock attempt fail; it never lets a lock be skipped.
     fn lock_temp_is_dead(&self, key: &str, name: &str) -> bool {
-        if writer_pid(name).is_some_and(|pid| !crate::repo::lock::pid_alive(pid)) {
+        if writer_pid(name).is_some_and(|pid| !crate::host::pid_alive(pid)) {
             return true;
         }
         fs::metadata(self.root.join(key))

@@ -73,7 +73,7 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
                 continue;
             };
             let is_file = child.file_type().at(child.path())?.is_file();
-            if is_file && (pid == me || !crate::repo::lock::pid_alive(pid)) {
+            if is_file && (pid == me || !crate::host::pid_alive(pid)) {
                 fs::remove_file(child.path()).at(child.path())?;
                 removed += 1;
             }
