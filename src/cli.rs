@@ -2,7 +2,7 @@
 //! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
 //! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
-//! 2 usage or runtime error.
+//! 2 usage or runtime error, 3 a snapshot was saved but incomplete.
 
 /// `println!` that returns the write error instead of panicking, so a
 /// closed stdout (`cairn list | head -1`) ends the command quietly.

@@ -92,4 +92,4 @@ pub use progress::{NoProgress, Progress};
 pub use repository::{OpenMode, RepoStorage, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
 pub use retention::RetentionPolicy;
-pub use snapshot::{SnapshotOptions, SnapshotReport};
+pub use snapshot::{Changed, SkipReason, Skipped, SnapshotOptions, SnapshotReport};

@@ -23,7 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Init(a) => done(init(&ctx, a)),
-        Command::Snapshot(a) => done(snapshot(&ctx, a)),
+        Command::Snapshot(a) => snapshot(&ctx, a),
         Command::List(a) => done(list(&ctx, a)),
         Command::Show(a) => done(show(&ctx, a)),
         Command::Restore(a) => restore(&ctx, a),
@@ -46,6 +46,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 /// Exit code when a verification found damage or a mismatch.
 pub const DAMAGE: u8 = 1;
+/// Exit code when a snapshot was saved without some of its sources: an
+/// entry was left out, or a file was stored while it changed.
+pub const INCOMPLETE: u8 = 3;
 
 pub struct Ctx {
     repo: Option<PathBuf>,
@@ -111,7 +114,7 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
+fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     let (path, is_default) = ctx.repo_path()?;
     let repo = match Repository::open(&path) {
         Err(cairn::Error::RepoNotFound { .. }) if is_default => {
@@ -129,13 +132,35 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         force: a.force,
         compression: a.compression,
         verify: a.verify,
+        strict: a.strict,
     };
     let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
-    for skipped in &r.skipped {
-        eprintln!("cairn: warning: skipped {skipped} (not a file, directory or symlink)");
+    for s in &r.skipped {
+        eprintln!("cairn: warning: skipped {}: {}", s.path, s.detail);
     }
+    for c in &r.changed {
+        eprintln!(
+            "cairn: warning: {} changed while it was read, also when read again ({}); stored as last read",
+            c.path, c.detail
+        );
+    }
+    let code = if r.complete {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "cairn: snapshot {} saved but incomplete: {} left out, {} stored while changing (--strict fails instead)",
+            r.id.short(),
+            r.skipped
+                .iter()
+                .filter(|s| s.reason != cairn::SkipReason::Unsupported)
+                .count(),
+            r.changed.len()
+        );
+        ExitCode::from(INCOMPLETE)
+    };
     if a.json {
-        return output::json(&r);
+        output::json(&r)?;
+        return Ok(code);
     }
     let secs = r.duration_ms as f64 / 1000.0;
     outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
@@ -162,7 +187,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         "  time        {secs:.2} s ({}/s read)",
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
-    Ok(())
+    Ok(code)
 }
 
 fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
