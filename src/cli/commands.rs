@@ -135,29 +135,7 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         strict: a.strict,
     };
     let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
-    for s in &r.skipped {
-        eprintln!("cairn: warning: skipped {}: {}", s.path, s.detail);
-    }
-    for c in &r.changed {
-        eprintln!(
-            "cairn: warning: {} changed while it was read, also when read again ({}); stored as last read",
-            c.path, c.detail
-        );
-    }
-    let code = if r.complete {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "cairn: snapshot {} saved but incomplete: {} left out, {} stored while changing (--strict fails instead)",
-            r.id.short(),
-            r.skipped
-                .iter()
-                .filter(|s| s.reason != cairn::SkipReason::Unsupported)
-                .count(),
-            r.changed.len()
-        );
-        ExitCode::from(INCOMPLETE)
-    };
+    let code = warn_left_out(&r);
     if a.json {
         output::json(&r)?;
         return Ok(code);
@@ -188,6 +166,34 @@ fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
     Ok(code)
+}
+
+/// Warns about every entry left out or stored while changing; picks exit 0
+/// or [`INCOMPLETE`].
+fn warn_left_out(r: &cairn::SnapshotReport) -> ExitCode {
+    for s in &r.skipped {
+        eprintln!("cairn: warning: skipped {}: {}", s.path, s.detail);
+    }
+    for c in &r.changed {
+        eprintln!(
+            "cairn: warning: {} changed while it was read, also when read again ({}); stored as last read",
+            c.path, c.detail
+        );
+    }
+    if r.complete {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "cairn: snapshot {} saved but incomplete: {} left out, {} stored while changing (--strict fails instead)",
+            r.id.short(),
+            r.skipped
+                .iter()
+                .filter(|s| s.reason != cairn::SkipReason::Unsupported)
+                .count(),
+            r.changed.len()
+        );
+        ExitCode::from(INCOMPLETE)
+    }
 }
 
 fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
