@@ -2,7 +2,7 @@
 //! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
 //! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
-//! 2 usage or runtime error.
+//! 2 usage or runtime error, 3 a snapshot was saved but incomplete.
 
 /// `println!` that returns the write error instead of panicking, so a
 /// closed stdout (`cairn list | head -1`) ends the command quietly.
@@ -93,7 +93,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
     use args::Command;
     match cli.command {
         Command::Init(a) => done(commands::init(&ctx, a)),
-        Command::Snapshot(a) => done(commands::snapshot(&ctx, a)),
+        Command::Snapshot(a) => commands::snapshot(&ctx, a),
         Command::List(a) => done(commands::list(&ctx, a)),
         Command::Show(a) => done(commands::show(&ctx, a)),
         Command::Restore(a) => commands::restore(&ctx, a),
@@ -116,6 +116,9 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
 
 /// Exit code when a verification found damage or a mismatch.
 pub const DAMAGE: u8 = 1;
+/// Exit code when a snapshot was saved without some of its sources: an
+/// entry was left out, or a file was stored while it changed.
+pub const INCOMPLETE: u8 = 3;
 
 pub struct Ctx {
     repo: Option<PathBuf>,

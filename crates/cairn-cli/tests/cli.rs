@@ -30,6 +30,8 @@ mod forget;
 mod full_disk;
 #[path = "cli/gc.rs"]
 mod gc;
+#[path = "cli/incomplete.rs"]
+mod incomplete;
 #[path = "cli/integrity.rs"]
 mod integrity;
 #[path = "cli/locks.rs"]

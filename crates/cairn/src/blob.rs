@@ -105,7 +105,7 @@ impl<'b> HashedBatch<'b> {
                     data: &batch.data[start..start + len],
                     hint,
                 }),
-                Piece::FileDone { .. } => None,
+                Piece::FileDone { .. } | Piece::Reset { .. } => None,
             })
             .collect();
         let ids = chunks.par_iter().map(|c| chunk_id(c.data)).collect();

@@ -149,6 +149,13 @@ pub enum Error {
     )]
     SourceChanged { path: PathBuf, reason: String },
 
+    /// The manifest stores names as UTF-8; `path` shows other bytes as `\xNN`.
+    #[error("file name is not valid UTF-8: {path}")]
+    NonUtf8Name { path: String },
+
+    #[error("symlink target of {path} is not valid UTF-8: {target}")]
+    NonUtf8LinkTarget { path: String, target: String },
+
     #[error("{path} already exists (use --overwrite to replace it)")]
     TargetExists { path: PathBuf },
 

@@ -75,7 +75,7 @@ pub use ops::gc::{GcPlan, GcReport, PackUsage, Unverified, DEFAULT_MAX_UNUSED};
 pub use ops::rebuild::{RebuildReport, Unreadable};
 pub use ops::repair::RepairReport;
 pub use ops::restore::{RestoreFailure, RestoreOptions, RestoreReport};
-pub use ops::snapshot::{SnapshotOptions, SnapshotReport};
+pub use ops::snapshot::{Changed, SkipReason, Skipped, SnapshotOptions, SnapshotReport};
 pub use ops::stats::{HistoryLatest, Stats};
 pub use policy::retention::{parse_duration, KeepWithin, RetentionPolicy};
 pub use policy::stored::StoredPolicies;

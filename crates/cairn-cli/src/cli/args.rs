@@ -193,6 +193,9 @@ pub struct SnapshotArgs {
     /// Read back every new pack and check it before the snapshot is committed
     #[arg(long)]
     pub verify: bool,
+    /// Fail (exit 2, nothing saved) on an unreadable entry, a name that is not UTF-8, or a file changing while read, instead of skipping or storing it as read (exit 3)
+    #[arg(long)]
+    pub strict: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

@@ -11,7 +11,7 @@ use cairn::{
 
 use super::args::*;
 use super::output;
-use super::{printing_warnings, Ctx, DAMAGE};
+use super::{printing_warnings, Ctx, DAMAGE, INCOMPLETE};
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     let (path, _) = ctx.repo_path()?;
@@ -26,7 +26,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
+pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     let (path, is_default) = ctx.repo_path()?;
     let repo = match Repository::open(&path) {
         Err(cairn::Error::RepoNotFound { .. }) if is_default => {
@@ -44,13 +44,13 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         force: a.force,
         compression: a.compression,
         verify: a.verify,
+        strict: a.strict,
     };
     let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
-    for skipped in &r.skipped {
-        eprintln!("cairn: warning: skipped {skipped} (not a file, directory or symlink)");
-    }
+    let code = warn_left_out(&r);
     if a.json {
-        return output::json(&r);
+        output::json(&r)?;
+        return Ok(code);
     }
     let secs = r.duration_ms as f64 / 1000.0;
     outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
@@ -77,7 +77,35 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<()> {
         "  time        {secs:.2} s ({}/s read)",
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
-    Ok(())
+    Ok(code)
+}
+
+/// Warns about every entry left out or stored while changing; picks exit 0
+/// or [`INCOMPLETE`].
+fn warn_left_out(r: &cairn::SnapshotReport) -> ExitCode {
+    for s in &r.skipped {
+        eprintln!("cairn: warning: skipped {}: {}", s.path, s.detail);
+    }
+    for c in &r.changed {
+        eprintln!(
+            "cairn: warning: {} changed while it was read, also when read again ({}); stored as last read",
+            c.path, c.detail
+        );
+    }
+    if r.complete {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "cairn: snapshot {} saved but incomplete: {} left out, {} stored while changing (--strict fails instead)",
+            r.id.short(),
+            r.skipped
+                .iter()
+                .filter(|s| s.reason != cairn::SkipReason::Unsupported)
+                .count(),
+            r.changed.len()
+        );
+        ExitCode::from(INCOMPLETE)
+    }
 }
 
 pub fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {

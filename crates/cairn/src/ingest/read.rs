@@ -4,6 +4,14 @@
 //! file's SHA-256 from the same batches after the caller is done with them.
 //! Memory is bounded by `BATCH_TARGET × (CHANNEL_DEPTH + HASH_QUEUE + 3)`
 //! whatever the file sizes.
+//!
+//! A lenient reader ([`spawn_with`]) does not stop at a file it may not
+//! open or read, or that vanished: it leaves it out. A file that changed
+//! between the walk and the end of its read is read once more, and what
+//! that second read saw is kept, still changing or not. Either way it first
+//! sends [`Piece::Reset`] so the consumer drops what it had of the file,
+//! and says what happened in a [`ReadIssue`]. Only that one file pays for
+//! the second read; every other file is read once, as before.
 
 use std::fs::File;
 use std::io::Read;
@@ -52,6 +60,35 @@ pub enum Piece {
     },
     /// `file` has been read completely.
     FileDone { file: usize },
+    /// Every earlier piece of `file` is void: it is read again from its
+    /// start, or left out (lenient readers only).
+    Reset { file: usize },
+}
+
+/// A file a lenient reader did not take as the walk saw it.
+#[derive(Debug)]
+pub enum ReadIssue {
+    /// Opening or reading it was refused, or it was gone: nothing of it
+    /// is kept. `error` names the path.
+    Unreadable { file: usize, error: Error },
+    /// It changed between the walk and the end of its read, so it was read
+    /// again; that second read is what was kept: `size` bytes, modified at
+    /// `mtime_ns`. `still_changing` says how it changed during the second
+    /// read as well, if it did.
+    Reread {
+        file: usize,
+        size: u64,
+        mtime_ns: i64,
+        still_changing: Option<String>,
+    },
+}
+
+/// What [`Ingest::for_each_hashed`] leaves: the SHA-256 of every file read,
+/// `(file, sha256)` in read order, and what went wrong with some files.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub digests: Vec<(usize, [u8; 32])>,
+    pub issues: Vec<ReadIssue>,
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +111,7 @@ impl Batch {
 pub struct Ingest {
     batches: Receiver<Result<Batch>>,
     give_back: Sender<Vec<u8>>,
-    handle: JoinHandle<()>,
+    handle: JoinHandle<Vec<ReadIssue>>,
 }
 
 impl Ingest {
@@ -86,19 +123,16 @@ impl Ingest {
             let _ = give_back.send(batch.data);
             Ok(())
         })
+        .map(drop)
     }
 
     /// [`Ingest::for_each`], while a third thread computes the SHA-256 of
-    /// every file from the same batches once `f` is done with them. Returns
-    /// `(file, sha256)` for every file read, in read order.
+    /// every file from the same batches once `f` is done with them.
     ///
     /// SHA-256 is sequential (~1.3 GB/s per core with SHA-NI): on the
     /// reader it was the bottleneck, and on the consumer it made every
     /// batch wait for it. On its own thread it runs beside both.
-    pub fn for_each_hashed(
-        self,
-        f: impl FnMut(&Batch) -> Result<()>,
-    ) -> Result<Vec<(usize, [u8; 32])>> {
+    pub fn for_each_hashed(self, f: impl FnMut(&Batch) -> Result<()>) -> Result<Ingested> {
         let (to_hasher, hasher_rx) = sync_channel::<Batch>(HASH_QUEUE);
         let give_back = self.give_back.clone();
         std::thread::scope(|scope| {
@@ -117,29 +151,37 @@ impl Ingest {
             });
             drop(to_hasher);
             let digests = hasher.join().expect("the file hasher does not panic");
-            result.map(|()| digests)
+            result.map(|issues| Ingested { digests, issues })
         })
     }
 
-    /// Feeds every batch to `f`, then passes it on with `after`.
+    /// Feeds every batch to `f`, then passes it on with `after`; returns
+    /// the reader's issues.
     fn run(
         self,
         mut f: impl FnMut(&Batch) -> Result<()>,
         mut after: impl FnMut(Batch) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<Vec<ReadIssue>> {
         let result = self.batches.iter().try_for_each(|batch| {
             let batch = batch?;
             f(&batch)?;
             after(batch)
         });
         drop(self.batches);
-        let _ = self.handle.join();
-        result
+        let issues = self.handle.join().unwrap_or_default();
+        result.map(|()| issues)
     }
 }
 
-/// Starts the reader thread over `jobs`.
+/// Starts a strict reader thread over `jobs`: the first file it cannot
+/// read, or that changes while it is read, ends the run with an error.
 pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
+    spawn_with(jobs, chunker, true)
+}
+
+/// Starts the reader thread over `jobs`; `strict` false makes it lenient
+/// (see the module docs).
+pub fn spawn_with(jobs: Vec<ReadJob>, chunker: Chunker, strict: bool) -> Ingest {
     let (tx, batches) = sync_channel(CHANNEL_DEPTH);
     let (give_back, returned) = channel();
     let handle = std::thread::spawn(move || {
@@ -150,14 +192,16 @@ pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
             capacity,
             returned,
             send: &mut |batch| tx.send(Ok(batch)).is_ok(),
+            strict,
+            issues: Vec::new(),
         };
         for job in &jobs {
             match reader.read_file(job) {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => return reader.issues,
                 Err(e) => {
                     let _ = tx.send(Err(e));
-                    return;
+                    return reader.issues;
                 }
             }
         }
@@ -165,6 +209,7 @@ pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
         if !last.pieces.is_empty() {
             (reader.send)(last);
         }
+        reader.issues
     });
     Ingest {
         batches,
@@ -181,13 +226,105 @@ struct Reader<'a> {
     returned: Receiver<Vec<u8>>,
     /// Returns false when the consumer has gone away.
     send: &'a mut dyn FnMut(Batch) -> bool,
+    strict: bool,
+    issues: Vec<ReadIssue>,
+}
+
+/// A file's size and mtime, as the walk or an `fstat` saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl Stat {
+    fn of(file: &File, job: &ReadJob) -> Result<Stat> {
+        let meta = file.metadata().at(&job.path)?;
+        Ok(Stat {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        })
+    }
 }
 
 impl Reader<'_> {
     /// Reads one file into batches. Returns Ok(false) if the consumer quit.
     fn read_file(&mut self, job: &ReadJob) -> Result<bool> {
-        let mut file = File::open(&job.path).at(&job.path)?;
-        let shape = FileShape::probe(&mut file, job.size).at(&job.path)?;
+        let walked = Stat {
+            size: job.size,
+            mtime_ns: job.mtime_ns,
+        };
+        let read = File::open(&job.path)
+            .at(&job.path)
+            .and_then(|file| self.read_from(job, file, walked));
+        match read {
+            Ok(None) => Ok(false),
+            Ok(Some((_, None))) => self.file_done(job),
+            Ok(Some((_, Some(reason)))) if self.strict => Err(Error::SourceChanged {
+                path: job.path.clone(),
+                reason,
+            }),
+            Ok(Some(_)) => self.reread(job),
+            Err(e) => self.leave_out(job, e),
+        }
+    }
+
+    /// Reads a file that changed while it was read a second time, from its
+    /// start, against its size and mtime now; keeps what it reads.
+    fn reread(&mut self, job: &ReadJob) -> Result<bool> {
+        self.batch.pieces.push(Piece::Reset { file: job.file });
+        let read = File::open(&job.path).at(&job.path).and_then(|file| {
+            let before = Stat::of(&file, job)?;
+            self.read_from(job, file, before)
+        });
+        match read {
+            Ok(None) => Ok(false),
+            Ok(Some((now, still_changing))) => {
+                self.issues.push(ReadIssue::Reread {
+                    file: job.file,
+                    size: now.size,
+                    mtime_ns: now.mtime_ns,
+                    still_changing,
+                });
+                self.file_done(job)
+            }
+            Err(e) => self.leave_out(job, e),
+        }
+    }
+
+    /// Drops what was sent of a file that cannot be read, if the reader is
+    /// lenient and `e` is an error it tolerates.
+    fn leave_out(&mut self, job: &ReadJob, e: Error) -> Result<bool> {
+        if self.strict || crate::ingest::walk::Skipped::from_error(&job.path, &e).is_none() {
+            return Err(e);
+        }
+        self.batch.pieces.push(Piece::Reset { file: job.file });
+        self.issues.push(ReadIssue::Unreadable {
+            file: job.file,
+            error: e,
+        });
+        Ok(true)
+    }
+
+    fn file_done(&mut self, job: &ReadJob) -> Result<bool> {
+        self.batch.pieces.push(Piece::FileDone { file: job.file });
+        if self.batch.data.len() >= BATCH_TARGET {
+            let mut pos = self.batch.data.len();
+            return Ok(self.flush_before(&mut pos));
+        }
+        Ok(true)
+    }
+
+    /// Reads `file` into batches, expecting it to stay as `expected` says.
+    /// Returns `None` if the consumer quit, else the file's size (bytes
+    /// read) and mtime after the read, and how it changed, if it did.
+    fn read_from(
+        &mut self,
+        job: &ReadJob,
+        mut file: File,
+        expected: Stat,
+    ) -> Result<Option<(Stat, Option<String>)>> {
+        let shape = FileShape::probe(&mut file, expected.size).at(&job.path)?;
         let mut pos = self.batch.data.len();
         let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
         loop {
@@ -210,15 +347,22 @@ impl Reader<'_> {
                 break;
             }
             if self.batch.data.len() >= BATCH_TARGET && !self.flush_before(&mut pos) {
-                return Ok(false);
+                return Ok(None);
             }
         }
-        check_unchanged(job, &file, total)?;
-        self.batch.pieces.push(Piece::FileDone { file: job.file });
-        if self.batch.data.len() >= BATCH_TARGET {
-            return Ok(self.flush_before(&mut pos));
-        }
-        Ok(true)
+        let after = Stat::of(&file, job)?;
+        let reason = if total != expected.size {
+            Some(format!("expected {} bytes, read {total}", expected.size))
+        } else if after != expected {
+            Some("modified during the read".to_string())
+        } else {
+            None
+        };
+        let kept = Stat {
+            size: total,
+            mtime_ns: after.mtime_ns,
+        };
+        Ok(Some((kept, reason)))
     }
 
     /// The next chunk at `pos` (file offset `offset`): FastCDC, but never
@@ -269,6 +413,11 @@ impl FileDigests {
                 Piece::Chunk {
                     file, start, len, ..
                 } => self.hasher(file).update(&batch.data[start..start + len]),
+                Piece::Reset { file } => {
+                    if self.open.as_ref().is_some_and(|(open, _)| *open == file) {
+                        self.open = None;
+                    }
+                }
                 Piece::FileDone { file } => {
                     // A file with no chunks (empty) never opened a hasher.
                     let hasher = match self.open.take() {
@@ -309,23 +458,6 @@ fn read_up_to(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Resul
     }
     buf.truncate(start + filled);
     Ok(filled)
-}
-
-/// A file must end up exactly as the walk saw it: same size, same mtime.
-fn check_unchanged(job: &ReadJob, file: &File, total: u64) -> Result<()> {
-    let meta = file.metadata().at(&job.path)?;
-    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    let reason = if total != job.size {
-        format!("expected {} bytes, read {total}", job.size)
-    } else if meta.len() != job.size || mtime_ns != job.mtime_ns {
-        "modified during the read".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(Error::SourceChanged {
-        path: job.path.clone(),
-        reason,
-    })
 }
 
 #[cfg(test)]
@@ -378,7 +510,8 @@ mod tests {
                 }
                 Ok(())
             })
-            .unwrap();
+            .unwrap()
+            .digests;
         assert!(batches > 3, "the big file spans batches ({batches})");
         assert!(rebuilt == contents);
         let expected: Vec<(usize, [u8; 32])> = contents
@@ -407,5 +540,96 @@ mod tests {
         });
         assert!(matches!(result, Err(Error::InvalidArgument(m)) if m == "stop"));
         assert_eq!(seen, 1);
+    }
+
+    /// Runs a reader over `jobs` and rebuilds each file from its pieces as
+    /// a consumer must: a `Reset` drops what came before.
+    fn read_all(jobs: Vec<ReadJob>, strict: bool) -> Result<(Vec<Vec<u8>>, Ingested)> {
+        let mut rebuilt = vec![Vec::new(); jobs.len()];
+        let chunker = Chunker::new(ChunkerParams::with_average(16 << 10)).unwrap();
+        let ingested = spawn_with(jobs, chunker, strict).for_each_hashed(|batch| {
+            for piece in &batch.pieces {
+                match *piece {
+                    Piece::Chunk {
+                        file, start, len, ..
+                    } => rebuilt[file].extend_from_slice(&batch.data[start..start + len]),
+                    Piece::Reset { file } => rebuilt[file].clear(),
+                    Piece::FileDone { .. } => {}
+                }
+            }
+            Ok(())
+        })?;
+        Ok((rebuilt, ingested))
+    }
+
+    /// A file gone between walk and read is left out by a lenient reader
+    /// (the others are read whole) and ends a strict one.
+    #[test]
+    fn vanished_file_is_left_out_unless_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = crate::test_support::random_bytes(4, 100_000);
+        std::fs::write(dir.path().join("a"), &good).unwrap();
+        std::fs::write(dir.path().join("b"), b"soon gone").unwrap();
+        std::fs::write(dir.path().join("c"), &good).unwrap();
+        let jobs: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| job(i, dir.path().join(n)))
+            .collect();
+        std::fs::remove_file(dir.path().join("b")).unwrap();
+        let (rebuilt, ingested) = read_all(jobs.clone(), false).unwrap();
+        assert_eq!(rebuilt[0], good);
+        assert_eq!(rebuilt[2], good);
+        let done: Vec<usize> = ingested.digests.iter().map(|d| d.0).collect();
+        assert_eq!(done, [0, 2]);
+        assert!(
+            matches!(&ingested.issues[..], [ReadIssue::Unreadable { file: 1, error: Error::Io { path, .. } }] if path.ends_with("b")),
+            "{:?}",
+            ingested.issues
+        );
+        let err = read_all(jobs, true).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref path, .. } if path.ends_with("b")),
+            "{err}"
+        );
+    }
+
+    /// A file that changed after the walk is read again; when it holds
+    /// still for that read, the second read is kept, with its size.
+    #[test]
+    fn file_changed_since_the_walk_is_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grew");
+        std::fs::write(&path, b"short").unwrap();
+        let stale = job(0, path.clone());
+        let now = crate::test_support::random_bytes(5, 3 * BATCH_TARGET);
+        std::fs::write(&path, &now).unwrap();
+        let (rebuilt, ingested) = read_all(vec![stale.clone()], false).unwrap();
+        assert!(rebuilt[0] == now);
+        assert_eq!(ingested.digests, [(0, Sha256::digest(&now).into())]);
+        assert!(
+            matches!(ingested.issues[..], [ReadIssue::Reread { file: 0, size, still_changing: None, .. }] if size == now.len() as u64),
+            "{:?}",
+            ingested.issues
+        );
+        let err = read_all(vec![stale], true).unwrap_err();
+        assert!(matches!(err, Error::SourceChanged { .. }), "{err}");
+    }
+
+    /// A file that changes during the second read too is kept as read, and
+    /// says so. A procfs file stands in: it reports size 0 and reads more.
+    #[test]
+    fn file_still_changing_is_kept_as_read() {
+        let path = PathBuf::from("/proc/version");
+        if !path.exists() {
+            return;
+        }
+        let (rebuilt, ingested) = read_all(vec![job(0, path)], false).unwrap();
+        assert!(!rebuilt[0].is_empty());
+        assert!(
+            matches!(&ingested.issues[..], [ReadIssue::Reread { file: 0, size, still_changing: Some(_), .. }] if *size == rebuilt[0].len() as u64),
+            "{:?}",
+            ingested.issues
+        );
     }
 }

@@ -3,10 +3,21 @@
 //! Each source is stored under its own base name (`/data/llama` → `llama/…`),
 //! so a restore recreates the same relative layout. Directories come before
 //! their contents; siblings are sorted by name so manifests are deterministic.
+//!
+//! A lenient walk ([`walk_with`] with `strict` false) leaves out what it
+//! cannot take (an entry it may not read, one that vanished after it was
+//! listed, a name or link target that is not UTF-8) and says why in
+//! [`Walk::left_out`]; a strict walk fails on the first such entry. The
+//! sources themselves must always be there.
 
+use std::fmt::Write as _;
 use std::fs::{self, Metadata};
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::EntryKind;
@@ -26,15 +37,99 @@ pub struct SourceEntry {
 }
 
 /// The result of a walk: entries, plus paths skipped because their type
-/// (socket, fifo, device) cannot be backed up.
+/// (socket, fifo, device) cannot be backed up, plus (lenient walks only)
+/// entries left out because they could not be taken.
 #[derive(Debug, Default)]
 pub struct Walk {
     pub entries: Vec<SourceEntry>,
     pub skipped: Vec<PathBuf>,
+    pub left_out: Vec<Skipped>,
 }
 
-/// Walks every source. A missing or unreadable path is an error naming it.
+/// Why an entry is not in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// A socket, FIFO or device: nothing a backup can hold.
+    Unsupported,
+    /// Opening, listing or reading it was refused, or it vanished after
+    /// it was listed.
+    Unreadable,
+    /// Its name is not valid UTF-8, which the manifest cannot store yet.
+    NonUtf8Name,
+    /// The symlink's target is not valid UTF-8, likewise.
+    NonUtf8LinkTarget,
+}
+
+/// An entry left out of a snapshot, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The path, with bytes that are not UTF-8 shown as `\xNN`.
+    pub path: String,
+    pub reason: SkipReason,
+    /// What went wrong, for people (the OS error, or what is wrong with the name).
+    pub detail: String,
+}
+
+impl Skipped {
+    /// The record for an error a lenient snapshot tolerates at `path`;
+    /// `None` for any other error, which must abort.
+    pub fn from_error(path: &Path, err: &Error) -> Option<Skipped> {
+        let (reason, detail) = match err {
+            Error::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    ErrorKind::PermissionDenied | ErrorKind::NotFound
+                ) =>
+            {
+                let detail = if source.kind() == ErrorKind::NotFound {
+                    format!("vanished while the snapshot ran ({source})")
+                } else {
+                    source.to_string()
+                };
+                (SkipReason::Unreadable, detail)
+            }
+            Error::NonUtf8Name { .. } => (
+                SkipReason::NonUtf8Name,
+                "file name is not valid UTF-8".into(),
+            ),
+            Error::NonUtf8LinkTarget { target, .. } => (
+                SkipReason::NonUtf8LinkTarget,
+                format!("symlink target is not valid UTF-8: {target}"),
+            ),
+            _ => return None,
+        };
+        Some(Skipped {
+            path: escaped(path),
+            reason,
+            detail,
+        })
+    }
+}
+
+/// `path` for messages: UTF-8 as is, every other byte as `\xNN`
+/// (`a\xff.bin`), so two different names never look the same.
+pub fn escaped(path: &Path) -> String {
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Walks every source strictly: a missing or unreadable path anywhere is
+/// an error naming it.
 pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
+    walk_with(sources, true)
+}
+
+/// Walks every source. A missing or unreadable source is an error naming
+/// it; below the sources, `strict` says whether an entry that cannot be
+/// taken is an error too or is left out and listed in [`Walk::left_out`].
+pub fn walk_with(sources: &[PathBuf], strict: bool) -> Result<Walk> {
     let mut roots = Vec::with_capacity(sources.len());
     for source in sources {
         let abs = std::path::absolute(source).at(source)?;
@@ -52,18 +147,31 @@ pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
     }
     let mut walk = Walk::default();
     for (name, abs, meta) in roots {
-        visit(&abs, name, &meta, &mut walk)?;
+        visit(&abs, name, &meta, &mut walk, strict)?;
     }
     Ok(walk)
 }
 
+impl Walk {
+    /// Lists `path` as left out because of `err` if the walk is lenient
+    /// and the error is one it tolerates; else returns the error.
+    fn leave_out(&mut self, path: &Path, err: Error, strict: bool) -> Result<()> {
+        match Skipped::from_error(path, &err) {
+            Some(skipped) if !strict => {
+                self.left_out.push(skipped);
+                Ok(())
+            }
+            _ => Err(err),
+        }
+    }
+}
+
 pub(crate) fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
-    name.to_str().map(str::to_owned).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "{}: file names must be valid UTF-8",
-            path.display()
-        ))
-    })
+    name.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::NonUtf8Name {
+            path: escaped(path),
+        })
 }
 
 fn base_name(abs: &Path) -> Result<String> {
@@ -83,7 +191,13 @@ fn base_name(abs: &Path) -> Result<String> {
 fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<SourceEntry> {
     let link_target = if kind == EntryKind::Symlink {
         let target = fs::read_link(abs).at(abs)?;
-        utf8_name(abs, target.as_os_str())?
+        target
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::NonUtf8LinkTarget {
+                path: escaped(abs),
+                target: escaped(&target),
+            })?
     } else {
         String::new()
     };
@@ -103,30 +217,48 @@ fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<So
     })
 }
 
-fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk) -> Result<()> {
+fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, strict: bool) -> Result<()> {
     let ft = meta.file_type();
     if ft.is_file() {
         walk.entries.push(entry(abs, rel, meta, EntryKind::File)?);
     } else if ft.is_symlink() {
-        walk.entries
-            .push(entry(abs, rel, meta, EntryKind::Symlink)?);
+        match entry(abs, rel, meta, EntryKind::Symlink) {
+            Ok(e) => walk.entries.push(e),
+            Err(e) => walk.leave_out(abs, e, strict)?,
+        }
     } else if ft.is_dir() {
         walk.entries
             .push(entry(abs, rel.clone(), meta, EntryKind::Dir)?);
-        let mut children = Vec::new();
-        for child in fs::read_dir(abs).at(abs)? {
-            let child = child.at(abs)?;
-            children.push((utf8_name(&child.path(), &child.file_name())?, child.path()));
-        }
-        children.sort();
+        // A directory that cannot be listed stays in the snapshot, empty.
+        let children = match children(abs, walk, strict) {
+            Ok(children) => children,
+            Err(e) => return walk.leave_out(abs, e, strict),
+        };
         for (name, path) in children {
-            let meta = fs::symlink_metadata(&path).at(&path)?;
-            visit(&path, format!("{rel}/{name}"), &meta, walk)?;
+            match fs::symlink_metadata(&path).at(&path) {
+                Ok(meta) => visit(&path, format!("{rel}/{name}"), &meta, walk, strict)?,
+                Err(e) => walk.leave_out(&path, e, strict)?,
+            }
         }
     } else {
         walk.skipped.push(abs.to_path_buf());
     }
     Ok(())
+}
+
+/// The entries of directory `abs` sorted by name; those whose name is not
+/// UTF-8 are left out (lenient) or an error (strict).
+fn children(abs: &Path, walk: &mut Walk, strict: bool) -> Result<Vec<(String, PathBuf)>> {
+    let mut children = Vec::new();
+    for child in fs::read_dir(abs).at(abs)? {
+        let child = child.at(abs)?;
+        match utf8_name(&child.path(), &child.file_name()) {
+            Ok(name) => children.push((name, child.path())),
+            Err(e) => walk.leave_out(&child.path(), e, strict)?,
+        }
+    }
+    children.sort();
+    Ok(children)
 }
 
 #[cfg(test)]
@@ -152,5 +284,50 @@ mod tests {
             .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
         assert!(walk(&[root.clone(), root]).is_err());
+    }
+
+    /// A lenient walk leaves out a name or link target that is not UTF-8
+    /// and says why, with the bad bytes escaped; a strict one fails with
+    /// a message naming which of the two it is.
+    #[test]
+    fn non_utf8_names_are_left_out_unless_strict() {
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("src");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("ok"), b"1").unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"a\xff.bin")), b"2").unwrap();
+        std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfe"), root.join("link")).unwrap();
+        let w = walk_with(std::slice::from_ref(&root), false).unwrap();
+        let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, ["src", "src/ok"]);
+        let shown = |name: &str| format!("{}/{name}", root.display());
+        let left: Vec<_> = w
+            .left_out
+            .iter()
+            .map(|s| (s.reason, s.path.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (SkipReason::NonUtf8Name, shown("a\\xff.bin")),
+                (SkipReason::NonUtf8LinkTarget, shown("link")),
+            ]
+        );
+        assert!(w.left_out[1].detail.ends_with("t\\xfe"), "{:?}", w.left_out);
+        let err = walk(std::slice::from_ref(&root)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("file name is not valid UTF-8: {}", shown("a\\xff.bin"))
+        );
+        fs::remove_file(root.join(OsStr::from_bytes(b"a\xff.bin"))).unwrap();
+        let err = walk(std::slice::from_ref(&root)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "symlink target of {} is not valid UTF-8: t\\xfe",
+                shown("link")
+            )
+        );
     }
 }

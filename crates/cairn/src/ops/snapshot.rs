@@ -6,6 +6,12 @@
 //! catalog transaction that makes the snapshot visible. A crash or error at
 //! any point leaves earlier snapshots intact and no partial snapshot visible;
 //! packs written by an aborted run are unreferenced leftovers for `gc`.
+//!
+//! Unless [`SnapshotOptions::strict`], one bad entry does not cost the whole
+//! snapshot: what cannot be read (or named in UTF-8) is left out, a file
+//! that keeps changing is stored as last read, and the report lists both
+//! ([`SnapshotReport::complete`] is false). The manifest does not record
+//! that the snapshot is incomplete: that needs a format change.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -22,8 +28,9 @@ use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::format::pack::{self, PackWriter, SealedPack};
 use crate::ingest::chunker::Chunker;
-use crate::ingest::read::{self, Batch, Piece, ReadJob};
+use crate::ingest::read::{self, Batch, Ingested, Piece, ReadIssue, ReadJob};
 use crate::ingest::walk::{self, SourceEntry};
+pub use crate::ingest::walk::{SkipReason, Skipped};
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -44,6 +51,20 @@ pub struct SnapshotOptions {
     /// Read back every new pack before the snapshot is committed (also on
     /// when the repository config says so).
     pub verify: bool,
+    /// Fail (committing nothing) on an entry that cannot be read or whose
+    /// name is not UTF-8, and on a file that changes while it is read,
+    /// instead of leaving it out or storing it as read.
+    pub strict: bool,
+}
+
+/// A file that kept changing while it was read, twice: what the second read
+/// saw is stored, and may mix old and new content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changed {
+    /// The path, with bytes that are not UTF-8 shown as `\xNN`.
+    pub path: String,
+    /// How it changed during the second read.
+    pub detail: String,
 }
 
 /// What a snapshot did.
@@ -62,8 +83,15 @@ pub struct SnapshotReport {
     pub added_raw: u64,
     pub added_stored: u64,
     pub duration_ms: u64,
-    /// Paths skipped because their type cannot be backed up.
-    pub skipped: Vec<String>,
+    /// Entries left out, with why: their type cannot be backed up, or
+    /// (unless strict) they could not be read or named in UTF-8.
+    pub skipped: Vec<Skipped>,
+    /// Files stored although they changed while they were read.
+    pub changed: Vec<Changed>,
+    /// False when an entry was left out for a reason other than its type,
+    /// or a file was stored while changing: the snapshot is saved, but it
+    /// is not all of its sources.
+    pub complete: bool,
 }
 
 impl SnapshotReport {
@@ -116,7 +144,7 @@ pub fn create(
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
     let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
-    let walked = walk::walk(sources)?;
+    let walked = walk::walk_with(sources, opts.strict)?;
     let parent = latest_of(repo, &opts.kind, &opts.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
     let mut jobs = Vec::new();
@@ -146,12 +174,25 @@ pub fn create(
     progress.start("snapshot", to_read);
     let chunker = Chunker::new(repo.config().chunker)?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
-    let stored = store_all(repo, jobs, chunker, level, verify, &mut files, progress)?;
+    let (stored, issues) = store_all(
+        repo,
+        jobs,
+        chunker,
+        Settings {
+            level,
+            verify,
+            strict: opts.strict,
+        },
+        &mut files,
+        progress,
+    )?;
     progress.finish();
+    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
+    let outcome = apply_issues(issues, &walked, &mut files, &mut inodes);
 
     let stats = RunStats {
-        files_read,
-        bytes_read: to_read,
+        files_read: files_read - outcome.left_out_files,
+        bytes_read: to_read - outcome.left_out_bytes,
         added_raw: stored.added_raw,
         added_stored: stored.added_stored,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -176,26 +217,95 @@ pub fn create(
     };
     let (id, bytes) = m.encode();
     repo.storage().put(&manifest::key(&id), &bytes)?;
-    let inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
     repo.catalog().add_snapshot(&id, &m, &inodes)?;
+    let mut skipped: Vec<Skipped> = walked
+        .skipped
+        .iter()
+        .map(|p| Skipped {
+            path: walk::escaped(p),
+            reason: SkipReason::Unsupported,
+            detail: "not a file, directory or symlink".into(),
+        })
+        .chain(walked.left_out)
+        .chain(outcome.skipped)
+        .collect();
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SnapshotReport {
         id,
         kind: m.kind,
         name: m.name,
         files: m.files.iter().filter(|f| f.kind == EntryKind::File).count() as u64,
-        files_read,
+        files_read: stats.files_read,
         logical_bytes: m.files.iter().map(|f| f.size).sum(),
-        bytes_read: to_read,
+        bytes_read: stats.bytes_read,
         chunks_new: stored.chunks_new,
         added_raw: stats.added_raw,
         added_stored: stats.added_stored,
         duration_ms: started.elapsed().as_millis() as u64,
-        skipped: walked
-            .skipped
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        complete: outcome.changed.is_empty()
+            && skipped.iter().all(|s| s.reason == SkipReason::Unsupported),
+        skipped,
+        changed: outcome.changed,
     })
+}
+
+/// What the reader's issues did to the snapshot.
+#[derive(Debug, Default)]
+struct Outcome {
+    skipped: Vec<Skipped>,
+    changed: Vec<Changed>,
+    left_out_files: u64,
+    left_out_bytes: u64,
+}
+
+/// Takes the reader's issues into the manifest's entries (`files`, with the
+/// stat-cache `inodes` beside them): an unreadable file is removed; a
+/// re-read one gets the size and mtime of what was stored, and when it was
+/// still changing, no stat-cache match, so the next snapshot reads it again.
+fn apply_issues(
+    issues: Vec<ReadIssue>,
+    walked: &walk::Walk,
+    files: &mut Vec<FileEntry>,
+    inodes: &mut Vec<u64>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut gone = HashSet::new();
+    for issue in issues {
+        match issue {
+            ReadIssue::Unreadable { file, error } => {
+                let e = &walked.entries[file];
+                let skipped = Skipped::from_error(&e.abs, &error)
+                    .expect("the reader leaves out only what a snapshot tolerates");
+                outcome.skipped.push(skipped);
+                outcome.left_out_files += 1;
+                outcome.left_out_bytes += e.size;
+                gone.insert(file);
+            }
+            ReadIssue::Reread {
+                file,
+                size,
+                mtime_ns,
+                still_changing,
+            } => {
+                files[file].size = size;
+                files[file].mtime_ns = mtime_ns;
+                if let Some(detail) = still_changing {
+                    inodes[file] = 0;
+                    outcome.changed.push(Changed {
+                        path: walk::escaped(&walked.entries[file].abs),
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+    if !gone.is_empty() {
+        let mut i = 0..;
+        files.retain(|_| !gone.contains(&i.next().expect("unbounded")));
+        let mut i = 0..;
+        inodes.retain(|_| !gone.contains(&i.next().expect("unbounded")));
+    }
+    outcome
 }
 
 fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
@@ -272,11 +382,15 @@ fn store_all(
     repo: &Repository,
     jobs: Vec<ReadJob>,
     chunker: Chunker,
-    level: i32,
-    verify: bool,
+    settings: Settings,
     files: &mut [FileEntry],
     progress: &dyn Progress,
-) -> Result<Totals> {
+) -> Result<(Totals, Vec<ReadIssue>)> {
+    let Settings {
+        level,
+        verify,
+        strict,
+    } = settings;
     let storage = repo.storage();
     let catalog = repo.catalog();
     std::thread::scope(|scope| {
@@ -287,19 +401,20 @@ fn store_all(
         let writer =
             scope.spawn(move || write_packs(storage, catalog, verify, pack_rx, recycle_tx));
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
-        let result = read::spawn(jobs, chunker)
+        let result = read::spawn_with(jobs, chunker, strict)
             .for_each_hashed(|batch| storer.take(batch, files, progress))
-            .map(|digests| {
+            .map(|Ingested { digests, issues }| {
                 for (file, sha) in digests {
                     files[file].sha256 = sha;
                 }
+                issues
             });
-        let result = result.and_then(|()| storer.seal());
+        let result = result.and_then(|issues| storer.seal().map(|()| issues));
         let totals = storer.totals;
         drop(storer);
         // The writer's own error explains a failed hand-over; report it first.
         writer.join().expect("pack writer does not panic")?;
-        result.map(|()| totals)
+        result.map(|issues| (totals, issues))
     })
 }
 
@@ -324,6 +439,15 @@ fn write_packs(
         let _ = recycle.send(sealed.bytes);
     }
     Ok(())
+}
+
+/// How [`store_all`] works: zstd level, read-back of every new pack, and
+/// whether a file that cannot be read or keeps changing ends the run.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    level: i32,
+    verify: bool,
+    strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -400,6 +524,7 @@ impl<'r> Storer<'r> {
                 Piece::Chunk { file, .. } => files[file]
                     .chunks
                     .push(*next_id.next().expect("one id per chunk")),
+                Piece::Reset { file } => files[file].chunks.clear(),
                 Piece::FileDone { .. } => {}
             }
         }
