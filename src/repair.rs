@@ -8,6 +8,9 @@
 //!   again (its stat cache re-reads any file whose chunks are gone);
 //! - a lost or corrupt manifest is re-written from the catalog when that
 //!   reproduces its id exactly; a manifest the catalog lacks is imported;
+//! - except for snapshots an interrupted forget was removing (a forget
+//!   intent names them): their removal is finished instead (manifests and
+//!   rows deleted, then the intent), never undone;
 //! - every snapshot that still needs a missing chunk is marked damaged (and
 //!   the mark is cleared once its chunks are back).
 
@@ -32,6 +35,8 @@ pub struct RepairReport {
     pub chunks_lost: u64,
     pub manifests_restored: Vec<String>,
     pub manifests_imported: Vec<String>,
+    /// Snapshots of interrupted forgets whose removal repair finished.
+    pub forgets_finished: Vec<String>,
     /// Snapshots that still need chunks the repository does not have.
     pub damaged_snapshots: Vec<String>,
     /// Problems repair could not address.
@@ -83,8 +88,19 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
+            // Both handled after this loop, by finishing the forgets.
+            Problem::ForgetInterrupted { .. } | Problem::ForgetIntentUnreadable { .. } => {}
             Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } | Problem::LockTempFile { .. } => {}
         }
+    }
+    // Only after the check: a damaged catalog is refused above, before
+    // anything is removed from it.
+    let (finished, unreadable) = crate::forget::finish_interrupted(repo)?;
+    report.forgets_finished = finished.iter().map(SnapshotId::to_hex).collect();
+    for u in unreadable {
+        report.unresolved.push(format!(
+            "forget intent {u}; which snapshots it removes is unknown: finish with `cairn delete` and remove the intent by hand"
+        ));
     }
     for hex in bad_packs {
         let Some(id) = PackId::from_hex(&hex) else {

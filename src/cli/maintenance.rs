@@ -77,6 +77,7 @@ struct ForgetOutput<'a> {
     dry_run: bool,
     histories: &'a [HistoryPlan],
     emptied: &'a [String],
+    interrupted: &'a [forget::Intent],
     removed: Vec<String>,
 }
 
@@ -86,6 +87,7 @@ impl<'a> ForgetOutput<'a> {
             dry_run,
             histories: &plan.histories,
             emptied: &plan.emptied,
+            interrupted: &plan.interrupted,
             removed: removed.iter().map(SnapshotId::to_hex).collect(),
         }
     }
@@ -134,6 +136,7 @@ fn print_forget(plan: &ForgetPlan<'_>) -> Result<()> {
 }
 
 fn print_forget_outcome(plan: &ForgetPlan<'_>, dry_run: bool, removed: usize) -> Result<()> {
+    print_interrupted(plan, dry_run)?;
     let planned = plan.to_remove().count();
     if dry_run {
         outln!("dry run: would remove {planned} snapshots; nothing was changed");
@@ -164,10 +167,25 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
         }
     }
     let report = forget::execute(&repo, &plan)?;
+    print_interrupted(&plan, false)?;
     outln!(
         "deleted {} snapshots (run `cairn gc` to reclaim their space)",
         report.removed.len()
     );
+    Ok(())
+}
+
+/// Says that an interrupted forget is (or would be) finished first.
+fn print_interrupted(plan: &ForgetPlan<'_>, dry_run: bool) -> Result<()> {
+    let n = forget::named_by(&plan.interrupted).len();
+    if plan.interrupted.is_empty() {
+        return Ok(());
+    }
+    if dry_run {
+        outln!("dry run: would first finish an interrupted forget of {n} snapshots");
+    } else {
+        outln!("finished an interrupted forget: {n} snapshots removed");
+    }
     Ok(())
 }
 
@@ -417,7 +435,11 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     }
     // With a dry run nothing was forgotten; plan the gc as if it had been.
     let forgotten: Vec<SnapshotId> = match a.gc.dry_run {
-        true => fplan.to_remove().map(|s| s.id).collect(),
+        true => fplan
+            .to_remove()
+            .map(|s| s.id)
+            .chain(forget::named_by(&fplan.interrupted))
+            .collect(),
         false => Vec::new(),
     };
     let gplan = gc::plan_locked(&repo, fplan.into_lock(), a.gc.max_unused, &forgotten)?;
