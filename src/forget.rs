@@ -614,6 +614,118 @@ mod tests {
         assert_eq!(ids(&t.repo), [new]);
     }
 
+    /// How a test finishes a crashed forget.
+    #[derive(Debug, Clone, Copy)]
+    enum Finisher {
+        Repair,
+        Rerun,
+        Rebuild,
+    }
+
+    /// Guards item 5 of the reliability issue: a forget that dies before
+    /// any storage mutation N is never reported as damage, and neither
+    /// repair, a rerun nor rebuild-catalog resurrects what it removed.
+    #[test]
+    fn a_forget_crashed_anywhere_is_finished_never_undone() {
+        use crate::check::{check, CheckOptions, Problem};
+        use crate::storage::faulty::{Fault, FaultyStorage};
+        use crate::storage::LocalStorage;
+        use crate::NoProgress;
+        // lock put, intent put, 3 manifest deletes, intent delete, lock delete.
+        let mut interrupted = 0;
+        for fail_at in 1..=8 {
+            for finisher in [Finisher::Repair, Finisher::Rerun, Finisher::Rebuild] {
+                let ctx = format!("crash before mutation {fail_at}, then {finisher:?}");
+                let t = TestRepo::new();
+                let all: Vec<SnapshotId> =
+                    (0..4).map(|i| t.snap("model", "a", &[i], &[])).collect();
+                let root = t.dir.path().join("repo");
+                {
+                    let faulty =
+                        FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, fail_at);
+                    let location = crate::CatalogLocation::in_repository(&root);
+                    let crashing =
+                        Repository::open_with(std::sync::Arc::new(faulty), location).unwrap();
+                    let _ = plan(&crashing, &request(Some(last(1))))
+                        .and_then(|p| execute(&crashing, &p));
+                }
+                // The dead process's lock (this pid is alive, so not stale).
+                crate::lock::unlock(&LocalStorage::new(&root), true).unwrap();
+                let repo = Repository::open(&root).unwrap();
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
+                assert!(report.is_clean(), "{ctx}: {:?}", report.findings);
+                assert!(
+                    !report.findings.iter().any(|f| matches!(
+                        f.problem,
+                        Problem::ManifestMissing { .. } | Problem::ManifestNotInCatalog { .. }
+                    )),
+                    "{ctx}: {:?}",
+                    report.findings
+                );
+                interrupted += report
+                    .findings
+                    .iter()
+                    .any(|f| matches!(f.problem, Problem::ForgetInterrupted { .. }))
+                    as usize;
+                match finisher {
+                    Finisher::Repair => {
+                        let r = crate::repair::repair(&repo, &NoProgress).unwrap();
+                        assert!(r.manifests_restored.is_empty(), "{ctx}: {r:?}");
+                    }
+                    Finisher::Rerun => {
+                        let p = plan(&repo, &request(Some(last(1)))).unwrap();
+                        execute(&repo, &p).unwrap();
+                    }
+                    Finisher::Rebuild => {
+                        drop(repo);
+                        let storage = Repository::open_storage(&root).unwrap();
+                        crate::rebuild::rebuild_catalog(&storage, &NoProgress).unwrap();
+                    }
+                }
+                let repo = Repository::open(&root).unwrap();
+                let left = ids(&repo);
+                let intents = load_intents(repo.storage()).unwrap();
+                assert!(intents.is_empty(), "{ctx}: {intents:?}");
+                let untouched = left == all;
+                assert!(
+                    left == all[3..] || (untouched && !matches!(finisher, Finisher::Rerun)),
+                    "{ctx}: left {left:?}"
+                );
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
+                let notes: Vec<&Problem> = report
+                    .findings
+                    .iter()
+                    .map(|f| &f.problem)
+                    .filter(|p| !matches!(p, Problem::UnreferencedPack { .. }))
+                    .collect();
+                assert!(notes.is_empty(), "{ctx}: {notes:?}");
+            }
+        }
+        // Crashes after the intent put and before the rows go: 3 of 8 (the
+        // one before the intent's delete leaves nothing of the snapshots).
+        assert_eq!(interrupted, 3 * 3, "the crashes hit the forget's window");
+    }
+
+    #[test]
+    fn an_intent_survives_a_crash_and_names_the_snapshots() {
+        let t = TestRepo::new();
+        let a = t.snap("model", "a", &[1], &[]);
+        let b = t.snap("model", "a", &[2], &[]);
+        let intent = write_intent(t.repo.storage(), &[a, b]).unwrap();
+        assert!(intent.key.starts_with(INTENT_PREFIX) && intent.key.ends_with(".json"));
+        assert_eq!(load_intents(t.repo.storage()).unwrap(), [intent.clone()]);
+        let json: serde_json::Value =
+            serde_json::from_slice(&t.repo.storage().get(&intent.key).unwrap()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["snapshots"][1], b.to_hex());
+        assert!(json["time_ns"].as_i64().unwrap() > 0 && json["host"].is_string());
+        t.repo.storage().put("forget/bad.json", b"{").unwrap();
+        assert!(matches!(
+            load_intents(t.repo.storage()),
+            Err(Error::BadForgetIntent { key, .. }) if key == "forget/bad.json"
+        ));
+    }
+
     #[test]
     fn a_plan_holds_the_exclusive_lock() {
         let t = TestRepo::new();
