@@ -18,7 +18,7 @@
 //! `check` would call it damage and `repair` would rewrite the manifests
 //! from the catalog, undoing the forget. With it, `check` reports an
 //! interrupted forget, and the next forget, delete or repair finishes it
-//! ([`finish_interrupted`]); `rebuild-catalog` imports no manifest an intent
+//! ([`execute`]); `rebuild-catalog` imports no manifest an intent
 //! names. The opposite order (rows first) would be unsafe: a gc would free
 //! the chunks, and a `rebuild-catalog` would then resurrect a manifest whose
 //! data no longer exists.
@@ -424,8 +424,9 @@ pub(crate) fn delete_manifests<'a>(
 /// Carries each intent out: its manifests, then its catalog rows (one
 /// transaction, by id, so rows already gone are simply not there), then
 /// the intent itself. Idempotent, so a crash anywhere is finished by the
-/// next run. Returns the snapshots named.
-fn finish(repo: &Repository, intents: &[Intent]) -> Result<Vec<SnapshotId>> {
+/// next run. Returns the snapshots named. The caller holds the exclusive
+/// lock (forget, delete, repair).
+pub(crate) fn finish(repo: &Repository, intents: &[Intent]) -> Result<Vec<SnapshotId>> {
     let mut done = Vec::new();
     for intent in intents {
         delete_manifests(repo.storage(), &intent.snapshots)?;
@@ -434,21 +435,6 @@ fn finish(repo: &Repository, intents: &[Intent]) -> Result<Vec<SnapshotId>> {
         done.extend_from_slice(&intent.snapshots);
     }
     Ok(done)
-}
-
-/// Finishes every readable interrupted forget (for `repair`, which holds
-/// the exclusive lock). Unreadable intents are left for a human, with
-/// their keys in the second list.
-pub(crate) fn finish_interrupted(repo: &Repository) -> Result<(Vec<SnapshotId>, Vec<String>)> {
-    let mut readable = Vec::new();
-    let mut unreadable = Vec::new();
-    for (key, parsed) in scan_intents(repo.storage())? {
-        match parsed {
-            Ok(i) => readable.push(i),
-            Err(e) => unreadable.push(format!("{key}: {e}")),
-        }
-    }
-    Ok((finish(repo, &readable)?, unreadable))
 }
 
 #[cfg(test)]

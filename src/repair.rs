@@ -46,6 +46,9 @@ pub struct RepairReport {
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
     let _lock = Lock::exclusive(repo.shared_storage(), "repair")?;
+    // Refuses an unreadable intent: a manifest it names and repair rewrote
+    // would resurrect a snapshot that a forget removed.
+    let intents = crate::forget::load_intents(repo.storage())?;
     let found = check::check_unlocked(repo, CheckOptions::READ_ALL, progress)?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();
@@ -88,20 +91,15 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
-            // Both handled after this loop, by finishing the forgets.
+            // Finished after this loop; an unreadable intent was refused.
             Problem::ForgetInterrupted { .. } | Problem::ForgetIntentUnreadable { .. } => {}
             Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } | Problem::LockTempFile { .. } => {}
         }
     }
     // Only after the check: a damaged catalog is refused above, before
     // anything is removed from it.
-    let (finished, unreadable) = crate::forget::finish_interrupted(repo)?;
+    let finished = crate::forget::finish(repo, &intents)?;
     report.forgets_finished = finished.iter().map(SnapshotId::to_hex).collect();
-    for u in unreadable {
-        report.unresolved.push(format!(
-            "forget intent {u}; which snapshots it removes is unknown: finish with `cairn delete` and remove the intent by hand"
-        ));
-    }
     for hex in bad_packs {
         let Some(id) = PackId::from_hex(&hex) else {
             continue;

@@ -174,8 +174,9 @@ fn rebuild_catalog_does_not_bring_them_back() {
     assert_finished(&env, &doomed, &kept);
 }
 
-/// An intent that does not parse: check names it as damage, forget refuses
-/// to guess, and nothing is removed or resurrected.
+/// An intent that does not parse: check names it as damage; forget, repair
+/// and rebuild-catalog refuse to guess what it named, so nothing is removed
+/// or resurrected.
 #[test]
 fn an_unreadable_intent_is_damage_and_forget_refuses() {
     let env = Env::new();
@@ -183,11 +184,15 @@ fn an_unreadable_intent_is_damage_and_forget_refuses() {
     write(&env.repo.join("forget/bad.json"), b"{\"version\":1");
     let out = check_exits(&env, 1);
     assert!(out.contains("DAMAGE: forget intent unreadable"), "{out}");
-    let err = run_code(env.cmd(["forget", "--keep-last", "1"]), 2);
-    assert!(
-        err.contains("forget intent forget/bad.json is unreadable"),
-        "{err}"
-    );
+    for refuses in [
+        &["forget", "--keep-last", "1"][..],
+        &["repair"],
+        &["rebuild-catalog"],
+    ] {
+        let err = run_code(env.cmd(refuses), 2);
+        let says = "forget intent forget/bad.json is unreadable";
+        assert!(err.contains(says), "{refuses:?}: {err}");
+    }
     assert_eq!(env.snapshot_ids().len(), 2);
 }
 
