@@ -26,6 +26,8 @@ mod dedup;
 mod fixture;
 #[path = "cli/forget.rs"]
 mod forget;
+#[path = "cli/forget_intent.rs"]
+mod forget_intent;
 #[path = "cli/full_disk.rs"]
 mod full_disk;
 #[path = "cli/gc.rs"]

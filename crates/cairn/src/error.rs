@@ -208,6 +208,9 @@ pub enum Error {
     #[error("stored retention policies ({key}) are unreadable: {reason}")]
     BadPolicies { key: String, reason: String },
 
+    #[error("forget intent {key} is unreadable: {reason}; it names snapshots an interrupted forget was removing (docs/FORMAT.md, \"Forgetting a snapshot\")")]
+    BadForgetIntent { key: String, reason: String },
+
     #[error("{0}")]
     InvalidArgument(String),
 }

@@ -69,7 +69,7 @@ pub use ops::check::{
 };
 pub use ops::diff::{Change, Diff};
 pub use ops::forget::{
-    ForgetPlan, ForgetReport, ForgetRequest, HistoryPlan, PolicySource, Verdict,
+    ForgetPlan, ForgetReport, ForgetRequest, HistoryPlan, Intent, PolicySource, Verdict,
 };
 pub use ops::gc::{GcPlan, GcReport, PackUsage, Unverified, DEFAULT_MAX_UNUSED};
 pub use ops::rebuild::{RebuildReport, Unreadable};

@@ -54,6 +54,13 @@ fn print_check(r: &CheckReport) -> Result<()> {
         r.chunks_read,
         output::bytes(r.bytes_read)
     );
+    let forget_interrupted = r
+        .findings
+        .iter()
+        .any(|f| matches!(f.problem, cairn::Problem::ForgetInterrupted { .. }));
+    if forget_interrupted {
+        outln!("forget interrupted; rerun `cairn forget` (or `cairn repair`) to finish it");
+    }
     let damage = r.findings.iter().filter(|f| f.damage).count();
     let catalog_damaged = r
         .findings
@@ -130,6 +137,9 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
         for u in &r.unreadable {
             outln!("unreadable {}: {}", u.key, u.error);
         }
+        for s in &r.forgets_finished {
+            outln!("snapshot {s} not imported: an interrupted forget was removing it");
+        }
         outln!(
             "rebuilt the catalog: {} packs, {} chunks, {} snapshots",
             r.packs,
@@ -205,6 +215,9 @@ pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
         }
         for m in &r.manifests_imported {
             outln!("snapshot {m} imported from its manifest");
+        }
+        for s in &r.forgets_finished {
+            outln!("snapshot {s} removed: finished an interrupted forget");
         }
         for u in &r.unresolved {
             outln!("unresolved: {u}");

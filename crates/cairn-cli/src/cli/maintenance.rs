@@ -73,6 +73,7 @@ struct ForgetOutput<'a> {
     dry_run: bool,
     histories: &'a [HistoryPlan],
     emptied: &'a [String],
+    interrupted: &'a [cairn::Intent],
     removed: Vec<String>,
 }
 
@@ -82,6 +83,7 @@ impl<'a> ForgetOutput<'a> {
             dry_run,
             histories: &plan.histories,
             emptied: &plan.emptied,
+            interrupted: &plan.interrupted,
             removed: removed.iter().map(SnapshotId::to_hex).collect(),
         }
     }
@@ -130,6 +132,7 @@ fn print_forget(plan: &ForgetPlan) -> Result<()> {
 }
 
 fn print_forget_outcome(plan: &ForgetPlan, dry_run: bool, removed: usize) -> Result<()> {
+    print_interrupted(plan, dry_run)?;
     let planned = plan.to_remove().count();
     if dry_run {
         outln!("dry run: would remove {planned} snapshots; nothing was changed");
@@ -160,10 +163,25 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
         }
     }
     let report = repo.forget(&plan)?;
+    print_interrupted(&plan, false)?;
     outln!(
         "deleted {} snapshots (run `cairn gc` to reclaim their space)",
         report.removed.len()
     );
+    Ok(())
+}
+
+/// Says that an interrupted forget is (or would be) finished first.
+fn print_interrupted(plan: &ForgetPlan, dry_run: bool) -> Result<()> {
+    let n = plan.interrupted_snapshots().len();
+    if plan.interrupted.is_empty() {
+        return Ok(());
+    }
+    if dry_run {
+        outln!("dry run: would first finish an interrupted forget of {n} snapshots");
+    } else {
+        outln!("finished an interrupted forget: {n} snapshots removed");
+    }
     Ok(())
 }
 
@@ -413,7 +431,11 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     }
     // With a dry run nothing was forgotten; plan the gc as if it had been.
     let forgotten: Vec<SnapshotId> = match a.gc.dry_run {
-        true => fplan.to_remove().map(|s| s.id).collect(),
+        true => fplan
+            .to_remove()
+            .map(|s| s.id)
+            .chain(fplan.interrupted_snapshots())
+            .collect(),
         false => Vec::new(),
     };
     let gplan = repo.gc_plan_after(fplan, a.gc.max_unused, &forgotten)?;

@@ -5,7 +5,9 @@
 //! Findings are data, not errors: each names the damaged object and the
 //! snapshots and files that depend on it. Leftovers of interrupted writes
 //! (packs or manifests the catalog does not list, packs nothing references)
-//! are reported but are not damage.
+//! are reported but are not damage, and so is the unfinished work of an
+//! interrupted forget (snapshots a forget intent names, see
+//! [`crate::ops::forget`]): check reports it and leaves it to forget or repair.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -87,6 +89,19 @@ pub enum Problem {
     LockTempFile {
         key: String,
     },
+    /// A snapshot a forget was removing when it was interrupted (its
+    /// manifest and catalog rows may be gone or not): unfinished work, not
+    /// damage. `forget`, `delete` or `repair` finish it.
+    ForgetInterrupted {
+        snapshot: String,
+        intent: String,
+    },
+    /// A forget intent that cannot be read: which snapshots it names is
+    /// unknown, so nothing finishes it.
+    ForgetIntentUnreadable {
+        intent: String,
+        reason: String,
+    },
 }
 
 impl Problem {
@@ -98,6 +113,7 @@ impl Problem {
                 | Problem::UnknownPack { .. }
                 | Problem::UnreferencedPack { .. }
                 | Problem::LockTempFile { .. }
+                | Problem::ForgetInterrupted { .. }
         )
     }
 }
@@ -285,7 +301,8 @@ pub(crate) fn check_unlocked(
     }
     let snaps = repo.snapshots(&SnapshotFilter::default())?;
     report.snapshots = snaps.len() as u64;
-    check_manifests(repo, &snaps, &mut findings)?;
+    let forgetting = forget_intents(repo, &mut findings)?;
+    check_manifests(repo, &snaps, &forgetting, &mut findings)?;
     let referenced_packs = scan_references(repo, &mut findings)?;
     for p in packs
         .iter()
@@ -466,11 +483,37 @@ fn check_pack(
     out
 }
 
+/// The snapshots that forget intents name, each with its intent's key;
+/// unreadable intents are findings.
+fn forget_intents(
+    repo: &Repository,
+    findings: &mut Findings,
+) -> Result<HashMap<SnapshotId, String>> {
+    let mut named = HashMap::new();
+    for (key, parsed) in crate::ops::forget::scan_intents(repo.storage())? {
+        match parsed {
+            Ok(intent) => named.extend(intent.snapshots.into_iter().map(|id| (id, key.clone()))),
+            Err(e) => findings.add(
+                Problem::ForgetIntentUnreadable {
+                    intent: key,
+                    reason: e.to_string(),
+                },
+                vec![],
+            ),
+        }
+    }
+    Ok(named)
+}
+
 /// Each listed snapshot's manifest must exist, decode, and agree with the
-/// catalog; manifests the catalog lacks are leftovers.
+/// catalog; manifests the catalog lacks are leftovers. A snapshot a forget
+/// intent names is being removed: whatever is left of it is reported as
+/// that, never as a missing manifest (which repair would rewrite) or an
+/// unlisted one (which repair would import).
 fn check_manifests(
     repo: &Repository,
     snaps: &[SnapshotInfo],
+    forgetting: &HashMap<SnapshotId, String>,
     findings: &mut Findings,
 ) -> Result<()> {
     let stored: HashSet<SnapshotId> = repo
@@ -480,7 +523,24 @@ fn check_manifests(
         .filter_map(|o| manifest::id_from_key(&o.key))
         .collect();
     let listed: HashSet<SnapshotId> = snaps.iter().map(|s| s.id).collect();
-    for id in stored.difference(&listed) {
+    let mut left_of_forgets: Vec<&SnapshotId> = stored
+        .union(&listed)
+        .filter(|id| forgetting.contains_key(id))
+        .collect();
+    left_of_forgets.sort();
+    for id in left_of_forgets {
+        findings.add(
+            Problem::ForgetInterrupted {
+                snapshot: id.to_hex(),
+                intent: forgetting[id].clone(),
+            },
+            vec![],
+        );
+    }
+    for id in stored
+        .difference(&listed)
+        .filter(|id| !forgetting.contains_key(id))
+    {
         findings.add(
             Problem::ManifestNotInCatalog {
                 snapshot: id.to_hex(),
@@ -488,7 +548,7 @@ fn check_manifests(
             vec![],
         );
     }
-    for s in snaps {
+    for s in snaps.iter().filter(|s| !forgetting.contains_key(&s.id)) {
         let snapshot = s.id.to_hex();
         if !stored.contains(&s.id) {
             findings.add(Problem::ManifestMissing { snapshot }, vec![]);

@@ -7,20 +7,26 @@
 //! A plan holds the repository's exclusive lock from the moment it is made
 //! until it is dropped, so the snapshots it judged cannot change under it.
 //!
-//! Removal order (docs/FORMAT.md): first each manifest object is deleted
-//! (durably), then one catalog transaction deletes the snapshot rows and
-//! their file rows. Manifests are the source of truth, so a crash in between
-//! leaves snapshots the catalog still lists but whose manifests are gone:
-//! they stay restorable (the catalog has their file lists and gc marks their
-//! chunks live) and rerunning the forget or delete finishes the job. The
-//! opposite order would be unsafe: catalog rows gone first, a gc would free
+//! Removal order (docs/FORMAT.md): first a durable **intent** object
+//! `forget/<32 hex>.json` names every snapshot to remove, then each manifest
+//! object is deleted (durably), then one catalog transaction deletes the
+//! snapshot rows and their file rows, and last the intent is deleted.
+//! Manifests are the source of truth, so a crash before the rows go leaves
+//! snapshots the catalog still lists but whose manifests are gone: they stay
+//! restorable (the catalog has their file lists and gc marks their chunks
+//! live). The intent tells that state apart from lost manifests: without it
+//! `check` would call it damage and `repair` would rewrite the manifests
+//! from the catalog, undoing the forget. With it, `check` reports an
+//! interrupted forget, and the next forget, delete or repair finishes it
+//! ([`execute`]); `rebuild-catalog` imports no manifest an intent
+//! names. The opposite order (rows first) would be unsafe: a gc would free
 //! the chunks, and a `rebuild-catalog` would then resurrect a manifest whose
 //! data no longer exists.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::FixedOffset;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Integrity, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
@@ -30,6 +36,7 @@ use crate::policy::retention::{self, Candidate, RetentionPolicy};
 use crate::policy::stored::StoredPolicies;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
+use crate::storage::{PutMode, Storage};
 
 /// Reason shown for a snapshot removed because `delete` named it.
 const NAMED: &str = "named for deletion";
@@ -108,6 +115,9 @@ pub struct ForgetPlan {
     pub histories: Vec<HistoryPlan>,
     /// Histories that would lose every snapshot (only for policy plans).
     pub emptied: Vec<String>,
+    /// Interrupted forgets found under the lock; [`execute`] finishes them
+    /// first. Their snapshots are in no history above: they are going.
+    pub interrupted: Vec<Intent>,
     #[serde(skip)]
     allow_empty: bool,
 }
@@ -120,6 +130,11 @@ impl ForgetPlan {
             .flat_map(|h| &h.snapshots)
             .filter(|v| !v.keep)
             .map(|v| &v.snapshot)
+    }
+
+    /// The snapshots of interrupted forgets this plan finishes first.
+    pub fn interrupted_snapshots(&self) -> HashSet<SnapshotId> {
+        named_by(&self.interrupted)
     }
 
     /// Ends the plan but keeps its exclusive lock (`prune` hands it to gc).
@@ -145,6 +160,9 @@ pub struct ForgetReport {
     #[serde(serialize_with = "hex_ids")]
     pub removed: Vec<SnapshotId>,
     pub kept: u64,
+    /// Snapshots of interrupted forgets whose removal this run finished.
+    #[serde(serialize_with = "hex_ids")]
+    pub finished: Vec<SnapshotId>,
 }
 
 fn hex_ids<S: serde::Serializer>(ids: &[SnapshotId], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -156,6 +174,8 @@ fn hex_ids<S: serde::Serializer>(ids: &[SnapshotId], s: S) -> std::result::Resul
 pub fn plan(repo: &Repository, req: &ForgetRequest) -> Result<ForgetPlan> {
     let lock = Lock::exclusive(repo.shared_storage(), "forget")?;
     ensure_sound(repo)?;
+    let interrupted = load_intents(repo.storage())?;
+    let going = named_by(&interrupted);
     let filter = SnapshotFilter {
         tag: None,
         ..req.filter.clone()
@@ -166,6 +186,9 @@ pub fn plan(repo: &Repository, req: &ForgetRequest) -> Result<ForgetPlan> {
     };
     let mut by_history: BTreeMap<(String, String), Vec<SnapshotInfo>> = BTreeMap::new();
     for s in repo.snapshots(&filter)? {
+        if going.contains(&s.id) {
+            continue;
+        }
         by_history
             .entry((s.kind.clone(), s.name.clone()))
             .or_default()
@@ -197,6 +220,7 @@ pub fn plan(repo: &Repository, req: &ForgetRequest) -> Result<ForgetPlan> {
         repository: repo.instance(),
         histories,
         emptied,
+        interrupted,
         allow_empty: req.allow_empty,
     })
 }
@@ -239,9 +263,14 @@ fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset
 pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan> {
     let lock = Lock::exclusive(repo.shared_storage(), "delete")?;
     ensure_sound(repo)?;
+    let interrupted = load_intents(repo.storage())?;
+    let going = named_by(&interrupted);
     let mut by_history: BTreeMap<(String, String), Vec<SnapshotInfo>> = BTreeMap::new();
     for selector in selectors {
         let s = repo.resolve(selector)?;
+        if going.contains(&s.id) {
+            continue;
+        }
         let list = by_history
             .entry((s.kind.clone(), s.name.clone()))
             .or_default();
@@ -274,35 +303,152 @@ pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan
         repository: repo.instance(),
         histories,
         emptied: Vec::new(),
+        interrupted,
         allow_empty: true,
     })
 }
 
-/// Removes the plan's snapshots: manifests first, then the catalog rows in
-/// one transaction (see the module docs for why this order). Refuses a plan
-/// that empties a history unless the request allowed it.
+/// Finishes the interrupted forgets the plan found, then removes the plan's
+/// snapshots: intent, manifests, catalog rows in one transaction, intent
+/// deleted (see the module docs for why this order). Refuses a plan that
+/// empties a history unless the request allowed it (the interrupted
+/// forgets are finished all the same: they were decided before).
 pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
     if plan.repository != repo.instance() {
         return Err(Error::InvalidArgument(
             "the forget plan was made by another open repository".into(),
         ));
     }
+    let finished = finish(repo, &plan.interrupted)?;
     plan.check_allowed()?;
-    let doomed: Vec<&SnapshotInfo> = plan.to_remove().collect();
-    for s in &doomed {
-        repo.storage().delete(&manifest::key(&s.id))?;
+    let removed: Vec<SnapshotId> = plan.to_remove().map(|s| s.id).collect();
+    if !removed.is_empty() {
+        let intent = write_intent(repo.storage(), &removed)?;
+        finish(repo, &[intent])?;
     }
-    remove_rows(repo, &doomed)?;
     Ok(ForgetReport {
-        removed: doomed.iter().map(|s| s.id).collect(),
+        removed,
         kept: plan.histories.iter().map(|h| h.kept() as u64).sum(),
+        finished,
     })
 }
 
-/// Deletes the snapshots' file rows and snapshot rows in one transaction.
-/// By snapshot id, so a row someone already removed is simply not there.
-fn remove_rows(repo: &Repository, snaps: &[&SnapshotInfo]) -> Result<()> {
-    repo.catalog().remove_snapshots(snaps.iter().map(|s| &s.id))
+/// Key prefix of forget intents: a directory of its own, so that neither
+/// the `packs/` and `snapshots/` listings of check, gc and rebuild nor two
+/// forgets interrupted one after the other ever meet.
+pub const INTENT_PREFIX: &str = "forget/";
+
+/// Version of the intent object's JSON (docs/FORMAT.md); 1: initial.
+pub const INTENT_VERSION: u32 = 1;
+
+/// A forget that was decided and durably announced but may not be finished:
+/// the object under `key` names the snapshots it removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Intent {
+    pub key: String,
+    #[serde(serialize_with = "hex_ids")]
+    pub snapshots: Vec<SnapshotId>,
+}
+
+/// The intent object's JSON; unknown fields are ignored.
+#[derive(Serialize, Deserialize)]
+struct IntentBody {
+    version: u32,
+    time_ns: i64,
+    host: String,
+    snapshots: Vec<String>,
+}
+
+/// Durably writes a new intent naming `ids` (before anything is deleted).
+fn write_intent(storage: &dyn Storage, ids: &[SnapshotId]) -> Result<Intent> {
+    let key = format!(
+        "{INTENT_PREFIX}{}.json",
+        crate::format::config::random_hex(16)
+    );
+    let body = IntentBody {
+        version: INTENT_VERSION,
+        time_ns: crate::catalog::now_ns(),
+        host: crate::host::hostname(),
+        snapshots: ids.iter().map(SnapshotId::to_hex).collect(),
+    };
+    let json = serde_json::to_vec(&body).expect("an intent always serializes");
+    // CreateNew: never over another intent, should two random names meet.
+    storage.put_with(&key, &json, PutMode::CreateNew)?;
+    Ok(Intent {
+        key,
+        snapshots: ids.to_vec(),
+    })
+}
+
+/// Every intent object, each parsed or with why it cannot be (check
+/// reports those; everything else refuses to guess what they named).
+pub(crate) fn scan_intents(storage: &dyn Storage) -> Result<Vec<(String, Result<Intent>)>> {
+    storage
+        .list(INTENT_PREFIX)?
+        .into_iter()
+        .map(|o| {
+            let parsed = storage.get(&o.key).and_then(|b| parse_intent(&o.key, &b));
+            Ok((o.key, parsed))
+        })
+        .collect()
+}
+
+/// Every intent; an unreadable one is an error naming it.
+pub fn load_intents(storage: &dyn Storage) -> Result<Vec<Intent>> {
+    scan_intents(storage)?.into_iter().map(|(_, i)| i).collect()
+}
+
+fn parse_intent(key: &str, bytes: &[u8]) -> Result<Intent> {
+    let bad = |reason: String| Error::BadForgetIntent {
+        key: key.to_string(),
+        reason,
+    };
+    let body: IntentBody = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if body.version != INTENT_VERSION {
+        return Err(bad(format!(
+            "version {}, this cairn reads {INTENT_VERSION}",
+            body.version
+        )));
+    }
+    let snapshots = body
+        .snapshots
+        .iter()
+        .map(|h| SnapshotId::from_hex(h).ok_or_else(|| bad(format!("`{h}` is not a snapshot id"))))
+        .collect::<Result<_>>()?;
+    Ok(Intent {
+        key: key.to_string(),
+        snapshots,
+    })
+}
+
+/// The snapshots any of `intents` removes.
+pub fn named_by(intents: &[Intent]) -> HashSet<SnapshotId> {
+    intents.iter().flat_map(|i| &i.snapshots).copied().collect()
+}
+
+/// Deletes the manifests an intent names (durable; missing ones are fine).
+pub(crate) fn delete_manifests<'a>(
+    storage: &dyn Storage,
+    ids: impl IntoIterator<Item = &'a SnapshotId>,
+) -> Result<()> {
+    ids.into_iter()
+        .try_for_each(|id| storage.delete(&manifest::key(id)))
+}
+
+/// Carries each intent out: its manifests, then its catalog rows (one
+/// transaction, by id, so rows already gone are simply not there), then
+/// the intent itself. Idempotent, so a crash anywhere is finished by the
+/// next run. Returns the snapshots named. The caller holds the exclusive
+/// lock (forget, delete, repair).
+pub(crate) fn finish(repo: &Repository, intents: &[Intent]) -> Result<Vec<SnapshotId>> {
+    let mut done = Vec::new();
+    for intent in intents {
+        delete_manifests(repo.storage(), &intent.snapshots)?;
+        repo.catalog().remove_snapshots(&intent.snapshots)?;
+        repo.storage().delete(&intent.key)?;
+        done.extend_from_slice(&intent.snapshots);
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -466,6 +612,121 @@ mod tests {
         execute(&t.repo, &p).unwrap();
         drop(p);
         assert_eq!(ids(&t.repo), [new]);
+    }
+
+    /// How a test finishes a crashed forget.
+    #[derive(Debug, Clone, Copy)]
+    enum Finisher {
+        Repair,
+        Rerun,
+        Rebuild,
+    }
+
+    /// Guards item 5 of the reliability issue: a forget that dies before
+    /// any storage mutation N is never reported as damage, and neither
+    /// repair, a rerun nor rebuild-catalog resurrects what it removed.
+    #[test]
+    fn a_forget_crashed_anywhere_is_finished_never_undone() {
+        use crate::ops::check::{check, CheckOptions, Problem};
+        use crate::storage::faulty::{Fault, FaultyStorage};
+        use crate::storage::LocalStorage;
+        use crate::NoProgress;
+        // lock put, intent put, 3 manifest deletes, intent delete, lock delete.
+        let mut interrupted = 0;
+        for fail_at in 1..=8 {
+            for finisher in [Finisher::Repair, Finisher::Rerun, Finisher::Rebuild] {
+                let ctx = format!("crash before mutation {fail_at}, then {finisher:?}");
+                let t = TestRepo::new();
+                let all: Vec<SnapshotId> =
+                    (0..4).map(|i| t.snap("model", "a", &[i], &[])).collect();
+                let root = t.dir.path().join("repo");
+                {
+                    let faulty =
+                        FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, fail_at);
+                    let location = crate::CatalogLocation::in_repository(&root);
+                    let crashing =
+                        Repository::open_with(std::sync::Arc::new(faulty), location).unwrap();
+                    let _ = plan(&crashing, &request(Some(last(1))))
+                        .and_then(|p| execute(&crashing, &p));
+                }
+                // The dead process's lock (this pid is alive, so not stale).
+                crate::repo::lock::unlock(&LocalStorage::new(&root), true).unwrap();
+                let repo = Repository::open(&root).unwrap();
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
+                assert!(report.is_clean(), "{ctx}: {:?}", report.findings);
+                assert!(
+                    !report.findings.iter().any(|f| matches!(
+                        f.problem,
+                        Problem::ManifestMissing { .. } | Problem::ManifestNotInCatalog { .. }
+                    )),
+                    "{ctx}: {:?}",
+                    report.findings
+                );
+                interrupted += report
+                    .findings
+                    .iter()
+                    .any(|f| matches!(f.problem, Problem::ForgetInterrupted { .. }))
+                    as usize;
+                match finisher {
+                    Finisher::Repair => {
+                        let r = crate::ops::repair::repair(&repo, &NoProgress).unwrap();
+                        assert!(r.manifests_restored.is_empty(), "{ctx}: {r:?}");
+                    }
+                    Finisher::Rerun => {
+                        let p = plan(&repo, &request(Some(last(1)))).unwrap();
+                        execute(&repo, &p).unwrap();
+                    }
+                    Finisher::Rebuild => {
+                        drop(repo);
+                        let storage = Repository::open_storage(&root).unwrap();
+                        crate::ops::rebuild::rebuild_catalog(&storage, &NoProgress).unwrap();
+                    }
+                }
+                let repo = Repository::open(&root).unwrap();
+                let left = ids(&repo);
+                let intents = load_intents(repo.storage()).unwrap();
+                assert!(intents.is_empty(), "{ctx}: {intents:?}");
+                let untouched = left == all;
+                assert!(
+                    left == all[3..] || (untouched && !matches!(finisher, Finisher::Rerun)),
+                    "{ctx}: left {left:?}"
+                );
+                let report = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
+                let notes: Vec<&Problem> = report
+                    .findings
+                    .iter()
+                    .map(|f| &f.problem)
+                    .filter(|p| !matches!(p, Problem::UnreferencedPack { .. }))
+                    .collect();
+                assert!(notes.is_empty(), "{ctx}: {notes:?}");
+            }
+        }
+        // Crashes after the intent put and before the rows go: 3 of 8 (the
+        // one before the intent's delete leaves nothing of the snapshots).
+        assert_eq!(interrupted, 3 * 3, "the crashes hit the forget's window");
+    }
+
+    #[test]
+    fn an_intent_is_json_naming_the_snapshots_and_a_bad_one_is_refused() {
+        let t = TestRepo::new();
+        let a = t.snap("model", "a", &[1], &[]);
+        let b = t.snap("model", "a", &[2], &[]);
+        let intent = write_intent(t.repo.storage(), &[a, b]).unwrap();
+        assert!(intent.key.starts_with(INTENT_PREFIX) && intent.key.ends_with(".json"));
+        assert_eq!(
+            load_intents(t.repo.storage()).unwrap(),
+            std::slice::from_ref(&intent)
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&t.repo.storage().get(&intent.key).unwrap()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["snapshots"][1], b.to_hex());
+        assert!(json["time_ns"].as_i64().unwrap() > 0 && json["host"].is_string());
+        t.repo.storage().put("forget/bad.json", b"{").unwrap();
+        assert!(matches!(
+            load_intents(t.repo.storage()),
+            Err(Error::BadForgetIntent { key, .. }) if key == "forget/bad.json"
+        ));
     }
 
     #[test]

@@ -7,15 +7,24 @@
 //! any, is kept aside for inspection (the file work is in
 //! [`crate::catalog::location`]). Stat-cache inodes are not in manifests,
 //! so the next snapshot of each history re-reads its files once.
+//!
+//! Manifests that a forget intent names are not imported: an interrupted
+//! forget was removing them (docs/FORMAT.md, "Forgetting a snapshot"). The
+//! rebuild finishes such forgets: it deletes those manifests before the
+//! import and the intents once the new catalog is in place, so a crash in
+//! between leaves the intents to finish the job.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::format::id::SnapshotId;
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack;
+use crate::ops::forget;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::RepoStorage;
@@ -34,6 +43,8 @@ pub struct RebuildReport {
     pub chunks: u64,
     pub snapshots: u64,
     pub unreadable: Vec<Unreadable>,
+    /// Snapshots of interrupted forgets, not imported and now removed.
+    pub forgets_finished: Vec<String>,
     /// Where the previous catalog was moved, if there was one.
     pub old_catalog: Option<PathBuf>,
 }
@@ -44,10 +55,21 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     let storage = repo.storage();
     let _lock = Lock::exclusive(repo.shared_storage(), "rebuild-catalog")?;
     let mut report = RebuildReport::default();
+    // An unreadable intent stops the rebuild: importing manifests it may
+    // name would resurrect snapshots a forget removed.
+    let intents = forget::load_intents(storage)?;
+    let forgotten = forget::named_by(&intents);
+    forget::delete_manifests(storage, &forgotten)?;
     let old = repo.catalog_file().replace(|catalog| {
         import_packs(storage, catalog, &mut report, progress)?;
-        import_manifests(storage, catalog, &mut report)
+        import_manifests(storage, catalog, &mut report, &forgotten)
     })?;
+    for intent in &intents {
+        storage.delete(&intent.key)?;
+    }
+    let mut forgotten: Vec<SnapshotId> = forgotten.into_iter().collect();
+    forgotten.sort();
+    report.forgets_finished = forgotten.iter().map(SnapshotId::to_hex).collect();
     report.old_catalog = old;
     Ok(report)
 }
@@ -89,9 +111,13 @@ fn import_manifests(
     storage: &dyn Storage,
     catalog: &Catalog,
     report: &mut RebuildReport,
+    forgotten: &HashSet<SnapshotId>,
 ) -> Result<()> {
     let mut manifests = Vec::new();
     for obj in storage.list("snapshots/")? {
+        if manifest::id_from_key(&obj.key).is_some_and(|id| forgotten.contains(&id)) {
+            continue;
+        }
         let decoded = manifest::id_from_key(&obj.key)
             .ok_or_else(|| Error::CorruptManifest {
                 key: obj.key.clone(),

@@ -8,6 +8,9 @@
 //!   again (its stat cache re-reads any file whose chunks are gone);
 //! - a lost or corrupt manifest is re-written from the catalog when that
 //!   reproduces its id exactly; a manifest the catalog lacks is imported;
+//! - except for snapshots an interrupted forget was removing (a forget
+//!   intent names them): their removal is finished instead (manifests and
+//!   rows deleted, then the intent), never undone;
 //! - every snapshot that still needs a missing chunk is marked damaged (and
 //!   the mark is cleared once its chunks are back).
 
@@ -32,6 +35,8 @@ pub struct RepairReport {
     pub chunks_lost: u64,
     pub manifests_restored: Vec<String>,
     pub manifests_imported: Vec<String>,
+    /// Snapshots of interrupted forgets whose removal repair finished.
+    pub forgets_finished: Vec<String>,
     /// Snapshots that still need chunks the repository does not have.
     pub damaged_snapshots: Vec<String>,
     /// Problems repair could not address.
@@ -41,6 +46,9 @@ pub struct RepairReport {
 /// Checks everything (reading all data) and repairs what it finds.
 pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport> {
     let _lock = Lock::exclusive(repo.shared_storage(), "repair")?;
+    // Refuses an unreadable intent: a manifest it names and repair rewrote
+    // would resurrect a snapshot that a forget removed.
+    let intents = crate::ops::forget::load_intents(repo.storage())?;
     let found = check::check_unlocked(repo, CheckOptions::READ_ALL, progress)?;
     let mut report = RepairReport::default();
     let mut bad_packs = BTreeSet::new();
@@ -83,9 +91,15 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
             Problem::ManifestMismatch { snapshot, reason } => {
                 report.unresolved.push(format!("snapshot {snapshot}: manifest and catalog disagree ({reason}); run `cairn rebuild-catalog`"))
             }
+            // Finished after this loop; an unreadable intent was refused.
+            Problem::ForgetInterrupted { .. } | Problem::ForgetIntentUnreadable { .. } => {}
             Problem::ChunkNotStored { .. } | Problem::UnknownPack { .. } | Problem::UnreferencedPack { .. } | Problem::LockTempFile { .. } => {}
         }
     }
+    // Only after the check: a damaged catalog is refused above, before
+    // anything is removed from it.
+    let finished = crate::ops::forget::finish(repo, &intents)?;
+    report.forgets_finished = finished.iter().map(SnapshotId::to_hex).collect();
     for hex in bad_packs {
         let Some(id) = PackId::from_hex(&hex) else {
             continue;
