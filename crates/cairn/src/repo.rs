@@ -1,6 +1,7 @@
 //! The repository a user holds: the facade ([`repository::Repository`]),
 //! its locks and the snapshot selectors.
 
+pub mod config;
 pub mod lock;
 mod operations;
 pub mod repository;

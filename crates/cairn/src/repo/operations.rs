@@ -5,7 +5,7 @@
 //! operation and its invariants are documented.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::catalog::{SnapshotFilter, SnapshotInfo};
 use crate::error::Result;
@@ -19,6 +19,7 @@ use crate::ops::gc::{self, GcPlan, GcReport};
 use crate::ops::rebuild::{self, RebuildReport};
 use crate::ops::repair::{self, RepairReport};
 use crate::ops::restore::{self, RestoreOptions, RestoreReport};
+use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
@@ -27,6 +28,16 @@ use crate::repo::lock;
 use crate::repo::repository::{RepoStorage, Repository};
 
 impl Repository {
+    /// Takes a snapshot (see [`snapshot::create`]; the way in).
+    pub fn snapshot(
+        &self,
+        sources: &[PathBuf],
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotReport> {
+        snapshot::create(self, sources, opts, progress)
+    }
+
     /// The file entries of a snapshot, sorted by path.
     pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
         self.catalog().files(snap)

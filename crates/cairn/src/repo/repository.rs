@@ -16,8 +16,7 @@ use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::config::{self, RepoConfig};
 use crate::format::id::ChunkId;
-use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
-use crate::progress::Progress;
+use crate::repo::config as stored_config;
 use crate::repo::lock::Lock;
 use crate::repo::selector;
 use crate::storage::{LocalStorage, PutMode, Storage};
@@ -258,16 +257,6 @@ impl Repository {
         }
     }
 
-    /// Takes a snapshot (see [`snapshot::create`]).
-    pub fn snapshot(
-        &self,
-        sources: &[PathBuf],
-        opts: &SnapshotOptions,
-        progress: &dyn Progress,
-    ) -> Result<SnapshotReport> {
-        snapshot::create(self, sources, opts, progress)
-    }
-
     /// All snapshots matching `filter`, oldest first.
     pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotInfo>> {
         self.catalog.snapshots(filter)
@@ -317,7 +306,7 @@ impl RepoStorage {
         catalog: CatalogLocation,
         mode: OpenMode,
     ) -> Result<Self> {
-        let loaded = config::load(storage.as_ref(), &root)?;
+        let loaded = stored_config::load(storage.as_ref(), &root)?;
         let mut warnings = loaded.warnings;
         if loaded.backup_missing && mode == OpenMode::ReadWrite {
             if let Err(e) = write_missing_backup(&storage, &loaded.bytes) {
@@ -405,9 +394,12 @@ impl RepoStorage {
 
 /// `cairn repair --config` for the local repository at `path`: makes
 /// `config` and `config.backup` intact again without the catalog (see
-/// [`config::repair`]).
-pub fn repair_config(path: &Path, recreate: Option<RepoConfig>) -> Result<config::ConfigRepair> {
-    config::repair(Arc::new(LocalStorage::new(path)), path, recreate)
+/// [`stored_config::repair`]).
+pub fn repair_config(
+    path: &Path,
+    recreate: Option<RepoConfig>,
+) -> Result<stored_config::ConfigRepair> {
+    stored_config::repair(Arc::new(LocalStorage::new(path)), path, recreate)
 }
 
 /// Writes `config.backup` for a repository made before backups existed,
