@@ -32,6 +32,8 @@ mod full_disk;
 mod gc;
 #[path = "cli/integrity.rs"]
 mod integrity;
+#[path = "cli/kill.rs"]
+mod kill;
 #[path = "cli/locks.rs"]
 mod locks;
 #[path = "cli/repo.rs"]
