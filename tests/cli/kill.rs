@@ -46,20 +46,39 @@ struct Tally {
     broken: Vec<String>,
     /// A `check` that found damage where none may be.
     check_failures: Vec<String>,
+    /// What `check` reported after the reruns (problem → trials), for the
+    /// log: leftovers, and for repair the chunk it lost.
+    findings: std::collections::BTreeMap<String, usize>,
 }
 
 impl Tally {
+    /// Counts the problems of a check report, once per kind.
+    fn saw(&mut self, report: &Value) {
+        let mut kinds: Vec<String> = report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["problem"].as_str().unwrap_or("?").to_string())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        for k in kinds {
+            *self.findings.entry(k).or_default() += 1;
+        }
+    }
+
     /// Prints the figures, then fails if anything broke.
     fn finish(&self, op: &str, seed: u64, full: Duration) {
         eprintln!(
             "kill suite `{op}` (seed {seed:#x}, an uninterrupted run took up to {full:?}): \
              {} trials, {} killed before they exited ({} part-way), {} broken snapshots, \
-             {} check failures",
+             {} check failures; check found after the reruns: {:?}",
             self.trials,
             self.killed,
             self.midway,
             self.broken.len(),
-            self.check_failures.len()
+            self.check_failures.len(),
+            self.findings
         );
         assert!(
             self.broken.is_empty() && self.check_failures.is_empty(),
@@ -357,6 +376,7 @@ fn forget_killed_at_random_moments_loses_nothing_it_keeps() {
             }
         }
         let (code, report) = check_report(&env, true);
+        tally.saw(&report);
         if code != Some(0) {
             tally
                 .check_failures
@@ -499,6 +519,7 @@ fn repair_killed_at_random_moments_keeps_intact_snapshots_and_a_rerun_finishes()
         assert_eq!(rerun["unresolved"], serde_json::json!([]), "{ctx}: {rerun}");
         assert_eq!(damaged_names(&env), want_damaged, "{ctx}: {rerun}");
         let (code, report) = check_report(&env, true);
+        tally.saw(&report);
         let unexpected = unexpected_damage(&report);
         if !unexpected.is_empty() || !matches!(code, Some(0 | 1)) {
             tally.check_failures.push(format!(
@@ -639,6 +660,7 @@ fn restore_killed_at_random_moments_leaves_no_half_written_file() {
         }
         // Restore writes nothing to the repository but its lock.
         let (code, report) = check_report(&env, false);
+        tally.saw(&report);
         if code != Some(0) {
             tally
                 .check_failures
