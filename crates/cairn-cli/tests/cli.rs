@@ -36,6 +36,8 @@ mod gc;
 mod incomplete;
 #[path = "cli/integrity.rs"]
 mod integrity;
+#[path = "cli/kill.rs"]
+mod kill;
 #[path = "cli/locks.rs"]
 mod locks;
 #[path = "cli/repo.rs"]

@@ -592,6 +592,21 @@ fn rfc3339_helpers_round_trip() {
     );
 }
 
+/// Trials of a kill suite: `CAIRN_KILL_TRIALS=N` if set, else `long` under
+/// `CAIRN_LONG_TESTS=1`, else `default` (few, so `cargo test` stays fast).
+pub fn kill_trials(default: usize, long: usize) -> usize {
+    if let Some(n) = std::env::var("CAIRN_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return n;
+    }
+    match std::env::var("CAIRN_LONG_TESTS").as_deref() {
+        Ok("1") => long,
+        _ => default,
+    }
+}
+
 /// The PRNG is deterministic and not trivially repetitive.
 #[test]
 fn splitmix_is_deterministic() {

@@ -7,7 +7,7 @@
 //! must reclaim every leftover.
 //!
 //! The default suite runs a few trials; `CAIRN_LONG_TESTS=1` runs
-//! `LONG_TRIALS`. Kill delays (between 0 and the time a full snapshot
+//! `LONG_TRIALS`, `CAIRN_KILL_TRIALS=N` any count. Kill delays (between 0 and the time a full snapshot
 //! takes, measured first) come from a deterministic PRNG seeded with
 //! `CAIRN_CRASH_SEED` (default below), and every failure message names the
 //! seed, trial and delay, so a failing trial can be replayed.
@@ -94,8 +94,7 @@ fn env_u64(name: &str) -> Option<u64> {
 /// snapshot restores bit for bit, and the dead process's lock is cleared.
 #[test]
 fn snapshot_killed_at_random_moments_never_damages_the_repository() {
-    let long = std::env::var("CAIRN_LONG_TESTS").is_ok_and(|v| v == "1");
-    let trials = if long { LONG_TRIALS } else { DEFAULT_TRIALS };
+    let trials = kill_trials(DEFAULT_TRIALS, LONG_TRIALS);
     let seed = env_u64("CAIRN_CRASH_SEED").unwrap_or(DEFAULT_SEED);
     let data = tempfile::Builder::new()
         .prefix("cairn-crash-src-")
