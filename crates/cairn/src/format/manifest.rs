@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::label::SnapshotLabel;
 
 pub const MAGIC: [u8; 8] = *b"\x89CAIRNSN";
 /// Version 1: the initial layout.
@@ -63,11 +64,8 @@ pub struct RunStats {
 /// A whole snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub kind: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
+    /// Encoded as its five fields inline, at this position (see `label`).
+    pub label: SnapshotLabel,
     pub host: String,
     /// When the snapshot was taken, nanoseconds since the Unix epoch (UTC).
     pub time_ns: i64,
@@ -172,11 +170,13 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> Manifest {
         Manifest {
-            kind: "model".into(),
-            name: "llama".into(),
-            version: Some("v2".into()),
-            tags: vec!["milestone".into()],
-            description: None,
+            label: SnapshotLabel {
+                kind: "model".into(),
+                name: "llama".into(),
+                version: Some("v2".into()),
+                tags: vec!["milestone".into()],
+                description: None,
+            },
             host: "box".into(),
             time_ns: 1_700_000_000_000_000_000,
             sources: vec!["/data/llama".into()],
@@ -214,10 +214,10 @@ pub(crate) mod tests {
     #[test]
     fn body_encoding_matches_the_spec() {
         let mut m = sample();
-        m.tags.clear();
+        m.label.tags.clear();
         m.sources.clear();
         m.files.truncate(0);
-        m.version = None;
+        m.label.version = None;
         let body = bincode::serde::encode_to_vec(&m, bincode_config()).unwrap();
         let mut want = Vec::new();
         want.extend_from_slice(&5u64.to_le_bytes());
@@ -250,7 +250,7 @@ pub(crate) mod tests {
     #[test]
     fn body_bytes_are_pinned() {
         let mut m = sample();
-        m.description = Some("d".into());
+        m.label.description = Some("d".into());
         m.sources = vec!["/s".into()];
         m.parent = Some(SnapshotId::of(b"p"));
         m.stats = RunStats {
