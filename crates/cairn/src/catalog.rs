@@ -32,6 +32,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, PackId, SnapshotId};
+use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{EntryKind, FileEntry, Manifest, RunStats};
 pub use crate::format::pack::ChunkLocation;
 use crate::format::pack::PackEntry;
@@ -112,11 +113,9 @@ static BATCH_SQL: std::sync::LazyLock<String> =
 pub struct SnapshotInfo {
     #[serde(serialize_with = "hex_id")]
     pub id: SnapshotId,
-    pub kind: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
+    /// Flattened: `kind`, `name`, … stay top-level keys, in this position.
+    #[serde(flatten)]
+    pub label: SnapshotLabel,
     pub host: String,
     pub time: DateTime<Utc>,
     pub sources: Vec<String>,
@@ -139,7 +138,7 @@ pub(crate) fn hex_id<S: serde::Serializer>(
 impl SnapshotInfo {
     /// `kind/name` — the history this snapshot belongs to.
     pub fn history(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
+        self.label.history()
     }
 }
 
@@ -479,14 +478,14 @@ impl Catalog {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 &id.0[..],
-                m.kind,
-                m.name,
-                m.version,
-                m.description,
+                m.label.kind,
+                m.label.name,
+                m.label.version,
+                m.label.description,
                 m.host,
                 m.time_ns,
                 serde_json::to_string(&m.sources).expect("strings serialise"),
-                serde_json::to_string(&m.tags).expect("strings serialise"),
+                serde_json::to_string(&m.label.tags).expect("strings serialise"),
                 m.parent.map(|p| p.0.to_vec()),
                 m.files.len() as i64,
                 m.logical_bytes() as i64,
@@ -638,11 +637,13 @@ fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     Ok(SnapshotInfo {
         rowid: r.get(0)?,
         id: SnapshotId::from_slice(&id).unwrap_or(SnapshotId([0; 32])),
-        kind: r.get(2)?,
-        name: r.get(3)?,
-        version: r.get(4)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        description: r.get(6)?,
+        label: SnapshotLabel {
+            kind: r.get(2)?,
+            name: r.get(3)?,
+            version: r.get(4)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            description: r.get(6)?,
+        },
         host: r.get(7)?,
         time: ns_to_time(r.get(8)?),
         sources: serde_json::from_str(&sources).unwrap_or_default(),

@@ -11,13 +11,13 @@
 //! [`Repository`] is what a user holds; every operation is a method of it:
 //!
 //! ```
-//! use cairn::{ChunkerParams, NoProgress, RepoConfig, Repository, RestoreOptions, SnapshotOptions};
+//! use cairn::{ChunkerParams, NoProgress, RepoConfig, Repository, RestoreOptions, SnapshotLabel, SnapshotOptions};
 //! # fn main() -> cairn::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("weights.bin"), vec![7u8; 100_000]).unwrap();
 //!
 //! let repo = Repository::init(&dir.path().join("repo"), RepoConfig::new(ChunkerParams::default(), 3)?)?;
-//! let opts = SnapshotOptions { kind: "model".into(), name: "demo".into(), ..Default::default() };
+//! let opts = SnapshotOptions { label: SnapshotLabel::new("model", "demo"), ..Default::default() };
 //! let report = repo.snapshot(&[dir.path().join("weights.bin")], &opts, &NoProgress)?;
 //! assert_eq!(report.logical_bytes, 100_000);
 //!
@@ -60,6 +60,7 @@ pub use catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 pub use error::{Error, Result};
 pub use format::config::RepoConfig;
 pub use format::id::{ChunkId, PackId, SnapshotId};
+pub use format::label::SnapshotLabel;
 pub use format::manifest::{EntryKind, FileEntry, RunStats};
 pub use ingest::chunker::ChunkerParams;
 pub use ops::bench;

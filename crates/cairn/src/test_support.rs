@@ -72,9 +72,10 @@ impl TestRepo {
     ) -> SnapshotId {
         let src = self.source_dir(files);
         let opts = SnapshotOptions {
-            kind: kind.into(),
-            name: name.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+            label: crate::SnapshotLabel {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..crate::SnapshotLabel::new(kind, name)
+            },
             force: true,
             ..Default::default()
         };

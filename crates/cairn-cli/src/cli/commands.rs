@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use cairn::{
     ChunkerParams, RepoConfig, Repository, RestoreOptions, SnapshotFilter, SnapshotInfo,
-    SnapshotOptions,
+    SnapshotLabel, SnapshotOptions,
 };
 
 use super::args::*;
@@ -36,11 +36,13 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         other => printing_warnings(other?),
     };
     let opts = SnapshotOptions {
-        kind: a.kind,
-        name: a.name,
-        version: a.version_label,
-        tags: a.tags,
-        description: a.description,
+        label: SnapshotLabel {
+            kind: a.kind,
+            name: a.name,
+            version: a.version_label,
+            tags: a.tags,
+            description: a.description,
+        },
         force: a.force,
         compression: a.compression,
         verify: a.verify,
@@ -187,18 +189,19 @@ fn print_header(s: &SnapshotInfo) -> Result<()> {
     outln!("snapshot {}", s.id);
     outln!(
         "  {}/{}{}",
-        s.kind,
-        s.name,
-        s.version
+        s.label.kind,
+        s.label.name,
+        s.label
+            .version
             .as_deref()
             .map(|v| format!(":{v}"))
             .unwrap_or_default()
     );
     outln!("  taken   {} on {}", output::local_time(&s.time), s.host);
-    if !s.tags.is_empty() {
-        outln!("  tags    {}", s.tags.join(", "));
+    if !s.label.tags.is_empty() {
+        outln!("  tags    {}", s.label.tags.join(", "));
     }
-    if let Some(d) = &s.description {
+    if let Some(d) = &s.label.description {
         outln!("  about   {d}");
     }
     outln!("  sources {}", s.sources.join(", "));

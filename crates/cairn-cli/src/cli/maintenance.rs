@@ -114,8 +114,8 @@ fn print_forget(plan: &ForgetPlan) -> Result<()> {
                 vec![
                     s.id.short(),
                     output::local_time(&s.time),
-                    s.version.clone().unwrap_or_default(),
-                    s.tags.join(","),
+                    s.label.version.clone().unwrap_or_default(),
+                    s.label.tags.join(","),
                     if v.keep { "keep" } else { "remove" }.to_string(),
                     v.reasons.join(", "),
                 ]
@@ -235,7 +235,7 @@ fn show_policies(repo: &Repository, json: bool) -> Result<()> {
     let mut histories: Vec<(String, String)> = repo
         .snapshots(&SnapshotFilter::default())?
         .into_iter()
-        .map(|s| (s.kind, s.name))
+        .map(|s| (s.label.kind, s.label.name))
         .collect();
     histories.dedup();
     histories.sort();

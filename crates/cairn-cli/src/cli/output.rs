@@ -73,10 +73,10 @@ pub fn snapshot_cells(s: &cairn::SnapshotInfo) -> Vec<String> {
     vec![
         s.id.short(),
         local_time(&s.time),
-        s.kind.clone(),
-        s.name.clone(),
-        s.version.clone().unwrap_or_default(),
-        s.tags.join(","),
+        s.label.kind.clone(),
+        s.label.name.clone(),
+        s.label.version.clone().unwrap_or_default(),
+        s.label.tags.join(","),
     ]
 }
 

@@ -835,11 +835,7 @@ fn sample_file(repo: &Path) -> cairn::format::manifest::FileEntry {
 /// `snapshots/`, as a crafted (or corrupted) repository would contain it.
 fn plant_manifest(repo: &Path, name: &str, files: Vec<cairn::format::manifest::FileEntry>) {
     let m = cairn::format::manifest::Manifest {
-        kind: "model".into(),
-        name: name.into(),
-        version: None,
-        tags: vec![],
-        description: None,
+        label: cairn::SnapshotLabel::new("model", name),
         host: "elsewhere".into(),
         time_ns: 1_700_000_000_000_000_000,
         sources: vec!["/src".into()],

@@ -76,3 +76,35 @@ fn threads_share_one_catalog() {
     assert_eq!(cat.existing(&ids).unwrap().len(), ids.len());
     assert_eq!(cat.pack_totals().unwrap().0, 4);
 }
+
+/// Pins the JSON of a listed snapshot (`list --json`, `show --json`):
+/// the same keys in the same order, whatever struct holds the label.
+#[test]
+fn snapshot_info_json_is_pinned() {
+    let info = SnapshotInfo {
+        id: SnapshotId::of(b"s"),
+        label: SnapshotLabel {
+            kind: "model".into(),
+            name: "llama".into(),
+            version: Some("v2".into()),
+            tags: vec!["t1".into()],
+            description: None,
+        },
+        host: "box".into(),
+        time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        sources: vec!["/s".into()],
+        file_count: 1,
+        logical_bytes: 3,
+        stats: RunStats::default(),
+        damaged: false,
+        rowid: 7,
+    };
+    let id = info.id.to_hex();
+    assert_eq!(
+        serde_json::to_string(&info).unwrap(),
+        format!(
+            r#"{{"id":"{id}","kind":"model","name":"llama","version":"v2","tags":["t1"],"description":null,"host":"box","time":"2023-11-14T22:13:20Z","sources":["/s"],"file_count":1,"logical_bytes":3,"stats":{{"files_read":0,"bytes_read":0,"added_raw":0,"added_stored":0,"duration_ms":0}},"damaged":false}}"#
+        )
+    );
+    assert_eq!(info.history(), "model/llama");
+}

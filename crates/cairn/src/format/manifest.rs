@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::label::SnapshotLabel;
 
 pub const MAGIC: [u8; 8] = *b"\x89CAIRNSN";
 /// Version 1: the initial layout.
@@ -63,11 +64,8 @@ pub struct RunStats {
 /// A whole snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub kind: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
+    /// Encoded as its five fields inline, at this position (see `label`).
+    pub label: SnapshotLabel,
     pub host: String,
     /// When the snapshot was taken, nanoseconds since the Unix epoch (UTC).
     pub time_ns: i64,
@@ -172,11 +170,13 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> Manifest {
         Manifest {
-            kind: "model".into(),
-            name: "llama".into(),
-            version: Some("v2".into()),
-            tags: vec!["milestone".into()],
-            description: None,
+            label: SnapshotLabel {
+                kind: "model".into(),
+                name: "llama".into(),
+                version: Some("v2".into()),
+                tags: vec!["milestone".into()],
+                description: None,
+            },
             host: "box".into(),
             time_ns: 1_700_000_000_000_000_000,
             sources: vec!["/data/llama".into()],
@@ -214,10 +214,10 @@ pub(crate) mod tests {
     #[test]
     fn body_encoding_matches_the_spec() {
         let mut m = sample();
-        m.tags.clear();
+        m.label.tags.clear();
         m.sources.clear();
         m.files.truncate(0);
-        m.version = None;
+        m.label.version = None;
         let body = bincode::serde::encode_to_vec(&m, bincode_config()).unwrap();
         let mut want = Vec::new();
         want.extend_from_slice(&5u64.to_le_bytes());
@@ -242,6 +242,54 @@ pub(crate) mod tests {
         assert_eq!(&entry[29..33], &0o644u32.to_le_bytes());
         assert_eq!(entry.len(), 8 + 17 + 4 + 4 + 8 + 8 + 32 + 8 + 8 + 32);
     }
+
+    /// Pins the whole body byte for byte, every field set, as encoded by the
+    /// code before the label fields became one nested `SnapshotLabel`: a
+    /// nested struct must encode exactly as its fields inline, or every
+    /// existing snapshot id would change.
+    #[test]
+    fn body_bytes_are_pinned() {
+        let mut m = sample();
+        m.label.description = Some("d".into());
+        m.sources = vec!["/s".into()];
+        m.parent = Some(SnapshotId::of(b"p"));
+        m.stats = RunStats {
+            files_read: 1,
+            bytes_read: 2,
+            added_raw: 3,
+            added_stored: 4,
+            duration_ms: 5,
+        };
+        let body = bincode::serde::encode_to_vec(&m, bincode_config()).unwrap();
+        let hex: String = body.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, PINNED_BODY_HEX.concat());
+        let (id, bytes) = m.encode();
+        assert_eq!(id.to_hex(), PINNED_ID_HEX);
+        assert_eq!(Manifest::decode(&bytes, Some(&id), "k").unwrap(), m);
+    }
+
+    const PINNED_BODY_HEX: &[&str] = &[
+        "05000000000000006d6f64656c",                         // kind: "model"
+        "05000000000000006c6c616d61",                         // name: "llama"
+        "0102000000000000007632",                             // version: Some("v2")
+        "010000000000000009000000000000006d696c6573746f6e65", // tags: ["milestone"]
+        "01010000000000000064",                               // description: Some("d")
+        "0300000000000000626f78",                             // host: "box"
+        "00002a36fe9c9717",                                   // time_ns
+        "010000000000000002000000000000002f73",               // sources: ["/s"]
+        "0173f291693e31fe77be7bfb78ebc9042b2e2c437c87eca0c122e0e8a0bbfbe625", // parent: Some(id)
+        "01000000000000000200000000000000030000000000000004000000000000000500000000000000", // stats: 1, 2, 3, 4, 5
+        "0100000000000000",                                   // files: 1 entry
+        "11000000000000006c6c616d612f776569676874732e62696e", // path "llama/weights.bin"
+        "00000000",                                           // kind: File
+        "a4010000",                                           // mode: 0o644
+        "0500000000000000",                                   // mtime_ns: 5
+        "0300000000000000",                                   // size: 3
+        "0101010101010101010101010101010101010101010101010101010101010101", // sha256
+        "0000000000000000",                                   // link_target: ""
+        "01000000000000006437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85", // chunks: [ChunkId::of(b"abc")]
+    ];
+    const PINNED_ID_HEX: &str = "f34ad62bfec74eb4bc071baf766ddb04a8f5476ac24ffd88a090ac2871ffa977";
 
     /// Regression: a manifest listing one path twice decoded fine, and the
     /// catalog's unique (snapshot, path) key then failed the whole of

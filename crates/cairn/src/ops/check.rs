@@ -584,8 +584,9 @@ fn manifest_vs_catalog(
     s: &SnapshotInfo,
     files: &[manifest::FileEntry],
 ) -> Option<String> {
-    if (m.kind.as_str(), m.name.as_str(), &m.version, &m.tags)
-        != (s.kind.as_str(), s.name.as_str(), &s.version, &s.tags)
+    let (ml, sl) = (&m.label, &s.label);
+    if (ml.kind.as_str(), ml.name.as_str(), &ml.version, &ml.tags)
+        != (sl.kind.as_str(), sl.name.as_str(), &sl.version, &sl.tags)
     {
         return Some("kind, name, version or tags differ".into());
     }
@@ -750,8 +751,7 @@ mod tests {
 
     fn opts(name: &str) -> SnapshotOptions {
         SnapshotOptions {
-            kind: "model".into(),
-            name: name.into(),
+            label: crate::SnapshotLabel::new("model", name),
             ..Default::default()
         }
     }
@@ -788,7 +788,7 @@ mod tests {
                     .snapshots(&Default::default())
                     .unwrap()
                     .into_iter()
-                    .map(|s| s.name)
+                    .map(|s| s.label.name)
                     .collect();
                 assert_eq!(
                     names,

@@ -190,7 +190,7 @@ pub fn plan(repo: &Repository, req: &ForgetRequest) -> Result<ForgetPlan> {
             continue;
         }
         by_history
-            .entry((s.kind.clone(), s.name.clone()))
+            .entry((s.label.kind.clone(), s.label.name.clone()))
             .or_default()
             .push(s);
     }
@@ -241,7 +241,7 @@ fn judge(policy: &RetentionPolicy, snaps: Vec<SnapshotInfo>, offset: FixedOffset
             id: s.id.to_hex(),
             group: s.history(),
             time: s.time,
-            tags: s.tags.clone(),
+            tags: s.label.tags.clone(),
         })
         .collect();
     let mut by_id: HashMap<String, SnapshotInfo> =
@@ -272,7 +272,7 @@ pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan
             continue;
         }
         let list = by_history
-            .entry((s.kind.clone(), s.name.clone()))
+            .entry((s.label.kind.clone(), s.label.name.clone()))
             .or_default();
         if !list.iter().any(|o| o.id == s.id) {
             list.push(s);

@@ -168,8 +168,7 @@ mod tests {
                 Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap())
                     .unwrap();
             let opts = SnapshotOptions {
-                kind: "model".into(),
-                name: "one".into(),
+                label: crate::SnapshotLabel::new("model", "one"),
                 ..Default::default()
             };
             repo.snapshot(&[src], &opts, &NoProgress).unwrap();
@@ -194,7 +193,7 @@ mod tests {
             .snapshots(&Default::default())
             .unwrap()
             .into_iter()
-            .map(|s| s.name)
+            .map(|s| s.label.name)
             .collect();
         assert_eq!(names, ["one"], "nothing of the stale WAL is replayed");
         let kept = fs::read_dir(&root).unwrap().any(|e| {

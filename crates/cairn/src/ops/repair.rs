@@ -181,11 +181,7 @@ fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
     // Manifests list a directory before its contents, siblings by name.
     files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
     let m = Manifest {
-        kind: snap.kind,
-        name: snap.name,
-        version: snap.version,
-        tags: snap.tags,
-        description: snap.description,
+        label: snap.label,
         host: origin.host,
         time_ns: origin.time_ns,
         sources: snap.sources,
@@ -256,8 +252,7 @@ mod tests {
         let repo =
             Repository::init(&root, RepoConfig::new(ChunkerParams::default(), 3).unwrap()).unwrap();
         let opts = SnapshotOptions {
-            kind: "model".into(),
-            name: "one".into(),
+            label: crate::SnapshotLabel::new("model", "one"),
             ..Default::default()
         };
         let snap = repo.snapshot(&[src], &opts, &NoProgress).unwrap();
@@ -321,7 +316,7 @@ mod tests {
         let (_dir, _root, repo, snap) = one_file_repo("a.txt", b"hello");
         let key = manifest::key(&snap.id);
         let mut m = Manifest::decode(&repo.storage().get(&key).unwrap(), None, &key).unwrap();
-        m.name = "dup".into();
+        m.label.name = "dup".into();
         m.files.push(m.files[1].clone());
         let (dup, bytes) = m.encode();
         repo.storage().put(&manifest::key(&dup), &bytes).unwrap();

@@ -595,8 +595,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("f"), b"data").unwrap();
         let opts = SnapshotOptions {
-            kind: "config".into(),
-            name: "c".into(),
+            label: crate::SnapshotLabel::new("config", "c"),
             ..Default::default()
         };
         repo.snapshot(&[dir.path().join("f")], &opts, &NoProgress)

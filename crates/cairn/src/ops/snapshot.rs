@@ -25,6 +25,7 @@ use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::format::pack::{self, PackWriter, SealedPack};
 use crate::ingest::chunker::Chunker;
@@ -39,11 +40,7 @@ use crate::storage::Storage;
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotOptions {
-    pub kind: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
+    pub label: SnapshotLabel,
     /// Re-read every file even if the stat cache says it is unchanged.
     pub force: bool,
     /// zstd level for this snapshot; `None` uses the repository default.
@@ -101,23 +98,6 @@ impl SnapshotReport {
     }
 }
 
-/// Names that appear in selectors must not contain their separators.
-pub fn validate_label(what: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 200
-        && value
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
-        && !value.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "invalid {what} `{value}`: use letters, digits, `-`, `_`, `.` or `+` (not starting with `.`)"
-        )))
-    }
-}
-
 /// Takes a snapshot of `sources` into `repo`.
 pub fn create(
     repo: &Repository,
@@ -126,17 +106,7 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<SnapshotReport> {
     let started = Instant::now();
-    validate_label("kind", &opts.kind)?;
-    validate_label("name", &opts.name)?;
-    for tag in &opts.tags {
-        validate_label("tag", tag)?;
-    }
-    if opts.version.as_deref().is_some_and(|v| v.trim().is_empty()) {
-        return Err(Error::InvalidArgument(
-            "invalid version: a version label must not be empty or blank (give none instead)"
-                .into(),
-        ));
-    }
+    opts.label.validate()?;
     if sources.is_empty() {
         return Err(Error::InvalidArgument(
             "nothing to snapshot: give at least one path".into(),
@@ -145,7 +115,7 @@ pub fn create(
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
     let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
     let walked = walk::walk_with(sources, opts.strict)?;
-    let parent = latest_of(repo, &opts.kind, &opts.name)?;
+    let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
     let mut jobs = Vec::new();
     for (i, e) in walked.entries.iter().enumerate() {
@@ -198,11 +168,7 @@ pub fn create(
         duration_ms: started.elapsed().as_millis() as u64,
     };
     let m = Manifest {
-        kind: opts.kind.clone(),
-        name: opts.name.clone(),
-        version: opts.version.clone(),
-        tags: opts.tags.clone(),
-        description: opts.description.clone(),
+        label: opts.label.clone(),
         host: crate::host::hostname(),
         time_ns: now_ns(),
         sources: walked
@@ -232,8 +198,8 @@ pub fn create(
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SnapshotReport {
         id,
-        kind: m.kind,
-        name: m.name,
+        kind: m.label.kind,
+        name: m.label.name,
         files: m.files.iter().filter(|f| f.kind == EntryKind::File).count() as u64,
         files_read: stats.files_read,
         logical_bytes: m.files.iter().map(|f| f.size).sum(),

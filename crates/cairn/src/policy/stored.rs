@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ops::snapshot::validate_label;
+use crate::format::label::validate_word;
 use crate::policy::retention::RetentionPolicy;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -34,9 +34,9 @@ pub struct StoredPolicies(BTreeMap<String, RetentionPolicy>);
 pub fn check_scope(scope: &str) -> Result<()> {
     let mut parts = scope.split('/');
     let kind = parts.next().unwrap_or_default();
-    validate_label("kind", kind)?;
+    validate_word("kind", kind)?;
     if let Some(name) = parts.next() {
-        validate_label("name", name)?;
+        validate_word("name", name)?;
     }
     if parts.next().is_some() {
         return Err(Error::InvalidArgument(format!(

@@ -42,7 +42,7 @@ pub fn resolve(all: &[SnapshotInfo], selector: &str, offset: &FixedOffset) -> Re
     let suffix = parse_suffix(suffix, offset).map_err(|r| bad(&r))?;
     let mut history: Vec<&SnapshotInfo> = all
         .iter()
-        .filter(|s| s.name == name && kind.is_none_or(|k| s.kind == k))
+        .filter(|s| s.label.name == name && kind.is_none_or(|k| s.label.kind == k))
         .collect();
     history.sort_by_key(|s| (s.time, s.id));
     let by_id = id_matches(all, selector);
@@ -62,7 +62,8 @@ pub fn resolve(all: &[SnapshotInfo], selector: &str, offset: &FixedOffset) -> Re
     if history.is_empty() {
         return Err(not_found(all, selector, kind));
     }
-    let kinds: std::collections::BTreeSet<&str> = history.iter().map(|s| s.kind.as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        history.iter().map(|s| s.label.kind.as_str()).collect();
     if kinds.len() > 1 {
         return Err(Error::AmbiguousSelector {
             selector: selector.to_string(),
@@ -85,7 +86,7 @@ fn pick<'a>(history: &[&'a SnapshotInfo], suffix: &Suffix) -> Option<&'a Snapsho
         Suffix::Version(v) => history
             .iter()
             .rev()
-            .find(|s| s.version.as_deref() == Some(v))
+            .find(|s| s.label.version.as_deref() == Some(v))
             .copied(),
     }
 }
@@ -103,6 +104,7 @@ fn id_matches<'a>(all: &'a [SnapshotInfo], selector: &str) -> Vec<&'a SnapshotIn
 /// One line naming a snapshot, for candidate lists.
 pub fn describe(s: &SnapshotInfo) -> String {
     let version = s
+        .label
         .version
         .as_deref()
         .map(|v| format!(":{v}"))
@@ -110,8 +112,8 @@ pub fn describe(s: &SnapshotInfo) -> String {
     format!(
         "{}  {}/{}{}  {}",
         s.id.short(),
-        s.kind,
-        s.name,
+        s.label.kind,
+        s.label.name,
         version,
         s.time.format("%Y-%m-%d %H:%M:%S UTC")
     )
@@ -120,7 +122,7 @@ pub fn describe(s: &SnapshotInfo) -> String {
 fn not_found(all: &[SnapshotInfo], selector: &str, kind: Option<&str>) -> Error {
     let mut names: Vec<String> = all
         .iter()
-        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .filter(|s| kind.is_none_or(|k| s.label.kind == k))
         .map(|s| s.history())
         .collect();
     names.sort();
@@ -180,11 +182,10 @@ mod tests {
     fn snap(kind: &str, name: &str, version: Option<&str>, time: &str, seed: &str) -> SnapshotInfo {
         SnapshotInfo {
             id: SnapshotId::of(seed.as_bytes()),
-            kind: kind.into(),
-            name: name.into(),
-            version: version.map(Into::into),
-            tags: vec![],
-            description: None,
+            label: crate::SnapshotLabel {
+                version: version.map(Into::into),
+                ..crate::SnapshotLabel::new(kind, name)
+            },
             host: "h".into(),
             time: DateTime::parse_from_rfc3339(time)
                 .unwrap()

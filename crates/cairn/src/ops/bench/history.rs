@@ -69,7 +69,7 @@ pub fn report(repo: &Repository) -> Result<HistoryReport> {
             SnapshotGrowth {
                 id: s.id.to_hex(),
                 history: s.history(),
-                version: s.version,
+                version: s.label.version,
                 time: s.time,
                 logical_bytes: s.logical_bytes,
                 bytes_read: s.stats.bytes_read,

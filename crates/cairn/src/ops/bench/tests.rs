@@ -245,8 +245,7 @@ fn history_accumulates_what_each_snapshot_added() {
     .unwrap();
     let src = write(&dir.path().join("w.bin"), &stream(2 << 20, 9));
     let opts = SnapshotOptions {
-        kind: "model".into(),
-        name: "m".into(),
+        label: crate::SnapshotLabel::new("model", "m"),
         force: true,
         ..Default::default()
     };

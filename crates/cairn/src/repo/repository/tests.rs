@@ -80,8 +80,7 @@ fn restore_latest(repo: &Repository, target: &Path) -> BTreeMap<String, Vec<u8>>
 
 fn snapshot_options() -> SnapshotOptions {
     SnapshotOptions {
-        kind: "model".into(),
-        name: "tree".into(),
+        label: crate::SnapshotLabel::new("model", "tree"),
         ..Default::default()
     }
 }
