@@ -433,18 +433,7 @@ impl Catalog {
     pub fn add_pack(&self, id: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
         let conn = self.lock();
         let tx = conn.unchecked_transaction().map_err(self.err())?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
-        )
-        .map_err(self.err())?;
-        let pack: i64 = tx
-            .query_row(
-                "SELECT id FROM packs WHERE pack_id = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
+        let pack = pack_row(&tx, id, size, entries.len()).map_err(self.err())?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -658,6 +647,26 @@ fn snapshot_from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotInfo> {
         },
         damaged: r.get::<_, i64>(17)? != 0,
     })
+}
+
+/// The row id of pack `id`, inserting its row first unless it is listed
+/// (a pack identical to one listed is the same file). Every writer of a
+/// pack row (snapshot, gc's repack, repair) goes through this.
+fn pack_row(
+    tx: &rusqlite::Transaction<'_>,
+    id: &PackId,
+    size: u64,
+    chunks: usize,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+        params![&id.0[..], size as i64, chunks as i64, now_ns()],
+    )?;
+    tx.query_row(
+        "SELECT id FROM packs WHERE pack_id = ?1",
+        [&id.0[..]],
+        |r| r.get(0),
+    )
 }
 
 /// The one mapping of SQLite errors on the catalog at `path`. `SQLITE_FULL`

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use rusqlite::params;
 
-use super::{now_ns, Catalog};
+use super::{now_ns, pack_row, Catalog};
 use crate::error::Result;
 use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, PackId};
@@ -111,18 +111,7 @@ impl Catalog {
     ) -> Result<()> {
         let conn = self.lock();
         let tx = conn.unchecked_transaction().map_err(self.err())?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
-        )
-        .map_err(self.err())?;
-        let rowid: i64 = tx
-            .query_row(
-                "SELECT id FROM packs WHERE pack_id = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
+        let rowid = pack_row(&tx, id, size, entries.len()).map_err(self.err())?;
         {
             let mut moved = tx
                 .prepare_cached("UPDATE chunks SET pack = ?1, offset = ?2 WHERE chunk_id = ?3")
@@ -152,18 +141,7 @@ impl Catalog {
         let tx = conn.unchecked_transaction().map_err(self.err())?;
         let mut in_place = false;
         if let Some((id, size, entries)) = salvaged {
-            tx.execute(
-                "INSERT OR IGNORE INTO packs(pack_id, size, chunk_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![&id.0[..], size as i64, entries.len() as i64, now_ns()],
-            )
-            .map_err(self.err())?;
-            let new_row: i64 = tx
-                .query_row(
-                    "SELECT id FROM packs WHERE pack_id = ?1",
-                    [&id.0[..]],
-                    |r| r.get(0),
-                )
-                .map_err(self.err())?;
+            let new_row = pack_row(&tx, id, size, entries.len()).map_err(self.err())?;
             in_place = new_row == old_rowid;
             tx.execute(
                 "UPDATE packs SET size = ?1, chunk_count = ?2 WHERE id = ?3",
