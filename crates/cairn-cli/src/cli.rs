@@ -77,6 +77,10 @@ fn report(err: anyhow::Error) -> ExitCode {
             shown.push_str(&text);
         }
     }
+    let library = err.chain().find_map(|c| c.downcast_ref::<cairn::Error>());
+    if let Some(hint) = library.and_then(hint) {
+        eprintln!("  hint: {hint}");
+    }
     let damage = err.chain().any(|c| {
         c.downcast_ref::<cairn::Error>()
             .is_some_and(cairn::Error::is_damage)
@@ -179,4 +183,45 @@ pub fn default_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(data.join("cairn"))
+}
+
+/// What to do about a library error, in this program's commands and flags:
+/// the library says what went wrong, the command line says which command
+/// mends it.
+fn hint(e: &cairn::Error) -> Option<&'static str> {
+    use cairn::Error as E;
+    Some(match e {
+        E::RepoNotFound { .. } => "create one with `cairn init`",
+        E::ConfigMissing { .. } => {
+            "`cairn repair --config --chunk-avg BYTES [--compression N]` recreates the config \
+             (use the chunk size the repository was created with, or new data will not \
+             deduplicate against old data)"
+        }
+        E::ConfigUnusable { .. } => {
+            "if one of them can be fixed by hand, `cairn repair --config` copies it over the \
+             other; else `cairn repair --config --chunk-avg BYTES [--compression N]` recreates it"
+        }
+        E::NoSpace { .. } => {
+            "free space on that filesystem (in the repository, `cairn forget` then `cairn gc` \
+             reclaim the space of old snapshots) and try again"
+        }
+        E::ChunkMissing { .. } => "run `cairn check` to see what is damaged",
+        E::CatalogMissing { .. } | E::CatalogDamaged { .. } => {
+            "`cairn rebuild-catalog` recreates the catalog from packs and manifests"
+        }
+        E::Catalog { .. } => {
+            "if the catalog is damaged, `cairn rebuild-catalog` recreates it from packs and manifests"
+        }
+        E::UnsupportedVersion { what: "catalog schema", .. } => {
+            "`cairn rebuild-catalog` recreates the catalog in this version's schema"
+        }
+        E::TargetExists { .. } => "use --overwrite to replace it",
+        E::Locked { .. } => {
+            "`cairn unlock` clears stale locks (of dead processes on this host, or whose lease \
+             expired); `cairn unlock --all` clears every lock, for when no holder runs any more"
+        }
+        E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
+        E::InFile { source, .. } => return hint(source),
+        _ => return None,
+    })
 }

@@ -320,7 +320,7 @@ impl Catalog {
         match found.parse::<u32>() {
             Ok(SCHEMA_VERSION) => Ok(()),
             _ => Err(Error::UnsupportedVersion {
-                what: "catalog schema (run `cairn rebuild-catalog`)",
+                what: "catalog schema",
                 path: self.path.display().to_string(),
                 found: found.parse().unwrap_or(0),
                 supported: SCHEMA_VERSION,

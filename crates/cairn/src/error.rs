@@ -19,7 +19,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("no cairn repository at {path} (create one with `cairn init`)")]
+    #[error("no cairn repository at {path}")]
     RepoNotFound { path: PathBuf },
 
     #[error("{path} already holds a cairn repository")]
@@ -42,17 +42,13 @@ pub enum Error {
     /// Neither `config` nor `config.backup` is there, but the repository's
     /// data is: not a place for `init`, which would refuse it anyway.
     #[error(
-        "{path} holds a cairn repository (packs and snapshots) but its config and config.backup are both missing; \
-         `cairn repair --config --chunk-avg BYTES [--compression N]` recreates the config \
-         (use the chunk size the repository was created with, or new data will not deduplicate against old data)"
+        "{path} holds a cairn repository (packs and snapshots) but its config and config.backup are both missing"
     )]
     ConfigMissing { path: PathBuf },
 
     /// `config` and `config.backup` are both unusable; each reason says why.
     #[error(
-        "the repository config at {path} is unusable: config: {config}; config.backup: {backup}\n\
-         (if one of them can be fixed by hand, `cairn repair --config` copies it over the other; \
-         else `cairn repair --config --chunk-avg BYTES [--compression N]` recreates it)"
+        "the repository config at {path} is unusable: config: {config}; config.backup: {backup}"
     )]
     ConfigUnusable {
         path: PathBuf,
@@ -62,10 +58,7 @@ pub enum Error {
 
     /// The filesystem is full (ENOSPC, EDQUOT, or SQLite's `SQLITE_FULL`).
     /// Nothing is damaged: the write that failed left no partial object.
-    #[error(
-        "{path}: no space left on device; nothing is damaged. Free space on that filesystem \
-         (in the repository, `cairn forget` then `cairn gc` reclaim the space of old snapshots) and try again"
-    )]
+    #[error("{path}: no space left on device; nothing is damaged")]
     NoSpace { path: PathBuf },
 
     /// The storage contract's "not found": no object under `key` (see
@@ -104,7 +97,7 @@ pub enum Error {
     #[error("manifest {key} is corrupt: {reason}")]
     CorruptManifest { key: String, reason: String },
 
-    #[error("chunk {chunk} is not in the catalog (repository damaged; run `cairn check`)")]
+    #[error("chunk {chunk} is not in the catalog (the repository is damaged)")]
     ChunkMissing { chunk: ChunkId },
 
     #[error("chunk {chunk} in pack {pack} is corrupt: {reason}")]
@@ -114,19 +107,17 @@ pub enum Error {
         reason: String,
     },
 
-    #[error(
-        "catalog {path} is missing; `cairn rebuild-catalog` recreates it from packs and manifests"
-    )]
+    #[error("catalog {path} is missing")]
     CatalogMissing { path: PathBuf },
 
-    #[error("catalog {path}: {source} (if the catalog is damaged, `cairn rebuild-catalog` recreates it)")]
+    #[error("catalog {path}: {source}")]
     Catalog {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
 
-    #[error("catalog {path} is damaged ({problem}); nothing was changed. `cairn rebuild-catalog` recreates it from packs and manifests")]
+    #[error("catalog {path} is damaged ({problem}); nothing was changed")]
     CatalogDamaged { path: PathBuf, problem: String },
 
     #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
@@ -156,7 +147,7 @@ pub enum Error {
     #[error("symlink target of {path} is not valid UTF-8: {target}")]
     NonUtf8LinkTarget { path: String, target: String },
 
-    #[error("{path} already exists (use --overwrite to replace it)")]
+    #[error("{path} already exists")]
     TargetExists { path: PathBuf },
 
     #[error(
@@ -194,13 +185,13 @@ pub enum Error {
 
     /// Each holder says who holds it, since when, and what to do about it.
     #[error(
-        "repository is locked:\n  {}\n(`cairn unlock` clears stale locks: of dead processes on this host, or whose lease expired; `cairn unlock --all` clears every lock, for when no holder runs any more)",
+        "repository is locked:\n  {}",
         .holders.join("\n  ")
     )]
     Locked { holders: Vec<String> },
 
     #[error(
-        "the policy would remove every snapshot of {}; refusing (pass --allow-empty to allow it)",
+        "the policy would remove every snapshot of {}; refusing",
         .histories.join(", ")
     )]
     WouldEmptyHistory { histories: Vec<String> },

@@ -206,7 +206,7 @@ fn a_missing_cache_is_rebuilt_but_a_missing_local_catalog_is_an_error() {
     fs::remove_file(root.join("catalog.db")).unwrap();
     match Repository::open(&root) {
         Err(e @ Error::CatalogMissing { .. }) => {
-            assert!(e.to_string().contains("rebuild-catalog"), "{e}")
+            assert!(e.to_string().contains("catalog.db"), "names the file: {e}")
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("opened without a catalog"),
