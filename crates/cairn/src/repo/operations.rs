@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{SnapshotFilter, SnapshotInfo};
+use crate::error::Error;
 use crate::error::Result;
 use crate::format::id::SnapshotId;
 use crate::format::manifest::FileEntry;
@@ -23,9 +24,9 @@ use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::repo::lock;
-use crate::repo::repository::{RepoStorage, Repository};
+use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 
 impl Repository {
     /// Takes a snapshot (see [`snapshot::create`]; the way in).
@@ -144,6 +145,28 @@ impl Repository {
 }
 
 impl RepoStorage {
+    /// Opens the catalog. A missing cache is rebuilt from storage first
+    /// (under the exclusive lock, as `rebuild-catalog` does); a missing
+    /// catalog at a fixed place is [`Error::CatalogMissing`].
+    pub fn open_catalog(self) -> Result<Repository> {
+        self.open_catalog_mode(OpenMode::ReadWrite)
+    }
+
+    /// [`RepoStorage::open_catalog`], read-only with [`OpenMode::ReadOnly`]
+    /// (a missing cache is still rebuilt, which writes).
+    pub fn open_catalog_mode(self, mode: OpenMode) -> Result<Repository> {
+        let file = self.catalog_file();
+        if !file.exists() {
+            if !file.rebuilds_when_missing() {
+                return Err(Error::CatalogMissing {
+                    path: file.path().to_path_buf(),
+                });
+            }
+            rebuild::rebuild_catalog(&self, &NoProgress)?;
+        }
+        self.with_catalog(&file, mode)
+    }
+
     /// Recreates the catalog from packs and manifests.
     pub fn rebuild_catalog(&self, progress: &dyn Progress) -> Result<RebuildReport> {
         rebuild::rebuild_catalog(self, progress)

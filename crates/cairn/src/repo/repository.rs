@@ -354,25 +354,8 @@ impl RepoStorage {
         self.catalog.file(&self.id)
     }
 
-    /// Opens the catalog. A missing cache is rebuilt from storage first
-    /// (under the exclusive lock, as `rebuild-catalog` does); a missing
-    /// catalog at a fixed place is [`Error::CatalogMissing`].
-    pub fn open_catalog(self) -> Result<Repository> {
-        self.open_catalog_mode(OpenMode::ReadWrite)
-    }
-
-    /// [`RepoStorage::open_catalog`], read-only with [`OpenMode::ReadOnly`]
-    /// (a missing cache is still rebuilt, which writes).
-    pub fn open_catalog_mode(self, mode: OpenMode) -> Result<Repository> {
-        let file = self.catalog_file();
-        if !file.exists() {
-            if !file.rebuilds_when_missing() {
-                return Err(Error::CatalogMissing {
-                    path: file.path().to_path_buf(),
-                });
-            }
-            crate::ops::rebuild::rebuild_catalog(&self, &crate::progress::NoProgress)?;
-        }
+    /// The repository with its catalog opened from `file` in `mode`.
+    pub(crate) fn with_catalog(self, file: &CatalogFile, mode: OpenMode) -> Result<Repository> {
         let catalog = match mode {
             OpenMode::ReadWrite => file.open()?,
             OpenMode::ReadOnly => file.open_read_only()?,
