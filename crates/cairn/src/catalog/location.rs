@@ -26,7 +26,8 @@ pub enum CatalogLocation {
     /// [`Error::CatalogMissing`].
     File(PathBuf),
     /// A cache directory shared by repositories: each has its catalog under
-    /// its id there, rebuilt from storage when missing.
+    /// its id there, rebuilt from storage when missing or stale (another
+    /// client added or removed a snapshot or pack since it was built).
     CacheDir(PathBuf),
 }
 
@@ -131,6 +132,12 @@ impl CatalogFile {
         fs::rename(&fresh, &self.path).at(&self.path)?;
         let dir = self.dir();
         fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
+        // A cache's previous copy is only a stale cache, not evidence to
+        // keep for a post-mortem as a repository's own catalog is.
+        if let (true, Some(aside)) = (self.rebuild_when_missing, &old) {
+            remove_db(aside)?;
+            return Ok(None);
+        }
         Ok(old)
     }
 

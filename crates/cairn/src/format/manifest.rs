@@ -83,6 +83,9 @@ fn bincode_config() -> impl bincode::config::Config {
         .with_limit::<{ MAX_BODY_LEN as usize }>()
 }
 
+/// The key prefix under which manifests are stored.
+pub const PREFIX: &str = "snapshots/";
+
 /// The storage key of a manifest.
 pub fn key(id: &SnapshotId) -> String {
     format!("snapshots/{}.snap", id.to_hex())

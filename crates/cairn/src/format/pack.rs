@@ -52,6 +52,9 @@ pub struct ChunkLocation {
     pub entry: PackEntry,
 }
 
+/// The key prefix under which packs are stored.
+pub const PREFIX: &str = "packs/";
+
 /// The storage key of a pack: `packs/<first 2 hex>/<64 hex>.pack`.
 pub fn key(id: &PackId) -> String {
     let hex = id.to_hex();

@@ -241,3 +241,75 @@ fn a_repository_is_send_and_sync() {
     assert_send_sync::<Repository>();
     assert_send_sync::<crate::catalog::Catalog>();
 }
+
+/// Two clients of one storage, each with its own cache: each open sees what
+/// the other wrote (a snapshot added, then one forgotten and its packs
+/// collected), because a cache that no longer lists what storage holds is
+/// rebuilt, while an up-to-date cache is opened as it is.
+#[test]
+fn a_stale_cache_is_rebuilt_when_another_client_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let (cache_a, cache_b) = (
+        CatalogLocation::cache_dir(dir.path().join("a")),
+        CatalogLocation::cache_dir(dir.path().join("b")),
+    );
+    let config = RepoConfig::new(ChunkerParams::with_average(4096), 0).unwrap();
+    drop(Repository::init_with(Arc::clone(&storage), cache_a.clone(), config).unwrap());
+    let src = dir.path().join("src");
+    let count = |location: &CatalogLocation| {
+        Repository::open_with(Arc::clone(&storage), location.clone())
+            .unwrap()
+            .snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&cache_a), 0);
+
+    write_tree(&src, &version(1));
+    let b = Repository::open_with(Arc::clone(&storage), cache_b.clone()).unwrap();
+    b.snapshot(std::slice::from_ref(&src), &snapshot_options(), &NoProgress)
+        .unwrap();
+    drop(b);
+    assert_eq!(count(&cache_a), 1, "A sees B's snapshot");
+    let a_file = cache_a.file(
+        RepoStorage::open(Arc::clone(&storage), cache_a.clone())
+            .unwrap()
+            .id(),
+    );
+    let built = fs::metadata(a_file.path()).unwrap().modified().unwrap();
+    assert_eq!(count(&cache_a), 1);
+    assert_eq!(
+        fs::metadata(a_file.path()).unwrap().modified().unwrap(),
+        built,
+        "an up-to-date cache is not rebuilt"
+    );
+
+    let a = Repository::open_with(Arc::clone(&storage), cache_a.clone()).unwrap();
+    let plan = forget::plan_delete(&a, &["model/tree".to_string()]).unwrap();
+    forget::execute(&a, &plan).unwrap();
+    drop(plan);
+    let gc_plan = gc::plan(&a, 0.0).unwrap();
+    gc::execute(&a, &gc_plan, &NoProgress).unwrap();
+    drop((gc_plan, a));
+    let b = Repository::open_with(Arc::clone(&storage), cache_b).unwrap();
+    assert!(
+        b.snapshots(&SnapshotFilter::default()).unwrap().is_empty(),
+        "B sees the forget"
+    );
+    assert_eq!(
+        b.catalog().pack_totals().unwrap().0,
+        0,
+        "and no pack gc deleted"
+    );
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("b"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("broken"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a stale cache is not kept aside: {leftovers:?}"
+    );
+}
