@@ -40,6 +40,8 @@ mod integrity;
 mod kill;
 #[path = "cli/locks.rs"]
 mod locks;
+#[path = "cli/manifests.rs"]
+mod manifests;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]

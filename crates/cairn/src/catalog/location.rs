@@ -195,18 +195,31 @@ mod tests {
         assert!(cache.rebuilds_when_missing());
     }
 
-    /// A failed rebuild leaves the current catalog where it was.
+    /// A failed rebuild leaves the current catalog where it was; a
+    /// repository's own catalog is then moved aside, a cache's deleted.
     #[test]
     fn a_failed_replace_keeps_the_current_catalog() {
         let dir = tempfile::tempdir().unwrap();
-        let file = CatalogLocation::cache_dir(dir.path()).file("id");
+        let file = CatalogLocation::File(dir.path().join(FILE_NAME)).file("id");
         file.create().unwrap();
         let r = file.replace(|_| Err(Error::InvalidArgument("no".into())));
         assert!(r.is_err());
         assert!(file.exists());
-        assert!(
-            file.replace(|_| Ok(())).unwrap().is_some(),
-            "the old one moved aside"
+        let aside = file.replace(|_| Ok(())).unwrap();
+        assert!(aside.is_some_and(|p| p.exists()), "the old one moved aside");
+
+        let cache = CatalogLocation::cache_dir(dir.path().join("cache")).file("id");
+        cache.create().unwrap();
+        assert!(cache
+            .replace(|_| Err(Error::InvalidArgument("no".into())))
+            .is_err());
+        assert!(cache.exists());
+        assert_eq!(
+            cache.replace(|_| Ok(())).unwrap(),
+            None,
+            "a stale cache is deleted"
         );
+        let left: Vec<_> = fs::read_dir(dir.path().join("cache/id")).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the new catalog is left: {left:?}");
     }
 }
