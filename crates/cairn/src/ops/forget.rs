@@ -314,11 +314,7 @@ pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan
 /// empties a history unless the request allowed it (the interrupted
 /// forgets are finished all the same: they were decided before).
 pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
-    if plan.repository != repo.instance() {
-        return Err(Error::InvalidArgument(
-            "the forget plan was made by another open repository".into(),
-        ));
-    }
+    repo.ensure_made_here(plan.repository, "forget")?;
     let finished = finish(repo, &plan.interrupted)?;
     plan.check_allowed()?;
     let removed: Vec<SnapshotId> = plan.to_remove().map(|s| s.id).collect();

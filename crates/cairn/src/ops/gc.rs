@@ -292,12 +292,13 @@ pub fn plan_locked(
         }
     }
     let usages = pack_usage(repo)?;
+    let in_catalog: HashSet<PackId> = usages.iter().map(|u| u.pack).collect();
     let (mut delete, mut repack) = (Vec::new(), Vec::new());
-    for usage in &usages {
+    for usage in usages {
         if usage.live_chunks == 0 {
-            delete.push(usage.clone());
+            delete.push(usage);
         } else if usage.unused_share() > max_unused {
-            repack.push(usage.clone());
+            repack.push(usage);
         } else {
             plan.kept_packs += 1;
             plan.kept_bytes += usage.size;
@@ -331,7 +332,6 @@ pub fn plan_locked(
             }),
         }
     }
-    let in_catalog: HashSet<PackId> = usages.iter().map(|u| u.pack).collect();
     let mut unknown: Vec<ObjectInfo> = on_storage
         .iter()
         .filter(|(id, _)| !in_catalog.contains(id))
@@ -571,11 +571,7 @@ impl Confirm<'_> {
 /// Carries out `plan`: removes debris, repacks, drops dead rows and packs,
 /// then deletes the old pack files (see the module docs for the order).
 pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Result<GcReport> {
-    if plan.repository != repo.instance() {
-        return Err(Error::InvalidArgument(
-            "the gc plan was made by another open repository".into(),
-        ));
-    }
+    repo.ensure_made_here(plan.repository, "gc")?;
     // The live set is the plan's only while the temp table still holds it.
     if repo.catalog().marked_count(MarkSet::GcLive)? != plan.live_chunks {
         return Err(Error::InvalidArgument(

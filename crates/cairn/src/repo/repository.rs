@@ -64,6 +64,17 @@ impl Repository {
         self.instance
     }
 
+    /// Refuses a `what` plan that another open repository made (its mark
+    /// set and lock belong to that instance).
+    pub(crate) fn ensure_made_here(&self, instance: u64, what: &str) -> Result<()> {
+        if instance == self.instance {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "the {what} plan was made by another open repository"
+        )))
+    }
+
     /// Creates a repository in the local directory `path`, which must not
     /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
