@@ -220,11 +220,6 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let r = repo
         .restore(&snap, &a.target, &opts, &ctx.bar())
         .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
-    if r.leftovers_removed > 0 {
-        let n = r.leftovers_removed;
-        let files = if n == 1 { "file" } else { "files" };
-        eprintln!("cairn: removed {n} leftover temp {files} of an interrupted restore");
-    }
     let code = if r.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
