@@ -190,6 +190,9 @@ pub enum Error {
     )]
     Locked { holders: Vec<String> },
 
+    #[error("the repository lock {key} is no longer held: {reason}; stopped before changing anything it protects")]
+    LockLost { key: String, reason: String },
+
     #[error(
         "the policy would remove every snapshot of {}; refusing",
         .histories.join(", ")

@@ -113,7 +113,7 @@ pub fn create(
         ));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
-    let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
+    let lock = Lock::shared(repo.shared_storage(), "snapshot")?;
     let walked = walk::walk_with(sources, opts.strict)?;
     let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
@@ -182,6 +182,9 @@ pub fn create(
         files,
     };
     let (id, bytes) = m.encode();
+    // The commit: only while the lock holds, or a gc that judged it stale
+    // may have deleted the packs this manifest names.
+    lock.ensure_held()?;
     repo.storage().put(&manifest::key(&id), &bytes)?;
     repo.catalog().add_snapshot(&id, &m, &inodes)?;
     let mut skipped: Vec<Skipped> = walked

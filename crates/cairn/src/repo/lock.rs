@@ -14,7 +14,7 @@
 //! lost the storage for longer than the lease. A lock of this host whose
 //! process is gone is stale at once. Acquiring removes stale locks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -221,6 +221,10 @@ pub struct Lock {
     storage: Arc<dyn Storage>,
     key: String,
     exclusive: bool,
+    lease: Lease,
+    /// The expiry our lock object last said, as written by us: another
+    /// client may judge the lock stale from then on.
+    expires_ns: Arc<AtomicI64>,
     heartbeat: Option<Heartbeat>,
 }
 
@@ -264,6 +268,49 @@ impl Lock {
             .is_some_and(|h| h.lost.load(Ordering::Relaxed))
     }
 
+    /// Confirms, just before work that the lock must cover is made
+    /// visible (a manifest committed, packs deleted), that the lock still
+    /// holds and will for a while: its object is still there, and its
+    /// lease has at least half of the slack between refreshes left, so
+    /// another client cannot judge it stale while the step runs (given
+    /// clocks within that slack of each other). Fails with
+    /// [`Error::LockLost`] otherwise; the caller then stops before the step.
+    pub fn ensure_held(&self) -> Result<()> {
+        let lost = |reason: String| Error::LockLost {
+            key: self.key.clone(),
+            reason,
+        };
+        if self.is_lost() {
+            return Err(lost(
+                "another client removed it (judged stale, or `unlock --all`)".into(),
+            ));
+        }
+        let slack = self.lease.duration.saturating_sub(self.lease.refresh) / 2;
+        let left_ns = self
+            .expires_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_ns());
+        if left_ns < i64::try_from(slack.as_nanos()).unwrap_or(i64::MAX) {
+            return Err(lost(format!(
+                "its lease could not be refreshed in time ({} s left of {} s)",
+                left_ns.max(0) / 1_000_000_000,
+                self.lease.duration.as_secs()
+            )));
+        }
+        match self.storage.head(&self.key) {
+            Ok(_) => Ok(()),
+            Err(Error::ObjectNotFound { .. }) => {
+                if let Some(h) = &self.heartbeat {
+                    h.lost.store(true, Ordering::Relaxed);
+                }
+                Err(lost(
+                    "another client removed it (judged stale, or `unlock --all`)".into(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes a lock with an explicit `lease`.
     pub fn acquire(
         storage: Arc<dyn Storage>,
@@ -286,6 +333,8 @@ impl Lock {
             storage,
             key,
             exclusive,
+            lease,
+            expires_ns: Arc::new(AtomicI64::new(info.expires_ns())),
             heartbeat: None,
         };
         let mut holders = Vec::new();
@@ -314,6 +363,7 @@ impl Lock {
         let (stop, stopped) = mpsc::channel::<()>();
         let lost = Arc::new(AtomicBool::new(false));
         let (storage, key, flag) = (self.storage.clone(), self.key.clone(), lost.clone());
+        let expires = Arc::clone(&self.expires_ns);
         let thread = std::thread::spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(lease.refresh) {
                 // Never recreate a lock someone removed: an exclusive
@@ -331,7 +381,12 @@ impl Lock {
                 let now = now_ns();
                 info.refreshed_ns = Some(now);
                 info.expires_ns = Some(add_ns(now, lease.duration));
-                let _ = storage.put_with(&key, &to_json(&info), PutMode::Overwrite);
+                if storage
+                    .put_with(&key, &to_json(&info), PutMode::Overwrite)
+                    .is_ok()
+                {
+                    expires.store(info.expires_ns(), Ordering::Relaxed);
+                }
             }
         });
         Heartbeat { stop, thread, lost }
@@ -560,6 +615,42 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(list(s.as_ref()).unwrap().is_empty(), "not recreated");
+    }
+
+    /// Guards the commit points (snapshot's manifest, gc's and forget's
+    /// deletions): a holder confirms its lock before them, and learns it
+    /// is gone both when someone removed it and when its own refreshes
+    /// failed long enough that another client may soon judge it stale.
+    #[test]
+    fn a_holder_confirms_its_lock_before_committing() {
+        let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let lease = Lease::new(Duration::from_secs(60), Duration::from_secs(1)).unwrap();
+        let lock = Lock::acquire(s.clone(), "snapshot", false, lease).unwrap();
+        lock.ensure_held().unwrap();
+        unlock(s.as_ref(), true).unwrap();
+        let err = lock.ensure_held().unwrap_err();
+        assert!(matches!(err, Error::LockLost { .. }), "{err}");
+        assert!(
+            err.to_string().contains("another client removed it"),
+            "{err}"
+        );
+        assert!(lock.is_lost(), "the holder remembers");
+
+        // Every refresh fails (the first put is the lock itself): within
+        // the lease, but past half its slack, the lock no longer counts.
+        use crate::storage::faulty::{Fault, FaultyStorage};
+        let failing: Arc<dyn Storage> =
+            Arc::new(FaultyStorage::new(MemoryStorage::new(), Fault::Fail, 2));
+        let lease = Lease::new(Duration::from_millis(1000), Duration::from_millis(100)).unwrap();
+        let lock = Lock::acquire(failing.clone(), "gc", true, lease).unwrap();
+        lock.ensure_held().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let err = lock.ensure_held().unwrap_err();
+        assert!(
+            matches!(err, Error::LockLost { .. })
+                && err.to_string().contains("could not be refreshed"),
+            "{err}"
+        );
     }
 
     #[test]
