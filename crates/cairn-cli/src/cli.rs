@@ -15,6 +15,7 @@ macro_rules! outln {
 
 mod args;
 mod bench;
+mod browse;
 mod commands;
 mod integrity;
 mod maintenance;
@@ -102,6 +103,9 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Show(a) => done(commands::show(&ctx, a)),
         Command::Restore(a) => commands::restore(&ctx, a),
         Command::Cat(a) => done(commands::cat(&ctx, a)),
+        Command::Ls(a) => done(browse::ls(&ctx, a)),
+        Command::Find(a) => done(browse::find(&ctx, a)),
+        Command::Dump(a) => done(browse::dump(&ctx, a)),
         Command::Diff(a) => done(commands::diff(&ctx, a)),
         Command::Stats(a) => done(commands::stats(&ctx, a)),
         Command::Bench(a) => done(bench::bench(&ctx, a)),
@@ -164,6 +168,11 @@ impl Ctx {
         Ok(printing_warnings(repo))
     }
 
+    /// True with `--quiet`: no progress and no notes on stderr.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
     pub fn bar(&self) -> Bar {
         Bar::new(self.quiet)
     }
@@ -216,6 +225,9 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
             "`cairn rebuild-catalog` recreates the catalog in this version's schema"
         }
         E::TargetExists { .. } => "use --overwrite to replace it",
+        E::NotAFile { .. } => {
+            "`cairn ls SNAPSHOT PATH` lists it; `cairn dump SNAPSHOT PATH > out.tar` writes it as a tar stream"
+        }
         E::Locked { .. } => {
             "`cairn unlock` clears stale locks (of dead processes on this host, or whose lease \
              expired); `cairn unlock --all` clears every lock, for when no holder runs any more"

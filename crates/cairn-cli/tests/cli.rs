@@ -12,6 +12,8 @@ mod arg_checks;
 mod bad_input;
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/browse.rs"]
+mod browse;
 #[path = "cli/catalog_damage.rs"]
 mod catalog_damage;
 #[path = "cli/commands.rs"]

@@ -172,6 +172,13 @@ pub enum Error {
     #[error("{path} is not in snapshot {snapshot}")]
     PathNotInSnapshot { path: String, snapshot: String },
 
+    #[error("{path} in snapshot {snapshot} is a {kind}, not a file")]
+    NotAFile {
+        path: String,
+        snapshot: String,
+        kind: &'static str,
+    },
+
     /// A chunk-level error met while reading one file of a snapshot.
     #[error("{path}: {source}")]
     InFile {

@@ -4,6 +4,7 @@
 //! `stats`, `bench`).
 
 pub mod bench;
+pub mod browse;
 pub mod check;
 pub mod diff;
 pub mod forget;

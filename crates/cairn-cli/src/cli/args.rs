@@ -46,6 +46,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Cat(CatArgs),
+    /// List the entries of a snapshot, or of one directory in it
+    Ls(LsArgs),
+    /// Find files by name or path pattern across snapshots
+    Find(FindArgs),
+    /// Write a directory (or file) of a snapshot to standard output as a tar stream
+    Dump(DumpArgs),
     /// Files added, removed and changed between two snapshots
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
@@ -258,6 +264,49 @@ pub struct CatArgs {
     pub snapshot: String,
     /// The file's path in the snapshot, as shown by `cairn show`
     pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Only this file or directory and what is under it, as shown by `cairn show`
+    pub path: Option<String>,
+    /// Long format: kind, mode, size, modification time
+    #[arg(long, short)]
+    pub long: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// A glob (`*`, `?`, `[abc]`, `**`): matched against file names, or against
+    /// whole paths in the snapshot when it contains a `/` (e.g. `*.json`, `data/**/*.csv`)
+    pub pattern: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Long format: kind, mode, size, modification time
+    #[arg(long, short)]
+    pub long: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// The directory or file to write [default: the whole snapshot]
+    pub path: Option<String>,
+    /// Write the archive to this file (complete or not at all) instead of standard output
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

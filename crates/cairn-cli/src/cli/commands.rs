@@ -152,18 +152,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
             snapshot: &'a SnapshotInfo,
             files: Vec<serde_json::Value>,
         }
-        let files = files
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "path": f.path, "kind": format!("{:?}", f.kind).to_lowercase(), "size": f.size,
-                    "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
-                    "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
-                    "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
-                    "chunks": f.chunks.len(),
-                })
-            })
-            .collect();
+        let files = files.iter().map(output::file_json).collect();
         return output::json(&Shown {
             snapshot: &snap,
             files,

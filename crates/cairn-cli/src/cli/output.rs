@@ -37,6 +37,26 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One file entry in `--json` output (`show`, `ls`, `find`).
+pub fn file_json(f: &cairn::FileEntry) -> serde_json::Value {
+    serde_json::json!({
+        "path": f.path, "kind": kind_name(f.kind), "size": f.size,
+        "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
+        "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
+        "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
+        "chunks": f.chunks.len(),
+    })
+}
+
+/// `file`, `dir` or `symlink`.
+pub fn kind_name(kind: cairn::EntryKind) -> &'static str {
+    match kind {
+        cairn::EntryKind::File => "file",
+        cairn::EntryKind::Dir => "dir",
+        cairn::EntryKind::Symlink => "symlink",
+    }
+}
+
 /// `1.5 GiB`-style sizes.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -468,11 +468,23 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
         .catalog()
         .files(snap)?
         .into_iter()
-        .find(|f| f.path == path && f.kind == EntryKind::File)
+        .find(|f| f.path == path)
         .ok_or_else(|| Error::PathNotInSnapshot {
             path: path.to_string(),
             snapshot: snap.id.short(),
         })?;
+    let kind = match file.kind {
+        EntryKind::File => None,
+        EntryKind::Dir => Some("directory"),
+        EntryKind::Symlink => Some("symlink"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::NotAFile {
+            path: path.to_string(),
+            snapshot: snap.id.short(),
+            kind,
+        });
+    }
     let locs = repo
         .locate_all(&file.chunks)
         .map_err(|e| e.in_file(&file.path))?;

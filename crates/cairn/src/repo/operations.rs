@@ -16,6 +16,7 @@ use crate::format::id::{PackId, SnapshotId};
 use crate::format::manifest::FileEntry;
 use crate::format::{manifest, pack};
 use crate::ops::bench::history::{self, HistoryReport};
+use crate::ops::browse::{self, DumpReport, Found};
 use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
 use crate::ops::diff::{self, Diff};
 use crate::ops::forget::{self, ForgetPlan, ForgetReport, ForgetRequest};
@@ -61,6 +62,23 @@ impl Repository {
     /// Writes one file of `snap` to `out`, verified against its SHA-256.
     pub fn cat(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
         restore::cat(self, snap, path, out)
+    }
+
+    /// The entries of `snap` at or under `path` (see [`browse::ls`]).
+    pub fn ls(&self, snap: &SnapshotInfo, path: &str) -> Result<Vec<FileEntry>> {
+        browse::ls(self, snap, path)
+    }
+
+    /// Entries matching a glob in every snapshot `filter` selects (see
+    /// [`browse::find`]).
+    pub fn find(&self, pattern: &str, filter: &SnapshotFilter) -> Result<Vec<Found>> {
+        browse::find(self, pattern, filter)
+    }
+
+    /// Writes the subtree at `path` of `snap` to `out` as a tar stream (see
+    /// [`browse::dump`]).
+    pub fn dump(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<DumpReport> {
+        browse::dump(self, snap, path, out)
     }
 
     /// What changed from snapshot `from` to snapshot `to`.

@@ -376,7 +376,10 @@ fn nothing_is_deleted_or_committed_once_the_lock_is_gone() {
     t.snap("model", "m", b"cd", &[]);
     delete(&t.repo, &[old]);
     let plan = plan(&t.repo, DEFAULT_MAX_UNUSED).unwrap();
-    assert!(!plan.delete.is_empty(), "the forgotten snapshot's pack is dead");
+    assert!(
+        !plan.delete.is_empty(),
+        "the forgotten snapshot's pack is dead"
+    );
     let before = pack_files(&t.repo);
     lock::unlock(t.repo.storage(), true).unwrap();
     let err = execute(&t.repo, &plan, &NoProgress).unwrap_err();
