@@ -103,6 +103,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Show(a) => done(commands::show(&ctx, a)),
         Command::Restore(a) => commands::restore(&ctx, a),
         Command::Cat(a) => done(commands::cat(&ctx, a)),
+        Command::Tag(a) => done(maintenance::tag(&ctx, a)),
         Command::Ls(a) => done(browse::ls(&ctx, a)),
         Command::Find(a) => done(browse::find(&ctx, a)),
         Command::Dump(a) => done(browse::dump(&ctx, a)),

@@ -52,5 +52,7 @@ mod restore_edge;
 mod roundtrip;
 #[path = "cli/selectors.rs"]
 mod selectors;
+#[path = "cli/tag.rs"]
+mod tag;
 #[path = "cli/tensor.rs"]
 mod tensor;

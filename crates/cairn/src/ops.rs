@@ -14,3 +14,4 @@ pub mod repair;
 pub mod restore;
 pub mod snapshot;
 pub mod stats;
+pub mod tag;

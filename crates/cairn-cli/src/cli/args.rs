@@ -46,6 +46,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Cat(CatArgs),
+    /// Edit the tags, version label or description of snapshots (pin a milestone after the fact); each gets a new id
+    Tag(TagArgs),
     /// List the entries of a snapshot, or of one directory in it
     Ls(LsArgs),
     /// Find files by name or path pattern across snapshots
@@ -264,6 +266,34 @@ pub struct CatArgs {
     pub snapshot: String,
     /// The file's path in the snapshot, as shown by `cairn show`
     pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The snapshots (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    #[arg(required = true)]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable)
+    #[arg(long, value_name = "T")]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable)
+    #[arg(long, value_name = "T")]
+    pub remove: Vec<String>,
+    /// Replace all tags with these (repeatable; applied before --add and --remove)
+    #[arg(long, value_name = "T", conflicts_with = "clear_tags")]
+    pub set: Vec<String>,
+    /// Remove every tag
+    #[arg(long)]
+    pub clear_tags: bool,
+    /// Set the version label
+    #[arg(long = "version", value_name = "V")]
+    pub version_label: Option<String>,
+    /// Set the description (an empty one removes it)
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

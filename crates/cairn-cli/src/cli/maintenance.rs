@@ -441,3 +441,31 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     let gplan = repo.gc_plan_after(fplan, a.gc.max_unused, &forgotten)?;
     run_gc(ctx, &repo, &gplan, &a.gc, forget_json)
 }
+
+pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let change = cairn::LabelChange {
+        add: a.add,
+        remove: a.remove,
+        set: (a.clear_tags || !a.set.is_empty()).then_some(a.set),
+        version: a.version_label,
+        description: a.description,
+    };
+    let done = repo.tag(&a.snapshots, &change)?;
+    if a.json {
+        return output::json(&done);
+    }
+    for r in &done {
+        let tags = if r.label.tags.is_empty() {
+            "no tags".to_string()
+        } else {
+            format!("tags {}", r.label.tags.join(","))
+        };
+        if r.changed {
+            outln!("{} -> {}: {tags}", r.old_id.short(), r.new_id.short());
+        } else {
+            outln!("{}: unchanged ({tags})", r.old_id.short());
+        }
+    }
+    Ok(())
+}

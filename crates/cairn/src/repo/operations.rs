@@ -26,6 +26,7 @@ use crate::ops::repair::{self, RepairReport};
 use crate::ops::restore::{self, RestoreOptions, RestoreReport};
 use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
+use crate::ops::tag::{self, LabelChange, Relabeled};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
 use crate::progress::{NoProgress, Progress};
@@ -62,6 +63,12 @@ impl Repository {
     /// Writes one file of `snap` to `out`, verified against its SHA-256.
     pub fn cat(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
         restore::cat(self, snap, path, out)
+    }
+
+    /// Edits the tags, version or description of the snapshots `selectors`
+    /// name (see [`tag::tag`]; each gets a new id).
+    pub fn tag(&self, selectors: &[String], change: &LabelChange) -> Result<Vec<Relabeled>> {
+        tag::tag(self, selectors, change)
     }
 
     /// The entries of `snap` at or under `path` (see [`browse::ls`]).
