@@ -120,9 +120,11 @@ pub enum Error {
     #[error("catalog {path} is damaged ({problem}); nothing was changed")]
     CatalogDamaged { path: PathBuf, problem: String },
 
-    #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
+    #[error("no snapshot matches `{selector}`{}", candidates_hint(.heading, .candidates))]
     SnapshotNotFound {
         selector: String,
+        /// What `candidates` are, e.g. "known names" or "snapshots of model/llm".
+        heading: String,
         candidates: Vec<String>,
     },
 
@@ -216,11 +218,11 @@ pub enum Error {
     InvalidArgument(String),
 }
 
-fn candidates_hint(candidates: &[String]) -> String {
+fn candidates_hint(heading: &str, candidates: &[String]) -> String {
     if candidates.is_empty() {
         String::new()
     } else {
-        format!("; known names:\n  {}", candidates.join("\n  "))
+        format!("; {heading}:\n  {}", candidates.join("\n  "))
     }
 }
 

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
                   bit-identically.\n\n\
                   SNAPSHOT selectors: an id prefix (>= 4 hex chars); NAME (latest of that name); \
                   NAME~N (N before the latest); NAME@TIME (latest at or before TIME: RFC 3339 or local \
-                  YYYY-MM-DD[ HH:MM], a bare date meaning the end of that day); NAME:VERSION (latest with \
+                  YYYY-MM-DD[ HH:MM[:SS]], meaning the end of that day, minute or second); NAME:VERSION (latest with \
                   that version label); KIND/NAME... when a name exists under two kinds.\n\n\
                   Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error."
 )]

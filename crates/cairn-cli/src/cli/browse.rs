@@ -95,11 +95,14 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<()> {
         print_entries(&f.entries, a.long)?;
         outln!();
     }
-    let noun = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let matches = if matches == 1 {
+        "1 match".to_string()
+    } else {
+        format!("{matches} matches")
+    };
     outln!(
-        "{} in {}",
-        noun(matches, "match", "matches"),
-        noun(found.len(), "snapshot", "snapshots")
+        "{matches} in {}",
+        output::count(found.len() as u64, "snapshot")
     );
     Ok(())
 }
@@ -153,11 +156,11 @@ pub fn dump(ctx: &Ctx, a: DumpArgs) -> Result<()> {
     };
     if !ctx.quiet() {
         eprintln!(
-            "cairn: dumped {} files ({}), {} directories, {} symlinks of {}",
-            report.files,
+            "cairn: dumped {} ({}), {}, {} of {}",
+            output::count(report.files, "file"),
             output::bytes(report.bytes),
-            report.dirs,
-            report.symlinks,
+            output::count(report.dirs, "directory"),
+            output::count(report.symlinks, "symlink"),
             snap.id.short()
         );
     }

@@ -65,9 +65,9 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     outln!("  logical     {}", output::bytes(r.logical_bytes));
     outln!("  read        {}", output::bytes(r.bytes_read));
     outln!(
-        "  new         {} in {} chunks, {} stored",
+        "  new         {} in {}, {} stored",
         output::bytes(r.added_raw),
-        r.chunks_new,
+        output::count(r.chunks_new, "chunk"),
         output::bytes(r.added_stored)
     );
     if r.added_raw == 0 {
@@ -138,7 +138,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     let mut header = output::SNAPSHOT_COLUMNS.to_vec();
     header.extend(["SIZE", "ADDED", "STATE"]);
     output::table(&header, &rows)?;
-    outln!("{} snapshots", snaps.len());
+    outln!("{}", output::count(snaps.len() as u64, "snapshot"));
     Ok(())
 }
 
@@ -222,18 +222,18 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         eprintln!("cairn: failed: {}: {}", f.path, f.error);
     }
     outln!(
-        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every restored file matches its SHA-256",
-        r.files,
-        r.dirs,
-        r.symlinks,
+        "restored {}, {}, {} ({}) from {} into {}; every restored file matches its SHA-256",
+        output::count(r.files, "file"),
+        output::count(r.dirs, "directory"),
+        output::count(r.symlinks, "symlink"),
         output::bytes(r.bytes),
         snap.id.short(),
         a.target.display()
     );
     if !r.failed.is_empty() {
         outln!(
-            "{} files could not be restored (listed above)",
-            r.failed.len()
+            "{} could not be restored (listed above)",
+            output::count(r.failed.len() as u64, "file")
         );
     }
     Ok(code)

@@ -153,7 +153,7 @@ fn list_filters_by_kind_name_and_tag() {
     assert_eq!(full[2]["tags"], serde_json::json!(["t1", "t2"]));
     let text = stdout(&run_ok(env.cmd(["list", "--tag", "t2"])));
     assert!(
-        text.contains("config") && text.contains("v9") && text.contains("1 snapshots"),
+        text.contains("config") && text.contains("v9") && text.trim_end().ends_with("\n1 snapshot"),
         "{text}"
     );
 }

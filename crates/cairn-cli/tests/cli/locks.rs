@@ -158,7 +158,7 @@ fn an_unreadable_lock_blocks_until_unlock_all() {
     run_ok(env.cmd(["unlock"]));
     assert!(bad.exists());
     let out = run_ok(env.cmd(["unlock", "--all"]));
-    assert!(stdout(&out).contains("1 locks removed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 lock removed"), "{}", stdout(&out));
     run_ok(snapshot_cmd(&env, "after"));
 }
 
@@ -289,7 +289,7 @@ fn unlock_works_without_a_catalog() {
         "{err}"
     );
     let out = run_ok(env.cmd(["unlock", "--all"]));
-    assert!(stdout(&out).contains("1 locks removed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 lock removed"), "{}", stdout(&out));
     env.json(["rebuild-catalog"]);
     assert_eq!(stdout(&run_ok(env.cmd(["list", "--json"]))), before);
     // A missing repository is still an error naming it.
@@ -337,7 +337,7 @@ fn another_hosts_expired_lease_is_stale() {
     write_lock_with(&env.repo, false, "gone-host", 4242, "snapshot", expired);
     let text = stdout(&run_ok(env.cmd(["unlock"])));
     assert!(
-        text.contains("1 locks removed") && text.contains("on gone-host"),
+        text.contains("1 lock removed") && text.contains("on gone-host"),
         "{text}"
     );
     assert_eq!(lock_files(&env.repo), Vec::<String>::new());
