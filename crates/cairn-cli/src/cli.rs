@@ -104,6 +104,8 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Restore(a) => commands::restore(&ctx, a),
         Command::Cat(a) => done(commands::cat(&ctx, a)),
         Command::Tag(a) => done(maintenance::tag(&ctx, a)),
+        Command::Completions(a) => done(commands::completions(a)),
+        Command::Man(a) => done(commands::man(a)),
         Command::Ls(a) => done(browse::ls(&ctx, a)),
         Command::Find(a) => done(browse::find(&ctx, a)),
         Command::Dump(a) => done(browse::dump(&ctx, a)),

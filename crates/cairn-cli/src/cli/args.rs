@@ -17,15 +17,22 @@ use clap::{Args, Parser, Subcommand};
                   NAME~N (N before the latest); NAME@TIME (latest at or before TIME: RFC 3339 or local \
                   YYYY-MM-DD[ HH:MM[:SS]], meaning the end of that day, minute or second); NAME:VERSION (latest with \
                   that version label); KIND/NAME... when a name exists under two kinds.\n\n\
-                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error."
+                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error, \
+                  3 a snapshot was saved without some of its sources (skipped or changed while read)."
 )]
 pub struct Cli {
     /// Repository path [default: $XDG_DATA_HOME/cairn, i.e. ~/.local/share/cairn]
-    #[arg(long, global = true, env = "CAIRN_REPO", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_REPO",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub repo: Option<PathBuf>,
 
     /// No progress bars
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -48,6 +55,10 @@ pub enum Command {
     Cat(CatArgs),
     /// Edit the tags, version label or description of snapshots (pin a milestone after the fact); each gets a new id
     Tag(TagArgs),
+    /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`)
+    Completions(CompletionsArgs),
+    /// Write man pages: cairn.1 and one per command (cairn-snapshot.1, …) into DIR
+    Man(ManArgs),
     /// List the entries of a snapshot, or of one directory in it
     Ls(LsArgs),
     /// Find files by name or path pattern across snapshots
@@ -294,6 +305,18 @@ pub struct TagArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing)
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

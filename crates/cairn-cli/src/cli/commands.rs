@@ -316,3 +316,18 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
     Ok(())
 }
+
+pub fn completions(a: CompletionsArgs) -> Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(a.shell, &mut cmd, "cairn", &mut std::io::stdout().lock());
+    Ok(())
+}
+
+pub fn man(a: ManArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, &a.dir)
+        .with_context(|| format!("writing man pages into {}", a.dir.display()))?;
+    outln!("wrote man pages into {}", a.dir.display());
+    Ok(())
+}
