@@ -33,6 +33,9 @@ use output::Bar;
 
 pub fn run() -> ExitCode {
     let cli = args::Cli::parse();
+    if let Some(wait) = cli.lock_wait {
+        cairn::set_lock_wait(wait);
+    }
     match lease_from_env().and_then(|()| dispatch(cli)) {
         Ok(code) => code,
         Err(err) => report(err),
@@ -232,8 +235,9 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
             "`cairn ls SNAPSHOT PATH` lists it; `cairn dump SNAPSHOT PATH > out.tar` writes it as a tar stream"
         }
         E::Locked { .. } => {
-            "`cairn unlock` clears stale locks (of dead processes on this host, or whose lease \
-             expired); `cairn unlock --all` clears every lock, for when no holder runs any more"
+            "`--lock-wait 10m` waits for the holder to finish; `cairn unlock` clears stale locks \
+             (of dead processes on this host, or whose lease expired); `cairn unlock --all` \
+             clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
         E::InFile { source, .. } => return hint(source),

@@ -35,6 +35,10 @@ pub struct Cli {
     #[arg(long, short, global = true, help_heading = "Global options")]
     pub quiet: bool,
 
+    /// When another command holds a conflicting lock, keep retrying this long (e.g. 30s, 10m, 2h) instead of failing at once
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait, help_heading = "Global options")]
+    pub lock_wait: Option<std::time::Duration>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -134,6 +138,25 @@ pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
     #[arg(long)]
     pub all: bool,
+}
+
+/// `90`, `90s`, `10m` or `2h`.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(s.trim().len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 30s, 10m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}` is not a duration: use e.g. 30s, 10m or 2h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {

@@ -422,3 +422,32 @@ fn a_bad_lease_setting_is_an_error() {
     let err = run_code(cmd, 2);
     assert!(err.contains("refresh interval"), "{err}");
 }
+
+/// Guards `--lock-wait`: a snapshot meeting a live gc's lock fails at once
+/// without it, and with it waits until the lock goes, then saves.
+#[test]
+fn lock_wait_retries_until_the_holder_is_done() {
+    let env = Env::new();
+    write(&env.path("src/f"), b"data\n");
+    let live = LiveProcess::spawn();
+    let lock = write_lock(&env.repo, true, &hostname(), live.pid(), "gc");
+    let err = run_code(snapshot_cmd(&env, "first"), 2);
+    assert!(
+        err.contains("--lock-wait"),
+        "the hint offers waiting: {err}"
+    );
+
+    let remover = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::remove_file(&lock).unwrap();
+    });
+    let started = std::time::Instant::now();
+    run_ok(snapshot_cmd(&env, "waited").args(["--lock-wait", "2m"]));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    remover.join().unwrap();
+    assert_eq!(env.list().len(), 1);
+    live.kill();
+
+    let err = run_code(env.cmd(["--lock-wait", "soon", "list"]), 2);
+    assert!(err.contains("`soon` is not a duration"), "{err}");
+}

@@ -73,6 +73,20 @@ impl Lease {
 
 static PROCESS_LEASE: RwLock<Option<Lease>> = RwLock::new(None);
 
+/// How long [`Lock::shared`] and [`Lock::exclusive`] keep retrying while
+/// another holder's lock conflicts; zero (the default) fails at once.
+static PROCESS_WAIT: RwLock<Duration> = RwLock::new(Duration::ZERO);
+
+/// Sets how long this process waits for a conflicting lock to go before
+/// failing with [`Error::Locked`] (the CLI's `--lock-wait`).
+pub fn set_lock_wait(wait: Duration) {
+    *PROCESS_WAIT.write().unwrap_or_else(|e| e.into_inner()) = wait;
+}
+
+fn lock_wait() -> Duration {
+    *PROCESS_WAIT.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sets the lease of the locks this process takes from now on with
 /// [`Lock::shared`] and [`Lock::exclusive`] (the CLI reads it from
 /// `CAIRN_LOCK_LEASE_SECS` / `CAIRN_LOCK_REFRESH_SECS`).
@@ -245,13 +259,37 @@ impl Lock {
     /// Takes a shared lock (several may coexist; excludes exclusive ones),
     /// with this process's [`lease`].
     pub fn shared(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
-        Self::acquire(storage, purpose, false, lease())
+        Self::acquire_waiting(storage, purpose, false, lease(), lock_wait())
     }
 
     /// Takes an exclusive lock (no other lock may exist), with this
     /// process's [`lease`].
     pub fn exclusive(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
-        Self::acquire(storage, purpose, true, lease())
+        Self::acquire_waiting(storage, purpose, true, lease(), lock_wait())
+    }
+
+    /// [`Lock::acquire`], retried while it meets a conflicting lock, for up
+    /// to `wait` (polling at growing intervals, at most 5 s apart). Our own
+    /// object is removed between tries, so waiters never block each other
+    /// or the holder they wait for.
+    pub fn acquire_waiting(
+        storage: Arc<dyn Storage>,
+        purpose: &str,
+        exclusive: bool,
+        lease: Lease,
+        wait: Duration,
+    ) -> Result<Self> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match Self::acquire(storage.clone(), purpose, exclusive, lease) {
+                Err(Error::Locked { .. }) if std::time::Instant::now() + pause <= deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// True for an exclusive lock (callers that take a held lock check it).
@@ -651,6 +689,39 @@ mod tests {
                 && err.to_string().contains("could not be refreshed"),
             "{err}"
         );
+    }
+
+    /// Guards `--lock-wait`: a waiter gets the lock once the holder lets
+    /// go within the wait, and fails as before when it does not.
+    #[test]
+    fn a_waiter_gets_the_lock_once_the_holder_lets_go() {
+        let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let lease = Lease::default();
+        let holder = Lock::acquire(s.clone(), "gc", true, lease).unwrap();
+        let err = Lock::acquire_waiting(
+            s.clone(),
+            "snapshot",
+            false,
+            lease,
+            Duration::from_millis(300),
+        );
+        assert!(matches!(err, Err(Error::Locked { .. })), "{err:?}");
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(holder);
+        });
+        let started = std::time::Instant::now();
+        let got =
+            Lock::acquire_waiting(s.clone(), "snapshot", false, lease, Duration::from_secs(20))
+                .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        released.join().unwrap();
+        assert_eq!(
+            list(s.as_ref()).unwrap().len(),
+            1,
+            "only the waiter's lock remains"
+        );
+        drop(got);
     }
 
     #[test]
