@@ -31,7 +31,7 @@ pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<()> {
     let histories = a.kind.is_some() || a.name.is_some() || a.tag.is_some();
     let req = CopyRequest {
         selectors: a.snapshots,
-        filter: histories.then(|| SnapshotFilter {
+        filter: histories.then_some(SnapshotFilter {
             kind: a.kind,
             name: a.name,
             tag: a.tag,
@@ -73,14 +73,18 @@ fn print(r: &CopyReport) -> Result<()> {
         ("copied", "sent")
     };
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let packs = if r.dry_run {
+        String::new()
+    } else {
+        format!(" in {}", plural(r.packs_written, "new pack", "new packs"))
+    };
     outln!(
-        "{copied} {} ({} already present); {send} {}, {} stored ({} raw) in {}",
+        "{copied} {} ({} already present); {send} {}, {} stored ({} raw){packs}",
         plural(r.snapshots_copied, "snapshot", "snapshots"),
         r.snapshots_present,
         plural(r.chunks_sent, "chunk", "chunks"),
         output::bytes(r.bytes_sent),
         output::bytes(r.raw_bytes_sent),
-        plural(r.packs_written, "new pack", "new packs"),
     );
     Ok(())
 }
