@@ -1,7 +1,7 @@
 //! Copying snapshots from one repository to another: only the chunks the
 //! destination lacks travel, as new packs written the way a snapshot writes
-//! them, and each snapshot keeps its manifest byte for byte, so its id,
-//! label, time, tags and description.
+//! them, and each snapshot keeps its manifest (the same body, so the same
+//! id), with its label, time, tags and description.
 //!
 //! Works over the [`Repository`] facade and the storage contract only, so
 //! any two repositories (local, in memory, later remote) copy alike.
