@@ -198,6 +198,10 @@ fn refusals_name_the_problem_and_leave_the_destination_untouched() {
         copy_cmd(&src, &dst.repo, &["llama~x"]),
         &["llama~x", "number"],
     );
+    refuse(
+        copy_cmd(&src, &dst.repo, &["--name", "lama"]),
+        &["--name lama", "model/llama"],
+    );
     let mut missing = src.cmd(["copy", "--to"]);
     missing
         .arg(&dst.repo)

@@ -229,13 +229,48 @@ fn select(from: &Repository, req: &CopyRequest) -> Result<Vec<SnapshotInfo>> {
     for selector in &req.selectors {
         chosen.push(from.resolve(selector)?);
     }
-    if req.selectors.is_empty() || req.filter.is_some() {
-        let all = SnapshotFilter::default();
-        chosen.extend(from.snapshots(req.filter.as_ref().unwrap_or(&all))?);
+    match &req.filter {
+        Some(filter) => {
+            let matched = from.snapshots(filter)?;
+            if matched.is_empty() {
+                return Err(no_match(from, filter)?);
+            }
+            chosen.extend(matched);
+        }
+        None if req.selectors.is_empty() => {
+            chosen.extend(from.snapshots(&SnapshotFilter::default())?);
+        }
+        None => {}
     }
     chosen.sort_by_key(|s| (s.time, s.id));
     chosen.dedup_by_key(|s| s.id);
     Ok(chosen)
+}
+
+/// A filter that matches nothing is a mistake (a misspelt name), not an
+/// empty copy: the error names the filter and the histories there are.
+fn no_match(from: &Repository, filter: &SnapshotFilter) -> Result<Error> {
+    let given = [
+        ("kind", &filter.kind),
+        ("name", &filter.name),
+        ("tag", &filter.tag),
+    ];
+    let selector = given
+        .iter()
+        .filter_map(|(flag, v)| v.as_ref().map(|v| format!("--{flag} {v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut candidates: Vec<String> = from
+        .snapshots(&SnapshotFilter::default())?
+        .iter()
+        .map(SnapshotInfo::history)
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    Ok(Error::SnapshotNotFound {
+        selector,
+        candidates,
+    })
 }
 
 /// For each snapshot the destination does not list, the chunks it lacks

@@ -179,6 +179,18 @@ fn another_chunker_or_a_bad_selector_is_refused_before_anything_is_written() {
     };
     let err = src.repo.copy_to(&dest2, &req, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::SnapshotNotFound { .. }), "{err}");
+    let typo = CopyRequest {
+        filter: Some(SnapshotFilter {
+            name: Some("lama".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = src.repo.copy_to(&dest2, &typo, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, Error::SnapshotNotFound { .. }) && err.to_string().contains("--name lama"),
+        "{err}"
+    );
     for s in [&storage, &storage2] {
         assert!(s.list("packs/").unwrap().is_empty());
         assert!(s.list("snapshots/").unwrap().is_empty());
