@@ -1,5 +1,6 @@
 //! Command-line layer: clap definitions (`cli/args.rs`), one function per
-//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
+//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`,
+//! replication in `cli/copy.rs`),
 //! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
 //! 2 usage or runtime error, 3 a snapshot was saved but incomplete.
@@ -17,6 +18,7 @@ mod args;
 mod bench;
 mod browse;
 mod commands;
+mod copy;
 mod integrity;
 mod maintenance;
 mod output;
@@ -125,6 +127,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
+        Command::Copy(a) => done(copy::copy(&ctx, a)),
     }
 }
 
@@ -177,6 +180,15 @@ impl Ctx {
     /// True with `--quiet`: no progress and no notes on stderr.
     pub fn quiet(&self) -> bool {
         self.quiet
+    }
+
+    /// The same options for another repository (`copy --from`/`--to`),
+    /// so it is opened exactly as `--repo` is.
+    pub fn for_repo(&self, repo: PathBuf) -> Ctx {
+        Ctx {
+            repo: Some(repo),
+            quiet: self.quiet,
+        }
     }
 
     pub fn bar(&self) -> Bar {
@@ -240,6 +252,10 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
              clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
+        E::IncompatibleRepositories { .. } => {
+            "copy into a repository made with the source's chunk size (`cairn init --chunk-avg \
+             SIZE`, the size `cairn bench --repo SOURCE` shows); nothing was written"
+        }
         E::InFile { source, .. } => return hint(source),
         _ => return None,
     })

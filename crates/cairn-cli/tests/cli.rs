@@ -20,6 +20,8 @@ mod catalog_damage;
 mod commands;
 #[path = "cli/config_backup.rs"]
 mod config_backup;
+#[path = "cli/copy.rs"]
+mod copy;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/dedup.rs"]

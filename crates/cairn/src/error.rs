@@ -214,6 +214,15 @@ pub enum Error {
     #[error("forget intent {key} is unreadable: {reason}; it names snapshots an interrupted forget was removing (docs/FORMAT.md, \"Forgetting a snapshot\")")]
     BadForgetIntent { key: String, reason: String },
 
+    /// `copy` between repositories whose chunks cannot be copied as they
+    /// are (see `ops::copy::compatibility`); nothing was written.
+    #[error("cannot copy from {from} to {to}: {reason}")]
+    IncompatibleRepositories {
+        from: String,
+        to: String,
+        reason: String,
+    },
+
     #[error("{0}")]
     InvalidArgument(String),
 }

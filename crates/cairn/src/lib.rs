@@ -35,7 +35,8 @@
 //! encryption) → `catalog` (the only SQL; a rebuildable cache that lives
 //! where a [`CatalogLocation`] says) → [`ingest`] (walk, tensor layouts,
 //! chunker, read) → `policy` (retention) → `repo` (this facade, locks,
-//! selectors) → `ops` (one module per operation).
+//! selectors) → `ops` (one module per operation; `copy` replicates
+//! snapshots between any two repositories).
 
 // Public: the storage contract (a user may bring a backend), the stored
 // formats (the fuzz targets parse them) and the way in (the chunker and
@@ -68,6 +69,9 @@ pub use ops::bench::history::{HistoryReport, SnapshotGrowth};
 pub use ops::browse::{DumpReport, Found};
 pub use ops::check::{
     Affected, CheckOptions, CheckReport, Finding, Problem, VerifyFailure, VerifyReport,
+};
+pub use ops::copy::{
+    compatibility, Compatibility, CopiedSnapshot, CopyReport, CopyRequest, CopyState,
 };
 pub use ops::diff::{Change, Diff};
 pub use ops::forget::{

@@ -102,6 +102,43 @@ pub enum Command {
     Prune(PruneArgs),
     /// Free the space of data no snapshot uses: delete dead packs, repack mostly-unused ones
     Gc(GcArgs),
+    /// Copy snapshots to another repository, sending only the chunks it lacks
+    #[command(
+        long_about = "Copy snapshots from --from to --to, sending only the chunks the destination \
+                  lacks. Each snapshot keeps its id, label, time, tags and description, so a second \
+                  run copies nothing and an interrupted run, rerun, finishes without duplicates. \
+                  With no SNAPSHOT and no --kind/--name/--tag, every snapshot is copied. Both \
+                  repositories must use the same chunk size."
+    )]
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Snapshots to copy (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION); none: every snapshot, or those --kind/--name/--tag select
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// The repository to copy from (as --repo)
+    #[arg(long, value_name = "REPO")]
+    pub from: PathBuf,
+    /// The repository to copy into (as --repo; it must exist)
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
+    /// Also copy every snapshot of this kind (with --name, of that history)
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Also copy the whole history of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also copy every snapshot with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Show what would be copied and sent; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

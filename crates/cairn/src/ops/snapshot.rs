@@ -399,15 +399,27 @@ fn write_packs(
     recycle: Sender<Vec<u8>>,
 ) -> Result<()> {
     for sealed in packs {
-        let key = pack::key(&sealed.id);
-        storage.put(&key, &sealed.bytes)?;
-        if verify {
-            verify_written(storage, &key, &sealed)?;
-        }
-        catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        write_pack(storage, catalog, &sealed, verify)?;
         let _ = recycle.send(sealed.bytes);
     }
     Ok(())
+}
+
+/// Makes one pack durable, optionally reads it back, then records it in
+/// the catalog (durable before indexed): the one way a new pack enters a
+/// repository, for snapshot and copy.
+pub(crate) fn write_pack(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    sealed: &SealedPack,
+    verify: bool,
+) -> Result<()> {
+    let key = pack::key(&sealed.id);
+    storage.put(&key, &sealed.bytes)?;
+    if verify {
+        verify_written(storage, &key, sealed)?;
+    }
+    catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
 }
 
 /// How [`store_all`] works: zstd level, read-back of every new pack, and

@@ -18,6 +18,7 @@ use crate::format::{manifest, pack};
 use crate::ops::bench::history::{self, HistoryReport};
 use crate::ops::browse::{self, DumpReport, Found};
 use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
+use crate::ops::copy::{self, CopyReport, CopyRequest};
 use crate::ops::diff::{self, Diff};
 use crate::ops::forget::{self, ForgetPlan, ForgetReport, ForgetRequest};
 use crate::ops::gc::{self, GcPlan, GcReport};
@@ -91,6 +92,17 @@ impl Repository {
     /// What changed from snapshot `from` to snapshot `to`.
     pub fn diff(&self, from: &SnapshotInfo, to: &SnapshotInfo) -> Result<Diff> {
         Ok(diff::diff(&self.files(from)?, &self.files(to)?))
+    }
+
+    /// Copies the snapshots `req` selects from this repository into `to`,
+    /// sending only the chunks `to` lacks (see [`copy::copy`]).
+    pub fn copy_to(
+        &self,
+        to: &Repository,
+        req: &CopyRequest,
+        progress: &dyn Progress,
+    ) -> Result<CopyReport> {
+        copy::copy(self, to, req, progress)
     }
 
     /// Dedup and compression figures, latest snapshot per history.
