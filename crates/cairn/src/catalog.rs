@@ -383,13 +383,32 @@ impl Catalog {
     /// Where each chunk lives, in order, under one lock (restore asks for
     /// whole files at a time); a chunk the catalog lacks is an error.
     pub fn locate_all(&self, ids: &[ChunkId]) -> Result<Vec<ChunkLocation>> {
+        let mut lists = self.locate_lists(&[ids])?;
+        lists.pop().expect("one list in, one out")
+    }
+
+    /// Locates the chunks of several files at once: one result per list,
+    /// where a chunk the catalog lacks fails only its own list. One read
+    /// transaction for all of them, not one per statement (which would
+    /// lock and check the WAL once per lookup: a restore of 30,000 small
+    /// files spent more on that than on the lookups).
+    pub fn locate_lists(&self, lists: &[&[ChunkId]]) -> Result<Vec<Result<Vec<ChunkLocation>>>> {
         let conn = self.lock();
-        ids.iter()
-            .map(|id| {
-                self.locate_on(&conn, id)?
-                    .ok_or(Error::ChunkMissing { chunk: *id })
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        let out = lists
+            .iter()
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| {
+                        self.locate_on(&tx, id)?
+                            .ok_or(Error::ChunkMissing { chunk: *id })
+                    })
+                    .collect()
             })
-            .collect()
+            .collect();
+        // Read only: ending it rolls nothing back.
+        drop(tx);
+        Ok(out)
     }
 
     fn locate_on(&self, conn: &Connection, id: &ChunkId) -> Result<Option<ChunkLocation>> {

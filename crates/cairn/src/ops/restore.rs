@@ -10,6 +10,7 @@
 
 mod target;
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::blob::read_chunks;
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
+use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
@@ -176,15 +178,21 @@ pub fn restore(
     for d in &dirs {
         ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
     }
+    // Each made or found a real directory, reached through real ones (and
+    // "" is TARGET itself).
+    let verified_dirs: HashSet<&str> = dirs.iter().map(|d| d.path.as_str()).chain([""]).collect();
+    let lists: Vec<&[ChunkId]> = files.iter().map(|f| f.chunks.as_slice()).collect();
     let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
         .iter()
-        .map(|f| (*f, repo.locate_all(&f.chunks)))
+        .copied()
+        .zip(repo.catalog().locate_lists(&lists)?)
         .collect();
     progress.start("restore", files.iter().map(|f| f.size).sum());
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     located.into_par_iter().try_for_each(|(f, locs)| {
-        let result = locs.and_then(|locs| restore_file(storage, target, f, &locs, progress));
+        let result =
+            locs.and_then(|locs| restore_file(storage, target, &verified_dirs, f, &locs, progress));
         match result {
             Ok(()) => Ok(()),
             Err(e) if opts.ignore_errors => {
@@ -288,18 +296,29 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
 fn restore_file(
     storage: &dyn Storage,
     target: &Path,
+    verified_dirs: &HashSet<&str>,
     f: &FileEntry,
     locs: &[ChunkLocation],
     progress: &dyn Progress,
 ) -> Result<()> {
-    let dest = safe_join(target, &f.path)?;
+    // Under a directory this restore made or checked, the path is safe
+    // as it is; elsewhere each ancestor is checked.
+    let parent = f.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let dest = if verified_dirs.contains(parent) {
+        target.join(&f.path)
+    } else {
+        safe_join(target, &f.path)?
+    };
     let tmp = target::temp_path(&dest);
     let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
-        set_mode_and_mtime(&tmp, f.mode, f.mtime_ns)?;
-        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::TargetExists { path: dest.clone() });
+        match fs::rename(&tmp, &dest) {
+            // A directory in the file's place (rename never replaces one
+            // with a file).
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                Err(Error::TargetExists { path: dest.clone() })
+            }
+            other => other.at(&dest),
         }
-        fs::rename(&tmp, &dest).at(&dest)
     });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -322,17 +341,31 @@ fn write_verified(
         .open(tmp)
         .at(tmp)?;
     // Sized first: the blocks of zeros skipped below read back as holes.
-    out.set_len(f.size).at(tmp)?;
+    // A small file is written whole instead, saving a call per file where
+    // a restore of many small files is all per-file calls.
+    let sparse = f.size >= SPARSE_MIN;
+    if sparse {
+        out.set_len(f.size).at(tmp)?;
+    }
     let mut behind = WriteBehind::default();
     let mut offset = 0;
     stream_file(storage, f, locs, |chunk| {
         progress.advance(chunk.len() as u64);
-        write_sparse(&out, offset, chunk).at(tmp)?;
+        if sparse {
+            write_sparse(&out, offset, chunk).at(tmp)?;
+        } else {
+            out.write_all_at(chunk, offset).at(tmp)?;
+        }
         offset += chunk.len() as u64;
         behind.wrote(&out, chunk.len());
         Ok(())
-    })
+    })?;
+    set_open_mode_and_mtime(&out, tmp, f.mode, f.mtime_ns)
 }
+
+/// Files from this size on are restored sparse (blocks of zeros left as
+/// holes); smaller ones are written whole.
+const SPARSE_MIN: u64 = 1 << 20;
 
 /// Hole granularity: whole blocks of zeros this size, aligned in the file,
 /// are skipped instead of written (the common file-system block size).
@@ -412,16 +445,23 @@ pub(crate) fn stream_file(
     Ok(())
 }
 
+/// Sets the mode and mtime of the directory `path`.
 fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)?;
+    let dir = File::open(path).at(path)?;
+    set_open_mode_and_mtime(&dir, path, mode, mtime_ns)
+}
+
+/// Sets the mode and mtime of an open file (`path` names it in errors):
+/// through its descriptor, so no path is resolved again.
+fn set_open_mode_and_mtime(file: &File, path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .at(path)?;
     let mtime = if mtime_ns >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(mtime_ns as u64)
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_nanos(mtime_ns.unsigned_abs())
     };
-    File::open(path)
-        .and_then(|f| f.set_modified(mtime))
-        .at(path)
+    file.set_modified(mtime).at(path)
 }
 
 /// Sets the mtime of the symlink `path` itself (not of what it points to);

@@ -24,10 +24,16 @@ const TEMP_PREFIX: &str = ".cairn-tmp-";
 /// Numbers the temp files of this process.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// This process's id, asked of the kernel once (every temp name has it).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// A fresh temp name beside `dest`.
 pub(super) fn temp_path(dest: &Path) -> PathBuf {
     let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    dest.with_file_name(format!("{TEMP_PREFIX}{}-{n}", std::process::id()))
+    dest.with_file_name(format!("{TEMP_PREFIX}{}-{n}", pid()))
 }
 
 /// The pid that made `name`, if it is a restore's temp name: ours
@@ -55,7 +61,7 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
         let (dir, file) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
         dirs.entry(dir).or_default().insert(file);
     }
-    let me = std::process::id();
+    let me = pid();
     let mut removed = 0;
     for (dir, files_here) in &dirs {
         // A directory that does not exist yet holds no leftovers; one that
