@@ -175,6 +175,7 @@ pub fn restore(
         let result = locs.and_then(|locs| restore_file(storage, target, f, &locs, progress));
         match result {
             Ok(()) => Ok(()),
+            Err(Error::Cancelled) => Err(Error::Cancelled),
             Err(e) if opts.ignore_errors => {
                 failures
                     .lock()
@@ -314,6 +315,7 @@ fn write_verified(
     let mut behind = WriteBehind::default();
     let mut offset = 0;
     stream_file(storage, f, locs, |chunk| {
+        crate::progress::check_cancelled(progress)?;
         progress.advance(chunk.len() as u64);
         write_sparse(&out, offset, chunk).at(tmp)?;
         offset += chunk.len() as u64;

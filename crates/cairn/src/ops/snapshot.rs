@@ -465,6 +465,7 @@ impl<'r> Storer<'r> {
         files: &mut [FileEntry],
         progress: &dyn Progress,
     ) -> Result<()> {
+        crate::progress::check_cancelled(progress)?;
         let hashed = HashedBatch::new(batch);
         let ids = &hashed.ids;
         let known = self.repo.catalog().existing(ids)?;
