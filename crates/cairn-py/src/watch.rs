@@ -6,6 +6,10 @@
 //! [`Progress::cancelled`]; the exception propagates once the operation has
 //! stopped cleanly (its locks released, nothing half-visible).
 //!
+//! Each phase's start waits for the callback to see `(0, total)`: so the
+//! callback runs at least once while the operation can still stop, even
+//! when it finishes within one tick, and raising there always aborts it.
+//!
 //! Signals are checked on the calling thread because Python runs signal
 //! handlers only on its main thread: the operation's own threads could not
 //! see a Ctrl-C.
@@ -23,18 +27,33 @@ use cairn::Progress;
 /// and on how long a Ctrl-C waits to be noticed.
 const TICK: Duration = Duration::from_millis(100);
 
+/// What the operation's thread tells the watcher.
+enum Event {
+    /// A phase started; the sender waits until the callback has seen it.
+    Started(mpsc::Sender<()>),
+    /// The operation returned.
+    Done,
+}
+
 /// What the operation's threads report; read by the watcher.
-#[derive(Default)]
 struct Shared {
     done: AtomicU64,
     total: AtomicU64,
     stop: AtomicBool,
+    /// Set when there is a callback to wait for at each start.
+    events: Option<mpsc::Sender<Event>>,
 }
 
 impl Progress for Shared {
     fn start(&self, _label: &str, total: u64) {
         self.total.store(total, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
+        if let Some(events) = &self.events {
+            let (ack, seen) = mpsc::channel();
+            if events.send(Event::Started(ack)).is_ok() {
+                let _ = seen.recv();
+            }
+        }
     }
     fn advance(&self, bytes: u64) {
         self.done.fetch_add(bytes, Ordering::Relaxed);
@@ -88,22 +107,38 @@ pub fn run<T: Send>(
     callback: Option<Py<PyAny>>,
     op: impl FnOnce(&dyn Progress) -> cairn::Result<T> + Send,
 ) -> PyResult<T> {
-    let shared = Shared::default();
+    let (events, inbox) = mpsc::channel::<Event>();
+    let shared = Shared {
+        done: AtomicU64::new(0),
+        total: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        events: callback.is_some().then(|| events.clone()),
+    };
     let mut watcher = Watcher {
         callback,
         last: None,
         raised: None,
     };
-    let outcome = py.detach(|| {
+    let (shared_ref, watcher_ref) = (&shared, &mut watcher);
+    // `move`: the receiver goes into the closure (it is not Sync).
+    let outcome = py.detach(move || {
         std::thread::scope(|scope| {
-            let (done_tx, done_rx) = mpsc::channel::<()>();
             let worker = scope.spawn(|| {
-                let result = op(&shared);
-                drop(done_tx);
+                let result = op(shared_ref);
+                let _ = events.send(Event::Done);
                 result
             });
-            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(TICK) {
-                Python::attach(|py| watcher.poll(py, &shared));
+            loop {
+                match inbox.recv_timeout(TICK) {
+                    Ok(Event::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Ok(Event::Started(ack)) => {
+                        Python::attach(|py| watcher_ref.poll(py, shared_ref));
+                        let _ = ack.send(());
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        Python::attach(|py| watcher_ref.poll(py, shared_ref))
+                    }
+                }
             }
             worker.join()
         })

@@ -169,6 +169,7 @@ pub fn restore(
         .map(|f| (*f, repo.locate_all(&f.chunks)))
         .collect();
     progress.start("restore", files.iter().map(|f| f.size).sum());
+    crate::progress::check_cancelled(progress)?;
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     located.into_par_iter().try_for_each(|(f, locs)| {

@@ -181,6 +181,8 @@ pub fn create(
         stats: stats.clone(),
         files,
     };
+    // The last moment a watcher can stop it: nothing is visible yet.
+    crate::progress::check_cancelled(progress)?;
     let (id, bytes) = m.encode();
     repo.storage().put(&manifest::key(&id), &bytes)?;
     repo.catalog().add_snapshot(&id, &m, &inodes)?;
