@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
 def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
-        for i in range(48):  # 384 MiB of incompressible data
+        for i in range(24):  # 192 MiB of incompressible data
             f.write(os.urandom(8 << 20))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, repo.root, str(big)],
