@@ -53,13 +53,13 @@ def test_snapshots_are_typed_and_filtered(repo, model_dir):
 def test_restore_only_some_paths_and_overwrite(repo, model_dir, tmp_path):
     repo.snapshot([model_dir], kind="model", name="m")
     out = tmp_path / "out"
-    repo.restore("m", out, paths=["trading_model/cfg/config.json"])
+    repo.restore("m", out, paths="trading_model/cfg/config.json")
     assert (out / "trading_model/cfg/config.json").read_text() == '{"layers": 4}'
     assert not (out / "trading_model/weights.bin").exists()
 
     (out / "trading_model/cfg/config.json").write_text("edited")
     with pytest.raises(cairn.TargetExists) as e:
-        repo.restore("m", out, paths=["trading_model/cfg/config.json"])
+        repo.restore("m", out, paths="trading_model/cfg/config.json")
     assert e.value.path.endswith("trading_model/cfg/config.json")
     assert (out / "trading_model/cfg/config.json").read_text() == "edited", "refused, untouched"
     repo.restore("m", out, overwrite=True)

@@ -42,6 +42,15 @@ def _selector(s: Selector) -> str:
     raise TypeError(f"a selector is a str or a cairn.Snapshot, not {type(s).__name__}")
 
 
+def _strings(values: Union[str, Iterable[str], None]) -> List[str]:
+    """One string or several, as a list (a lone ``str`` is not split)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        return [values]
+    return list(values)
+
+
 def _paths(paths: Union[PathLike, Iterable[PathLike]]) -> List[str]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -119,7 +128,7 @@ class Repository:
         kind: str,
         name: str,
         version: Optional[str] = None,
-        tags: Sequence[str] = (),
+        tags: Union[str, Sequence[str]] = (),
         description: Optional[str] = None,
         force: bool = False,
         strict: bool = False,
@@ -135,7 +144,7 @@ class Repository:
         Ctrl-C leaves the repository as it was.
         """
         raw = self._native.snapshot(
-            _paths(paths), kind, name, version, list(tags), description,
+            _paths(paths), kind, name, version, _strings(tags), description,
             force, strict, verify, compression, progress,
         )
         return SnapshotReport._from(json.loads(raw))
@@ -166,7 +175,7 @@ class Repository:
         dest: PathLike,
         *,
         overwrite: bool = False,
-        paths: Optional[Sequence[str]] = None,
+        paths: Union[str, Sequence[str], None] = None,
         ignore_errors: bool = False,
         progress: Optional[ProgressCallback] = None,
     ) -> RestoreReport:
@@ -179,7 +188,7 @@ class Repository:
         """
         raw = self._native.restore(
             _selector(selector), os.fspath(dest), overwrite,
-            list(paths or ()), ignore_errors, progress,
+            _strings(paths), ignore_errors, progress,
         )
         return RestoreReport._from(json.loads(raw))
 
@@ -232,7 +241,7 @@ class Repository:
         keep_monthly: Optional[int] = None,
         keep_yearly: Optional[int] = None,
         keep_within: Optional[str] = None,
-        keep_tag: Sequence[str] = (),
+        keep_tag: Union[str, Sequence[str]] = (),
         allow_empty: bool = False,
         dry_run: bool = True,
     ) -> "ForgetPlan":
@@ -244,7 +253,9 @@ class Repository:
         lock until executed or released (use it as a context manager).
         """
         counts = [keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly]
-        native = self._native.forget_plan(kind, name, counts, keep_within, list(keep_tag), allow_empty)
+        native = self._native.forget_plan(
+            kind, name, counts, keep_within, _strings(keep_tag), allow_empty
+        )
         plan = ForgetPlan(native)
         if not dry_run:
             plan.execute()
