@@ -127,5 +127,6 @@ def test_the_gil_is_released_while_a_snapshot_runs(repo, tmp_path):
     elapsed = time.monotonic() - started
     done.set()
     t.join()
-    # A held GIL would starve the ticker for the whole snapshot.
-    assert len(ticks) > elapsed / 0.005 / 4, (len(ticks), elapsed)
+    # A held GIL would starve the ticker for the whole snapshot (a tick or
+    # two at most); lenient, for a loaded machine.
+    assert len(ticks) >= max(5, elapsed / 0.005 / 20), (len(ticks), elapsed)
