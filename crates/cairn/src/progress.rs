@@ -62,7 +62,10 @@ mod tests {
             label: SnapshotLabel::new("model", "m"),
             ..Default::default()
         };
-        let err = t.repo.snapshot(std::slice::from_ref(&src), &opts, &Stop).unwrap_err();
+        let err = t
+            .repo
+            .snapshot(std::slice::from_ref(&src), &opts, &Stop)
+            .unwrap_err();
         assert!(matches!(err, Error::Cancelled), "{err}");
         let none = t.repo.snapshots(&SnapshotFilter::default()).unwrap();
         assert!(none.is_empty(), "a cancelled snapshot is not visible");
