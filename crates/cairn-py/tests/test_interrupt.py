@@ -21,7 +21,10 @@ CHILD = textwrap.dedent(
     def progress(done, total):
         print("progress", done, total, flush=True)
     try:
-        repo.snapshot([sys.argv[2]], kind="model", name="big", progress=progress)
+        if sys.argv[2] == "snapshot":
+            repo.snapshot([sys.argv[3]], kind="model", name="big", progress=progress)
+        else:
+            repo.restore("big", sys.argv[3], progress=progress)
         print("completed", flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
@@ -29,14 +32,10 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
-    big = tmp_path / "big.bin"
-    with open(big, "wb") as f:
-        for i in range(24):  # 192 MiB of incompressible data
-            f.write(os.urandom(8 << 20))
+def interrupt_child(repo, *args):
+    """Runs CHILD, sends it SIGINT once its operation has started."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, repo.root, str(big)],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", CHILD, repo.root, *args], stdout=subprocess.PIPE, text=True
     )
     first = child.stdout.readline()
     assert first.startswith("progress"), first
@@ -44,6 +43,14 @@ def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
     rest = child.stdout.read()
     assert child.wait(timeout=60) == 0
     assert rest.strip().endswith("interrupted"), rest
+
+
+def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for i in range(24):  # 192 MiB of incompressible data
+            f.write(os.urandom(8 << 20))
+    interrupt_child(repo, "snapshot", str(big))
     # Nothing half-visible, the lock released, the repository usable.
     with cairn.Repository.open(repo.root) as again:
         assert list(again.snapshots()) == []
@@ -54,6 +61,16 @@ def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
         small.write_bytes(random_bytes(5, 100_000))
         again.snapshot([small], kind="model", name="big")
         assert [s.name for s in again.snapshots()] == ["big"]
+
+    # A restore interrupted leaves no half-written file and no lock.
+    repo.snapshot([big], kind="model", name="big")
+    out = tmp_path / "out"
+    interrupt_child(repo, "restore", str(out))
+    assert not out.exists() or list(out.iterdir()) == [], "no file, no temp file"
+    with repo.gc(dry_run=True):
+        pass
+    repo.restore("big", out)
+    assert (out / "big.bin").stat().st_size == big.stat().st_size
 
 
 class Boom(Exception):
