@@ -53,6 +53,7 @@ fn classify(e: &Error) -> Mapped {
         Error::SnapshotNotFound {
             selector,
             candidates,
+            ..
         } => M::new("NotFound").selector(selector, candidates),
         Error::PathNotInSnapshot { path, snapshot } => M::new("NotFound").path(path).id(snapshot),
         Error::AmbiguousSelector {

@@ -60,6 +60,6 @@ def test_selector_errors_carry_the_selector(history, tmp_path):
     repo.snapshot([src], kind="config", name="m")
     with pytest.raises(cairn.AmbiguousSelector) as e:
         repo.resolve("m")
-    assert set(e.value.candidates) == {"config/m", "model/m"}
+    assert {c.split()[0] for c in e.value.candidates} == {"config/m", "model/m"}
     assert str(e.value).startswith("`m` is ambiguous")
     assert repo.resolve("config/m").kind == "config"
