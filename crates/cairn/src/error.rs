@@ -225,6 +225,11 @@ pub enum Error {
 
     #[error("{0}")]
     InvalidArgument(String),
+
+    /// The caller's [`crate::Progress::cancelled`] asked the operation to
+    /// stop; it stopped as a failed run would (nothing half-visible).
+    #[error("cancelled; the repository is as it was before")]
+    Cancelled,
 }
 
 fn candidates_hint(heading: &str, candidates: &[String]) -> String {

@@ -249,6 +249,7 @@ pub(crate) fn check_unlocked(
     // Catalog rows are fetched on this thread; packs are read in parallel
     // a few at a time, so memory stays at a few packs.
     for group in packs.chunks(rayon::current_num_threads().max(1) * 2) {
+        crate::progress::check_cancelled(progress)?;
         let rows: Vec<Vec<PackEntry>> = group
             .iter()
             .map(|p| pack_entries(repo, p.rowid))

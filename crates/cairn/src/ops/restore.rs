@@ -188,6 +188,7 @@ pub fn restore(
         .zip(repo.catalog().locate_lists(&lists)?)
         .collect();
     progress.start("restore", files.iter().map(|f| f.size).sum());
+    crate::progress::check_cancelled(progress)?;
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     located.into_par_iter().try_for_each(|(f, locs)| {
@@ -195,6 +196,7 @@ pub fn restore(
             locs.and_then(|locs| restore_file(storage, target, &verified_dirs, f, &locs, progress));
         match result {
             Ok(()) => Ok(()),
+            Err(Error::Cancelled) => Err(Error::Cancelled),
             Err(e) if opts.ignore_errors => {
                 failures
                     .lock()
@@ -350,6 +352,7 @@ fn write_verified(
     let mut behind = WriteBehind::default();
     let mut offset = 0;
     stream_file(storage, f, locs, |chunk| {
+        crate::progress::check_cancelled(progress)?;
         progress.advance(chunk.len() as u64);
         if sparse {
             write_sparse(&out, offset, chunk).at(tmp)?;

@@ -181,6 +181,8 @@ pub fn create(
         stats: stats.clone(),
         files,
     };
+    // The last moment a watcher can stop it: nothing is visible yet.
+    crate::progress::check_cancelled(progress)?;
     let (id, bytes) = m.encode();
     // The commit: only while the lock holds, or a gc that judged it stale
     // may have deleted the packs this manifest names.
@@ -480,6 +482,7 @@ impl<'r> Storer<'r> {
         files: &mut [FileEntry],
         progress: &dyn Progress,
     ) -> Result<()> {
+        crate::progress::check_cancelled(progress)?;
         let hashed = HashedBatch::new(batch);
         let ids = &hashed.ids;
         let known = self.repo.catalog().existing(ids)?;

@@ -49,6 +49,7 @@ pub fn verify(
         .filter_map(|(f, locs)| {
             let result = locs.and_then(|locs| {
                 stream_file(storage, f, &locs, |c| {
+                    crate::progress::check_cancelled(progress)?;
                     progress.advance(c.len() as u64);
                     Ok(())
                 })
@@ -59,6 +60,8 @@ pub fn verify(
             })
         })
         .collect();
+    // A cancelled read is not a failure of the file it was reading.
+    crate::progress::check_cancelled(progress)?;
     progress.finish();
     Ok(VerifyReport {
         files: files.len() as u64,
