@@ -22,6 +22,8 @@ mod config_backup;
 mod crash;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/excludes.rs"]
+mod excludes;
 #[path = "cli/fixture.rs"]
 mod fixture;
 #[path = "cli/forget.rs"]

@@ -167,8 +167,17 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Files or directories to snapshot; each is stored under its base name
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "files_from", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Leave out entries matching this gitignore-style pattern (repeatable), e.g. '*.tmp', 'cache/', 'data/scratch'
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line (blank lines and '#' comments ignored; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read the paths to snapshot from FILE, one per line (blank lines and '#' comments ignored; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
     /// What the snapshot holds: model, portfolio, config, or any word
     #[arg(long)]
     pub kind: String,
