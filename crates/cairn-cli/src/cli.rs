@@ -19,6 +19,7 @@ mod commands;
 mod integrity;
 mod maintenance;
 mod output;
+mod runner;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -115,6 +116,8 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
+        Command::Config(a) => runner::config(a),
+        Command::Run(a) => runner::run(a),
     }
 }
 

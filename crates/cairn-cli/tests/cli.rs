@@ -50,6 +50,8 @@ mod repo;
 mod restore_edge;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+#[path = "cli/runner.rs"]
+mod runner;
 #[path = "cli/selectors.rs"]
 mod selectors;
 #[path = "cli/tensor.rs"]

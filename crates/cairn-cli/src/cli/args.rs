@@ -79,6 +79,11 @@ pub enum Command {
     Prune(PruneArgs),
     /// Free the space of data no snapshot uses: delete dead packs, repack mostly-unused ones
     Gc(GcArgs),
+    /// Validate the runner's config file, or print a commented example
+    #[command(subcommand)]
+    Config(super::runner::ConfigCommand),
+    /// Back up the config file's targets once (all, the named ones, or those due): snapshot, forget, gc, check, hooks
+    Run(super::runner::RunArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,170 @@
+//! Unattended backups (crate cairn-runner): `cairn config check|example`
+//! and `cairn run`. The CLI only finds the files, prints and picks the
+//! exit code; the runner crate does the work.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn_runner::{locate, Config, State, Status};
+use clap::{Args, Subcommand};
+
+use super::output;
+
+#[derive(Debug, Args)]
+pub struct ConfigFileArgs {
+    /// The config file (default: $CAIRN_CONFIG, else ~/.config/cairn/cairn.toml, under $XDG_CONFIG_HOME if set)
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where the run state is kept (default: $CAIRN_STATE_DIR, else $XDG_STATE_HOME/cairn, else ~/.local/state/cairn)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file: every problem with its file, line and key (exit 1 if any)
+    Check(ConfigFileArgs),
+    /// Print a commented example config
+    Example,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Targets to run (default: every target)
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Only the targets whose schedule is due (for a cron job or systemd timer that fires often)
+    #[arg(long)]
+    pub due: bool,
+    /// Print the reports as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The config, found and validated; its problems are the error.
+pub fn load(args: &ConfigFileArgs) -> Result<Config> {
+    let (file, how) = locate::config_file(args.config.as_deref())?;
+    if !file.exists() {
+        anyhow::bail!(
+            "no config file at {} (from {how})\nhint: start from `cairn config example > {}`",
+            file.display(),
+            file.display()
+        );
+    }
+    Ok(Config::load(&file)?)
+}
+
+pub fn config(cmd: ConfigCommand) -> Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Example => {
+            outln!("{}", cairn_runner::EXAMPLE.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check(args) => check(&args),
+    }
+}
+
+fn check(args: &ConfigFileArgs) -> Result<ExitCode> {
+    let config = match load(args) {
+        Err(e) => match e.downcast_ref::<cairn_runner::Error>() {
+            Some(cairn_runner::Error::Config(problems)) => {
+                for p in &problems.0 {
+                    eprintln!("{p}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+            _ => return Err(e),
+        },
+        Ok(c) => c,
+    };
+    let missing = config.missing_paths();
+    for p in &missing {
+        eprintln!("{p}");
+    }
+    if !missing.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    outln!(
+        "{}: ok ({} repositor{}, {} target{})",
+        config.file.display(),
+        config.repositories.len(),
+        if config.repositories.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        config.targets.len(),
+        if config.targets.len() == 1 { "" } else { "s" }
+    );
+    for t in config.targets.values() {
+        let schedule = t
+            .schedule
+            .as_ref()
+            .map_or("no schedule".into(), |s| s.to_string());
+        outln!(
+            "  {:<20} {}/{} -> {} ({schedule})",
+            t.key,
+            t.label.kind,
+            t.label.name,
+            t.repositories.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The state at `--state-dir` (or its default place).
+pub fn state(args: &StateArgs) -> Result<State> {
+    let path = locate::state_file(args.state_dir.as_deref())?;
+    State::load(&path).context("cannot read the runner state")
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let config = load(&a.file)?;
+    let mut state = state(&a.state)?;
+    let now = chrono::Utc::now();
+    let mut targets = config.select(&a.targets)?;
+    if a.due {
+        targets.retain(|t| cairn_runner::is_due(t, &state, now));
+    }
+    let mut reports = Vec::new();
+    for t in targets {
+        let report = cairn_runner::run_target(&config, t, &mut state, chrono::Utc::now());
+        state.save().with_context(|| {
+            format!("cannot save the runner state to {}", display(state.path()))
+        })?;
+        if !a.json {
+            outln!("{}", report.summary());
+        }
+        reports.push(report);
+    }
+    if a.json {
+        output::json(&reports)?;
+    } else if reports.is_empty() {
+        outln!(
+            "nothing to run{}",
+            if a.due { " (no target is due)" } else { "" }
+        );
+    }
+    let failed = reports
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
