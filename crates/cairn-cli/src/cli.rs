@@ -118,6 +118,8 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Gc(a) => maintenance::gc(&ctx, a),
         Command::Config(a) => runner::config(a),
         Command::Run(a) => runner::run(a),
+        Command::Health(a) => runner::health(a),
+        Command::Metrics(a) => runner::metrics(a),
     }
 }
 

@@ -44,6 +44,8 @@ mod kill;
 mod locks;
 #[path = "cli/manifests.rs"]
 mod manifests;
+#[path = "cli/notify.rs"]
+mod notify;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]

@@ -17,13 +17,18 @@
 
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod locate;
+pub mod mail;
+pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod schedule;
 pub mod state;
 
 pub use config::{Config, Hooks, Location, Notify, RepositorySpec, Target, EXAMPLE};
 pub use error::{ConfigProblem, ConfigProblems, Error, Result};
+pub use health::{health, Health, TargetHealth};
 pub use run::{is_due, run_target, RepoOutcome, TargetReport};
 pub use schedule::{format_span, parse_span, Schedule};
 pub use state::{State, Status, TargetState};

@@ -55,6 +55,22 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
+    /// The text a ping's `/fail` body and an email carry: the summary, then
+    /// each repository's error on its own line.
+    pub fn log(&self) -> String {
+        let mut log = self.summary();
+        log.push('\n');
+        for r in &self.repositories {
+            if let Some(e) = &r.error {
+                log.push_str(&format!("{}: {e}\n", r.repository));
+            }
+        }
+        if let Some(e) = &self.error {
+            log.push_str(&format!("error: {e}\n"));
+        }
+        log
+    }
+
     /// One line for people: `portfolio: ok (local 1a2b3c4d, 12 files, 3.1 MB read)`.
     pub fn summary(&self) -> String {
         let repos: Vec<String> = self
@@ -115,6 +131,7 @@ pub fn run_target(
         error: None,
     };
     let check_due = check_due(target, &previous, now);
+    let mut warnings: Vec<String> = crate::notify::started(&target.notify).into_iter().collect();
     match hook(
         target,
         "before",
@@ -158,10 +175,18 @@ pub fn run_target(
             &report,
             "failed",
         ) {
-            eprintln!("cairn: warning: {e}");
+            warnings.push(e);
         }
     }
     report.duration_secs = started.elapsed().as_secs_f64();
+    warnings.extend(crate::notify::finished(
+        &target.notify,
+        &report,
+        &report.log(),
+    ));
+    for w in &warnings {
+        eprintln!("cairn: warning: {}: {w}", target.key);
+    }
     record(state, target, &report, check_due, now);
     report
 }

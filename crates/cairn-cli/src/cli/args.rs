@@ -84,6 +84,10 @@ pub enum Command {
     Config(super::runner::ConfigCommand),
     /// Back up the config file's targets once (all, the named ones, or those due): snapshot, forget, gc, check, hooks
     Run(super::runner::RunArgs),
+    /// OK / LATE / FAILING / NEVER for each target of the config file (exit 0 only if all OK)
+    Health(super::runner::HealthArgs),
+    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter)
+    Metrics(super::runner::MetricsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! Unattended backups (crate cairn-runner): `cairn config check|example`
-//! and `cairn run`. The CLI only finds the files, prints and picks the
+//! `cairn run`, `cairn health` and `cairn metrics`. The CLI only finds the files, prints and picks the
 //! exit code; the runner crate does the work.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -44,6 +45,28 @@ pub struct RunArgs {
     /// Print the reports as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Print the health of each target as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to this file (temp + rename) instead of stdout, e.g. for node_exporter's textfile collector
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
     #[command(flatten)]
     pub file: ConfigFileArgs,
     #[command(flatten)]
@@ -167,4 +190,45 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 
 fn display(p: &Path) -> String {
     p.display().to_string()
+}
+
+pub fn health(a: HealthArgs) -> Result<ExitCode> {
+    let config = load(&a.file)?;
+    let state = state(&a.state)?;
+    let all = cairn_runner::health(&config, &state, chrono::Utc::now());
+    if a.json {
+        output::json(&all)?;
+    } else {
+        for h in &all {
+            let when = h.last_success.map_or("never".into(), |t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            });
+            outln!(
+                "{:<8} {:<20} last success {when}{}{}",
+                h.health.word(),
+                h.target,
+                if h.detail.is_empty() { "" } else { ": " },
+                h.detail
+            );
+        }
+    }
+    let ok = all.iter().all(|h| h.health == cairn_runner::Health::Ok);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn metrics(a: MetricsArgs) -> Result<ExitCode> {
+    let config = load(&a.file)?;
+    let state = state(&a.state)?;
+    let text = cairn_runner::metrics::render(&config, &state);
+    match &a.textfile {
+        Some(path) => cairn_runner::metrics::write_textfile(path, &text)?,
+        None => write!(std::io::stdout().lock(), "{text}")?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -196,3 +196,171 @@ on_failure = "echo global failure $CAIRN_TARGET >> {log}"
         "{err}"
     );
 }
+
+/// `cairn health`: NEVER before the first run, OK after it, FAILING for a
+/// target whose run failed, LATE once max_age has passed; exit 0 only
+/// when every target is OK. Without the state, the repository's newest
+/// snapshot still counts as a success.
+#[test]
+fn health_says_never_ok_failing_and_late() {
+    let env = Env::new();
+    write(&env.path("src/a.txt"), b"alpha");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\n\n[target.quick]\nkind = \"config\"\npaths = [\"src\"]\nmax_age = \"2s\"\n\n\
+         [target.broken]\nkind = \"config\"\npaths = [\"nope\"]\n",
+        env.repo.display()
+    );
+    let file = env.path("cairn.toml");
+    write(&file, text.as_bytes());
+    let health = |code: i32| -> Value {
+        let mut cmd = runner(&env, &["health", "--json"], &file);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut by = serde_json::Map::new();
+        for h in all.as_array().unwrap() {
+            by.insert(h["target"].as_str().unwrap().into(), h["health"].clone());
+        }
+        Value::Object(by)
+    };
+    assert_eq!(
+        health(1),
+        serde_json::json!({"quick": "never", "broken": "never"})
+    );
+    run_code(runner(&env, &["run"], &file), 1);
+    assert_eq!(
+        health(1),
+        serde_json::json!({"quick": "ok", "broken": "failing"})
+    );
+    let text = stdout(&runner(&env, &["health"], &file).output().unwrap());
+    assert!(
+        text.lines().any(|l| l.starts_with("FAILING  broken")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("OK       quick")),
+        "{text}"
+    );
+    // Only `quick`: exit 0 while it is fresh.
+    let only = env.path("only.toml");
+    write(&only, text_without_broken(&env).as_bytes());
+    run_ok(runner(&env, &["health"], &only));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let mut cmd = runner(&env, &["health"], &only);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("LATE     quick"),
+        "{}",
+        stdout(&out)
+    );
+    // The repositories speak when the state is gone.
+    fs::remove_dir_all(env.path("state")).unwrap();
+    let h = health(1);
+    assert_eq!(h["quick"], "late");
+    assert_eq!(h["broken"], "never");
+}
+
+fn text_without_broken(env: &Env) -> String {
+    format!(
+        "[repository.main]\npath = \"{}\"\n\n[target.quick]\nkind = \"config\"\npaths = [\"src\"]\nmax_age = \"2s\"\n",
+        env.repo.display()
+    )
+}
+
+/// `cairn metrics --textfile` after a run with one good and one failing
+/// target: parsed by the real Prometheus text parser (prometheus_client).
+#[test]
+fn metrics_textfile_parses_with_prometheus_client() {
+    let Some(py) = crate::notify::python_with("prometheus_client") else {
+        return;
+    };
+    let env = Env::new();
+    write(&env.path("src/a.txt"), b"alpha");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\n\n[target.good]\nkind = \"config\"\npaths = [\"src\"]\ncheck = {{ read_data = true }}\n\n\
+         [target.bad]\nkind = \"config\"\npaths = [\"nope\"]\n",
+        env.repo.display()
+    );
+    let file = env.path("cairn.toml");
+    write(&file, text.as_bytes());
+    run_code(runner(&env, &["run"], &file), 1);
+    let prom = env.path("textfile/cairn.prom");
+    fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    run_ok(
+        runner(&env, &["metrics"], &file)
+            .arg("--textfile")
+            .arg(&prom),
+    );
+    let names: Vec<_> = fs::read_dir(prom.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["cairn.prom"], "no temp file left");
+    let script = r#"
+import sys, json
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in fam.samples:
+        key = s.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}"
+        out[key] = s.value
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(&prom)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "parser refused:\n{}\n{}",
+        stderr_of(&out),
+        fs::read_to_string(&prom).unwrap()
+    );
+    let samples: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        samples["cairn_last_run_success{target=good}"], 1.0,
+        "{samples}"
+    );
+    assert_eq!(
+        samples["cairn_last_run_success{target=bad}"], 0.0,
+        "{samples}"
+    );
+    assert_eq!(
+        samples["cairn_consecutive_failures{target=bad}"], 1.0,
+        "{samples}"
+    );
+    assert_eq!(
+        samples["cairn_check_success{target=good}"], 1.0,
+        "{samples}"
+    );
+    assert_eq!(
+        samples["cairn_files{repository=main,target=good}"], 1.0,
+        "{samples}"
+    );
+    assert_eq!(
+        samples["cairn_snapshots{repository=main,target=good}"], 1.0,
+        "{samples}"
+    );
+    assert!(
+        samples["cairn_repository_stored_bytes{repository=main}"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{samples}"
+    );
+    assert!(
+        samples["cairn_last_success_timestamp_seconds{target=good}"]
+            .as_f64()
+            .unwrap()
+            > 1.7e9
+    );
+    assert!(samples
+        .get("cairn_last_success_timestamp_seconds{target=bad}")
+        .is_none());
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
