@@ -120,6 +120,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Run(a) => runner::run(a),
         Command::Health(a) => runner::health(a),
         Command::Metrics(a) => runner::metrics(a),
+        Command::Daemon(a) => runner::daemon(a),
     }
 }
 

@@ -20,6 +20,8 @@ mod commands;
 mod config_backup;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/daemon.rs"]
+mod daemon;
 #[path = "cli/dedup.rs"]
 mod dedup;
 #[path = "cli/excludes.rs"]

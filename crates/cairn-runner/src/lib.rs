@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod health;
 pub mod locate;

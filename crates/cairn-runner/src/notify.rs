@@ -62,3 +62,26 @@ pub fn finished(notify: &Notify, report: &TargetReport, log: &str) -> Vec<String
     }
     warnings
 }
+
+/// Tells the webhook (a JSON event) and the ping URL (`/fail` with
+/// `message`) that the daemon paused target `key`.
+pub fn paused(notify: &Notify, key: &str, message: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(url) = &notify.webhook {
+        let body = serde_json::json!({ "event": "paused", "target": key, "message": message });
+        if let Err(e) = agent()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+        {
+            warnings.push(format!("webhook {url}: {e}"));
+        }
+    }
+    if let Some(base) = &notify.ping_url {
+        let url = format!("{}/fail", base.trim_end_matches('/'));
+        if let Err(e) = agent().post(&url).send(message) {
+            warnings.push(format!("ping {url}: {e}"));
+        }
+    }
+    warnings
+}

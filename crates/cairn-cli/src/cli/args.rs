@@ -88,6 +88,8 @@ pub enum Command {
     Health(super::runner::HealthArgs),
     /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter)
     Metrics(super::runner::MetricsArgs),
+    /// Stay up and run the config's targets on their schedules; SIGTERM/SIGINT stop (after the run in flight), SIGHUP reloads the config
+    Daemon(super::runner::DaemonArgs),
 }
 
 #[derive(Debug, Args)]

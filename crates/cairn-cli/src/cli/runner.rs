@@ -1,5 +1,5 @@
 //! Unattended backups (crate cairn-runner): `cairn config check|example`
-//! `cairn run`, `cairn health` and `cairn metrics`. The CLI only finds the files, prints and picks the
+//! `cairn run`, `cairn health`, `cairn metrics` and `cairn daemon`. The CLI only finds the files, prints and picks the
 //! exit code; the runner crate does the work.
 
 use std::io::Write as _;
@@ -67,6 +67,17 @@ pub struct MetricsArgs {
     /// Write the metrics to this file (temp + rename) instead of stdout, e.g. for node_exporter's textfile collector
     #[arg(long, value_name = "PATH")]
     pub textfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Stop after N target runs (a knob for tests and trials; default: run until stopped)
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
     #[command(flatten)]
     pub file: ConfigFileArgs,
     #[command(flatten)]
@@ -230,5 +241,47 @@ pub fn metrics(a: MetricsArgs) -> Result<ExitCode> {
         Some(path) => cairn_runner::metrics::write_textfile(path, &text)?,
         None => write!(std::io::stdout().lock(), "{text}")?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The last signal the daemon received (0: none), set by [`on_signal`].
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn daemon(a: DaemonArgs) -> Result<ExitCode> {
+    let state = state(&a.state)?;
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores into an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
+    let control = || match SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
+        0 => cairn_runner::daemon::Control::Continue,
+        libc::SIGHUP => cairn_runner::daemon::Control::Reload,
+        _ => cairn_runner::daemon::Control::Stop,
+    };
+    let log = |line: &str| {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        let _ = writeln!(std::io::stdout().lock(), "{now} {line}");
+    };
+    let load = || {
+        load(&a.file).map_err(|e| match e.downcast::<cairn_runner::Error>() {
+            Ok(e) => e,
+            Err(e) => cairn_runner::Error::NoConfig(e.to_string()),
+        })
+    };
+    let opts = cairn_runner::daemon::DaemonOptions {
+        max_runs: a.max_runs,
+    };
+    let runs = cairn_runner::daemon::run(&load, state, &opts, &control, &log)?;
+    log(&format!("stopped after {runs} run(s)"));
     Ok(ExitCode::SUCCESS)
 }
