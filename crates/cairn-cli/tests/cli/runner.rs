@@ -364,3 +364,47 @@ print(json.dumps(out))
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Without --config and --state-dir: $CAIRN_CONFIG wins over
+/// $XDG_CONFIG_HOME/cairn/cairn.toml, and the state goes to
+/// $XDG_STATE_HOME/cairn (else ~/.local/state/cairn).
+#[test]
+fn config_and_state_are_found_in_their_default_places() {
+    let env = Env::new();
+    write(&env.path("src/a.txt"), b"alpha");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\n[target.t]\nkind = \"config\"\npaths = [\"{}\"]\n",
+        env.repo.display(),
+        env.path("src").display()
+    );
+    write(&env.path("xdg-config/cairn/cairn.toml"), text.as_bytes());
+    let mut cmd = cairn_in(env.dir.path());
+    cmd.arg("run")
+        .env_remove("CAIRN_CONFIG")
+        .env_remove("CAIRN_STATE_DIR")
+        .env("XDG_CONFIG_HOME", env.path("xdg-config"))
+        .env("XDG_STATE_HOME", env.path("xdg-state"));
+    run_ok(cmd);
+    assert!(env.path("xdg-state/cairn/runner-state.json").is_file());
+    let mut cmd = cairn_in(env.dir.path());
+    cmd.arg("run")
+        .env("CAIRN_CONFIG", env.path("elsewhere.toml"))
+        .env_remove("CAIRN_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env("XDG_CONFIG_HOME", env.path("xdg-config"));
+    let err = run_code(cmd, 2);
+    assert!(
+        err.contains("elsewhere.toml") && err.contains("$CAIRN_CONFIG"),
+        "{err}"
+    );
+    let mut cmd = cairn_in(env.dir.path());
+    cmd.arg("run")
+        .env_remove("CAIRN_CONFIG")
+        .env_remove("CAIRN_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env("XDG_CONFIG_HOME", env.path("xdg-config"));
+    run_ok(cmd);
+    assert!(env
+        .path("home/.local/state/cairn/runner-state.json")
+        .is_file());
+}
