@@ -125,6 +125,9 @@ fn run_one(shared: &Shared, key: &str, log: &dyn Fn(&str)) -> Result<()> {
     let target = &config.targets[key];
     let report = run_target(&config, target, &mut state, Utc::now());
     log(&report.summary());
+    for w in &report.warnings {
+        log(&format!("warning: {key}: {w}"));
+    }
     let failures = state.target(key).consecutive_failures;
     let max = config.daemon.max_failures;
     if max > 0 && failures >= max {

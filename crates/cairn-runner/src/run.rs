@@ -52,6 +52,9 @@ pub struct TargetReport {
     pub repositories: Vec<RepoOutcome>,
     /// What failed, for people (`None` on success).
     pub error: Option<String>,
+    /// What went wrong without failing the run: a notification not
+    /// delivered, a failing on_failure hook. The caller shows them.
+    pub warnings: Vec<String>,
 }
 
 impl TargetReport {
@@ -129,6 +132,7 @@ pub fn run_target(
         duration_secs: 0.0,
         repositories: Vec::new(),
         error: None,
+        warnings: Vec::new(),
     };
     let check_due = check_due(target, &previous, now);
     let mut warnings: Vec<String> = crate::notify::started(&target.notify).into_iter().collect();
@@ -184,9 +188,7 @@ pub fn run_target(
         &report,
         &report.log(),
     ));
-    for w in &warnings {
-        eprintln!("cairn: warning: {}: {w}", target.key);
-    }
+    report.warnings = warnings;
     record(state, target, &report, check_due, now);
     report
 }

@@ -175,6 +175,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         state.save().with_context(|| {
             format!("cannot save the runner state to {}", display(state.path()))
         })?;
+        for w in &report.warnings {
+            eprintln!("cairn: warning: {}: {w}", report.target);
+        }
         if !a.json {
             outln!("{}", report.summary());
         }
