@@ -22,6 +22,7 @@ mod copy;
 mod integrity;
 mod maintenance;
 mod output;
+mod runner;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -128,6 +129,11 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
         Command::Copy(a) => done(copy::copy(&ctx, a)),
+        Command::Config(a) => runner::config(a),
+        Command::Run(a) => runner::run(a),
+        Command::Health(a) => runner::health(a),
+        Command::Metrics(a) => runner::metrics(a),
+        Command::Daemon(a) => runner::daemon(a),
     }
 }
 

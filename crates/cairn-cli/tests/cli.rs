@@ -24,8 +24,12 @@ mod config_backup;
 mod copy;
 #[path = "cli/crash.rs"]
 mod crash;
+#[path = "cli/daemon.rs"]
+mod daemon;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/excludes.rs"]
+mod excludes;
 #[path = "cli/fixture.rs"]
 mod fixture;
 #[path = "cli/forget.rs"]
@@ -46,12 +50,16 @@ mod kill;
 mod locks;
 #[path = "cli/manifests.rs"]
 mod manifests;
+#[path = "cli/notify.rs"]
+mod notify;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]
 mod restore_edge;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+#[path = "cli/runner.rs"]
+mod runner;
 #[path = "cli/selectors.rs"]
 mod selectors;
 #[path = "cli/tag.rs"]

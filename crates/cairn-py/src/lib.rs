@@ -95,7 +95,7 @@ impl Repository {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (paths, kind, name, version, tags, description, force, strict, verify, compression, progress))]
+    #[pyo3(signature = (paths, kind, name, version, tags, description, force, strict, verify, compression, exclude, progress))]
     fn snapshot(
         &self,
         py: Python<'_>,
@@ -109,6 +109,7 @@ impl Repository {
         strict: bool,
         verify: bool,
         compression: Option<i32>,
+        exclude: Vec<String>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let repo = self.get()?;
@@ -123,6 +124,7 @@ impl Repository {
             compression,
             verify,
             strict,
+            exclude,
         };
         let report = watch::run(py, progress, |p| repo.snapshot(&paths, &opts, p))?;
         let mut value =

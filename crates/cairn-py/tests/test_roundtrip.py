@@ -112,3 +112,14 @@ def test_closed_repository_refuses_calls(tmp_path):
     # Re-opened by path, pathlib or str.
     with cairn.Repository.open(tmp_path / "r") as r2:
         assert list(r2.snapshots()) == []
+
+
+def test_exclude_patterns_leave_entries_out(repo, model_dir, tmp_path):
+    (model_dir / "scratch.tmp").write_bytes(b"temporary")
+    (model_dir / "cache").mkdir()
+    (model_dir / "cache" / "x.bin").write_bytes(b"cached")
+    report = repo.snapshot([model_dir], kind="model", name="m", exclude=["*.tmp", "cache/"])
+    assert report.excluded == 2 and report.complete
+    paths = {f.path for f in repo.files("m")}
+    assert "trading_model/weights.bin" in paths
+    assert not any(p.endswith("scratch.tmp") or "/cache" in p for p in paths), paths

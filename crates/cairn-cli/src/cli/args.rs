@@ -111,6 +111,17 @@ pub enum Command {
                   repositories must use the same chunk size."
     )]
     Copy(CopyArgs),
+    /// Validate the runner's config file, or print a commented example
+    #[command(subcommand)]
+    Config(super::runner::ConfigCommand),
+    /// Back up the config file's targets once (all, the named ones, or those due): snapshot, forget, gc, check, hooks
+    Run(super::runner::RunArgs),
+    /// OK / LATE / FAILING / NEVER for each target of the config file (exit 0 only if all OK)
+    Health(super::runner::HealthArgs),
+    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter)
+    Metrics(super::runner::MetricsArgs),
+    /// Stay up and run the config's targets on their schedules; SIGTERM/SIGINT stop (after the run in flight), SIGHUP reloads the config
+    Daemon(super::runner::DaemonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -246,8 +257,17 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Files or directories to snapshot; each is stored under its base name
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "files_from", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Leave out entries matching this gitignore-style pattern (repeatable), e.g. '*.tmp', 'cache/', 'data/scratch'
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line (blank lines and '#' comments ignored; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read the paths to snapshot from FILE, one per line (blank lines and '#' comments ignored; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
     /// What the snapshot holds: model, portfolio, config, or any word
     #[arg(long)]
     pub kind: String,

@@ -1,6 +1,7 @@
 //! One function per subcommand: resolve arguments into library calls, print
 //! the result as a table or JSON.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -47,8 +48,13 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         compression: a.compression,
         verify: a.verify,
         strict: a.strict,
+        exclude: patterns(a.exclude, &a.exclude_file)?,
     };
-    let r = repo.snapshot(&a.paths, &opts, &ctx.bar())?;
+    let mut paths = a.paths;
+    for file in &a.files_from {
+        paths.extend(lines_of(file)?.into_iter().map(PathBuf::from));
+    }
+    let r = repo.snapshot(&paths, &opts, &ctx.bar())?;
     let code = warn_left_out(&r);
     if a.json {
         output::json(&r)?;
@@ -62,6 +68,9 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         r.files_read,
         r.files - r.files_read
     );
+    if r.excluded > 0 {
+        outln!("  excluded    {} (by --exclude patterns)", r.excluded);
+    }
     outln!("  logical     {}", output::bytes(r.logical_bytes));
     outln!("  read        {}", output::bytes(r.bytes_read));
     outln!(
@@ -80,6 +89,27 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
     Ok(code)
+}
+
+/// The `--exclude` patterns followed by those of every `--exclude-file`.
+fn patterns(mut given: Vec<String>, files: &[PathBuf]) -> Result<Vec<String>> {
+    for file in files {
+        given.extend(lines_of(file)?);
+    }
+    Ok(given)
+}
+
+/// The lines of `file` that are neither blank nor `#` comments, trimmed of
+/// their line ending (`--exclude-file`, `--files-from`).
+fn lines_of(file: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Warns about every entry left out or stored while changing; picks exit 0

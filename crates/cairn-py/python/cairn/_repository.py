@@ -134,18 +134,20 @@ class Repository:
         strict: bool = False,
         verify: bool = False,
         compression: Optional[int] = None,
+        exclude: Union[str, Sequence[str]] = (),
         progress: Optional[ProgressCallback] = None,
     ) -> SnapshotReport:
         """Snapshots ``paths`` (files or directories) as ``kind/name``.
 
         Like ``cairn snapshot PATHS --kind --name --version --tag
-        --description [--force] [--strict] [--verify] [--compression]``.
+        --description [--force] [--strict] [--verify] [--compression]
+        [--exclude]``; ``exclude`` takes gitignore-style patterns.
         Nothing is visible until the snapshot is committed; an error or a
         Ctrl-C leaves the repository as it was.
         """
         raw = self._native.snapshot(
             _paths(paths), kind, name, version, _strings(tags), description,
-            force, strict, verify, compression, progress,
+            force, strict, verify, compression, _strings(exclude), progress,
         )
         return SnapshotReport._from(json.loads(raw))
 

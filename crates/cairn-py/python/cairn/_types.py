@@ -113,7 +113,8 @@ class SnapshotReport:
     """What a snapshot did. ``added_bytes`` is the new data before
     compression, ``added_stored`` after; ``dedup_ratio`` is logical bytes per
     new byte; ``complete`` is False when something was left out (``skipped``)
-    or stored while it changed (``changed``, ``(path, detail)`` pairs)."""
+    or stored while it changed (``changed``, ``(path, detail)`` pairs);
+    ``excluded`` counts entries an ``exclude`` pattern left out."""
 
     id: str
     kind: str
@@ -130,6 +131,7 @@ class SnapshotReport:
     complete: bool
     skipped: Tuple[Skipped, ...]
     changed: Tuple[Tuple[str, str], ...]
+    excluded: int
 
     @classmethod
     def _from(cls, d: Dict[str, Any]) -> "SnapshotReport":

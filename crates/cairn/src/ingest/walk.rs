@@ -9,6 +9,10 @@
 //! listed, a name or link target that is not UTF-8) and says why in
 //! [`Walk::left_out`]; a strict walk fails on the first such entry. The
 //! sources themselves must always be there.
+//!
+//! [`walk_excluding`] leaves out, on purpose, what [`Excludes`] patterns
+//! match (an excluded directory is not entered); those are only counted in
+//! [`Walk::excluded`].
 
 use std::fmt::Write as _;
 use std::fs::{self, Metadata};
@@ -21,6 +25,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::EntryKind;
+use crate::ingest::exclude::Excludes;
 
 /// One path found under a source.
 #[derive(Debug, Clone)]
@@ -44,6 +49,9 @@ pub struct Walk {
     pub entries: Vec<SourceEntry>,
     pub skipped: Vec<PathBuf>,
     pub left_out: Vec<Skipped>,
+    /// Entries matched by an exclude pattern (a directory counts once; what
+    /// is under it is not walked).
+    pub excluded: u64,
 }
 
 /// Why an entry is not in a snapshot.
@@ -130,6 +138,11 @@ pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
 /// it; below the sources, `strict` says whether an entry that cannot be
 /// taken is an error too or is left out and listed in [`Walk::left_out`].
 pub fn walk_with(sources: &[PathBuf], strict: bool) -> Result<Walk> {
+    walk_excluding(sources, strict, &Excludes::none())
+}
+
+/// [`walk_with`], leaving out (and counting) every entry `excludes` matches.
+pub fn walk_excluding(sources: &[PathBuf], strict: bool, excludes: &Excludes) -> Result<Walk> {
     let mut roots = Vec::with_capacity(sources.len());
     for source in sources {
         let abs = std::path::absolute(source).at(source)?;
@@ -147,7 +160,7 @@ pub fn walk_with(sources: &[PathBuf], strict: bool) -> Result<Walk> {
     }
     let mut walk = Walk::default();
     for (name, abs, meta) in roots {
-        visit(&abs, name, &meta, &mut walk, strict)?;
+        visit(&abs, name, &meta, &mut walk, (strict, excludes))?;
     }
     Ok(walk)
 }
@@ -217,9 +230,15 @@ fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<So
     })
 }
 
-fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, strict: bool) -> Result<()> {
+/// How a walk treats what it finds: strictly or not, and what it excludes.
+type Rules<'a> = (bool, &'a Excludes);
+
+fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: Rules) -> Result<()> {
+    let (strict, excludes) = rules;
     let ft = meta.file_type();
-    if ft.is_file() {
+    if excludes.excludes(&rel, abs, ft.is_dir()) {
+        walk.excluded += 1;
+    } else if ft.is_file() {
         walk.entries.push(entry(abs, rel, meta, EntryKind::File)?);
     } else if ft.is_symlink() {
         match entry(abs, rel, meta, EntryKind::Symlink) {
@@ -236,7 +255,7 @@ fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, strict: bool
         };
         for (name, path) in children {
             match fs::symlink_metadata(&path).at(&path) {
-                Ok(meta) => visit(&path, format!("{rel}/{name}"), &meta, walk, strict)?,
+                Ok(meta) => visit(&path, format!("{rel}/{name}"), &meta, walk, rules)?,
                 Err(e) => walk.leave_out(&path, e, strict)?,
             }
         }

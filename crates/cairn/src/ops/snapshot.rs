@@ -29,6 +29,7 @@ use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::format::pack::{self, PackWriter, SealedPack};
 use crate::ingest::chunker::Chunker;
+use crate::ingest::exclude::Excludes;
 use crate::ingest::read::{self, Batch, Ingested, Piece, ReadIssue, ReadJob};
 use crate::ingest::walk::{self, SourceEntry};
 pub use crate::ingest::walk::{SkipReason, Skipped};
@@ -52,6 +53,10 @@ pub struct SnapshotOptions {
     /// name is not UTF-8, and on a file that changes while it is read,
     /// instead of leaving it out or storing it as read.
     pub strict: bool,
+    /// Gitignore-style patterns of entries to leave out on purpose (see
+    /// [`crate::ingest::exclude`]); they are counted, not reported as
+    /// skipped, and the snapshot stays complete.
+    pub exclude: Vec<String>,
 }
 
 /// A file that kept changing while it was read, twice: what the second read
@@ -85,6 +90,8 @@ pub struct SnapshotReport {
     pub skipped: Vec<Skipped>,
     /// Files stored although they changed while they were read.
     pub changed: Vec<Changed>,
+    /// Entries an exclude pattern matched (a directory counts once).
+    pub excluded: u64,
     /// False when an entry was left out for a reason other than its type,
     /// or a file was stored while changing: the snapshot is saved, but it
     /// is not all of its sources.
@@ -114,7 +121,8 @@ pub fn create(
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
     let lock = Lock::shared(repo.shared_storage(), "snapshot")?;
-    let walked = walk::walk_with(sources, opts.strict)?;
+    let excludes = Excludes::new(&opts.exclude)?;
+    let walked = walk::walk_excluding(sources, opts.strict, &excludes)?;
     let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
     let mut jobs = Vec::new();
@@ -217,6 +225,7 @@ pub fn create(
             && skipped.iter().all(|s| s.reason == SkipReason::Unsupported),
         skipped,
         changed: outcome.changed,
+        excluded: walked.excluded,
     })
 }
 
