@@ -5,6 +5,9 @@
 
 #[path = "cli/common.rs"]
 mod common;
+/// The S3 server of the library's tests (std only), shared, not copied.
+#[path = "../../cairn/src/storage/object/test_server.rs"]
+mod test_server;
 
 #[path = "cli/arg_checks.rs"]
 mod arg_checks;
@@ -48,6 +51,8 @@ mod repo;
 mod restore_edge;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+#[path = "cli/s3.rs"]
+mod s3;
 #[path = "cli/selectors.rs"]
 mod selectors;
 #[path = "cli/tensor.rs"]

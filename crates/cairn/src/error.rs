@@ -264,6 +264,17 @@ impl Error {
         }
     }
 
+    /// True when the storage itself could not be used (credentials refused,
+    /// no such bucket, no answer): nothing is known about any object.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::StorageAuth { .. }
+                | Error::BucketNotFound { .. }
+                | Error::StorageUnreachable { .. }
+        )
+    }
+
     /// True when the error means the data read back is not what was written:
     /// the CLI maps these to exit code 1 ("damage found").
     pub fn is_damage(&self) -> bool {

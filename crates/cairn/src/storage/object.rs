@@ -187,7 +187,10 @@ impl ObjectStorage {
     }
 
     fn object_url(&self, key: &str) -> String {
-        format!("{}/{key}", self.url.to_url())
+        match key.is_empty() {
+            true => self.url.to_url(),
+            false => format!("{}/{key}", self.url.to_url()),
+        }
     }
 
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -205,6 +208,13 @@ impl ObjectStorage {
                 endpoint: self.endpoint.clone(),
             };
         }
+        let code = s3_code(&text);
+        if code.as_deref().is_some_and(|c| AUTH_CODES.contains(&c)) {
+            return Error::StorageAuth {
+                url,
+                reason: code.unwrap_or_default(),
+            };
+        }
         match e {
             object_store::Error::NotFound { .. } => Error::ObjectNotFound {
                 key: key.to_string(),
@@ -216,7 +226,7 @@ impl ObjectStorage {
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => Error::StorageAuth {
                 url,
-                reason: s3_code(&text).unwrap_or_else(|| "access denied".to_string()),
+                reason: code.unwrap_or_else(|| "access denied".to_string()),
             },
             e if unreachable(&e) => Error::StorageUnreachable {
                 url,
@@ -387,6 +397,17 @@ impl Storage for ObjectStorage {
         self.url.to_url()
     }
 }
+
+/// S3 error codes that mean the credentials were refused, whichever request
+/// (and `object_store` error variant) they came with.
+const AUTH_CODES: &[&str] = &[
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+];
 
 /// The S3 error code in a response body (`<Code>SignatureDoesNotMatch</Code>`).
 fn s3_code(text: &str) -> Option<String> {
