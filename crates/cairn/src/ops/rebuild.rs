@@ -14,6 +14,8 @@
 //! import and the intents once the new catalog is in place, so a crash in
 //! between leaves the intents to finish the job.
 
+pub mod catch_up;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 
