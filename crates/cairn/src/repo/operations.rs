@@ -24,7 +24,7 @@ use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
-use crate::progress::{NoProgress, Progress};
+use crate::progress::Progress;
 use crate::repo::lock;
 use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 
@@ -169,7 +169,7 @@ impl RepoStorage {
             });
         };
         if rebuild {
-            rebuild::rebuild_catalog(&self, &NoProgress)?;
+            rebuild::rebuild_cache(&self)?;
         }
         self.with_catalog(&file, mode)
     }
