@@ -555,4 +555,96 @@ mod tests {
         }
         assert!(start.elapsed() < Duration::from_secs(10));
     }
+
+    /// Counts the requests of what runs on it: each call is one request,
+    /// but a listing (one per 1000 keys).
+    struct Counting {
+        inner: ObjectStorage,
+        calls: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    }
+
+    impl Counting {
+        fn count(&self, op: &'static str) {
+            *self.calls.lock().unwrap().entry(op).or_default() += 1;
+        }
+        fn take(&self) -> std::collections::BTreeMap<&'static str, u64> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+    }
+
+    impl Storage for Counting {
+        fn put_with(&self, key: &str, data: &[u8], mode: PutMode) -> Result<()> {
+            self.count("put");
+            self.inner.put_with(key, data, mode)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.count("get");
+            self.inner.get(key)
+        }
+        fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.count("get_range");
+            self.inner.get_range(key, offset, len)
+        }
+        fn head(&self, key: &str) -> Result<u64> {
+            self.count("head");
+            self.inner.head(key)
+        }
+        fn list_each(
+            &self,
+            prefix: &str,
+            visit: &mut dyn FnMut(ObjectInfo) -> Result<()>,
+        ) -> Result<()> {
+            self.count("list");
+            self.inner.list_each(prefix, visit)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.count("delete");
+            self.inner.delete(key)
+        }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+    }
+
+    /// What an unchanged re-snapshot costs in requests, opening included
+    /// (what one `cairn snapshot` run does): printed, and bounded.
+    #[test]
+    fn an_unchanged_resnapshot_makes_a_handful_of_requests() {
+        use crate::{ChunkerParams, NoProgress, RepoConfig, Repository, SnapshotLabel};
+        let Some(inner) = storage("s3_request_count") else {
+            return;
+        };
+        let counting = std::sync::Arc::new(Counting {
+            inner,
+            calls: Default::default(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let cache = crate::CatalogLocation::cache_dir(dir.path().join("cache"));
+        let src = dir.path().join("model");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..20u64 {
+            let data = crate::test_support::random_bytes(i, 100_000);
+            std::fs::write(src.join(format!("shard-{i}.bin")), data).unwrap();
+        }
+        let opts = crate::SnapshotOptions {
+            label: SnapshotLabel::new("model", "m"),
+            ..Default::default()
+        };
+        let config = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
+        let repo = Repository::init_with(counting.clone(), cache.clone(), config).unwrap();
+        repo.snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+            .unwrap();
+        drop(repo);
+        counting.take();
+        let repo = Repository::open_with(counting.clone(), cache).unwrap();
+        let report = repo
+            .snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+            .unwrap();
+        drop(repo);
+        assert_eq!(report.chunks_new, 0);
+        let calls = counting.take();
+        let total: u64 = calls.values().sum();
+        eprintln!("an unchanged re-snapshot of 20 files: {total} requests {calls:?}");
+        assert!(total <= 15, "{calls:?}");
+    }
 }
