@@ -235,7 +235,7 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
         E::BucketNotFound { .. } => {
             "create the bucket first, or check the bucket name and AWS_ENDPOINT_URL"
         }
-        E::StorageUnreachable { .. } => {
+        E::StorageUnreachable { .. } | E::StorageServerError { .. } => {
             "check AWS_ENDPOINT_URL and that the server runs; CAIRN_S3_RETRIES and \
              CAIRN_S3_TIMEOUT_SECS set how long cairn keeps trying"
         }

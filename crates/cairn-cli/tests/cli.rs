@@ -53,6 +53,8 @@ mod restore_edge;
 mod roundtrip;
 #[path = "cli/s3.rs"]
 mod s3;
+#[path = "cli/s3_faults.rs"]
+mod s3_faults;
 #[path = "cli/s3_writers.rs"]
 mod s3_writers;
 #[path = "cli/selectors.rs"]

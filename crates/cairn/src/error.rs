@@ -113,6 +113,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The object store kept answering with a server error (5xx), also
+    /// after the configured retries.
+    #[error("{url}: the object store at {endpoint} failed ({reason})")]
+    StorageServerError {
+        url: String,
+        endpoint: String,
+        reason: String,
+    },
+
     /// A `--repo` value that looks like a URL but is not one cairn can open.
     #[error("unsupported repository URL `{url}`: {reason}")]
     UnsupportedUrl { url: String, reason: String },
@@ -272,6 +281,7 @@ impl Error {
             Error::StorageAuth { .. }
                 | Error::BucketNotFound { .. }
                 | Error::StorageUnreachable { .. }
+                | Error::StorageServerError { .. }
         )
     }
 

