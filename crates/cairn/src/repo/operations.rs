@@ -160,7 +160,12 @@ impl RepoStorage {
             // Another client may have snapshotted, forgotten or collected
             // garbage since this cache was last opened.
             file.rebuilds_when_missing()
-                && catch_up::catch_up(self.storage(), &file).map_or(true, |done| done.needs_rebuild)
+                && match catch_up::catch_up(self.storage(), &file) {
+                    Ok(done) => done.needs_rebuild,
+                    // A rebuild could not reach the storage either.
+                    Err(e) if e.is_storage_unavailable() => return Err(e),
+                    Err(_) => true,
+                }
         } else if file.rebuilds_when_missing() {
             true
         } else {
