@@ -51,17 +51,31 @@ pub fn catch_up(storage: &dyn Storage, file: &CatalogFile) -> Result<CatchUp> {
         .collect();
     let forgotten = forget::named_by(&forget::load_intents(storage)?);
 
-    let catalog = file.open()?;
-    let listed: HashSet<SnapshotId> = catalog
-        .snapshots(&SnapshotFilter::default())?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    let known_packs: HashSet<PackId> = catalog.pack_rows()?.into_iter().map(|p| p.id).collect();
+    // Read-only until there is something to write, so an up-to-date cache
+    // opens on a full disk too.
+    let (listed, known_packs) = {
+        let catalog = file.open_read_only()?;
+        let listed: HashSet<SnapshotId> = catalog
+            .snapshots(&SnapshotFilter::default())?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let packs: HashSet<PackId> = catalog.pack_rows()?.into_iter().map(|p| p.id).collect();
+        (listed, packs)
+    };
     if known_packs.iter().any(|p| !stored_packs.contains_key(p)) {
         done.needs_rebuild = true;
         return Ok(done);
     }
+    let up_to_date = known_packs.len() == stored_packs.len()
+        && listed.len() == stored_snaps.len()
+        && listed
+            .iter()
+            .all(|id| stored_snaps.contains_key(id) && !forgotten.contains(id));
+    if up_to_date {
+        return Ok(done);
+    }
+    let catalog = file.open()?;
 
     let gone: Vec<&SnapshotId> = listed
         .iter()
