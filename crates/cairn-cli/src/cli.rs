@@ -1,5 +1,6 @@
 //! Command-line layer: clap definitions (`cli/args.rs`), one function per
-//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`),
+//! subcommand (`cli/commands.rs`; retention and gc in `cli/maintenance.rs`,
+//! replication in `cli/copy.rs`),
 //! and output helpers (`cli/output.rs`).
 //! Exit codes: 0 success, 1 a verification found damage or a mismatch,
 //! 2 usage or runtime error, 3 a snapshot was saved but incomplete.
@@ -15,7 +16,9 @@ macro_rules! outln {
 
 mod args;
 mod bench;
+mod browse;
 mod commands;
+mod copy;
 mod integrity;
 mod maintenance;
 mod output;
@@ -32,6 +35,9 @@ use output::Bar;
 
 pub fn run() -> ExitCode {
     let cli = args::Cli::parse();
+    if let Some(wait) = cli.lock_wait {
+        cairn::set_lock_wait(wait);
+    }
     match lease_from_env().and_then(|()| dispatch(cli)) {
         Ok(code) => code,
         Err(err) => report(err),
@@ -102,6 +108,12 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Show(a) => done(commands::show(&ctx, a)),
         Command::Restore(a) => commands::restore(&ctx, a),
         Command::Cat(a) => done(commands::cat(&ctx, a)),
+        Command::Tag(a) => done(maintenance::tag(&ctx, a)),
+        Command::Completions(a) => done(commands::completions(a)),
+        Command::Man(a) => done(commands::man(a)),
+        Command::Ls(a) => done(browse::ls(&ctx, a)),
+        Command::Find(a) => done(browse::find(&ctx, a)),
+        Command::Dump(a) => done(browse::dump(&ctx, a)),
         Command::Diff(a) => done(commands::diff(&ctx, a)),
         Command::Stats(a) => done(commands::stats(&ctx, a)),
         Command::Bench(a) => done(bench::bench(&ctx, a)),
@@ -115,6 +127,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
+        Command::Copy(a) => done(copy::copy(&ctx, a)),
     }
 }
 
@@ -171,6 +184,20 @@ impl Ctx {
         Ok(printing_warnings(repo))
     }
 
+    /// True with `--quiet`: no progress and no notes on stderr.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// The same options for another repository (`copy --from`/`--to`),
+    /// so it is opened exactly as `--repo` is.
+    pub fn for_repo(&self, repo: PathBuf) -> Ctx {
+        Ctx {
+            repo: Some(repo),
+            quiet: self.quiet,
+        }
+    }
+
     pub fn bar(&self) -> Bar {
         Bar::new(self.quiet)
     }
@@ -223,9 +250,13 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
             "`cairn rebuild-catalog` recreates the catalog in this version's schema"
         }
         E::TargetExists { .. } => "use --overwrite to replace it",
+        E::NotAFile { .. } => {
+            "`cairn ls SNAPSHOT PATH` lists it; `cairn dump SNAPSHOT PATH > out.tar` writes it as a tar stream"
+        }
         E::Locked { .. } => {
-            "`cairn unlock` clears stale locks (of dead processes on this host, or whose lease \
-             expired); `cairn unlock --all` clears every lock, for when no holder runs any more"
+            "`--lock-wait 10m` waits for the holder to finish; `cairn unlock` clears stale locks \
+             (of dead processes on this host, or whose lease expired); `cairn unlock --all` \
+             clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
         E::StorageAuth { .. } => {
@@ -242,6 +273,10 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
         E::UnsupportedUrl { .. } => {
             "use s3://BUCKET/PREFIX or a local path (a relative path that looks like a URL \
              can be written ./NAME)"
+        }
+        E::IncompatibleRepositories { .. } => {
+            "copy into a repository made with the source's chunk size (`cairn init --chunk-avg \
+             SIZE`, the size `cairn bench --repo SOURCE` shows); nothing was written"
         }
         E::InFile { source, .. } => return hint(source),
         _ => return None,

@@ -15,12 +15,16 @@ mod arg_checks;
 mod bad_input;
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/browse.rs"]
+mod browse;
 #[path = "cli/catalog_damage.rs"]
 mod catalog_damage;
 #[path = "cli/commands.rs"]
 mod commands;
 #[path = "cli/config_backup.rs"]
 mod config_backup;
+#[path = "cli/copy.rs"]
+mod copy;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/dedup.rs"]
@@ -59,5 +63,7 @@ mod s3_faults;
 mod s3_writers;
 #[path = "cli/selectors.rs"]
 mod selectors;
+#[path = "cli/tag.rs"]
+mod tag;
 #[path = "cli/tensor.rs"]
 mod tensor;

@@ -169,6 +169,29 @@ fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> R
 /// in one pack (the usual case for a file snapshotted in one go) are read
 /// with one range request per run; opening runs in parallel.
 pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+    read_runs(storage, locs, |loc, stored| {
+        open_chunk(&loc.pack, &loc.entry, stored)
+    })
+}
+
+/// [`read_chunks`], returning each chunk's stored bytes (as in its pack)
+/// once they are checked to open to the chunk: `copy` puts these into the
+/// destination's packs as they are, so it never recompresses and never
+/// copies damage.
+pub fn read_stored_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+    read_runs(storage, locs, |loc, stored| {
+        open_chunk(&loc.pack, &loc.entry, stored).map(|_| stored.to_vec())
+    })
+}
+
+/// Reads `locs` with one range request per run of adjacent chunks and
+/// passes each chunk's stored bytes to `open`, in parallel; the results
+/// come back in the order of `locs`.
+fn read_runs<T: Send>(
+    storage: &dyn Storage,
+    locs: &[ChunkLocation],
+    open: impl Fn(&ChunkLocation, &[u8]) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let mut runs: Vec<&[ChunkLocation]> = Vec::new();
     let mut start = 0;
     for i in 1..=locs.len() {
@@ -203,7 +226,7 @@ pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<
         .collect();
     pieces
         .par_iter()
-        .map(|(loc, stored)| open_chunk(&loc.pack, &loc.entry, stored))
+        .map(|(loc, stored)| open(loc, stored))
         .collect()
 }
 

@@ -155,9 +155,11 @@ pub enum Error {
     #[error("catalog {path} is damaged ({problem}); nothing was changed")]
     CatalogDamaged { path: PathBuf, problem: String },
 
-    #[error("no snapshot matches `{selector}`{}", candidates_hint(.candidates))]
+    #[error("no snapshot matches `{selector}`{}", candidates_hint(.heading, .candidates))]
     SnapshotNotFound {
         selector: String,
+        /// What `candidates` are, e.g. "known names" or "snapshots of model/llm".
+        heading: String,
         candidates: Vec<String>,
     },
 
@@ -207,6 +209,13 @@ pub enum Error {
     #[error("{path} is not in snapshot {snapshot}")]
     PathNotInSnapshot { path: String, snapshot: String },
 
+    #[error("{path} in snapshot {snapshot} is a {kind}, not a file")]
+    NotAFile {
+        path: String,
+        snapshot: String,
+        kind: &'static str,
+    },
+
     /// A chunk-level error met while reading one file of a snapshot.
     #[error("{path}: {source}")]
     InFile {
@@ -225,6 +234,9 @@ pub enum Error {
     )]
     Locked { holders: Vec<String> },
 
+    #[error("the repository lock {key} is no longer held: {reason}; stopped before changing anything it protects")]
+    LockLost { key: String, reason: String },
+
     #[error(
         "the policy would remove every snapshot of {}; refusing",
         .histories.join(", ")
@@ -237,15 +249,24 @@ pub enum Error {
     #[error("forget intent {key} is unreadable: {reason}; it names snapshots an interrupted forget was removing (docs/FORMAT.md, \"Forgetting a snapshot\")")]
     BadForgetIntent { key: String, reason: String },
 
+    /// `copy` between repositories whose chunks cannot be copied as they
+    /// are (see `ops::copy::compatibility`); nothing was written.
+    #[error("cannot copy from {from} to {to}: {reason}")]
+    IncompatibleRepositories {
+        from: String,
+        to: String,
+        reason: String,
+    },
+
     #[error("{0}")]
     InvalidArgument(String),
 }
 
-fn candidates_hint(candidates: &[String]) -> String {
+fn candidates_hint(heading: &str, candidates: &[String]) -> String {
     if candidates.is_empty() {
         String::new()
     } else {
-        format!("; known names:\n  {}", candidates.join("\n  "))
+        format!("; {heading}:\n  {}", candidates.join("\n  "))
     }
 }
 

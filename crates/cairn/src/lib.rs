@@ -35,7 +35,8 @@
 //! encryption) → `catalog` (the only SQL; a rebuildable cache that lives
 //! where a [`CatalogLocation`] says) → [`ingest`] (walk, tensor layouts,
 //! chunker, read) → `policy` (retention) → `repo` (this facade, locks,
-//! selectors) → `ops` (one module per operation).
+//! selectors) → `ops` (one module per operation; `copy` replicates
+//! snapshots between any two repositories).
 
 // Public: the storage contract (a user may bring a backend), the stored
 // formats (the fuzz targets parse them) and the way in (the chunker and
@@ -65,8 +66,12 @@ pub use format::manifest::{EntryKind, FileEntry, RunStats};
 pub use ingest::chunker::ChunkerParams;
 pub use ops::bench;
 pub use ops::bench::history::{HistoryReport, SnapshotGrowth};
+pub use ops::browse::{DumpReport, Found};
 pub use ops::check::{
     Affected, CheckOptions, CheckReport, Finding, Problem, VerifyFailure, VerifyReport,
+};
+pub use ops::copy::{
+    compatibility, Compatibility, CopiedSnapshot, CopyReport, CopyRequest, CopyState,
 };
 pub use ops::diff::{Change, Diff};
 pub use ops::forget::{
@@ -78,10 +83,11 @@ pub use ops::repair::RepairReport;
 pub use ops::restore::{RestoreFailure, RestoreOptions, RestoreReport};
 pub use ops::snapshot::{Changed, SkipReason, Skipped, SnapshotOptions, SnapshotReport};
 pub use ops::stats::{HistoryLatest, Stats};
+pub use ops::tag::{LabelChange, Relabeled};
 pub use policy::retention::{parse_duration, KeepWithin, RetentionPolicy};
 pub use policy::stored::StoredPolicies;
 pub use progress::{NoProgress, Progress};
 pub use repo::config::ConfigRepair;
 pub use repo::location::{cache_dir, repair_config_at, RepoLocation};
-pub use repo::lock::{set_lease, Lease, LockInfo, Unlocked};
+pub use repo::lock::{set_lease, set_lock_wait, Lease, LockInfo, Unlocked};
 pub use repo::repository::{repair_config, OpenMode, RepoStorage, Repository};

@@ -15,18 +15,29 @@ use clap::{Args, Parser, Subcommand};
                   bit-identically.\n\n\
                   SNAPSHOT selectors: an id prefix (>= 4 hex chars); NAME (latest of that name); \
                   NAME~N (N before the latest); NAME@TIME (latest at or before TIME: RFC 3339 or local \
-                  YYYY-MM-DD[ HH:MM], a bare date meaning the end of that day); NAME:VERSION (latest with \
+                  YYYY-MM-DD[ HH:MM[:SS]], meaning the end of that day, minute or second); NAME:VERSION (latest with \
                   that version label); KIND/NAME... when a name exists under two kinds.\n\n\
-                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error."
+                  Exit codes: 0 success, 1 a verification found damage or a mismatch, 2 usage or runtime error, \
+                  3 a snapshot was saved without some of its sources (skipped or changed while read)."
 )]
 pub struct Cli {
     /// Repository path [default: $XDG_DATA_HOME/cairn, i.e. ~/.local/share/cairn]
-    #[arg(long, global = true, env = "CAIRN_REPO", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_REPO",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub repo: Option<PathBuf>,
 
     /// No progress bars
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     pub quiet: bool,
+
+    /// When another command holds a conflicting lock, keep retrying this long (e.g. 30s, 10m, 2h) instead of failing at once
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait, help_heading = "Global options")]
+    pub lock_wait: Option<std::time::Duration>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -46,6 +57,18 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Cat(CatArgs),
+    /// Edit the tags, version label or description of snapshots (pin a milestone after the fact); each gets a new id
+    Tag(TagArgs),
+    /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`)
+    Completions(CompletionsArgs),
+    /// Write man pages: cairn.1 and one per command (cairn-snapshot.1, …) into DIR
+    Man(ManArgs),
+    /// List the entries of a snapshot, or of one directory in it
+    Ls(LsArgs),
+    /// Find files by name or path pattern across snapshots
+    Find(FindArgs),
+    /// Write a directory (or file) of a snapshot to standard output as a tar stream
+    Dump(DumpArgs),
     /// Files added, removed and changed between two snapshots
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
@@ -79,6 +102,43 @@ pub enum Command {
     Prune(PruneArgs),
     /// Free the space of data no snapshot uses: delete dead packs, repack mostly-unused ones
     Gc(GcArgs),
+    /// Copy snapshots to another repository, sending only the chunks it lacks
+    #[command(
+        long_about = "Copy snapshots from --from to --to, sending only the chunks the destination \
+                  lacks. Each snapshot keeps its id, label, time, tags and description, so a second \
+                  run copies nothing and an interrupted run, rerun, finishes without duplicates. \
+                  With no SNAPSHOT and no --kind/--name/--tag, every snapshot is copied. Both \
+                  repositories must use the same chunk size."
+    )]
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Snapshots to copy (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION); none: every snapshot, or those --kind/--name/--tag select
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// The repository to copy from (as --repo)
+    #[arg(long, value_name = "REPO")]
+    pub from: PathBuf,
+    /// The repository to copy into (as --repo; it must exist)
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
+    /// Also copy every snapshot of this kind (with --name, of that history)
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Also copy the whole history of this name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also copy every snapshot with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Show what would be copied and sent; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +175,25 @@ pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
     #[arg(long)]
     pub all: bool,
+}
+
+/// `90`, `90s`, `10m` or `2h`.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(s.trim().len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 30s, 10m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}` is not a duration: use e.g. 30s, 10m or 2h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn parse_pct(s: &str) -> Result<f64, String> {
@@ -258,6 +337,89 @@ pub struct CatArgs {
     pub snapshot: String,
     /// The file's path in the snapshot, as shown by `cairn show`
     pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The snapshots (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    #[arg(required = true)]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable)
+    #[arg(long, value_name = "T")]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable)
+    #[arg(long, value_name = "T")]
+    pub remove: Vec<String>,
+    /// Replace all tags with these (repeatable; applied before --add and --remove)
+    #[arg(long, value_name = "T", conflicts_with = "clear_tags")]
+    pub set: Vec<String>,
+    /// Remove every tag
+    #[arg(long)]
+    pub clear_tags: bool,
+    /// Set the version label
+    #[arg(long = "version", value_name = "V")]
+    pub version_label: Option<String>,
+    /// Set the description (an empty one removes it)
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing)
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// Only this file or directory and what is under it, as shown by `cairn show`
+    pub path: Option<String>,
+    /// Long format: kind, mode, size, modification time
+    #[arg(long, short)]
+    pub long: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// A glob (`*`, `?`, `[abc]`, `**`): matched against file names, or against
+    /// whole paths in the snapshot when it contains a `/` (e.g. `*.json`, `data/**/*.csv`)
+    pub pattern: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Long format: kind, mode, size, modification time
+    #[arg(long, short)]
+    pub long: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The snapshot (id prefix, NAME, NAME~N, NAME@TIME, NAME:VERSION)
+    pub snapshot: String,
+    /// The directory or file to write [default: the whole snapshot]
+    pub path: Option<String>,
+    /// Write the archive to this file (complete or not at all) instead of standard output
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -65,9 +65,9 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     outln!("  logical     {}", output::bytes(r.logical_bytes));
     outln!("  read        {}", output::bytes(r.bytes_read));
     outln!(
-        "  new         {} in {} chunks, {} stored",
+        "  new         {} in {}, {} stored",
         output::bytes(r.added_raw),
-        r.chunks_new,
+        output::count(r.chunks_new, "chunk"),
         output::bytes(r.added_stored)
     );
     if r.added_raw == 0 {
@@ -138,7 +138,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     let mut header = output::SNAPSHOT_COLUMNS.to_vec();
     header.extend(["SIZE", "ADDED", "STATE"]);
     output::table(&header, &rows)?;
-    outln!("{} snapshots", snaps.len());
+    outln!("{}", output::count(snaps.len() as u64, "snapshot"));
     Ok(())
 }
 
@@ -152,18 +152,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
             snapshot: &'a SnapshotInfo,
             files: Vec<serde_json::Value>,
         }
-        let files = files
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "path": f.path, "kind": format!("{:?}", f.kind).to_lowercase(), "size": f.size,
-                    "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
-                    "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
-                    "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
-                    "chunks": f.chunks.len(),
-                })
-            })
-            .collect();
+        let files = files.iter().map(output::file_json).collect();
         return output::json(&Shown {
             snapshot: &snap,
             files,
@@ -220,11 +209,6 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let r = repo
         .restore(&snap, &a.target, &opts, &ctx.bar())
         .with_context(|| format!("restoring {} into {}", snap.id.short(), a.target.display()))?;
-    if r.leftovers_removed > 0 {
-        let n = r.leftovers_removed;
-        let files = if n == 1 { "file" } else { "files" };
-        eprintln!("cairn: removed {n} leftover temp {files} of an interrupted restore");
-    }
     let code = if r.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -238,18 +222,18 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         eprintln!("cairn: failed: {}: {}", f.path, f.error);
     }
     outln!(
-        "restored {} files, {} directories, {} symlinks ({}) from {} into {}; every restored file matches its SHA-256",
-        r.files,
-        r.dirs,
-        r.symlinks,
+        "restored {}, {}, {} ({}) from {} into {}; every restored file matches its SHA-256",
+        output::count(r.files, "file"),
+        output::count(r.dirs, "directory"),
+        output::count(r.symlinks, "symlink"),
         output::bytes(r.bytes),
         snap.id.short(),
         a.target.display()
     );
     if !r.failed.is_empty() {
         outln!(
-            "{} files could not be restored (listed above)",
-            r.failed.len()
+            "{} could not be restored (listed above)",
+            output::count(r.failed.len() as u64, "file")
         );
     }
     Ok(code)
@@ -330,5 +314,20 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
         })
         .collect();
     output::table(&["HISTORY", "SNAPSHOTS", "LATEST", "TAKEN", "AGE"], &rows)?;
+    Ok(())
+}
+
+pub fn completions(a: CompletionsArgs) -> Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(a.shell, &mut cmd, "cairn", &mut std::io::stdout().lock());
+    Ok(())
+}
+
+pub fn man(a: ManArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, &a.dir)
+        .with_context(|| format!("writing man pages into {}", a.dir.display()))?;
+    outln!("wrote man pages into {}", a.dir.display());
     Ok(())
 }

@@ -47,11 +47,11 @@ fn print_check(r: &CheckReport) -> Result<()> {
         }
     }
     outln!(
-        "checked {} snapshots, {} packs; read {} packs, {} chunks, {}",
-        r.snapshots,
-        r.packs,
-        r.packs_read,
-        r.chunks_read,
+        "checked {}, {}; read {}, {}, {}",
+        output::count(r.snapshots, "snapshot"),
+        output::count(r.packs, "pack"),
+        output::count(r.packs_read, "pack"),
+        output::count(r.chunks_read, "chunk"),
         output::bytes(r.bytes_read)
     );
     let forget_interrupted = r
@@ -141,10 +141,10 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
             outln!("snapshot {s} not imported: an interrupted forget was removing it");
         }
         outln!(
-            "rebuilt the catalog: {} packs, {} chunks, {} snapshots",
-            r.packs,
-            r.chunks,
-            r.snapshots
+            "rebuilt the catalog: {}, {}, {}",
+            output::count(r.packs, "pack"),
+            output::count(r.chunks, "chunk"),
+            output::count(r.snapshots, "snapshot")
         );
         if let Some(old) = &r.old_catalog {
             outln!("the previous catalog was kept as {}", old.display());
@@ -250,6 +250,9 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     for t in &removed.temp_files {
         outln!("removed leftover temp file {t}");
     }
-    outln!("{} locks removed", removed.locks.len());
+    outln!(
+        "{} removed",
+        output::count(removed.locks.len() as u64, "lock")
+    );
     Ok(ExitCode::SUCCESS)
 }

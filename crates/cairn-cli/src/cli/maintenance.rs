@@ -135,12 +135,18 @@ fn print_forget_outcome(plan: &ForgetPlan, dry_run: bool, removed: usize) -> Res
     print_interrupted(plan, dry_run)?;
     let planned = plan.to_remove().count();
     if dry_run {
-        outln!("dry run: would remove {planned} snapshots; nothing was changed");
+        outln!(
+            "dry run: would remove {}; nothing was changed",
+            output::count(planned as u64, "snapshot")
+        );
         if let Err(refusal) = plan.check_allowed() {
             outln!("note: {refusal}");
         }
     } else if removed > 0 {
-        outln!("removed {removed} snapshots (run `cairn gc` to reclaim their space)");
+        outln!(
+            "removed {} (run `cairn gc` to reclaim their space)",
+            output::count(removed as u64, "snapshot")
+        );
     } else {
         outln!("nothing to remove");
     }
@@ -157,7 +163,7 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
         if !std::io::stdin().is_terminal() {
             bail!("not deleting {n} snapshots without confirmation: stdin is not a terminal (pass --yes)");
         }
-        if !confirm(&format!("Delete {n} snapshots?"))? {
+        if !confirm(&format!("Delete {}?", output::count(n as u64, "snapshot")))? {
             outln!("nothing deleted");
             return Ok(());
         }
@@ -165,8 +171,8 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
     let report = repo.forget(&plan)?;
     print_interrupted(&plan, false)?;
     outln!(
-        "deleted {} snapshots (run `cairn gc` to reclaim their space)",
-        report.removed.len()
+        "deleted {} (run `cairn gc` to reclaim their space)",
+        output::count(report.removed.len() as u64, "snapshot")
     );
     Ok(())
 }
@@ -178,9 +184,15 @@ fn print_interrupted(plan: &ForgetPlan, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     if dry_run {
-        outln!("dry run: would first finish an interrupted forget of {n} snapshots");
+        outln!(
+            "dry run: would first finish an interrupted forget of {}",
+            output::count(n as u64, "snapshot")
+        );
     } else {
-        outln!("finished an interrupted forget: {n} snapshots removed");
+        outln!(
+            "finished an interrupted forget: {} removed",
+            output::count(n as u64, "snapshot")
+        );
     }
     Ok(())
 }
@@ -381,7 +393,10 @@ fn print_gc_plan(p: &GcPlan) -> Result<()> {
 
 fn print_gc_report(r: &GcReport) -> Result<()> {
     outln!("gc done: reclaimed {}", output::bytes(r.bytes_reclaimed));
-    outln!("  deleted   {} packs with no live chunks", r.packs_deleted);
+    outln!(
+        "  deleted   {} with no live chunks",
+        output::count(r.packs_deleted, "pack")
+    );
     outln!(
         "  rewrote   {} packs into {} new ({} chunks, {} moved)",
         r.packs_rewritten,
@@ -440,4 +455,32 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     };
     let gplan = repo.gc_plan_after(fplan, a.gc.max_unused, &forgotten)?;
     run_gc(ctx, &repo, &gplan, &a.gc, forget_json)
+}
+
+pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<()> {
+    let repo = ctx.open()?;
+    let change = cairn::LabelChange {
+        add: a.add,
+        remove: a.remove,
+        set: (a.clear_tags || !a.set.is_empty()).then_some(a.set),
+        version: a.version_label,
+        description: a.description,
+    };
+    let done = repo.tag(&a.snapshots, &change)?;
+    if a.json {
+        return output::json(&done);
+    }
+    for r in &done {
+        let tags = if r.label.tags.is_empty() {
+            "no tags".to_string()
+        } else {
+            format!("tags {}", r.label.tags.join(","))
+        };
+        if r.changed {
+            outln!("{} -> {}: {tags}", r.old_id.short(), r.new_id.short());
+        } else {
+            outln!("{}: unchanged ({tags})", r.old_id.short());
+        }
+    }
+    Ok(())
 }

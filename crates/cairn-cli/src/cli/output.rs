@@ -37,6 +37,38 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One file entry in `--json` output (`show`, `ls`, `find`).
+pub fn file_json(f: &cairn::FileEntry) -> serde_json::Value {
+    serde_json::json!({
+        "path": f.path, "kind": kind_name(f.kind), "size": f.size,
+        "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
+        "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
+        "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
+        "chunks": f.chunks.len(),
+    })
+}
+
+/// `file`, `dir` or `symlink`.
+pub fn kind_name(kind: cairn::EntryKind) -> &'static str {
+    match kind {
+        cairn::EntryKind::File => "file",
+        cairn::EntryKind::Dir => "dir",
+        cairn::EntryKind::Symlink => "symlink",
+    }
+}
+
+/// `1 snapshot`, `2 snapshots`, `3 directories`: a count with its noun.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{n} {stem}ies")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `1.5 GiB`-style sizes.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -153,7 +153,7 @@ fn list_filters_by_kind_name_and_tag() {
     assert_eq!(full[2]["tags"], serde_json::json!(["t1", "t2"]));
     let text = stdout(&run_ok(env.cmd(["list", "--tag", "t2"])));
     assert!(
-        text.contains("config") && text.contains("v9") && text.contains("1 snapshots"),
+        text.contains("config") && text.contains("v9") && text.trim_end().ends_with("\n1 snapshot"),
         "{text}"
     );
 }
@@ -394,5 +394,40 @@ fn output_into_a_closed_pipe_is_quiet() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Completions parse in the real bash and know the commands; man pages
+/// are troff with one page per command.
+#[test]
+fn completions_and_man_pages() {
+    let env = Env::uninit();
+    let bash = stdout(&run_ok(env.cmd(["completions", "bash"])));
+    assert!(bash.contains("snapshot") && bash.contains("restore") && bash.contains("--keep-last"));
+    let script = env.path("cairn.bash");
+    fs::write(&script, &bash).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "bash -n: {}", stderr(&syntax));
+    for shell in ["zsh", "fish"] {
+        let out = stdout(&run_ok(env.cmd(["completions", shell])));
+        assert!(out.contains("restore"), "{shell}: {out}");
+    }
+    let err = run_code(env.cmd(["completions", "tcsh"]), 2);
+    assert!(err.contains("tcsh"), "{err}");
+
+    let dir = env.path("man");
+    run_ok(env.cmd(["man".as_ref(), dir.as_os_str()]));
+    for page in [
+        "cairn.1",
+        "cairn-snapshot.1",
+        "cairn-restore.1",
+        "cairn-tag.1",
+    ] {
+        let text = fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a man page");
     }
 }

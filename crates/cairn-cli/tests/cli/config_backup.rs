@@ -38,7 +38,7 @@ fn a_corrupt_config_falls_back_to_the_backup_and_repair_restores_it() {
     let good = fs::read(env.repo.join("config")).unwrap();
     flip_first_byte(&env.repo.join("config"));
     let out = run_ok(env.cmd(["list"]));
-    assert!(stdout(&out).contains("1 snapshots"));
+    assert!(stdout(&out).trim_end().ends_with("\n1 snapshot"));
     let warning = "config is damaged (";
     assert!(stderr(&out).contains(warning), "{}", stderr(&out));
     assert!(

@@ -91,11 +91,11 @@ impl Fixture {
 
 /// Where one chunk of one file of a snapshot is stored.
 pub(crate) struct Located {
-    chunk: String,
-    pack: String,
-    pack_file: PathBuf,
-    offset: u64,
-    stored_len: u64,
+    pub(crate) chunk: String,
+    pub(crate) pack: String,
+    pub(crate) pack_file: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) stored_len: u64,
 }
 
 /// Looks up, through the library, where chunk `index` of `file` in snapshot

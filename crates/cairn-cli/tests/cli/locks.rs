@@ -158,7 +158,7 @@ fn an_unreadable_lock_blocks_until_unlock_all() {
     run_ok(env.cmd(["unlock"]));
     assert!(bad.exists());
     let out = run_ok(env.cmd(["unlock", "--all"]));
-    assert!(stdout(&out).contains("1 locks removed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 lock removed"), "{}", stdout(&out));
     run_ok(snapshot_cmd(&env, "after"));
 }
 
@@ -289,7 +289,7 @@ fn unlock_works_without_a_catalog() {
         "{err}"
     );
     let out = run_ok(env.cmd(["unlock", "--all"]));
-    assert!(stdout(&out).contains("1 locks removed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 lock removed"), "{}", stdout(&out));
     env.json(["rebuild-catalog"]);
     assert_eq!(stdout(&run_ok(env.cmd(["list", "--json"]))), before);
     // A missing repository is still an error naming it.
@@ -337,7 +337,7 @@ fn another_hosts_expired_lease_is_stale() {
     write_lock_with(&env.repo, false, "gone-host", 4242, "snapshot", expired);
     let text = stdout(&run_ok(env.cmd(["unlock"])));
     assert!(
-        text.contains("1 locks removed") && text.contains("on gone-host"),
+        text.contains("1 lock removed") && text.contains("on gone-host"),
         "{text}"
     );
     assert_eq!(lock_files(&env.repo), Vec::<String>::new());
@@ -421,4 +421,33 @@ fn a_bad_lease_setting_is_an_error() {
         .env("CAIRN_LOCK_REFRESH_SECS", "5");
     let err = run_code(cmd, 2);
     assert!(err.contains("refresh interval"), "{err}");
+}
+
+/// Guards `--lock-wait`: a snapshot meeting a live gc's lock fails at once
+/// without it, and with it waits until the lock goes, then saves.
+#[test]
+fn lock_wait_retries_until_the_holder_is_done() {
+    let env = Env::new();
+    write(&env.path("src/f"), b"data\n");
+    let live = LiveProcess::spawn();
+    let lock = write_lock(&env.repo, true, &hostname(), live.pid(), "gc");
+    let err = run_code(snapshot_cmd(&env, "first"), 2);
+    assert!(
+        err.contains("--lock-wait"),
+        "the hint offers waiting: {err}"
+    );
+
+    let remover = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::remove_file(&lock).unwrap();
+    });
+    let started = std::time::Instant::now();
+    run_ok(snapshot_cmd(&env, "waited").args(["--lock-wait", "2m"]));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    remover.join().unwrap();
+    assert_eq!(env.list().len(), 1);
+    live.kill();
+
+    let err = run_code(env.cmd(["--lock-wait", "soon", "list"]), 2);
+    assert!(err.contains("`soon` is not a duration"), "{err}");
 }

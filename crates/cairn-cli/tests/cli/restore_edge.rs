@@ -97,6 +97,20 @@ fn leftover_temp_files_of_a_killed_restore_are_removed() {
         "--overwrite".as_ref(),
     ]);
     assert_eq!(u(&report, "leftovers_removed"), 0, "{report}");
+
+    // Rerun without --overwrite over what the killed restore finished: it
+    // is refused for the finished files, but its temp files go first.
+    leftover(&out.join(format!("d/.cairn-tmp-{dead}-10")));
+    let err = run_code(
+        env.cmd(["restore".as_ref(), "d".as_ref(), out.as_os_str()]),
+        2,
+    );
+    assert!(
+        err.contains("removed 1 leftover temp file of an interrupted restore"),
+        "{err}"
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!out.join(format!("d/.cairn-tmp-{dead}-10")).exists());
     live.kill();
 }
 

@@ -17,6 +17,42 @@ pub(crate) struct SnapshotOrigin {
 }
 
 impl Catalog {
+    /// Gives snapshot `old` the id `new` and the label `label` (kind and
+    /// name unchanged: `tag` edits tags, version and description), keeping
+    /// its file rows and their stat cache. The manifest under `new` must
+    /// already be stored.
+    pub(crate) fn relabel_snapshot(
+        &self,
+        old: &SnapshotId,
+        new: &SnapshotId,
+        label: &crate::format::label::SnapshotLabel,
+    ) -> Result<()> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE snapshots SET snapshot_id = ?1, version = ?2, description = ?3, tags = ?4
+                 WHERE snapshot_id = ?5 AND kind = ?6 AND name = ?7",
+                params![
+                    &new.0[..],
+                    label.version,
+                    label.description,
+                    serde_json::to_string(&label.tags).expect("strings serialise"),
+                    &old.0[..],
+                    label.kind,
+                    label.name,
+                ],
+            )
+            .map_err(self.err())?;
+        if changed != 1 {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "snapshot {} of {} is not in the catalog",
+                old.short(),
+                label.history()
+            )));
+        }
+        Ok(())
+    }
+
     /// Deletes the snapshots' file rows and snapshot rows in one
     /// transaction. By snapshot id, so a row someone already removed is
     /// simply not there.

@@ -315,6 +315,7 @@ pub fn plan_delete(repo: &Repository, selectors: &[String]) -> Result<ForgetPlan
 /// forgets are finished all the same: they were decided before).
 pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
     repo.ensure_made_here(plan.repository, "forget")?;
+    plan.lock.ensure_held()?;
     let finished = finish(repo, &plan.interrupted)?;
     plan.check_allowed()?;
     let removed: Vec<SnapshotId> = plan.to_remove().map(|s| s.id).collect();

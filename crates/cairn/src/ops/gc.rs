@@ -139,7 +139,7 @@ impl PackUsage {
 #[derive(Serialize)]
 pub struct GcPlan {
     #[serde(skip)]
-    _lock: Lock,
+    lock: Lock,
     /// The plan is made for, and only valid with, this open repository
     /// ([`Repository::instance`]).
     #[serde(skip)]
@@ -269,7 +269,7 @@ pub fn plan_locked(
     let unlisted_manifests = mark_manifests(repo, &listed, forgotten)?;
     let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
     let mut plan = GcPlan {
-        _lock: lock,
+        lock,
         repository: repo.instance(),
         max_unused,
         snapshots: snaps.len() as u64,
@@ -578,6 +578,9 @@ pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Res
             "the gc plan is stale; make a new one".into(),
         ));
     }
+    // A gc whose lock lapsed could delete packs that a snapshot started
+    // since (on another host) is about to reference.
+    plan.lock.ensure_held()?;
     let mut report = GcReport::default();
     let mut freed = 0u64;
     for obj in &plan.leftovers {
@@ -614,6 +617,8 @@ pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Res
     repacker.flush()?;
     progress.finish();
     if !rewritten.is_empty() {
+        // The repack may have taken long; confirm again before deleting.
+        plan.lock.ensure_held()?;
         report.chunks_dropped += drop_rows(repo, &rewritten)?;
     }
     for usage in &rewritten {

@@ -150,8 +150,21 @@ pub fn restore(
     let entries = select(all, &opts.paths, snap)?;
     entries.iter().try_for_each(|e| check_path(&e.path))?;
     target::check_target(repo.storage().local_root(), target, &entries)?;
-    prepare_target(target, &entries, opts.overwrite)?;
     let mut report = RestoreReport::default();
+    // Before the refusal below: a rerun of a killed restore without
+    // `overwrite` is refused for the files that one put in place, and its
+    // temp files must not outlive that refusal (they are only ever ours).
+    let restored: Vec<&FileEntry> = entries.iter().collect();
+    report.leftovers_removed = target::remove_leftovers(target, &restored)?;
+    if report.leftovers_removed > 0 {
+        let n = report.leftovers_removed;
+        let files = if n == 1 { "file" } else { "files" };
+        repo.warn(format!(
+            "removed {n} leftover temp {files} of an interrupted restore under {}",
+            target.display()
+        ));
+    }
+    prepare_target(target, &entries, opts.overwrite)?;
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
     for e in &entries {
         match e.kind {
@@ -163,7 +176,6 @@ pub fn restore(
     for d in &dirs {
         ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
     }
-    report.leftovers_removed = target::remove_leftovers(target, &files)?;
     let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
         .iter()
         .map(|f| (*f, repo.locate_all(&f.chunks)))
@@ -456,11 +468,23 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
         .catalog()
         .files(snap)?
         .into_iter()
-        .find(|f| f.path == path && f.kind == EntryKind::File)
+        .find(|f| f.path == path)
         .ok_or_else(|| Error::PathNotInSnapshot {
             path: path.to_string(),
             snapshot: snap.id.short(),
         })?;
+    let kind = match file.kind {
+        EntryKind::File => None,
+        EntryKind::Dir => Some("directory"),
+        EntryKind::Symlink => Some("symlink"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::NotAFile {
+            path: path.to_string(),
+            snapshot: snap.id.short(),
+            kind,
+        });
+    }
     let locs = repo
         .locate_all(&file.chunks)
         .map_err(|e| e.in_file(&file.path))?;

@@ -113,7 +113,7 @@ pub fn create(
         ));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
-    let _lock = Lock::shared(repo.shared_storage(), "snapshot")?;
+    let lock = Lock::shared(repo.shared_storage(), "snapshot")?;
     let walked = walk::walk_with(sources, opts.strict)?;
     let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
@@ -182,6 +182,9 @@ pub fn create(
         files,
     };
     let (id, bytes) = m.encode();
+    // The commit: only while the lock holds, or a gc that judged it stale
+    // may have deleted the packs this manifest names.
+    lock.ensure_held()?;
     repo.storage().put(&manifest::key(&id), &bytes)?;
     repo.catalog().add_snapshot(&id, &m, &inodes)?;
     let mut skipped: Vec<Skipped> = walked
@@ -396,15 +399,27 @@ fn write_packs(
     recycle: Sender<Vec<u8>>,
 ) -> Result<()> {
     for sealed in packs {
-        let key = pack::key(&sealed.id);
-        storage.put(&key, &sealed.bytes)?;
-        if verify {
-            verify_written(storage, &key, &sealed)?;
-        }
-        catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)?;
+        write_pack(storage, catalog, &sealed, verify)?;
         let _ = recycle.send(sealed.bytes);
     }
     Ok(())
+}
+
+/// Makes one pack durable, optionally reads it back, then records it in
+/// the catalog (durable before indexed): the one way a new pack enters a
+/// repository, for snapshot and copy.
+pub(crate) fn write_pack(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    sealed: &SealedPack,
+    verify: bool,
+) -> Result<()> {
+    let key = pack::key(&sealed.id);
+    storage.put(&key, &sealed.bytes)?;
+    if verify {
+        verify_written(storage, &key, sealed)?;
+    }
+    catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
 }
 
 /// How [`store_all`] works: zstd level, read-back of every new pack, and

@@ -14,7 +14,7 @@
 //! lost the storage for longer than the lease. A lock of this host whose
 //! process is gone is stale at once. Acquiring removes stale locks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -72,6 +72,20 @@ impl Lease {
 }
 
 static PROCESS_LEASE: RwLock<Option<Lease>> = RwLock::new(None);
+
+/// How long [`Lock::shared`] and [`Lock::exclusive`] keep retrying while
+/// another holder's lock conflicts; zero (the default) fails at once.
+static PROCESS_WAIT: RwLock<Duration> = RwLock::new(Duration::ZERO);
+
+/// Sets how long this process waits for a conflicting lock to go before
+/// failing with [`Error::Locked`] (the CLI's `--lock-wait`).
+pub fn set_lock_wait(wait: Duration) {
+    *PROCESS_WAIT.write().unwrap_or_else(|e| e.into_inner()) = wait;
+}
+
+fn lock_wait() -> Duration {
+    *PROCESS_WAIT.read().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Sets the lease of the locks this process takes from now on with
 /// [`Lock::shared`] and [`Lock::exclusive`] (the CLI reads it from
@@ -221,6 +235,10 @@ pub struct Lock {
     storage: Arc<dyn Storage>,
     key: String,
     exclusive: bool,
+    lease: Lease,
+    /// The expiry our lock object last said, as written by us: another
+    /// client may judge the lock stale from then on.
+    expires_ns: Arc<AtomicI64>,
     heartbeat: Option<Heartbeat>,
 }
 
@@ -241,13 +259,37 @@ impl Lock {
     /// Takes a shared lock (several may coexist; excludes exclusive ones),
     /// with this process's [`lease`].
     pub fn shared(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
-        Self::acquire(storage, purpose, false, lease())
+        Self::acquire_waiting(storage, purpose, false, lease(), lock_wait())
     }
 
     /// Takes an exclusive lock (no other lock may exist), with this
     /// process's [`lease`].
     pub fn exclusive(storage: Arc<dyn Storage>, purpose: &str) -> Result<Self> {
-        Self::acquire(storage, purpose, true, lease())
+        Self::acquire_waiting(storage, purpose, true, lease(), lock_wait())
+    }
+
+    /// [`Lock::acquire`], retried while it meets a conflicting lock, for up
+    /// to `wait` (polling at growing intervals, at most 5 s apart). Our own
+    /// object is removed between tries, so waiters never block each other
+    /// or the holder they wait for.
+    pub fn acquire_waiting(
+        storage: Arc<dyn Storage>,
+        purpose: &str,
+        exclusive: bool,
+        lease: Lease,
+        wait: Duration,
+    ) -> Result<Self> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match Self::acquire(storage.clone(), purpose, exclusive, lease) {
+                Err(Error::Locked { .. }) if std::time::Instant::now() + pause <= deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// True for an exclusive lock (callers that take a held lock check it).
@@ -262,6 +304,49 @@ impl Lock {
         self.heartbeat
             .as_ref()
             .is_some_and(|h| h.lost.load(Ordering::Relaxed))
+    }
+
+    /// Confirms, just before work that the lock must cover is made
+    /// visible (a manifest committed, packs deleted), that the lock still
+    /// holds and will for a while: its object is still there, and its
+    /// lease has at least half of the slack between refreshes left, so
+    /// another client cannot judge it stale while the step runs (given
+    /// clocks within that slack of each other). Fails with
+    /// [`Error::LockLost`] otherwise; the caller then stops before the step.
+    pub fn ensure_held(&self) -> Result<()> {
+        let lost = |reason: String| Error::LockLost {
+            key: self.key.clone(),
+            reason,
+        };
+        if self.is_lost() {
+            return Err(lost(
+                "another client removed it (judged stale, or `unlock --all`)".into(),
+            ));
+        }
+        let slack = self.lease.duration.saturating_sub(self.lease.refresh) / 2;
+        let left_ns = self
+            .expires_ns
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_ns());
+        if left_ns < i64::try_from(slack.as_nanos()).unwrap_or(i64::MAX) {
+            return Err(lost(format!(
+                "its lease could not be refreshed in time ({} s left of {} s)",
+                left_ns.max(0) / 1_000_000_000,
+                self.lease.duration.as_secs()
+            )));
+        }
+        match self.storage.head(&self.key) {
+            Ok(_) => Ok(()),
+            Err(Error::ObjectNotFound { .. }) => {
+                if let Some(h) = &self.heartbeat {
+                    h.lost.store(true, Ordering::Relaxed);
+                }
+                Err(lost(
+                    "another client removed it (judged stale, or `unlock --all`)".into(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes a lock with an explicit `lease`.
@@ -286,6 +371,8 @@ impl Lock {
             storage,
             key,
             exclusive,
+            lease,
+            expires_ns: Arc::new(AtomicI64::new(info.expires_ns())),
             heartbeat: None,
         };
         let mut holders = Vec::new();
@@ -314,6 +401,7 @@ impl Lock {
         let (stop, stopped) = mpsc::channel::<()>();
         let lost = Arc::new(AtomicBool::new(false));
         let (storage, key, flag) = (self.storage.clone(), self.key.clone(), lost.clone());
+        let expires = Arc::clone(&self.expires_ns);
         let thread = std::thread::spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(lease.refresh) {
                 // Never recreate a lock someone removed: an exclusive
@@ -331,7 +419,12 @@ impl Lock {
                 let now = now_ns();
                 info.refreshed_ns = Some(now);
                 info.expires_ns = Some(add_ns(now, lease.duration));
-                let _ = storage.put_with(&key, &to_json(&info), PutMode::Overwrite);
+                if storage
+                    .put_with(&key, &to_json(&info), PutMode::Overwrite)
+                    .is_ok()
+                {
+                    expires.store(info.expires_ns(), Ordering::Relaxed);
+                }
             }
         });
         Heartbeat { stop, thread, lost }
@@ -560,6 +653,75 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(list(s.as_ref()).unwrap().is_empty(), "not recreated");
+    }
+
+    /// Guards the commit points (snapshot's manifest, gc's and forget's
+    /// deletions): a holder confirms its lock before them, and learns it
+    /// is gone both when someone removed it and when its own refreshes
+    /// failed long enough that another client may soon judge it stale.
+    #[test]
+    fn a_holder_confirms_its_lock_before_committing() {
+        let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let lease = Lease::new(Duration::from_secs(60), Duration::from_secs(1)).unwrap();
+        let lock = Lock::acquire(s.clone(), "snapshot", false, lease).unwrap();
+        lock.ensure_held().unwrap();
+        unlock(s.as_ref(), true).unwrap();
+        let err = lock.ensure_held().unwrap_err();
+        assert!(matches!(err, Error::LockLost { .. }), "{err}");
+        assert!(
+            err.to_string().contains("another client removed it"),
+            "{err}"
+        );
+        assert!(lock.is_lost(), "the holder remembers");
+
+        // Every refresh fails (the first put is the lock itself): within
+        // the lease, but past half its slack, the lock no longer counts.
+        use crate::storage::faulty::{Fault, FaultyStorage};
+        let failing: Arc<dyn Storage> =
+            Arc::new(FaultyStorage::new(MemoryStorage::new(), Fault::Fail, 2));
+        let lease = Lease::new(Duration::from_millis(1000), Duration::from_millis(100)).unwrap();
+        let lock = Lock::acquire(failing.clone(), "gc", true, lease).unwrap();
+        lock.ensure_held().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let err = lock.ensure_held().unwrap_err();
+        assert!(
+            matches!(err, Error::LockLost { .. })
+                && err.to_string().contains("could not be refreshed"),
+            "{err}"
+        );
+    }
+
+    /// Guards `--lock-wait`: a waiter gets the lock once the holder lets
+    /// go within the wait, and fails as before when it does not.
+    #[test]
+    fn a_waiter_gets_the_lock_once_the_holder_lets_go() {
+        let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let lease = Lease::default();
+        let holder = Lock::acquire(s.clone(), "gc", true, lease).unwrap();
+        let err = Lock::acquire_waiting(
+            s.clone(),
+            "snapshot",
+            false,
+            lease,
+            Duration::from_millis(300),
+        );
+        assert!(matches!(err, Err(Error::Locked { .. })), "{err:?}");
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(holder);
+        });
+        let started = std::time::Instant::now();
+        let got =
+            Lock::acquire_waiting(s.clone(), "snapshot", false, lease, Duration::from_secs(20))
+                .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        released.join().unwrap();
+        assert_eq!(
+            list(s.as_ref()).unwrap().len(),
+            1,
+            "only the waiter's lock remains"
+        );
+        drop(got);
     }
 
     #[test]

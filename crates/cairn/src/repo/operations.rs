@@ -13,7 +13,9 @@ use crate::error::Result;
 use crate::format::id::SnapshotId;
 use crate::format::manifest::FileEntry;
 use crate::ops::bench::history::{self, HistoryReport};
+use crate::ops::browse::{self, DumpReport, Found};
 use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
+use crate::ops::copy::{self, CopyReport, CopyRequest};
 use crate::ops::diff::{self, Diff};
 use crate::ops::forget::{self, ForgetPlan, ForgetReport, ForgetRequest};
 use crate::ops::gc::{self, GcPlan, GcReport};
@@ -22,6 +24,7 @@ use crate::ops::repair::{self, RepairReport};
 use crate::ops::restore::{self, RestoreOptions, RestoreReport};
 use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
+use crate::ops::tag::{self, LabelChange, Relabeled};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
 use crate::progress::Progress;
@@ -60,9 +63,43 @@ impl Repository {
         restore::cat(self, snap, path, out)
     }
 
+    /// Edits the tags, version or description of the snapshots `selectors`
+    /// name (see [`tag::tag`]; each gets a new id).
+    pub fn tag(&self, selectors: &[String], change: &LabelChange) -> Result<Vec<Relabeled>> {
+        tag::tag(self, selectors, change)
+    }
+
+    /// The entries of `snap` at or under `path` (see [`browse::ls`]).
+    pub fn ls(&self, snap: &SnapshotInfo, path: &str) -> Result<Vec<FileEntry>> {
+        browse::ls(self, snap, path)
+    }
+
+    /// Entries matching a glob in every snapshot `filter` selects (see
+    /// [`browse::find`]).
+    pub fn find(&self, pattern: &str, filter: &SnapshotFilter) -> Result<Vec<Found>> {
+        browse::find(self, pattern, filter)
+    }
+
+    /// Writes the subtree at `path` of `snap` to `out` as a tar stream (see
+    /// [`browse::dump`]).
+    pub fn dump(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<DumpReport> {
+        browse::dump(self, snap, path, out)
+    }
+
     /// What changed from snapshot `from` to snapshot `to`.
     pub fn diff(&self, from: &SnapshotInfo, to: &SnapshotInfo) -> Result<Diff> {
         Ok(diff::diff(&self.files(from)?, &self.files(to)?))
+    }
+
+    /// Copies the snapshots `req` selects from this repository into `to`,
+    /// sending only the chunks `to` lacks (see [`copy::copy`]).
+    pub fn copy_to(
+        &self,
+        to: &Repository,
+        req: &CopyRequest,
+        progress: &dyn Progress,
+    ) -> Result<CopyReport> {
+        copy::copy(self, to, req, progress)
     }
 
     /// Dedup and compression figures, latest snapshot per history.

@@ -5,11 +5,11 @@
 //! | `3fa9c2e1` (≥ 4 hex chars) | the snapshot whose id starts with that |
 //! | `NAME` | the latest snapshot of that name |
 //! | `NAME~N` | N snapshots before the latest (`~` alone = `~1`) |
-//! | `NAME@TIME` | the latest taken at or before TIME: RFC 3339, or local `YYYY-MM-DD[ HH:MM[:SS]]`; a bare date means the end of that day |
+//! | `NAME@TIME` | the latest taken at or before TIME: RFC 3339, or local `YYYY-MM-DD[ HH:MM[:SS]]`, meaning the end of the day, minute or second written |
 //! | `NAME:VERSION` | the latest with that version label |
 //! | `KIND/…` | any of the above within one kind, when a name exists under two |
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
 use crate::catalog::SnapshotInfo;
 use crate::error::{Error, Result};
@@ -65,17 +65,60 @@ pub fn resolve(all: &[SnapshotInfo], selector: &str, offset: &FixedOffset) -> Re
     let kinds: std::collections::BTreeSet<&str> =
         history.iter().map(|s| s.label.kind.as_str()).collect();
     if kinds.len() > 1 {
+        // Name the snapshot each kind's selector would pick, so the user
+        // sees which one they mean.
+        let candidates = kinds
+            .iter()
+            .map(|k| {
+                let of_kind: Vec<&SnapshotInfo> = history
+                    .iter()
+                    .copied()
+                    .filter(|s| s.label.kind == *k)
+                    .collect();
+                let picked = pick(&of_kind, &suffix)
+                    .map(describe)
+                    .unwrap_or_else(|| "no snapshot matches there".into());
+                format!("{k}/{selector}  ->  {picked}")
+            })
+            .collect();
         return Err(Error::AmbiguousSelector {
             selector: selector.to_string(),
-            candidates: kinds.iter().map(|k| format!("{k}/{selector}")).collect(),
+            candidates,
         });
     }
     pick(&history, &suffix)
         .cloned()
-        .ok_or_else(|| Error::SnapshotNotFound {
-            selector: selector.to_string(),
-            candidates: history.iter().rev().map(|s| describe(s)).collect(),
-        })
+        .ok_or_else(|| miss(selector, &history, &suffix))
+}
+
+/// The error for a history that exists but holds no snapshot the suffix
+/// picks, with what it does hold.
+fn miss(selector: &str, history: &[&SnapshotInfo], suffix: &Suffix) -> Error {
+    let of = history[0].history();
+    let n = history.len();
+    let snapshots = if n == 1 { "snapshot" } else { "snapshots" };
+    let (heading, candidates) = match suffix {
+        Suffix::At(_) => (
+            format!("{of} has {n} {snapshots}, the earliest and latest"),
+            vec![describe(history[0]), describe(history[n - 1])],
+        ),
+        Suffix::Back(_) => (
+            format!(
+                "{of} has {n} {snapshots}, newest first (`~{}` is the oldest)",
+                n - 1
+            ),
+            history.iter().rev().map(|s| describe(s)).collect(),
+        ),
+        _ => (
+            format!("{of} has {n} {snapshots}, newest first"),
+            history.iter().rev().map(|s| describe(s)).collect(),
+        ),
+    };
+    Error::SnapshotNotFound {
+        selector: selector.to_string(),
+        heading,
+        candidates,
+    }
 }
 
 fn pick<'a>(history: &[&'a SnapshotInfo], suffix: &Suffix) -> Option<&'a SnapshotInfo> {
@@ -129,6 +172,7 @@ fn not_found(all: &[SnapshotInfo], selector: &str, kind: Option<&str>) -> Error 
     names.dedup();
     Error::SnapshotNotFound {
         selector: selector.to_string(),
+        heading: "known names".into(),
         candidates: names,
     }
 }
@@ -151,7 +195,8 @@ fn parse_suffix(s: &str, offset: &FixedOffset) -> std::result::Result<Suffix, St
 }
 
 /// RFC 3339, or a local `YYYY-MM-DD[ HH:MM[:SS]]` (a `T` works in place of
-/// the space). A bare date means the last instant of that day.
+/// the space), meaning the last instant of the day, minute or second
+/// written.
 pub fn parse_time(s: &str, offset: &FixedOffset) -> std::result::Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -162,10 +207,15 @@ pub fn parse_time(s: &str, offset: &FixedOffset) -> std::result::Result<DateTime
                 NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).expect("valid time"),
             ))
         } else {
+            // A time means the end of the unit it is written to, as a
+            // bare date means the end of its day: `09:00` is up to
+            // 09:00:59.999…, `09:00:30` up to 09:00:30.999….
             let s = s.replacen('T', " ", 1);
-            ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+            let second = Duration::seconds(1) - Duration::nanoseconds(1);
+            let minute = Duration::minutes(1) - Duration::nanoseconds(1);
+            [("%Y-%m-%d %H:%M:%S", second), ("%Y-%m-%d %H:%M", minute)]
                 .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+                .find_map(|(f, end)| NaiveDateTime::parse_from_str(&s, f).ok().map(|t| t + *end))
         };
     naive
         .and_then(|n| offset.from_local_datetime(&n).single())
@@ -236,6 +286,9 @@ mod tests {
             ("llm~2", "a"),
             ("llm@2026-11-13", "b"),
             ("llm@2026-11-12 09:00", "b"),
+            ("llm@2026-11-12 08:59", "a"),
+            ("llm@2026-11-12 08:59:59", "a"),
+            ("llm@2026-11-12 09:00:00", "b"),
             ("llm@2026-11-12T08:59:59Z", "a"),
             ("llm@2026-11-20T00:00:00+05:00", "c"),
             ("llm:v1", "a"),
@@ -261,7 +314,25 @@ mod tests {
         assert!(unknown.contains("model/llm"), "{unknown}");
         let too_far = pick_seed("llm~3").unwrap_err();
         assert!(too_far.contains("no snapshot matches"), "{too_far}");
-        assert!(pick_seed("llm@2026-11-01").is_err());
+        assert!(
+            too_far.contains("model/llm has 3 snapshots") && too_far.contains("`~2` is the oldest"),
+            "{too_far}"
+        );
+        let early = pick_seed("llm@2026-11-01").unwrap_err();
+        assert!(
+            early.contains("the earliest and latest")
+                && early.contains("2026-11-10 09:00:00 UTC")
+                && early.contains("2026-11-14 09:00:00 UTC")
+                && !early.contains("known names"),
+            "{early}"
+        );
+        let d = SnapshotId::of(b"d").short();
+        let e = SnapshotId::of(b"e").short();
+        assert!(
+            amb.contains(&format!("config/shared  ->  {d}"))
+                && amb.contains(&format!("portfolio/shared  ->  {e}")),
+            "{amb}"
+        );
         assert!(pick_seed("llm:v9").unwrap_err().contains(":v2"));
         assert!(pick_seed("llm~x").unwrap_err().contains("number"));
         assert!(pick_seed("llm@yesterday").unwrap_err().contains("time"));
@@ -274,7 +345,7 @@ mod tests {
         let t = parse_time("2026-11-12 11:00", &plus2).unwrap();
         assert_eq!(
             t,
-            DateTime::parse_from_rfc3339("2026-11-12T09:00:00Z").unwrap()
+            DateTime::parse_from_rfc3339("2026-11-12T09:00:59.999999999Z").unwrap()
         );
     }
 }

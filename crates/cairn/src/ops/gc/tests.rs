@@ -365,3 +365,49 @@ fn gc_killed_before_any_storage_step_is_finished_by_the_next() {
         }
     }
 }
+
+/// Guards the lease check: a gc whose lock another client removed (judged
+/// stale) deletes nothing, since a snapshot may have started meanwhile;
+/// likewise a snapshot whose lock went mid-run commits no manifest.
+#[test]
+fn nothing_is_deleted_or_committed_once_the_lock_is_gone() {
+    let t = TestRepo::new();
+    let old = t.snap("model", "m", b"ab", &[]);
+    t.snap("model", "m", b"cd", &[]);
+    delete(&t.repo, &[old]);
+    let plan = plan(&t.repo, DEFAULT_MAX_UNUSED).unwrap();
+    assert!(
+        !plan.delete.is_empty(),
+        "the forgotten snapshot's pack is dead"
+    );
+    let before = pack_files(&t.repo);
+    lock::unlock(t.repo.storage(), true).unwrap();
+    let err = execute(&t.repo, &plan, &NoProgress).unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err}");
+    drop(plan);
+    assert_eq!(pack_files(&t.repo), before, "no pack deleted");
+
+    /// Removes every lock (as `unlock --all` on another host) the first
+    /// time the snapshot reports progress.
+    struct Unlocker<'a>(&'a Repository, std::sync::Once);
+    impl Progress for Unlocker<'_> {
+        fn advance(&self, _bytes: u64) {
+            self.1.call_once(|| {
+                lock::unlock(self.0.storage(), true).unwrap();
+            });
+        }
+    }
+    let src = t.source_dir(&[("f", random_bytes(9, 50_000))]);
+    let opts = crate::ops::snapshot::SnapshotOptions {
+        label: crate::SnapshotLabel::new("model", "lost"),
+        ..Default::default()
+    };
+    let before = t.repo.storage().list(manifest::PREFIX).unwrap();
+    let err = t
+        .repo
+        .snapshot(&[src], &opts, &Unlocker(&t.repo, std::sync::Once::new()))
+        .unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err}");
+    assert_eq!(t.repo.storage().list(manifest::PREFIX).unwrap(), before);
+    assert!(t.repo.resolve("lost").is_err());
+}

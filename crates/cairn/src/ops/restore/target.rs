@@ -47,8 +47,8 @@ fn temp_owner(name: &str, files_here: &HashSet<&str>) -> Option<u32> {
 /// Removes the temp files an interrupted restore left in the directories
 /// the files among `entries` are restored into, and returns how many. A
 /// temp file of a live process other than this one is left alone: it may
-/// be another restore's, still being written. Call once every directory of
-/// the restore exists, before any file is written.
+/// be another restore's, still being written. Call before any file is
+/// written.
 pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<u64> {
     let mut dirs: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
@@ -58,6 +58,11 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
     let me = std::process::id();
     let mut removed = 0;
     for (dir, files_here) in &dirs {
+        // A directory that does not exist yet holds no leftovers; one that
+        // does is reached only through real directories.
+        if fs::metadata(target.join(dir)).is_err() {
+            continue;
+        }
         let path = if dir.is_empty() {
             target.to_path_buf()
         } else {

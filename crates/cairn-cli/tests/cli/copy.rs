@@ -1,0 +1,310 @@
+//! `cairn copy` between two local repositories through the real binary:
+//! everything, one selector, a history; a second run copies nothing; the
+//! copies restore bit for bit and `check --read-data` is clean; only the
+//! chunks the destination lacks travel; refusals leave the destination
+//! untouched; and a copy SIGKILLed at random moments, rerun, finishes
+//! without duplicates.
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A source repository with `model/llama` v1 and v2 (v2 rewrites 200 KB of
+/// a 1.2 MB file) and one `portfolio/book`, each from its own directory;
+/// returns it with the directory of each snapshot, oldest first, and the
+/// snapshot reports.
+fn source() -> (Env, Vec<PathBuf>, Vec<Value>) {
+    let env = Env::new();
+    let v1 = env.path("v1/llama");
+    let mut weights = random_bytes(1_200_000, 11);
+    write(&v1.join("weights.bin"), &weights);
+    write(&v1.join("config.json"), b"{\"layers\": 2}\n");
+    let v2 = env.path("v2/llama");
+    weights[400_000..600_000].copy_from_slice(&random_bytes(200_000, 12));
+    write(&v2.join("weights.bin"), &weights);
+    write(&v2.join("config.json"), b"{\"layers\": 2}\n");
+    let book = env.path("b/book");
+    write(&book.join("book.parquet"), &random_bytes(300_000, 13));
+    let reports = vec![
+        env.snapshot(
+            &v1,
+            "model",
+            "llama",
+            &["--version", "v1", "--tag", "milestone"],
+        ),
+        env.snapshot(
+            &v2,
+            "model",
+            "llama",
+            &["--version", "v2", "--description", "ft"],
+        ),
+        env.snapshot(&book, "portfolio", "book", &[]),
+    ];
+    (env, vec![v1, v2, book], reports)
+}
+
+/// `cairn copy ARGS... --from SRC --to DST`.
+fn copy_cmd(src: &Env, dst: &Path, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = src.cmd(["copy"]);
+    cmd.args(args)
+        .arg("--from")
+        .arg(&src.repo)
+        .arg("--to")
+        .arg(dst);
+    cmd
+}
+
+/// `cairn copy ARGS... --json` into `dst`, which must succeed.
+fn copy_json(src: &Env, dst: &Env, args: &[&str]) -> Value {
+    let out = run_ok(copy_cmd(src, &dst.repo, args).arg("--json"));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What identifies a listed snapshot and what it carries over.
+fn identity(list: &[Value]) -> Vec<Value> {
+    list.iter()
+        .map(|s| {
+            serde_json::json!([
+                s["id"],
+                s["kind"],
+                s["name"],
+                s["version"],
+                s["tags"],
+                s["description"],
+                s["host"],
+                s["time"],
+                s["sources"]
+            ])
+        })
+        .collect()
+}
+
+/// Restores `id` from `env` and compares it with `src` bit for bit.
+fn assert_restores(env: &Env, id: &str, src: &Path) {
+    let out = env.restore(id);
+    let restored = out.join(src.file_name().unwrap());
+    assert_diff_clean(src, &restored);
+    assert_eq!(tree_nodes(src), tree_nodes(&restored), "snapshot {id}");
+    fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn copy_everything_then_a_second_run_copies_nothing() {
+    let (src, dirs, _) = source();
+    let dst = Env::new();
+    let r = copy_json(&src, &dst, &[]);
+    assert_eq!(
+        (u(&r, "snapshots_copied"), u(&r, "snapshots_present")),
+        (3, 0)
+    );
+    assert!(u(&r, "chunks_sent") > 0 && u(&r, "bytes_sent") > 0, "{r}");
+    assert!(r["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["state"] == "copied"));
+    assert_eq!(identity(&dst.list()), identity(&src.list()));
+    for (s, dir) in src.list().iter().zip(&dirs) {
+        assert_restores(&dst, s["id"].as_str().unwrap(), dir);
+    }
+    assert!(dst.check_read_data().is_empty(), "nothing left over");
+
+    let again = copy_json(&src, &dst, &[]);
+    assert_eq!(
+        (
+            u(&again, "snapshots_copied"),
+            u(&again, "snapshots_present")
+        ),
+        (0, 3)
+    );
+    assert_eq!((u(&again, "chunks_sent"), u(&again, "bytes_sent")), (0, 0));
+    assert!(again["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["state"] == "present"));
+    let human = stdout(&run_ok(copy_cmd(&src, &dst.repo, &[])));
+    assert!(
+        human.contains("copied 0 snapshots (3 already present); sent 0 chunks"),
+        "{human}"
+    );
+    assert_eq!(dst.list().len(), 3, "no duplicates");
+}
+
+#[test]
+fn copy_a_selector_then_a_history_sends_only_the_new_chunks() {
+    let (src, dirs, reports) = source();
+    let dst = Env::new();
+    let v1 = copy_json(&src, &dst, &["llama~1"]);
+    assert_eq!(u(&v1, "snapshots_copied"), 1);
+    assert_eq!(dst.snapshot_ids(), vec![reports[0]["id"].as_str().unwrap()]);
+    assert_eq!(u(&v1, "raw_bytes_sent"), u(&reports[0], "added_raw"));
+
+    let dry = copy_json(&src, &dst, &["--name", "llama", "--dry-run"]);
+    assert_eq!(dst.snapshot_ids().len(), 1, "a dry run writes nothing");
+    let history = copy_json(&src, &dst, &["--name", "llama"]);
+    assert_eq!(
+        (
+            u(&history, "snapshots_copied"),
+            u(&history, "snapshots_present")
+        ),
+        (1, 1)
+    );
+    // v2 travels as exactly the chunks it added to the source.
+    assert_eq!(u(&history, "chunks_sent"), u(&reports[1], "chunks_new"));
+    assert_eq!(u(&history, "raw_bytes_sent"), u(&reports[1], "added_raw"));
+    assert!(u(&history, "raw_bytes_sent") < 400_000, "{history}");
+    assert_eq!(u(&dry, "bytes_sent"), u(&history, "bytes_sent"));
+
+    let book = &reports[2]["id"].as_str().unwrap()[..10];
+    let by_id = copy_json(&src, &dst, &[book, "llama:v2"]);
+    assert_eq!(
+        (
+            u(&by_id, "snapshots_copied"),
+            u(&by_id, "snapshots_present")
+        ),
+        (1, 1)
+    );
+    assert_eq!(identity(&dst.list()), identity(&src.list()));
+    for (r, dir) in reports.iter().zip(&dirs) {
+        assert_restores(&dst, r["id"].as_str().unwrap(), dir);
+    }
+    dst.check_read_data();
+}
+
+#[test]
+fn refusals_name_the_problem_and_leave_the_destination_untouched() {
+    let (src, _, _) = source();
+    let dst = Env::new();
+    copy_json(&src, &dst, &["book"]);
+    let before = dst.state();
+    let refuse = |cmd: assert_cmd::Command, wants: &[&str]| {
+        let err = run_code(cmd, 2);
+        for w in wants {
+            assert!(err.contains(w), "wanted {w:?} in: {err}");
+        }
+        assert_eq!(dst.state(), before, "{err}");
+    };
+    refuse(
+        copy_cmd(&src, &dst.repo, &["llama", "nope"]),
+        &["nope", "model/llama"],
+    );
+    refuse(
+        copy_cmd(&src, &dst.repo, &["llama~x"]),
+        &["llama~x", "number"],
+    );
+    refuse(
+        copy_cmd(&src, &dst.repo, &["--name", "lama"]),
+        &["--name lama", "model/llama"],
+    );
+    let mut missing = src.cmd(["copy", "--to"]);
+    missing
+        .arg(&dst.repo)
+        .arg("--from")
+        .arg(src.path("no-such-repo"));
+    refuse(
+        missing,
+        &["source repository", "no-such-repo", "cairn init"],
+    );
+    let other = Env::with_init(&["--chunk-avg", "16K"]);
+    let mut into_other = src.cmd(["copy", "--from"]);
+    into_other.arg(&dst.repo).arg("--to").arg(&other.repo);
+    let other_before = other.state();
+    let err = run_code(into_other, 2);
+    assert!(
+        err.contains("chunkers differ") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(other.state(), other_before);
+    let err = run_code(copy_cmd(&src, &src.path("nowhere"), &[]), 2);
+    assert!(
+        err.contains("destination repository") && err.contains("cairn init"),
+        "{err}"
+    );
+    assert!(!src.path("nowhere").exists(), "copy creates no repository");
+}
+
+/// Guards crash consistency of `copy` under SIGKILL at random moments: after
+/// each kill, rerunning the copy exits 0 and leaves the destination with
+/// exactly the source's snapshots, once each, restoring bit for bit, and
+/// `check --read-data` clean (unreferenced packs of the killed run are notes).
+#[test]
+fn copy_killed_at_random_moments_finishes_on_rerun_without_duplicates() {
+    let trials = kill_trials(5, 30);
+    let (src, dirs, _) = source();
+    let fresh_dest = |n: usize| {
+        let repo = src.path(&format!("dest-{n}"));
+        run_ok(cairn_in(src.dir.path()).arg("--repo").arg(&repo).args([
+            "init",
+            "--pack-target",
+            "16K",
+        ]));
+        repo
+    };
+    // A child we can kill, isolated as `cairn_in` isolates the others.
+    let spawn = |dst: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .env_remove("CAIRN_REPO")
+            .env("XDG_DATA_HOME", src.path("xdg-data"))
+            .env("HOME", src.path("home"))
+            .args(["--quiet", "copy", "--from"])
+            .arg(&src.repo)
+            .arg("--to")
+            .arg(dst)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // The slowest of three uninterrupted runs, so kill times span a run.
+    let full = (0..3)
+        .map(|n| {
+            let started = Instant::now();
+            assert!(spawn(&fresh_dest(1000 + n)).wait().unwrap().success());
+            started.elapsed()
+        })
+        .max()
+        .unwrap();
+    let mut rng = SplitMix64(0xC0B1_0001);
+    let (mut killed, mut midway, mut failures) = (0, 0, Vec::new());
+    for trial in 1..=trials {
+        let dst = fresh_dest(trial);
+        let mut child = spawn(&dst);
+        std::thread::sleep(Duration::from_micros(
+            rng.next_u64() % full.as_micros() as u64,
+        ));
+        let _ = child.kill();
+        if child.wait().unwrap().signal() == Some(libc::SIGKILL) {
+            killed += 1;
+            let packs = fs::read_dir(dst.join("packs")).map_or(0, |d| d.count());
+            let manifests = fs::read_dir(dst.join("snapshots")).map_or(0, |d| d.count());
+            midway += (packs + manifests > 0) as usize;
+        }
+        let rerun = copy_cmd(&src, &dst, &["--json"]).output().unwrap();
+        if !rerun.status.success() {
+            failures.push(format!("trial {trial}: rerun failed: {}", stderr(&rerun)));
+            continue;
+        }
+        let dst_env = Env {
+            dir: tempfile::tempdir().unwrap(),
+            repo: dst,
+        };
+        if identity(&dst_env.list()) != identity(&src.list()) {
+            failures.push(format!("trial {trial}: {:?}", dst_env.snapshot_ids()));
+        }
+        dst_env.check_read_data();
+        for (s, dir) in src.list().iter().zip(&dirs) {
+            assert_restores(&dst_env, s["id"].as_str().unwrap(), dir);
+        }
+    }
+    eprintln!(
+        "copy kill suite: {trials} trials, {killed} killed before they exited ({midway} of \
+         them after writing packs or manifests) (a full copy took {full:?})"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}

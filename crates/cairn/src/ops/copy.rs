@@ -1,0 +1,410 @@
+//! Copying snapshots from one repository to another: only the chunks the
+//! destination lacks travel, as new packs written the way a snapshot writes
+//! them, and each snapshot keeps its manifest (the same body, so the same
+//! id), with its label, time, tags and description.
+//!
+//! Works over the [`Repository`] facade and the storage contract only, so
+//! any two repositories (local, in memory, later remote) copy alike.
+//!
+//! Order, per snapshot (the commit order of a snapshot, docs/FORMAT.md),
+//! under the source's shared lock (no gc deletes what is being read) and
+//! the destination's (no gc runs beside the new packs):
+//!
+//! 1. The chunks the destination's catalog lacks are read from the source
+//!    (one range read per run of adjacent chunks, each checked against its
+//!    id) and put, stored bytes unchanged, into new packs; each pack is
+//!    durable before the catalog transaction that lists its chunks.
+//! 2. The manifest is made durable in the destination.
+//! 3. One catalog transaction makes the snapshot visible.
+//!
+//! Killed anywhere, the destination holds every snapshot it showed before
+//! and the copied ones that reached step 3; at worst packs no snapshot
+//! references (which `gc` reclaims, and a rerun deduplicates against) or a
+//! manifest the catalog does not list (which the rerun lists). A snapshot
+//! is present when the destination lists its id, so a second run copies
+//! nothing and an interrupted run, rerun, finishes without duplicates.
+//!
+//! Chunks are copied by id only between repositories whose chunks mean the
+//! same ([`compatibility`]); re-chunking for another chunker is refused.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
+use crate::error::{Error, Result};
+use crate::format::config::RepoConfig;
+use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::manifest::{self, Manifest};
+use crate::format::pack::PackWriter;
+use crate::ops::snapshot::write_pack;
+use crate::progress::Progress;
+use crate::repo::lock::Lock;
+use crate::repo::repository::Repository;
+
+/// Stored bytes read from the source per batch (one batch in memory).
+const READ_BATCH_BYTES: u64 = 16 << 20;
+
+/// Which snapshots to copy: those the selectors name (any form of
+/// `repo/selector.rs`), plus every snapshot `filter` matches (whole
+/// histories); no selector and no filter is every snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct CopyRequest {
+    pub selectors: Vec<String>,
+    pub filter: Option<SnapshotFilter>,
+    /// Work out what would be sent; write nothing.
+    pub dry_run: bool,
+}
+
+/// Whether the chunks of one repository can be copied into another as
+/// they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compatibility {
+    /// Chunk ids and stored chunk bytes mean the same in both: chunks are
+    /// copied by id, their stored bytes unchanged (a pack entry records its
+    /// codec, so a different zstd level needs no recompression).
+    Same,
+    /// The destination cuts files differently: the source's chunks would
+    /// restore, but never deduplicate against what the destination stores
+    /// itself. Copying would mean re-chunking every file; refused.
+    Rechunk { reason: String },
+}
+
+/// The one place that decides how chunks travel from `from` to `to`
+/// (encryption adds key identity here).
+pub fn compatibility(from: &RepoConfig, to: &RepoConfig) -> Compatibility {
+    if from.chunker != to.chunker {
+        let (a, b) = (from.chunker, to.chunker);
+        return Compatibility::Rechunk {
+            reason: format!(
+                "their chunkers differ (source min/avg/max {}/{}/{} bytes, destination {}/{}/{}); \
+                 copying needs both repositories made with the same --chunk-avg \
+                 (re-chunking is not supported)",
+                a.min, a.avg, a.max, b.min, b.avg, b.max
+            ),
+        };
+    }
+    Compatibility::Same
+}
+
+/// What became of one selected snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    /// Copied by this run.
+    Copied,
+    /// The destination already lists it; nothing was sent.
+    Present,
+    /// A dry run would copy it.
+    WouldCopy,
+}
+
+/// One selected snapshot, as listed in the source, and what was sent for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopiedSnapshot {
+    #[serde(flatten)]
+    pub snapshot: SnapshotInfo,
+    pub state: CopyState,
+    /// Chunks (and their stored bytes) sent for this snapshot; chunks an
+    /// earlier snapshot of the same run sent are not counted again.
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+}
+
+/// What a copy did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub from: String,
+    pub to: String,
+    pub dry_run: bool,
+    /// Every selected snapshot, oldest first.
+    pub snapshots: Vec<CopiedSnapshot>,
+    /// Copied (dry run: to copy).
+    pub snapshots_copied: u64,
+    pub snapshots_present: u64,
+    pub chunks_sent: u64,
+    /// Stored (compressed) bytes of the chunks sent.
+    pub bytes_sent: u64,
+    /// Their raw bytes.
+    pub raw_bytes_sent: u64,
+    pub packs_written: u64,
+    pub duration_ms: u64,
+}
+
+/// A selected snapshot with the chunks it needs sent (`None`: present).
+struct Planned {
+    snapshot: SnapshotInfo,
+    send: Option<Vec<ChunkLocation>>,
+}
+
+/// Copies the snapshots `req` selects from `from` to `to`.
+pub fn copy(
+    from: &Repository,
+    to: &Repository,
+    req: &CopyRequest,
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    let started = Instant::now();
+    if let Compatibility::Rechunk { reason } = compatibility(from.config(), to.config()) {
+        return Err(Error::IncompatibleRepositories {
+            from: from.root().display().to_string(),
+            to: to.root().display().to_string(),
+            reason,
+        });
+    }
+    let _source_lock = from.read_lock("copy")?;
+    let chosen = select(from, req)?;
+    let lock = if req.dry_run {
+        to.read_lock("copy")?
+    } else {
+        Some(Lock::shared(to.shared_storage(), "copy")?)
+    };
+    let plan = plan(from, to, chosen)?;
+    let mut report = CopyReport {
+        from: from.root().display().to_string(),
+        to: to.root().display().to_string(),
+        dry_run: req.dry_run,
+        snapshots: Vec::with_capacity(plan.len()),
+        snapshots_copied: 0,
+        snapshots_present: 0,
+        chunks_sent: 0,
+        bytes_sent: 0,
+        raw_bytes_sent: 0,
+        packs_written: 0,
+        duration_ms: 0,
+    };
+    let total: u64 = plan
+        .iter()
+        .flat_map(|p| p.send.iter().flatten())
+        .map(|l| l.entry.stored_len as u64)
+        .sum();
+    progress.start("copy", if req.dry_run { 0 } else { total });
+    let mut sender = Sender::new(from, to, progress);
+    for p in plan {
+        let Some(send) = p.send else {
+            report.snapshots_present += 1;
+            report
+                .snapshots
+                .push(outcome(p.snapshot, CopyState::Present, &[]));
+            continue;
+        };
+        report.snapshots_copied += 1;
+        report.chunks_sent += send.len() as u64;
+        report.bytes_sent += send.iter().map(|l| l.entry.stored_len as u64).sum::<u64>();
+        report.raw_bytes_sent += send.iter().map(|l| l.entry.raw_len as u64).sum::<u64>();
+        if req.dry_run {
+            report
+                .snapshots
+                .push(outcome(p.snapshot, CopyState::WouldCopy, &send));
+            continue;
+        }
+        sender.send(&send)?;
+        sender.flush()?;
+        commit(from, to, lock.as_ref(), &p.snapshot)?;
+        report
+            .snapshots
+            .push(outcome(p.snapshot, CopyState::Copied, &send));
+    }
+    progress.finish();
+    report.packs_written = sender.packs_written;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn outcome(snapshot: SnapshotInfo, state: CopyState, send: &[ChunkLocation]) -> CopiedSnapshot {
+    CopiedSnapshot {
+        snapshot,
+        state,
+        chunks_sent: send.len() as u64,
+        bytes_sent: send.iter().map(|l| l.entry.stored_len as u64).sum(),
+    }
+}
+
+/// The snapshots `req` selects in `from`, oldest first, each once. Every
+/// selector must resolve: one that does not fails the copy before anything
+/// is written.
+fn select(from: &Repository, req: &CopyRequest) -> Result<Vec<SnapshotInfo>> {
+    let mut chosen = Vec::new();
+    for selector in &req.selectors {
+        chosen.push(from.resolve(selector)?);
+    }
+    match &req.filter {
+        Some(filter) => {
+            let matched = from.snapshots(filter)?;
+            if matched.is_empty() {
+                return Err(no_match(from, filter)?);
+            }
+            chosen.extend(matched);
+        }
+        None if req.selectors.is_empty() => {
+            chosen.extend(from.snapshots(&SnapshotFilter::default())?);
+        }
+        None => {}
+    }
+    chosen.sort_by_key(|s| (s.time, s.id));
+    chosen.dedup_by_key(|s| s.id);
+    Ok(chosen)
+}
+
+/// A filter that matches nothing is a mistake (a misspelt name), not an
+/// empty copy: the error names the filter and the histories there are.
+fn no_match(from: &Repository, filter: &SnapshotFilter) -> Result<Error> {
+    let given = [
+        ("kind", &filter.kind),
+        ("name", &filter.name),
+        ("tag", &filter.tag),
+    ];
+    let selector = given
+        .iter()
+        .filter_map(|(flag, v)| v.as_ref().map(|v| format!("--{flag} {v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut candidates: Vec<String> = from
+        .snapshots(&SnapshotFilter::default())?
+        .iter()
+        .map(SnapshotInfo::history)
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    Ok(Error::SnapshotNotFound {
+        selector,
+        heading: "known names".into(),
+        candidates,
+    })
+}
+
+/// For each snapshot the destination does not list, the chunks it lacks
+/// (from the source's catalog, in file order, each chunk once per run).
+fn plan(from: &Repository, to: &Repository, chosen: Vec<SnapshotInfo>) -> Result<Vec<Planned>> {
+    let present: HashSet<SnapshotId> = to
+        .snapshots(&SnapshotFilter::default())?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let mut seen: HashSet<ChunkId> = HashSet::new();
+    let mut plan = Vec::with_capacity(chosen.len());
+    for snapshot in chosen {
+        if present.contains(&snapshot.id) {
+            plan.push(Planned {
+                snapshot,
+                send: None,
+            });
+            continue;
+        }
+        let mut ids = Vec::new();
+        for file in from.files(&snapshot)? {
+            ids.extend(file.chunks.into_iter().filter(|c| seen.insert(*c)));
+        }
+        let there = to.catalog().existing(&ids)?;
+        ids.retain(|c| !there.contains(c));
+        let send = Some(from.locate_all(&ids)?);
+        plan.push(Planned { snapshot, send });
+    }
+    Ok(plan)
+}
+
+/// Makes a snapshot whose chunks are all in `to` visible there: its
+/// manifest, as the source stores it (checked against its id), durable
+/// first, then its catalog rows.
+fn commit(
+    from: &Repository,
+    to: &Repository,
+    lock: Option<&Lock>,
+    snap: &SnapshotInfo,
+) -> Result<()> {
+    let key = manifest::key(&snap.id);
+    let m = Manifest::decode(&from.storage().get(&key)?, Some(&snap.id), &key)?;
+    let (id, bytes) = m.encode();
+    if id != snap.id {
+        return Err(Error::CorruptManifest {
+            key,
+            reason: "it does not encode back to its id".into(),
+        });
+    }
+    let ids: Vec<ChunkId> = m.files.iter().flat_map(|f| f.chunks.clone()).collect();
+    let there = to.catalog().existing(&ids)?;
+    if let Some(missing) = ids.iter().find(|c| !there.contains(c)) {
+        // Never make a snapshot visible whose chunks are not all there.
+        return Err(Error::ChunkMissing { chunk: *missing });
+    }
+    // As a snapshot's commit: only while the lock holds (docs/FORMAT.md).
+    if let Some(lock) = lock {
+        lock.ensure_held()?;
+    }
+    to.storage().put(&key, &bytes)?;
+    // Another copy into the same destination may have listed it meanwhile.
+    let history = SnapshotFilter {
+        kind: Some(m.label.kind.clone()),
+        name: Some(m.label.name.clone()),
+        tag: None,
+    };
+    if to.snapshots(&history)?.iter().any(|s| s.id == id) {
+        return Ok(());
+    }
+    // No stat cache: the source's inodes are another machine's, maybe.
+    to.catalog().add_snapshot(&id, &m, &[])
+}
+
+/// Reads chunks from the source and fills the destination's packs.
+struct Sender<'r> {
+    from: &'r Repository,
+    to: &'r Repository,
+    progress: &'r dyn Progress,
+    writer: PackWriter,
+    verify: bool,
+    packs_written: u64,
+}
+
+impl<'r> Sender<'r> {
+    fn new(from: &'r Repository, to: &'r Repository, progress: &'r dyn Progress) -> Self {
+        Self {
+            from,
+            to,
+            progress,
+            writer: PackWriter::with_target(to.config().pack_target_bytes()),
+            verify: to.config().verify_after_snapshot,
+            packs_written: 0,
+        }
+    }
+
+    /// Sends `locs` in batches of about [`READ_BATCH_BYTES`] stored bytes.
+    fn send(&mut self, locs: &[ChunkLocation]) -> Result<()> {
+        let mut start = 0;
+        while start < locs.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < locs.len() && (end == start || bytes < READ_BATCH_BYTES) {
+                bytes += locs[end].entry.stored_len as u64;
+                end += 1;
+            }
+            let batch = &locs[start..end];
+            let stored = crate::blob::read_stored_chunks(self.from.storage(), batch)?;
+            for (loc, bytes) in batch.iter().zip(&stored) {
+                let e = &loc.entry;
+                self.writer.add(e.chunk, e.codec, e.raw_len, bytes);
+                if self.writer.is_full() {
+                    self.flush()?;
+                }
+            }
+            self.progress.advance(bytes);
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Writes the current pack, if any, through snapshot's pack path.
+    fn flush(&mut self) -> Result<()> {
+        if self.writer.is_empty() {
+            return Ok(());
+        }
+        let next = PackWriter::with_target(self.to.config().pack_target_bytes());
+        let sealed = std::mem::replace(&mut self.writer, next).finish();
+        write_pack(self.to.storage(), self.to.catalog(), &sealed, self.verify)?;
+        self.packs_written += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+//! copy between real repositories: a local one into one on `MemoryStorage`
+//! (catalog in a cache directory) and back, idempotence, only missing
+//! chunks sent, refusals that write nothing, and a crash injected before
+//! every storage step of a copy.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::catalog::location::CatalogLocation;
+use crate::format::config::RepoConfig;
+use crate::ingest::chunker::ChunkerParams;
+use crate::ops::check::CheckOptions;
+use crate::ops::restore::RestoreOptions;
+use crate::progress::NoProgress;
+use crate::repo::lock;
+use crate::storage::faulty::{Fault, FaultyStorage};
+use crate::storage::{LocalStorage, MemoryStorage, Storage};
+use crate::test_support::{random_bytes, TestRepo};
+
+/// A source with two snapshots of `model/m` (the second changes a tenth of
+/// its file) and one of `config/c`; returns it and each snapshot's content.
+fn source() -> (TestRepo, Vec<(SnapshotId, Vec<u8>)>) {
+    let t = TestRepo::with_pack_target(Some(64 * 1024));
+    let mut data = random_bytes(1, 400_000);
+    let v1 = t.snap_files("model", "m", &[("w", data.clone())], &["first"]);
+    let mut snaps = vec![(v1, data.clone())];
+    data[100_000..140_000].copy_from_slice(&random_bytes(2, 40_000));
+    let v2 = t.snap_files("model", "m", &[("w", data.clone())], &[]);
+    snaps.push((v2, data));
+    let cfg = random_bytes(3, 20_000);
+    snaps.push((t.snap_files("config", "c", &[("w", cfg.clone())], &[]), cfg));
+    (t, snaps)
+}
+
+/// A destination on `MemoryStorage` with the source's chunker, another zstd
+/// level and smaller packs.
+fn memory_dest(cache: &Path, chunk_avg: u32) -> (Arc<dyn Storage>, Repository) {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let config = RepoConfig::new(ChunkerParams::with_average(chunk_avg), 3)
+        .unwrap()
+        .with_pack_target(16 * 1024)
+        .unwrap();
+    let repo =
+        Repository::init_with(storage.clone(), CatalogLocation::cache_dir(cache), config).unwrap();
+    (storage, repo)
+}
+
+fn all() -> CopyRequest {
+    CopyRequest::default()
+}
+
+/// Restores `id` from `repo` and compares the file with `data`.
+fn assert_restores(repo: &Repository, id: &SnapshotId, data: &[u8], scratch: &Path) {
+    let snap = repo.resolve(&id.to_hex()).unwrap();
+    let out = scratch.join(format!("restore-{}", crate::catalog::now_ns()));
+    repo.restore(&snap, &out, &RestoreOptions::default(), &NoProgress)
+        .unwrap();
+    let file = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap();
+    assert_eq!(std::fs::read(file.path().join("w")).unwrap(), data, "{id}");
+}
+
+fn assert_clean(repo: &Repository) {
+    let report = repo.check(CheckOptions::READ_ALL, &NoProgress).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+}
+
+fn ids(repo: &Repository) -> Vec<SnapshotId> {
+    let snaps = repo.snapshots(&SnapshotFilter::default()).unwrap();
+    snaps.into_iter().map(|s| s.id).collect()
+}
+
+#[test]
+fn copies_everything_into_memory_storage_and_a_second_run_sends_nothing() {
+    let (src, snaps) = source();
+    let (_, dest) = memory_dest(&src.dir.path().join("cache"), 4096);
+    let r = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap();
+    assert_eq!((r.snapshots_copied, r.snapshots_present), (3, 0));
+    assert!(r.chunks_sent > 0 && r.packs_written > 1, "{r:?}");
+    assert_eq!(ids(&dest), ids(&src.repo), "same ids, same order");
+    let (a, b) = (
+        src.repo.snapshots(&SnapshotFilter::default()).unwrap(),
+        dest.snapshots(&SnapshotFilter::default()).unwrap(),
+    );
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!((&a.label, a.time, &a.host), (&b.label, b.time, &b.host));
+    }
+    for (id, data) in &snaps {
+        assert_restores(&dest, id, data, src.dir.path());
+    }
+    assert_clean(&dest);
+
+    let again = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap();
+    assert_eq!((again.snapshots_copied, again.snapshots_present), (0, 3));
+    assert_eq!((again.chunks_sent, again.packs_written), (0, 0));
+
+    // And back, into a fresh local repository, by selector.
+    let back = TestRepo::new();
+    let req = CopyRequest {
+        selectors: vec!["m~1".into()],
+        ..Default::default()
+    };
+    let r = dest.copy_to(&back.repo, &req, &NoProgress).unwrap();
+    assert_eq!(r.snapshots_copied, 1);
+    assert_eq!(ids(&back.repo), vec![snaps[0].0]);
+    assert_restores(&back.repo, &snaps[0].0, &snaps[0].1, src.dir.path());
+    assert_clean(&back.repo);
+}
+
+#[test]
+fn only_chunks_the_destination_lacks_are_sent() {
+    let (src, snaps) = source();
+    let (_, dest) = memory_dest(&src.dir.path().join("cache"), 4096);
+    let first = CopyRequest {
+        selectors: vec!["m~1".into()],
+        ..Default::default()
+    };
+    let r1 = src.repo.copy_to(&dest, &first, &NoProgress).unwrap();
+    let history = CopyRequest {
+        filter: Some(SnapshotFilter {
+            name: Some("m".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r2 = src.repo.copy_to(&dest, &history, &NoProgress).unwrap();
+    assert_eq!((r2.snapshots_copied, r2.snapshots_present), (1, 1));
+    // v2 changed 40 KB of 400 KB: about a tenth travels (plus the chunks
+    // the edit's boundaries cut anew).
+    assert!(
+        r2.raw_bytes_sent * 4 < r1.raw_bytes_sent,
+        "v1 {} bytes, v2 {} bytes",
+        r1.raw_bytes_sent,
+        r2.raw_bytes_sent
+    );
+    assert_eq!(ids(&dest), vec![snaps[0].0, snaps[1].0]);
+    assert_restores(&dest, &snaps[1].0, &snaps[1].1, src.dir.path());
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_says_what_a_copy_sends() {
+    let (src, _) = source();
+    let (storage, dest) = memory_dest(&src.dir.path().join("cache"), 4096);
+    let req = CopyRequest {
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry = src.repo.copy_to(&dest, &req, &NoProgress).unwrap();
+    assert!(dry
+        .snapshots
+        .iter()
+        .all(|s| s.state == CopyState::WouldCopy));
+    assert!(storage.list("packs/").unwrap().is_empty());
+    assert!(ids(&dest).is_empty());
+    let real = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap();
+    assert_eq!(
+        (dry.chunks_sent, dry.bytes_sent),
+        (real.chunks_sent, real.bytes_sent)
+    );
+}
+
+#[test]
+fn another_chunker_or_a_bad_selector_is_refused_before_anything_is_written() {
+    let (src, _) = source();
+    let (storage, dest) = memory_dest(&src.dir.path().join("cache"), 8192);
+    assert!(matches!(
+        compatibility(src.repo.config(), dest.config()),
+        Compatibility::Rechunk { .. }
+    ));
+    let err = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, Error::IncompatibleRepositories { reason, .. } if reason.contains("chunk")),
+        "{err}"
+    );
+    let (storage2, dest2) = memory_dest(&src.dir.path().join("cache2"), 4096);
+    let req = CopyRequest {
+        selectors: vec!["m".into(), "nope".into()],
+        ..Default::default()
+    };
+    let err = src.repo.copy_to(&dest2, &req, &NoProgress).unwrap_err();
+    assert!(matches!(err, Error::SnapshotNotFound { .. }), "{err}");
+    let typo = CopyRequest {
+        filter: Some(SnapshotFilter {
+            name: Some("lama".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = src.repo.copy_to(&dest2, &typo, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, Error::SnapshotNotFound { .. }) && err.to_string().contains("--name lama"),
+        "{err}"
+    );
+    for s in [&storage, &storage2] {
+        assert!(s.list("packs/").unwrap().is_empty());
+        assert!(s.list("snapshots/").unwrap().is_empty());
+        assert!(s.list("locks/").unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_copy_crashed_before_any_storage_step_is_finished_by_the_next() {
+    let (src, snaps) = source();
+    // Mutation 1 is the destination's lock; crash before 2, 3, ... of copy.
+    for crash_at in 2.. {
+        let dest = TestRepo::with_pack_target(Some(16 * 1024));
+        let root = dest.repo.root().to_path_buf();
+        let faulty = FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, crash_at);
+        let location = CatalogLocation::in_repository(&root);
+        let crashing = Repository::open_with(Arc::new(faulty), location).unwrap();
+        let outcome = src.repo.copy_to(&crashing, &all(), &NoProgress);
+        drop(crashing);
+
+        let repo = Repository::open(&root).unwrap();
+        lock::unlock(repo.storage(), true).unwrap();
+        let visible = ids(&repo);
+        let r = src.repo.copy_to(&repo, &all(), &NoProgress).unwrap();
+        assert_eq!(
+            r.snapshots_present as usize,
+            visible.len(),
+            "crash at {crash_at}"
+        );
+        assert_eq!(ids(&repo), ids(&src.repo), "crash at {crash_at}");
+        assert_clean(&repo);
+        for (id, data) in &snaps {
+            assert_restores(&repo, id, data, src.dir.path());
+        }
+        if outcome.is_ok() {
+            assert!(crash_at > 5, "the copy took several storage steps");
+            break;
+        }
+    }
+}
