@@ -313,3 +313,47 @@ fn unsupported_urls_are_refused_and_create_nothing() {
     );
     assert!(!dir.path().join("s3:").exists());
 }
+
+/// `cairn copy` from a local repository to an `s3://` one and back: only
+/// what is missing travels, and a second run copies nothing.
+#[test]
+fn copy_replicates_between_a_local_and_an_s3_repository() {
+    let Some(t) = S3Env::new("s3_copy") else {
+        return;
+    };
+    let local = t.path("local");
+    let local = local.to_str().unwrap();
+    let src = t.source("model", 9);
+    run_ok(t.on_repo("a", local).arg("init"));
+    run_ok(
+        t.on_repo("a", local)
+            .arg("snapshot")
+            .arg(&src)
+            .args(["--kind", "model", "--name", "m"]),
+    );
+    t.run("a", &["init"]);
+    let first =
+        stdout(&run_ok(t.on("a").args([
+            "copy", "--from", local, "--to", &t.url, "--name", "m",
+        ])));
+    assert!(first.contains("copied 1 snapshot"), "{first}");
+    let again =
+        stdout(&run_ok(t.on("a").args([
+            "copy", "--from", local, "--to", &t.url, "--name", "m",
+        ])));
+    assert!(
+        again.contains("copied 0 snapshots (1 already present)"),
+        "{again}"
+    );
+    t.restore_matches("b", "m", &src);
+    let back = t.path("back");
+    let back = back.to_str().unwrap();
+    run_ok(t.on_repo("a", back).arg("init"));
+    run_ok(
+        t.on("a")
+            .args(["copy", "--from", &t.url, "--to", back, "--name", "m"]),
+    );
+    let target = t.path("restored-back");
+    run_ok(t.on_repo("a", back).args(["restore", "m"]).arg(&target));
+    assert_diff_clean(&src, &target.join("model"));
+}
