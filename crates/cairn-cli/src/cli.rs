@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn::Repository;
+use cairn::{OpenMode, RepoLocation, Repository};
 use clap::Parser;
 
 use output::Bar;
@@ -149,35 +149,42 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The repository path, and whether it is the per-user default.
-    pub fn repo_path(&self) -> Result<(PathBuf, bool)> {
+    /// The repository (a local path or an `s3://` URL), and whether it is
+    /// the per-user default.
+    pub fn repo_path(&self) -> Result<(RepoLocation, bool)> {
         match &self.repo {
-            Some(p) => Ok((p.clone(), false)),
+            Some(p) => Ok((RepoLocation::parse(p.as_os_str())?, false)),
             None => default_path()
-                .map(|p| (p, true))
+                .map(|p| (RepoLocation::Local(p), true))
                 .context("no repository given and no home directory: use --repo or $CAIRN_REPO"),
         }
     }
 
     /// Opens the repository for a command that writes.
     pub fn open(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        Ok(printing_warnings(Repository::open(&path)?))
+        let (location, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_location(
+            &location,
+            OpenMode::ReadWrite,
+        )?))
     }
 
     /// Opens the repository for a command that only reads: its catalog
     /// read-only, so it works on a full disk.
     pub fn open_read_only(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        Ok(printing_warnings(Repository::open_read_only(&path)?))
+        let (location, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_location(
+            &location,
+            OpenMode::ReadOnly,
+        )?))
     }
 
     /// Opens for writing, or read-only when the disk is too full for that
     /// (`check`, whose only write is a best-effort note).
     pub fn open_preferring_write(&self) -> Result<Repository> {
-        let (path, _) = self.repo_path()?;
-        let repo = match Repository::open(&path) {
-            Err(e) if e.is_no_space() => Repository::open_read_only(&path)?,
+        let (location, _) = self.repo_path()?;
+        let repo = match Repository::open_location(&location, OpenMode::ReadWrite) {
+            Err(e) if e.is_no_space() => Repository::open_location(&location, OpenMode::ReadOnly)?,
             other => other?,
         };
         Ok(printing_warnings(repo))
@@ -258,6 +265,21 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
              clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
+        E::StorageAuth { .. } => {
+            "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the \
+             key's permissions on the bucket"
+        }
+        E::BucketNotFound { .. } => {
+            "create the bucket first, or check the bucket name and AWS_ENDPOINT_URL"
+        }
+        E::StorageUnreachable { .. } | E::StorageServerError { .. } => {
+            "check AWS_ENDPOINT_URL and that the server runs; CAIRN_S3_RETRIES and \
+             CAIRN_S3_TIMEOUT_SECS set how long cairn keeps trying"
+        }
+        E::UnsupportedUrl { .. } => {
+            "use s3://BUCKET/PREFIX or a local path (a relative path that looks like a URL \
+             can be written ./NAME)"
+        }
         E::IncompatibleRepositories { .. } => {
             "copy into a repository made with the source's chunk size (`cairn init --chunk-avg \
              SIZE`, the size `cairn bench --repo SOURCE` shows); nothing was written"

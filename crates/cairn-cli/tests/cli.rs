@@ -5,6 +5,9 @@
 
 #[path = "cli/common.rs"]
 mod common;
+/// The S3 server of the library's tests (std only), shared, not copied.
+#[path = "../../cairn/src/storage/object/test_server.rs"]
+mod test_server;
 
 #[path = "cli/arg_checks.rs"]
 mod arg_checks;
@@ -60,6 +63,12 @@ mod restore_edge;
 mod roundtrip;
 #[path = "cli/runner.rs"]
 mod runner;
+#[path = "cli/s3.rs"]
+mod s3;
+#[path = "cli/s3_faults.rs"]
+mod s3_faults;
+#[path = "cli/s3_writers.rs"]
+mod s3_writers;
 #[path = "cli/selectors.rs"]
 mod selectors;
 #[path = "cli/tag.rs"]

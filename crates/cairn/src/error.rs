@@ -91,6 +91,41 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The object store refused the credentials (a wrong secret key, an
+    /// expired token, no permission for the bucket). Retrying cannot help.
+    #[error("{url}: the object store refused the credentials ({reason})")]
+    StorageAuth { url: String, reason: String },
+
+    /// The bucket a repository URL names does not exist at the endpoint.
+    #[error("{url}: bucket `{bucket}` does not exist at {endpoint}")]
+    BucketNotFound {
+        url: String,
+        bucket: String,
+        endpoint: String,
+    },
+
+    /// The object store did not answer (connection refused, timeouts),
+    /// also after the configured retries.
+    #[error("{url}: cannot reach the object store at {endpoint} ({reason})")]
+    StorageUnreachable {
+        url: String,
+        endpoint: String,
+        reason: String,
+    },
+
+    /// The object store kept answering with a server error (5xx), also
+    /// after the configured retries.
+    #[error("{url}: the object store at {endpoint} failed ({reason})")]
+    StorageServerError {
+        url: String,
+        endpoint: String,
+        reason: String,
+    },
+
+    /// A `--repo` value that looks like a URL but is not one cairn can open.
+    #[error("unsupported repository URL `{url}`: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+
     #[error("pack {pack} is corrupt: {reason}")]
     CorruptPack { pack: String, reason: String },
 
@@ -262,6 +297,18 @@ impl Error {
             Error::InFile { source, .. } => source.is_no_space(),
             _ => false,
         }
+    }
+
+    /// True when the storage itself could not be used (credentials refused,
+    /// no such bucket, no answer): nothing is known about any object.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::StorageAuth { .. }
+                | Error::BucketNotFound { .. }
+                | Error::StorageUnreachable { .. }
+                | Error::StorageServerError { .. }
+        )
     }
 
     /// True when the error means the data read back is not what was written:

@@ -35,11 +35,13 @@ mod contract_tests;
 pub(crate) mod faulty;
 mod local;
 mod memory;
+pub mod object;
 pub(crate) mod pagecache;
 
 pub(crate) use local::create_dir_durably;
 pub use local::{write_durably, LocalStorage};
 pub use memory::MemoryStorage;
+pub use object::{ObjectStorage, S3Settings};
 
 use crate::error::{Error, Result};
 

@@ -223,8 +223,8 @@ fn print_summary(settings: &[SettingReport]) -> Result<()> {
 
 /// The repository's growth, from what each snapshot recorded.
 fn history(ctx: &Ctx, json: bool) -> Result<()> {
-    let (path, _) = ctx.repo_path()?;
-    let repo = cairn::Repository::open_read_only(&path)
+    let (location, _) = ctx.repo_path()?;
+    let repo = cairn::Repository::open_location(&location, cairn::OpenMode::ReadOnly)
         .map(super::printing_warnings)
         .context("bench without PATH reports a repository; give PATHs to benchmark files")?;
     let h = bench::history::report(&repo)?;
@@ -233,7 +233,7 @@ fn history(ctx: &Ctx, json: bool) -> Result<()> {
     }
     outln!(
         "repository {} (chunk avg {}, zstd {}): {} snapshots",
-        path.display(),
+        location.display(),
         bench::size_label(h.chunk_avg.into()),
         h.level,
         h.snapshots.len()

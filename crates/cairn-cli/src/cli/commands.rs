@@ -15,24 +15,24 @@ use super::output;
 use super::{printing_warnings, Ctx, DAMAGE, INCOMPLETE};
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
-    let (path, _) = ctx.repo_path()?;
+    let (location, _) = ctx.repo_path()?;
     let avg = u32::try_from(a.chunk_avg).context("--chunk-avg is too large")?;
     let mut config = RepoConfig::new(ChunkerParams::with_average(avg), a.compression)?;
     config.verify_after_snapshot = a.verify;
     if let Some(bytes) = a.pack_target {
         config = config.with_pack_target(bytes)?;
     }
-    Repository::init(&path, config)?;
-    outln!("created cairn repository at {}", path.display());
+    Repository::init_at_location(&location, config)?;
+    outln!("created cairn repository at {}", location.display());
     Ok(())
 }
 
 pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
-    let (path, is_default) = ctx.repo_path()?;
-    let repo = match Repository::open(&path) {
+    let (location, is_default) = ctx.repo_path()?;
+    let repo = match Repository::open_location(&location, cairn::OpenMode::ReadWrite) {
         Err(cairn::Error::RepoNotFound { .. }) if is_default => {
-            eprintln!("creating the default repository at {}", path.display());
-            Repository::init(&path, RepoConfig::new(ChunkerParams::default(), 3)?)?
+            eprintln!("creating the default repository at {}", location.display());
+            Repository::init_at_location(&location, RepoConfig::new(ChunkerParams::default(), 3)?)?
         }
         other => printing_warnings(other?),
     };

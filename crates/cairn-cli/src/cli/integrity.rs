@@ -127,8 +127,8 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
 }
 
 pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
-    let (path, _) = ctx.repo_path()?;
-    let repo = cairn::Repository::open_storage(&path)?;
+    let (location, _) = ctx.repo_path()?;
+    let repo = cairn::Repository::open_storage_location(&location)?;
     print_warnings(repo.warnings());
     let r = repo.rebuild_catalog(&ctx.bar())?;
     if a.json {
@@ -161,7 +161,7 @@ fn print_warnings(warnings: &[String]) {
 
 /// `repair --config`: works from storage alone, never the catalog.
 fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
-    let (path, _) = ctx.repo_path()?;
+    let (location, _) = ctx.repo_path()?;
     let recreate = match a.chunk_avg {
         Some(avg) => {
             let avg = u32::try_from(avg).context("--chunk-avg is too large")?;
@@ -173,7 +173,7 @@ fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
         None => None,
     };
     let recreated = recreate.is_some();
-    let done = cairn::repair_config(&path, recreate)?;
+    let done = cairn::repair_config_at(&location, recreate)?;
     if a.json {
         output::json(&done)?;
         return Ok(ExitCode::SUCCESS);
@@ -238,10 +238,10 @@ pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
 }
 
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
-    let (path, _) = ctx.repo_path()?;
+    let (location, _) = ctx.repo_path()?;
     // Not `Repository::open`: unlocking must work while the catalog is lost,
     // since `rebuild-catalog` needs the exclusive lock.
-    let repo = cairn::Repository::open_storage(&path)?;
+    let repo = cairn::Repository::open_storage_location(&location)?;
     print_warnings(repo.warnings());
     let removed = repo.unlock(a.all)?;
     for r in &removed.locks {

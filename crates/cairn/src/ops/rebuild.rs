@@ -14,6 +14,8 @@
 //! import and the intents once the new catalog is in place, so a crash in
 //! between leaves the intents to finish the job.
 
+pub mod catch_up;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -72,6 +74,23 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     report.forgets_finished = forgotten.iter().map(SnapshotId::to_hex).collect();
     report.old_catalog = old;
     Ok(report)
+}
+
+/// Rebuilds a cached catalog (a remote repository's, on open) where its
+/// opener put it. Unlike [`rebuild_catalog`] it changes nothing in storage
+/// (manifests an interrupted forget names are left out, not deleted: that
+/// forget's own host finishes it), so it needs only a shared lock: other
+/// hosts keep snapshotting meanwhile, and no gc deletes a pack under it.
+pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
+    let storage = repo.storage();
+    let _lock = Lock::shared(repo.shared_storage(), "catalog cache rebuild")?;
+    let forgotten = forget::named_by(&forget::load_intents(storage)?);
+    let mut report = RebuildReport::default();
+    repo.catalog_file().replace(|catalog| {
+        import_packs(storage, catalog, &mut report, &crate::progress::NoProgress)?;
+        import_manifests(storage, catalog, &mut report, &forgotten)
+    })?;
+    Ok(())
 }
 
 fn import_packs(

@@ -54,6 +54,8 @@ fn read_copy(
     let bytes = match storage.get(key) {
         Ok(bytes) => bytes,
         Err(Error::ObjectNotFound { .. }) => return Ok(Err(Unusable::Missing)),
+        // The storage could not be asked: says nothing about this copy.
+        Err(e) if e.is_storage_unavailable() => return Err(e),
         Err(e) => return Ok(Err(Unusable::Damaged(e.to_string()))),
     };
     let path = format!("{}/{key}", storage.location());

@@ -4,17 +4,14 @@
 //! Each method is a thin door into its module under `ops/`, where the
 //! operation and its invariants are documented.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::location::CatalogFile;
 use crate::catalog::{SnapshotFilter, SnapshotInfo};
 use crate::error::Error;
 use crate::error::Result;
-use crate::format::id::{PackId, SnapshotId};
+use crate::format::id::SnapshotId;
 use crate::format::manifest::FileEntry;
-use crate::format::{manifest, pack};
 use crate::ops::bench::history::{self, HistoryReport};
 use crate::ops::browse::{self, DumpReport, Found};
 use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
@@ -22,7 +19,7 @@ use crate::ops::copy::{self, CopyReport, CopyRequest};
 use crate::ops::diff::{self, Diff};
 use crate::ops::forget::{self, ForgetPlan, ForgetReport, ForgetRequest};
 use crate::ops::gc::{self, GcPlan, GcReport};
-use crate::ops::rebuild::{self, RebuildReport};
+use crate::ops::rebuild::{self, catch_up, RebuildReport};
 use crate::ops::repair::{self, RepairReport};
 use crate::ops::restore::{self, RestoreOptions, RestoreReport};
 use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
@@ -30,7 +27,7 @@ use crate::ops::stats::{self, Stats};
 use crate::ops::tag::{self, LabelChange, Relabeled};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
-use crate::progress::{NoProgress, Progress};
+use crate::progress::Progress;
 use crate::repo::lock;
 use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 
@@ -193,11 +190,19 @@ impl RepoStorage {
     }
 
     /// [`RepoStorage::open_catalog`], read-only with [`OpenMode::ReadOnly`]
-    /// (a missing or stale cache is still rebuilt, which writes).
+    /// (a missing or stale cache is still brought up to date, which writes).
     pub fn open_catalog_mode(self, mode: OpenMode) -> Result<Repository> {
         let file = self.catalog_file();
         let rebuild = if file.exists() {
-            file.rebuilds_when_missing() && self.cache_is_stale(&file)?
+            // Another client may have snapshotted, forgotten or collected
+            // garbage since this cache was last opened.
+            file.rebuilds_when_missing()
+                && match catch_up::catch_up(self.storage(), &file) {
+                    Ok(done) => done.needs_rebuild,
+                    // A rebuild could not reach the storage either.
+                    Err(e) if e.is_storage_unavailable() => return Err(e),
+                    Err(_) => true,
+                }
         } else if file.rebuilds_when_missing() {
             true
         } else {
@@ -206,35 +211,9 @@ impl RepoStorage {
             });
         };
         if rebuild {
-            rebuild::rebuild_catalog(&self, &NoProgress)?;
+            rebuild::rebuild_cache(&self)?;
         }
         self.with_catalog(&file, mode)
-    }
-
-    /// True when the cached catalog no longer lists what storage holds: a
-    /// manifest or pack on storage it does not list, or one it lists that
-    /// storage no longer has (another client snapshotted, forgot or
-    /// collected garbage since the cache was built). Costs two listings.
-    fn cache_is_stale(&self, file: &CatalogFile) -> Result<bool> {
-        let catalog = file.open_read_only()?;
-        let listed: HashSet<SnapshotId> = catalog
-            .snapshots(&SnapshotFilter::default())?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        let mut stored = HashSet::new();
-        for obj in self.storage().list(manifest::PREFIX)? {
-            stored.extend(manifest::id_from_key(&obj.key));
-        }
-        if listed != stored {
-            return Ok(true);
-        }
-        let packs: HashSet<PackId> = catalog.pack_rows()?.into_iter().map(|p| p.id).collect();
-        let mut stored = HashSet::new();
-        for obj in self.storage().list(pack::PREFIX)? {
-            stored.extend(pack::id_from_key(&obj.key));
-        }
-        Ok(packs != stored)
     }
 
     /// Recreates the catalog from packs and manifests.

@@ -311,7 +311,7 @@ impl RepoStorage {
         )
     }
 
-    fn open_at(
+    pub(crate) fn open_at(
         root: PathBuf,
         storage: Arc<dyn Storage>,
         catalog: CatalogLocation,

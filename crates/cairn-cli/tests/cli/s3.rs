@@ -1,0 +1,359 @@
+//! Repositories on S3: the real CLI against a real SeaweedFS server
+//! (`test_server.rs`, shared with the library's tests: one server per test
+//! binary, one prefix per test). Without a server these tests print
+//! `SKIPPED: …`, except with CI=true, where they fail. The tests of
+//! refused URLs and of an unreachable endpoint need no server.
+
+use std::fs;
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+use crate::common::{assert_diff_clean, cairn_in, random_bytes, run_code, run_ok, stdout, write};
+use crate::test_server::{self, S3Server};
+
+/// A temp directory (sources, restore targets, catalog caches) and a
+/// fresh `s3://` repository URL.
+struct S3Env {
+    dir: TempDir,
+    url: String,
+    server: &'static S3Server,
+}
+
+impl S3Env {
+    fn new(test: &str) -> Option<Self> {
+        let server = test_server::server(test)?;
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-s3-")
+            .tempdir()
+            .unwrap();
+        Some(Self {
+            dir,
+            url: server.url(test),
+            server,
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `cairn --repo URL` as a host whose catalog cache is `cache-HOST`.
+    fn on(&self, host: &str) -> Command {
+        self.on_repo(host, &self.url)
+    }
+
+    /// `cairn --repo URL` for another URL.
+    fn on_repo(&self, host: &str, url: &str) -> Command {
+        let mut cmd = cairn_in(self.dir.path());
+        cmd.envs(self.server.env())
+            .env("CAIRN_CACHE_DIR", self.path(&format!("cache-{host}")))
+            .arg("--repo")
+            .arg(url);
+        cmd
+    }
+
+    fn run(&self, host: &str, args: &[&str]) -> String {
+        stdout(&run_ok(self.on(host).args(args)))
+    }
+
+    /// A source tree `name/` of a few files.
+    fn source(&self, name: &str, seed: u64) -> PathBuf {
+        let src = self.path(name);
+        write(&src.join("weights.bin"), &random_bytes(600_000, seed));
+        write(&src.join("sub/config.json"), b"{\"layers\": 12}\n");
+        write(&src.join("empty"), b"");
+        src
+    }
+
+    fn restore_matches(&self, host: &str, selector: &str, src: &std::path::Path) {
+        let target = self.path(&format!(
+            "restore-{host}-{selector}-{}",
+            crate::common::now_ns()
+        ));
+        self.run(host, &["restore", selector, target.to_str().unwrap()]);
+        assert_diff_clean(src, &target.join(src.file_name().unwrap()));
+    }
+}
+
+fn snapshot_ids(list_json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(list_json).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn s3_round_trip_snapshot_list_restore_check_forget_gc() {
+    let Some(t) = S3Env::new("s3_round_trip") else {
+        return;
+    };
+    let out = t.run("a", &["init"]);
+    assert!(out.contains(&t.url), "{out}");
+    let src = t.source("model", 1);
+    t.run(
+        "a",
+        &[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--kind",
+            "model",
+            "--name",
+            "m",
+        ],
+    );
+    write(&src.join("weights.bin"), &random_bytes(600_000, 2));
+    t.run(
+        "a",
+        &[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--kind",
+            "model",
+            "--name",
+            "m",
+        ],
+    );
+    let ids = snapshot_ids(&t.run("a", &["list", "--json"]));
+    assert_eq!(ids.len(), 2);
+    t.restore_matches("a", "m", &src);
+    let check = t.run("a", &["check", "--read-data"]);
+    assert!(check.contains("no damage found"), "{check}");
+    t.run("a", &["forget", "--keep-last", "1"]);
+    let gc = t.run("a", &["gc"]);
+    assert!(gc.contains("delete"), "{gc}");
+    assert_eq!(snapshot_ids(&t.run("a", &["list", "--json"])), ids[1..]);
+    t.restore_matches("a", "m", &src);
+    let check = t.run("a", &["check", "--read-data"]);
+    assert!(check.contains("no damage found"), "{check}");
+    // An unchanged re-snapshot adds nothing.
+    let again = t.run(
+        "a",
+        &[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--kind",
+            "model",
+            "--name",
+            "m",
+            "--json",
+        ],
+    );
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["chunks_new"].as_u64(), Some(0), "{again}");
+}
+
+/// Two hosts, each with its own catalog cache: what one saves, the other
+/// lists and restores; a lost cache is rebuilt from the bucket.
+#[test]
+fn a_snapshot_from_host_a_is_listed_and_restored_on_host_b() {
+    let Some(t) = S3Env::new("s3_two_hosts") else {
+        return;
+    };
+    t.run("a", &["init"]);
+    let src_a = t.source("from-a", 3);
+    t.run(
+        "a",
+        &[
+            "snapshot",
+            src_a.to_str().unwrap(),
+            "--kind",
+            "model",
+            "--name",
+            "a",
+        ],
+    );
+    assert_eq!(snapshot_ids(&t.run("b", &["list", "--json"])).len(), 1);
+    t.restore_matches("b", "a", &src_a);
+
+    // B writes; A's cache is stale and catches up.
+    let src_b = t.source("from-b", 4);
+    t.run(
+        "b",
+        &[
+            "snapshot",
+            src_b.to_str().unwrap(),
+            "--kind",
+            "model",
+            "--name",
+            "b",
+        ],
+    );
+    assert_eq!(snapshot_ids(&t.run("a", &["list", "--json"])).len(), 2);
+    t.restore_matches("a", "b", &src_b);
+    // A forgets and collects; B sees it gone.
+    t.run("a", &["delete", "a", "--yes"]);
+    t.run("a", &["gc"]);
+    assert_eq!(snapshot_ids(&t.run("b", &["list", "--json"])).len(), 1);
+    t.restore_matches("b", "b", &src_b);
+
+    // The cache is lost: rebuilt from the bucket on the next open.
+    fs::remove_dir_all(t.path("cache-a")).unwrap();
+    assert_eq!(snapshot_ids(&t.run("a", &["list", "--json"])).len(), 1);
+    t.restore_matches("a", "b", &src_b);
+    let check = t.run("a", &["check", "--read-data"]);
+    assert!(check.contains("no damage found"), "{check}");
+}
+
+#[test]
+fn a_wrong_secret_key_is_a_clear_error_naming_the_url() {
+    let Some(t) = S3Env::new("s3_wrong_secret") else {
+        return;
+    };
+    t.run("a", &["init"]);
+    for args in [&["list"][..], &["init"][..]] {
+        let err = run_code(
+            t.on("a").env("AWS_SECRET_ACCESS_KEY", "wrong").args(args),
+            2,
+        );
+        assert!(err.contains(&t.url), "{err}");
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(err.contains("hint: check AWS_ACCESS_KEY_ID"), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let Some(t) = S3Env::new("s3_no_bucket") else {
+        return;
+    };
+    for args in [&["init"][..], &["list"][..]] {
+        let mut cmd = t.on_repo("a", "s3://no-such-bucket/p");
+        cmd.args(args);
+        let err = run_code(cmd, 2);
+        assert!(
+            err.contains("bucket `no-such-bucket` does not exist"),
+            "{err}"
+        );
+        assert!(err.contains("s3://no-such-bucket/p"), "{err}");
+    }
+}
+
+/// A prefix holding objects that are not a cairn repository: not opened,
+/// and not initialised over.
+#[test]
+fn a_prefix_holding_something_else_is_not_a_repository() {
+    let Some(t) = S3Env::new("s3_not_a_repo") else {
+        return;
+    };
+    let inner = format!("{}/inner", t.url);
+    run_ok(t.on_repo("a", &inner).arg("init"));
+    let err = run_code(t.on("a").arg("list"), 2);
+    assert!(
+        err.contains(&format!("no cairn repository at {}", t.url)),
+        "{err}"
+    );
+    let err = run_code(t.on("a").arg("init"), 2);
+    assert!(err.contains("is not empty"), "{err}");
+    let err = run_code(t.on_repo("a", &inner).arg("init"), 2);
+    assert!(err.contains("already holds a cairn repository"), "{err}");
+}
+
+/// Nothing listens at the endpoint: a bounded number of retries, then one
+/// clear error. Needs no server.
+#[test]
+fn an_unreachable_server_is_a_clear_error_after_bounded_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    for args in [
+        &["init"][..],
+        &["list"][..],
+        &["snapshot", ".", "--kind", "k", "--name", "n"][..],
+    ] {
+        let mut cmd = cairn_in(dir.path());
+        cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .env("AWS_REGION", "us-east-1")
+            .env("CAIRN_S3_RETRIES", "1")
+            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+            .args(["--repo", "s3://bucket/repo"])
+            .args(args);
+        let err = run_code(cmd, 2);
+        assert!(
+            err.contains("s3://bucket/repo")
+                && err.contains("cannot reach the object store at http://127.0.0.1:9"),
+            "{err}"
+        );
+        assert!(err.contains("hint: check AWS_ENDPOINT_URL"), "{err}");
+    }
+    assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+}
+
+/// `--repo s3://x` once made a local directory `s3:`; URLs cairn cannot
+/// open are refused by name and create nothing. Needs no server.
+#[test]
+fn unsupported_urls_are_refused_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "s3://x",
+        "ftp://host/repo",
+        "gs://bucket/p",
+        "az://container/p",
+        "s3://B/p",
+    ] {
+        for cmd in ["init", "list"] {
+            let err = run_code(cairn_in(dir.path()).args(["--repo", url, cmd]), 2);
+            assert!(
+                err.contains(&format!("unsupported repository URL `{url}`")),
+                "{err}"
+            );
+        }
+    }
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "home" || n == "xdg-data"),
+        "{left:?}"
+    );
+    assert!(!dir.path().join("s3:").exists());
+}
+
+/// `cairn copy` from a local repository to an `s3://` one and back: only
+/// what is missing travels, and a second run copies nothing.
+#[test]
+fn copy_replicates_between_a_local_and_an_s3_repository() {
+    let Some(t) = S3Env::new("s3_copy") else {
+        return;
+    };
+    let local = t.path("local");
+    let local = local.to_str().unwrap();
+    let src = t.source("model", 9);
+    run_ok(t.on_repo("a", local).arg("init"));
+    run_ok(
+        t.on_repo("a", local)
+            .arg("snapshot")
+            .arg(&src)
+            .args(["--kind", "model", "--name", "m"]),
+    );
+    t.run("a", &["init"]);
+    let first =
+        stdout(&run_ok(t.on("a").args([
+            "copy", "--from", local, "--to", &t.url, "--name", "m",
+        ])));
+    assert!(first.contains("copied 1 snapshot"), "{first}");
+    let again =
+        stdout(&run_ok(t.on("a").args([
+            "copy", "--from", local, "--to", &t.url, "--name", "m",
+        ])));
+    assert!(
+        again.contains("copied 0 snapshots (1 already present)"),
+        "{again}"
+    );
+    t.restore_matches("b", "m", &src);
+    let back = t.path("back");
+    let back = back.to_str().unwrap();
+    run_ok(t.on_repo("a", back).arg("init"));
+    run_ok(
+        t.on("a")
+            .args(["copy", "--from", &t.url, "--to", back, "--name", "m"]),
+    );
+    let target = t.path("restored-back");
+    run_ok(t.on_repo("a", back).args(["restore", "m"]).arg(&target));
+    assert_diff_clean(&src, &target.join("model"));
+}

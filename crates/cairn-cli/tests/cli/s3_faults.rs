@@ -1,0 +1,211 @@
+//! Faults of the S3 server. It dies in the middle of a snapshot: the
+//! snapshot fails with a clear error and a non-zero exit, no partial
+//! snapshot becomes visible, earlier snapshots stay intact, and once the
+//! server is back the next run succeeds (on a `weed mini` of this test's
+//! own, which it kills). It answers 503 (a fault-injecting proxy written
+//! here, in front of the shared server): retried with backoff, and when
+//! it never stops, one clear error.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+use crate::common::{assert_diff_clean, cairn_in, random_bytes, stderr, stdout, write};
+use crate::test_server::{self, Weed};
+
+#[test]
+fn a_server_killed_mid_snapshot_loses_nothing_and_the_next_run_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut weed) = Weed::own("s3_killed_mid_snapshot", &dir.path().join("weed")) else {
+        return;
+    };
+    let url = format!("s3://{}/killed", weed.server.bucket);
+    let env = weed.server.env();
+    let client = || -> Command {
+        let mut cmd = cairn_in(dir.path());
+        // A restarted weed answers 500 until its volumes are back: retry
+        // for up to ~25 s (the snapshot that meets the kill retries twice).
+        cmd.envs(env.clone())
+            .env("CAIRN_S3_RETRIES", "8")
+            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+            .args(["--repo", &url]);
+        cmd
+    };
+    let ok = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(client().args(["init", "--pack-target", "1M"]));
+    let small = dir.path().join("v1/model");
+    write(&small.join("a.bin"), &random_bytes(200_000, 1));
+    let first = ok(client()
+        .arg("snapshot")
+        .arg(&small)
+        .args(["--kind", "model", "--name", "m", "--json"]));
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let first = first["id"].as_str().unwrap().to_string();
+
+    // A large snapshot, and the server killed while it uploads.
+    let big = dir.path().join("v2/model");
+    for i in 0..8 {
+        write(
+            &big.join(format!("shard-{i}.bin")),
+            &random_bytes(8 << 20, 10 + i),
+        );
+    }
+    let bin = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        .envs(env.clone())
+        .env_remove("CAIRN_REPO")
+        .env("HOME", dir.path().join("home"))
+        .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+        .args(["--repo", &url, "snapshot"])
+        .arg(&big)
+        .args(["--kind", "model", "--name", "m", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    weed.kill();
+    let start = Instant::now();
+    let out = bin.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        eprintln!("note: the snapshot finished before the server was killed");
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&url), "the error names the repository: {err}");
+        assert!(err.contains("cannot reach the object store"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(30), "bounded retries");
+    }
+
+    weed.restart();
+    let list = ok(client().args(["list", "--json"]));
+    let listed: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let expected = if out.status.success() { 2 } else { 1 };
+    assert_eq!(listed.as_array().unwrap().len(), expected, "{list}");
+    let check = ok(client().args(["check", "--read-data"]));
+    assert!(check.contains("no damage found"), "{check}");
+
+    // The next run succeeds, and both versions restore bit for bit.
+    ok(client()
+        .arg("snapshot")
+        .arg(&big)
+        .args(["--kind", "model", "--name", "m"]));
+    for (selector, src) in [(first.as_str(), &small), ("m", &big)] {
+        let target = dir.path().join(format!("restore-{}", &selector[..1]));
+        ok(client().args(["restore", selector]).arg(&target));
+        assert_diff_clean(src, &target.join("model"));
+    }
+    let check = ok(client().args(["check", "--read-data"]));
+    assert!(check.contains("no damage found"), "{check}");
+}
+
+/// A TCP proxy to `upstream` on 127.0.0.1 that answers the next `failing`
+/// connections with `503 Service Unavailable` (all of them while it is
+/// negative) and passes the others through byte for byte.
+fn proxy(upstream: String) -> (String, Arc<AtomicI64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let failing = Arc::new(AtomicI64::new(0));
+    let fail = failing.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let left = fail.load(Ordering::SeqCst);
+            if left != 0 {
+                if left > 0 {
+                    fail.fetch_sub(1, Ordering::SeqCst);
+                }
+                // Read the request head, answer 503, close.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut client, mut server) = (client, server);
+                let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, failing)
+}
+
+#[test]
+fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
+    let Some(server) = test_server::server("s3_server_errors") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = server.endpoint.trim_start_matches("http://").to_string();
+    let (endpoint, failing) = proxy(upstream);
+    let url = server.url("s3_server_errors");
+    let client = || -> Command {
+        let mut cmd = cairn_in(dir.path());
+        cmd.envs(server.env())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("CAIRN_S3_RETRIES", "4")
+            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+            .args(["--repo", &url]);
+        cmd
+    };
+    let src = dir.path().join("model");
+    write(&src.join("a.bin"), &random_bytes(300_000, 5));
+    for args in [
+        &["init"][..],
+        &["snapshot", "model", "--kind", "model", "--name", "m"][..],
+    ] {
+        failing.store(3, Ordering::SeqCst);
+        let out = client().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} after three 503s: {}",
+            stderr(&out)
+        );
+        assert_eq!(failing.load(Ordering::SeqCst), 0, "the 503s were met");
+    }
+
+    failing.store(-1, Ordering::SeqCst);
+    let start = Instant::now();
+    let out = client().arg("list").output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&url) && err.contains(&endpoint), "{err}");
+    assert!(err.contains("failed (503 Service Unavailable)"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+
+    failing.store(0, Ordering::SeqCst);
+    let target = dir.path().join("restored");
+    let out = client()
+        .args(["restore", "m"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_diff_clean(&src, &target.join("model"));
+}

@@ -1,0 +1,463 @@
+//! Objects in an S3-compatible bucket, through the `object_store` crate.
+//!
+//! The crate is async; this backend owns one tokio runtime and blocks on
+//! it in each call, so nothing else in cairn is async. The contract
+//! ([`Storage`]) maps onto S3 as follows:
+//! - **Atomic, durable put**: an S3 PUT (or a completed multipart upload,
+//!   for objects of [`MULTIPART_FROM`] bytes or more) is visible whole or
+//!   not at all, and durable when acknowledged.
+//! - **Exclusive create**: [`PutMode::CreateNew`] is a PUT with
+//!   `If-None-Match: *`; the server answers 412 (or 409) to every writer
+//!   but one, which becomes [`Error::ObjectExists`].
+//! - **Ranges**: a ranged GET; a range past the end (a 416, or a short
+//!   answer) becomes [`Error::ObjectTruncated`] with the object's size.
+//! - **Listing**: ListObjectsV2 pages, sorted by key before the visits
+//!   (not every S3-compatible server lists in byte order).
+//! - **Failures**: requests are retried with exponential backoff
+//!   (`object_store`'s `RetryConfig`: [`S3Settings::retries`]); what is
+//!   left is one typed error naming the URL of the object and what failed
+//!   ([`Error::StorageAuth`], [`Error::BucketNotFound`],
+//!   [`Error::StorageUnreachable`], else [`Error::Storage`]).
+//!
+//! Endpoint, region and credentials come from the standard AWS variables
+//! (see [`ObjectStorage::open`]).
+
+#[cfg(test)]
+pub(crate) mod test_server;
+pub mod url;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
+};
+
+use super::{check_key, check_range, ObjectInfo, PutMode, Storage};
+use crate::error::{Error, Result};
+use url::ObjectUrl;
+
+/// Objects this large or larger are uploaded in parts, several at once.
+pub const MULTIPART_FROM: usize = 64 * 1024 * 1024;
+/// The size of one part of a multipart upload.
+const PART_SIZE: usize = 16 * 1024 * 1024;
+/// How many parts of one upload are in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// How the backend connects, beyond the environment, and how hard it tries
+/// before it reports a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The endpoint URL, overriding `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// Access key id and secret key, overriding the environment's.
+    pub credentials: Option<(String, String)>,
+    /// Retries of a failed request (connection errors, 5xx, timeouts),
+    /// with exponential backoff from 100 ms up to 15 s.
+    pub retries: usize,
+    /// Timeout of one request, and of connecting.
+    pub timeout: Duration,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            credentials: None,
+            retries: 10,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl S3Settings {
+    /// The defaults, overridden by `CAIRN_S3_RETRIES` (a count) and
+    /// `CAIRN_S3_TIMEOUT_SECS` (whole seconds).
+    pub fn from_env() -> Result<Self> {
+        let mut s = Self::default();
+        let num = |var: &str| -> Result<Option<u64>> {
+            match std::env::var(var) {
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                    Error::InvalidArgument(format!("{var}={v:?} is not a whole number"))
+                }),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = num("CAIRN_S3_RETRIES")? {
+            s.retries = n as usize;
+        }
+        if let Some(n) = num("CAIRN_S3_TIMEOUT_SECS")? {
+            s.timeout = Duration::from_secs(n.max(1));
+        }
+        Ok(s)
+    }
+}
+
+/// A repository's objects under one prefix of one bucket.
+pub struct ObjectStorage {
+    store: AmazonS3,
+    runtime: tokio::runtime::Runtime,
+    url: ObjectUrl,
+    /// How messages name the server: the endpoint URL, or AWS's.
+    endpoint: String,
+}
+
+impl ObjectStorage {
+    /// Connects to the bucket of `url` (no request is made yet). Endpoint,
+    /// region and credentials come from the environment, as AWS tools read
+    /// it: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`; an `http://` endpoint is
+    /// allowed as such), `AWS_REGION` / `AWS_DEFAULT_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+    /// and the other `AWS_*` keys `object_store` knows (web identity,
+    /// container credentials, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`;
+    /// requests are path-style unless that is set). The `~/.aws` config
+    /// and credentials files are not read.
+    pub fn open(url: ObjectUrl, settings: S3Settings) -> Result<Self> {
+        let location = url.to_url();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some((key, secret)) = &settings.credentials {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
+        }
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+        {
+            builder = builder.with_allow_http(true);
+        }
+        let timeout = format!("{}s", settings.timeout.as_secs());
+        builder = builder
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                &timeout,
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                &timeout,
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: settings.retries,
+                retry_timeout: Duration::from_secs(180),
+            });
+        let store = builder.build().map_err(|e| Error::UnsupportedUrl {
+            url: location.clone(),
+            reason: format!("cannot configure the S3 client: {e}"),
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Storage {
+                key: location,
+                source: format!("cannot start the S3 client's runtime: {e}").into(),
+            })?;
+        Ok(Self {
+            store,
+            runtime,
+            endpoint: endpoint.unwrap_or_else(|| "the AWS S3 endpoint".to_string()),
+            url,
+        })
+    }
+
+    /// The URL the repository was opened with (`s3://bucket/prefix`).
+    pub fn url(&self) -> &ObjectUrl {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(self.full(key))
+    }
+
+    /// `key` under the repository's prefix, as the bucket names it.
+    fn full(&self, key: &str) -> String {
+        match self.url.prefix.is_empty() {
+            true => key.to_string(),
+            false => format!("{}/{key}", self.url.prefix),
+        }
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        match key.is_empty() {
+            true => self.url.to_url(),
+            false => format!("{}/{key}", self.url.to_url()),
+        }
+    }
+
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// One typed error for a failed `op` (`"get"`, `"put"`, …) on `key`.
+    fn error(&self, op: &str, key: &str, e: object_store::Error) -> Error {
+        let text = e.to_string();
+        let url = self.object_url(key);
+        if text.contains("NoSuchBucket") {
+            return Error::BucketNotFound {
+                url,
+                bucket: self.url.bucket.clone(),
+                endpoint: self.endpoint.clone(),
+            };
+        }
+        let code = s3_code(&text);
+        if code.as_deref().is_some_and(|c| AUTH_CODES.contains(&c)) {
+            return Error::StorageAuth {
+                url,
+                reason: code.unwrap_or_default(),
+            };
+        }
+        match e {
+            object_store::Error::NotFound { .. } => Error::ObjectNotFound {
+                key: key.to_string(),
+            },
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Error::ObjectExists {
+                key: key.to_string(),
+            },
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => Error::StorageAuth {
+                url,
+                reason: code.unwrap_or_else(|| "access denied".to_string()),
+            },
+            e if unreachable(&e) => Error::StorageUnreachable {
+                url,
+                endpoint: self.endpoint.clone(),
+                reason: innermost(&e),
+            },
+            _ if server_error(&text).is_some() => Error::StorageServerError {
+                url,
+                endpoint: self.endpoint.clone(),
+                reason: format!(
+                    "{} {}",
+                    server_error(&text).unwrap_or_default(),
+                    code.unwrap_or_default()
+                )
+                .trim()
+                .to_string(),
+            },
+            e => Error::Storage {
+                key: url,
+                source: format!("{op} failed: {e}").into(),
+            },
+        }
+    }
+
+    async fn put_multipart(&self, path: &ObjectPath, data: &[u8]) -> object_store::Result<()> {
+        let upload = self
+            .store
+            .put_multipart_opts(path, PutMultipartOptions::default())
+            .await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        for part in data.chunks(PART_SIZE) {
+            writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+            writer.write(part);
+        }
+        // `finish` aborts the upload on failure, leaving no parts behind.
+        writer.finish().await.map(drop)
+    }
+
+    /// The size of `key`, for a range check after a ranged GET failed.
+    fn truncated_or(&self, key: &str, offset: u64, len: u64, err: Error) -> Error {
+        match self.head(key) {
+            Ok(size) => check_range(key, offset, len, size).err().unwrap_or(err),
+            Err(e) => e,
+        }
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn put_with(&self, key: &str, data: &[u8], mode: PutMode) -> Result<()> {
+        check_key(key)?;
+        let path = self.path(key);
+        let done = self.block(async {
+            match mode {
+                PutMode::Overwrite if data.len() >= MULTIPART_FROM => {
+                    self.put_multipart(&path, data).await
+                }
+                _ => {
+                    let opts = PutOptions {
+                        mode: match mode {
+                            PutMode::Overwrite => object_store::PutMode::Overwrite,
+                            PutMode::CreateNew => object_store::PutMode::Create,
+                        },
+                        ..Default::default()
+                    };
+                    let payload = PutPayload::from(data.to_vec());
+                    self.store.put_opts(&path, payload, opts).await.map(drop)
+                }
+            }
+        });
+        done.map_err(|e| self.error("put", key, e))
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        check_key(key)?;
+        let path = self.path(key);
+        self.block(async {
+            let got = self.store.get(&path).await?;
+            got.bytes().await
+        })
+        .map(|b| b.to_vec())
+        .map_err(|e| self.error("get", key, e))
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_key(key)?;
+        let Some(end) = offset.checked_add(len).filter(|_| len > 0) else {
+            // Nothing to read (or no such range): only the size decides.
+            check_range(key, offset, len, self.head(key)?)?;
+            return Ok(Vec::new());
+        };
+        let path = self.path(key);
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(offset..end)),
+            ..Default::default()
+        };
+        let got = self.block(async {
+            let got = self.store.get_opts(&path, opts).await?;
+            let size = got.meta.size;
+            got.bytes().await.map(|b| (b, size))
+        });
+        match got {
+            Ok((bytes, _)) if bytes.len() as u64 == len => Ok(bytes.to_vec()),
+            Ok((_, size)) => {
+                check_range(key, offset, len, size)?;
+                Err(Error::ObjectTruncated {
+                    key: key.to_string(),
+                    offset,
+                    len,
+                    size,
+                })
+            }
+            Err(e @ object_store::Error::NotFound { .. }) => Err(self.error("get", key, e)),
+            Err(e) => {
+                let err = self.error("ranged get", key, e);
+                match err {
+                    Error::Storage { .. } => Err(self.truncated_or(key, offset, len, err)),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
+    fn head(&self, key: &str) -> Result<u64> {
+        check_key(key)?;
+        let path = self.path(key);
+        self.block(self.store.head(&path))
+            .map(|meta| meta.size)
+            .map_err(|e| self.error("head", key, e))
+    }
+
+    fn list_each(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<()>,
+    ) -> Result<()> {
+        // S3 lists by any string prefix, `object_store` by whole path
+        // segments: list the segments before the last `/` and filter.
+        let full = self.full(prefix);
+        let full = match prefix.is_empty() && !self.url.prefix.is_empty() {
+            true => format!("{}/", self.url.prefix),
+            false => full,
+        };
+        let dir = full.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+        let dir_path = (!dir.is_empty()).then(|| ObjectPath::from(dir));
+        let strip = match self.url.prefix.is_empty() {
+            true => 0,
+            false => self.url.prefix.len() + 1,
+        };
+        // Collected and sorted before the visits: S3 lists in byte order,
+        // but not every S3-compatible server does (SeaweedFS walks its
+        // directories depth first, `a/x` before `a.b`). The pages are
+        // fetched one after another; only keys and sizes are kept.
+        let mut found = Vec::new();
+        let mut stream = self.store.list(dir_path.as_ref());
+        while let Some(next) = self.block(stream.next()) {
+            let meta = next.map_err(|e| self.error("list", prefix, e))?;
+            let name = meta.location.as_ref();
+            if name.starts_with(&full) {
+                found.push(ObjectInfo {
+                    key: name[strip..].to_string(),
+                    size: meta.size,
+                });
+            }
+        }
+        found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        found.into_iter().try_for_each(visit)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let path = self.path(key);
+        match self.block(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", key, e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.url.to_url()
+    }
+}
+
+/// S3 error codes that mean the credentials were refused, whichever request
+/// (and `object_store` error variant) they came with.
+const AUTH_CODES: &[&str] = &[
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+];
+
+/// The S3 error code in a response body (`<Code>SignatureDoesNotMatch</Code>`).
+fn s3_code(text: &str) -> Option<String> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(text[start..start + len].to_string())
+}
+
+/// The status of a 5xx answer (`500 Internal Server Error`), as
+/// `object_store` words it.
+fn server_error(text: &str) -> Option<&str> {
+    let at = text.find("status code: 5")? + "status code: ".len();
+    let rest = &text[at..];
+    let end = rest.find(':').unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+/// True when the request never got an answer: the connection failed or
+/// timed out (after the retries).
+fn unreachable(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(http) = c.downcast_ref::<HttpError>() {
+            return matches!(http.kind(), HttpErrorKind::Connect | HttpErrorKind::Timeout);
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The last error of a chain, which says what the network did.
+fn innermost(e: &object_store::Error) -> String {
+    let mut cause: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests;
