@@ -17,8 +17,10 @@ mod args;
 mod bench;
 mod commands;
 mod integrity;
+mod keys;
 mod maintenance;
 mod output;
+mod password;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -92,7 +94,19 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         repo: cli.repo,
         quiet: cli.quiet,
+        passwords: password::Sources {
+            command: cli.password_command,
+            file: cli.password_file,
+            new_file: None,
+        },
     };
+    password::install(ctx.passwords.clone());
+    if let Some(kib) = cli.kdf_memory_kib {
+        cairn::set_new_key_kdf(cairn::KdfParams {
+            memory_kib: kib,
+            ..Default::default()
+        });
+    }
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     use args::Command;
     match cli.command {
@@ -115,6 +129,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
+        Command::Key(c) => done(keys::key(&ctx, c)),
     }
 }
 
@@ -127,6 +142,7 @@ pub const INCOMPLETE: u8 = 3;
 pub struct Ctx {
     repo: Option<PathBuf>,
     quiet: bool,
+    passwords: password::Sources,
 }
 
 impl Ctx {
@@ -221,6 +237,13 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
              expired); `cairn unlock --all` clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
+        E::PasswordRequired { .. } => password::WAYS,
+        E::WrongPassword { .. } => {
+            "nothing was written; check CAIRN_PASSWORD / the password file or command \
+             (`cairn key list` shows the key files, once unlocked)"
+        }
+        E::NotEncrypted { .. } => "encryption is chosen at `cairn init --encryption`",
+        E::KeyRemovalRefused { .. } => "`cairn key add` first, or `cairn key passwd` to replace it",
         E::InFile { source, .. } => return hint(source),
         _ => return None,
     })

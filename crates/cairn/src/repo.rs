@@ -2,6 +2,7 @@
 //! its locks and the snapshot selectors.
 
 pub mod config;
+pub mod keys;
 pub mod lock;
 mod operations;
 pub mod repository;

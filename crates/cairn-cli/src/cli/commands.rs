@@ -21,8 +21,18 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     if let Some(bytes) = a.pack_target {
         config = config.with_pack_target(bytes)?;
     }
+    if a.encryption {
+        config = config.with_encryption();
+    } else if path.to_string_lossy().contains("://") {
+        eprintln!(
+            "cairn: warning: {} is remote and will not be encrypted: whoever can read it reads \
+             your data (`cairn init --encryption` seals everything)",
+            path.display()
+        );
+    }
     Repository::init(&path, config)?;
-    outln!("created cairn repository at {}", path.display());
+    let how = if a.encryption { "encrypted " } else { "" };
+    outln!("created {how}cairn repository at {}", path.display());
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use crate::blob::read_chunks;
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::seal::Crypt;
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
 use crate::storage::pagecache::WriteBehind;
@@ -172,7 +173,8 @@ pub fn restore(
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     located.into_par_iter().try_for_each(|(f, locs)| {
-        let result = locs.and_then(|locs| restore_file(storage, target, f, &locs, progress));
+        let result =
+            locs.and_then(|locs| restore_file(storage, repo.crypt(), target, f, &locs, progress));
         match result {
             Ok(()) => Ok(()),
             Err(e) if opts.ignore_errors => {
@@ -275,6 +277,7 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
 
 fn restore_file(
     storage: &dyn Storage,
+    crypt: &Crypt,
     target: &Path,
     f: &FileEntry,
     locs: &[ChunkLocation],
@@ -282,7 +285,7 @@ fn restore_file(
 ) -> Result<()> {
     let dest = safe_join(target, &f.path)?;
     let tmp = target::temp_path(&dest);
-    let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
+    let result = write_verified(storage, crypt, &tmp, f, locs, progress).and_then(|()| {
         set_mode_and_mtime(&tmp, f.mode, f.mtime_ns)?;
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             return Err(Error::TargetExists { path: dest.clone() });
@@ -297,6 +300,7 @@ fn restore_file(
 
 fn write_verified(
     storage: &dyn Storage,
+    crypt: &Crypt,
     tmp: &Path,
     f: &FileEntry,
     locs: &[ChunkLocation],
@@ -313,7 +317,7 @@ fn write_verified(
     out.set_len(f.size).at(tmp)?;
     let mut behind = WriteBehind::default();
     let mut offset = 0;
-    stream_file(storage, f, locs, |chunk| {
+    stream_file(storage, crypt, f, locs, |chunk| {
         progress.advance(chunk.len() as u64);
         write_sparse(&out, offset, chunk).at(tmp)?;
         offset += chunk.len() as u64;
@@ -358,6 +362,7 @@ fn is_zero(block: &[u8]) -> bool {
 /// against the one recorded. The one read path for restore, cat and verify.
 pub(crate) fn stream_file(
     storage: &dyn Storage,
+    crypt: &Crypt,
     f: &FileEntry,
     locs: &[ChunkLocation],
     mut sink: impl FnMut(&[u8]) -> Result<()>,
@@ -372,14 +377,14 @@ pub(crate) fn stream_file(
     let mut windows = locs.chunks(WINDOW);
     let mut current = windows
         .next()
-        .map(|w| read_chunks(storage, w))
+        .map(|w| read_chunks(storage, crypt, w))
         .transpose()?;
     while let Some(chunks) = current.take() {
         let mut next = None;
         let following = windows.next();
         rayon::in_place_scope(|scope| -> Result<()> {
             if let Some(w) = following {
-                scope.spawn(|_| next = Some(read_chunks(storage, w)));
+                scope.spawn(|_| next = Some(read_chunks(storage, crypt, w)));
             }
             for c in &chunks {
                 sha.update(c);
@@ -464,7 +469,7 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
     let locs = repo
         .locate_all(&file.chunks)
         .map_err(|e| e.in_file(&file.path))?;
-    stream_file(repo.storage(), &file, &locs, |chunk| {
+    stream_file(repo.storage(), repo.crypt(), &file, &locs, |chunk| {
         out.write_all(chunk).at("<stdout>")
     })
     .map_err(|e| e.in_file(&file.path))
