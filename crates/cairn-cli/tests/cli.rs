@@ -22,6 +22,10 @@ mod config_backup;
 mod crash;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/encrypted_run.rs"]
+mod encrypted_run;
+#[path = "cli/encryption.rs"]
+mod encryption;
 #[path = "cli/fixture.rs"]
 mod fixture;
 #[path = "cli/forget.rs"]
