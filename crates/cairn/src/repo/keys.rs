@@ -278,3 +278,74 @@ impl KeyRing<'_> {
         Ok(new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::location::CatalogLocation;
+    use crate::ingest::chunker::ChunkerParams;
+    use crate::repo::repository::{RepoStorage, Repository};
+    use crate::storage::faulty::{Fault, FaultyStorage};
+    use crate::storage::MemoryStorage;
+    use crate::test_support::use_passwords;
+
+    fn opens_with(mem: &MemoryStorage, cache: &CatalogLocation, pw: &str) -> bool {
+        use_passwords(pw, "");
+        RepoStorage::open(Arc::new(mem.clone()), cache.clone()).is_ok()
+    }
+
+    /// `key passwd` killed before each of its mutations (lock, new key
+    /// file, old key file's delete, lock's delete): the repository opens
+    /// with the old password or the new one, always.
+    #[test]
+    fn passwd_crashed_anywhere_leaves_a_password_that_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CatalogLocation::cache_dir(dir.path());
+        for crash_at in 1..=5 {
+            let mem = MemoryStorage::new();
+            use_passwords("old", "new");
+            let config = RepoConfig::new(ChunkerParams::default(), 3)
+                .unwrap()
+                .with_encryption();
+            drop(Repository::init_with(Arc::new(mem.clone()), cache.clone(), config).unwrap());
+            let faulty = Arc::new(FaultyStorage::new(mem.clone(), Fault::Crash, crash_at));
+            let repo = RepoStorage::open(faulty, cache.clone()).unwrap();
+            let done = repo.change_password().is_ok();
+            let (old, new) = (
+                opens_with(&mem, &cache, "old"),
+                opens_with(&mem, &cache, "new"),
+            );
+            assert!(old || new, "crash at mutation {crash_at}: neither opens");
+            assert!(!opens_with(&mem, &cache, "other"));
+            if done {
+                assert!(new && !old, "finished: only the new password");
+            }
+        }
+    }
+
+    /// The last key is never removed; a wrong password writes nothing.
+    #[test]
+    fn the_last_key_stays_and_a_wrong_password_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CatalogLocation::cache_dir(dir.path());
+        let mem = MemoryStorage::new();
+        use_passwords("pw", "second");
+        let config = RepoConfig::new(ChunkerParams::default(), 3)
+            .unwrap()
+            .with_encryption();
+        drop(Repository::init_with(Arc::new(mem.clone()), cache.clone(), config).unwrap());
+        let repo = RepoStorage::open(Arc::new(mem.clone()), cache.clone()).unwrap();
+        let only = repo.keys().unwrap()[0].id.clone();
+        assert!(matches!(
+            repo.remove_key(&only),
+            Err(Error::KeyRemovalRefused { .. })
+        ));
+        let before = mem.list("").unwrap();
+        use_passwords("wrong", "");
+        assert!(matches!(
+            RepoStorage::open(Arc::new(mem.clone()), cache.clone()),
+            Err(Error::WrongPassword { .. })
+        ));
+        assert_eq!(mem.list("").unwrap(), before, "nothing written");
+    }
+}

@@ -104,12 +104,7 @@ fn life_cycle_of(storage: Arc<dyn Storage>, catalog: CatalogLocation, work: &Pat
         .with_pack_target(crate::format::pack::MIN_TARGET_SIZE)
         .unwrap();
     if enc {
-        crate::repo::keys::set_password_source(|_, _| Ok(zeroize::Zeroizing::new("pw".into())));
-        crate::repo::keys::set_new_key_kdf(crate::format::keyfile::KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        });
+        crate::test_support::use_passwords("pw", "pw2");
         config = config.with_encryption();
     }
     let repo = Repository::init_with(Arc::clone(&storage), catalog.clone(), config).unwrap();
