@@ -399,7 +399,9 @@ fn truncated_pack_is_found_and_repaired() {
         .filter(|e| e.offset + e.stored_len as u64 <= cut)
         .count() as u64;
     let lost = entries.len() as u64 - intact;
-    assert!(intact > 5 && lost > 5, "{intact} intact, {lost} lost");
+    // A few on each side of the cut (the encrypted run's seeded chunker
+    // cuts the fixture differently: 13 and 4 there, more here).
+    assert!(intact > 3 && lost > 3, "{intact} intact, {lost} lost");
     fs::OpenOptions::new()
         .write(true)
         .open(&c.pack_file)
