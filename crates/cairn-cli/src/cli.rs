@@ -20,8 +20,10 @@ mod browse;
 mod commands;
 mod copy;
 mod integrity;
+mod keys;
 mod maintenance;
 mod output;
+mod password;
 mod runner;
 
 use std::io::ErrorKind;
@@ -99,7 +101,19 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         repo: cli.repo,
         quiet: cli.quiet,
+        passwords: password::Sources {
+            command: cli.password_command,
+            file: cli.password_file,
+            new_file: None,
+        },
     };
+    password::install(ctx.passwords.clone());
+    if let Some(kib) = cli.kdf_memory_kib {
+        cairn::set_new_key_kdf(cairn::KdfParams {
+            memory_kib: kib,
+            ..Default::default()
+        });
+    }
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     use args::Command;
     match cli.command {
@@ -134,6 +148,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Health(a) => runner::health(a),
         Command::Metrics(a) => runner::metrics(a),
         Command::Daemon(a) => runner::daemon(a),
+        Command::Key(c) => done(keys::key(&ctx, c)),
     }
 }
 
@@ -146,6 +161,7 @@ pub const INCOMPLETE: u8 = 3;
 pub struct Ctx {
     repo: Option<PathBuf>,
     quiet: bool,
+    passwords: password::Sources,
 }
 
 impl Ctx {
@@ -201,6 +217,7 @@ impl Ctx {
         Ctx {
             repo: Some(repo),
             quiet: self.quiet,
+            passwords: self.passwords.clone(),
         }
     }
 
@@ -284,6 +301,13 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
             "copy into a repository made with the source's chunk size (`cairn init --chunk-avg \
              SIZE`, the size `cairn bench --repo SOURCE` shows); nothing was written"
         }
+        E::PasswordRequired { .. } => password::WAYS,
+        E::WrongPassword { .. } => {
+            "nothing was written; check CAIRN_PASSWORD / the password file or command \
+             (`cairn key list` shows the key files, once unlocked)"
+        }
+        E::NotEncrypted { .. } => "encryption is chosen at `cairn init --encryption`",
+        E::KeyRemovalRefused { .. } => "`cairn key add` first, or `cairn key passwd` to replace it",
         E::InFile { source, .. } => return hint(source),
         _ => return None,
     })

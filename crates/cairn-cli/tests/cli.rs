@@ -31,6 +31,10 @@ mod crash;
 mod daemon;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/encrypted_run.rs"]
+mod encrypted_run;
+#[path = "cli/encryption.rs"]
+mod encryption;
 #[path = "cli/excludes.rs"]
 mod excludes;
 #[path = "cli/fixture.rs"]

@@ -6,9 +6,14 @@
 //! `check --read-data`, repair's salvage, gc's repack) and every writer
 //! (snapshot, bench) goes through here.
 //!
-//! Invariant: no bytes leave [`open_chunk`] unless they hash to the id the
-//! pack trailer (or catalog) names, so damage is always a typed
-//! [`Error::CorruptChunk`] naming chunk and pack.
+//! In an encrypted repository ([`Crypt`] with keys) a chunk's id is keyed
+//! BLAKE3 and its stored bytes are the codec's output sealed with
+//! XChaCha20-Poly1305, bound to the id ([`Sealed::Chunk`]); the codec runs
+//! inside the seal. Unencrypted, [`Crypt::plain`] makes both the identity.
+//!
+//! Invariant: no bytes leave [`open_chunk`] unless they authenticate (when
+//! encrypted) and hash to the id the pack trailer (or catalog) names, so
+//! damage is always a typed [`Error::CorruptChunk`] naming chunk and pack.
 
 use rayon::prelude::*;
 
@@ -17,6 +22,7 @@ use crate::format::codec::{self, Codec, Hint};
 use crate::format::id::{ChunkId, PackId};
 use crate::format::pack::ChunkLocation;
 use crate::format::pack::{self, PackEntry};
+use crate::format::seal::{Crypt, Sealed};
 use crate::ingest::read::{Batch, Piece};
 use crate::storage::Storage;
 
@@ -29,25 +35,29 @@ pub struct SealedChunk {
     pub raw_len: u32,
 }
 
-/// The id of a chunk's bytes (BLAKE3). The only hash of chunk data; pack
-/// and manifest ids hash whole objects and stay in [`crate::format::id`].
-pub fn chunk_id(raw: &[u8]) -> ChunkId {
-    ChunkId::of(raw)
+/// The id of a chunk's bytes: BLAKE3, keyed in an encrypted repository.
+/// The only hash of chunk data; pack and manifest ids hash whole objects
+/// and stay in [`crate::format::id`].
+pub fn chunk_id(crypt: &Crypt, raw: &[u8]) -> ChunkId {
+    crypt.chunk_id(raw)
 }
 
-/// Seals `raw` at zstd `level` as `hint` suggests (see [`codec::encode`]).
-///
-/// Next step: encryption wraps exactly this function (with the private
-/// `seal_with_id` under it, which batch sealing shares) and [`open_chunk`];
-/// nothing else turns chunk bytes into stored bytes or back.
-pub fn seal_chunk(raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
-    seal_with_id(chunk_id(raw), raw, level, hint)
+/// Seals `raw` at zstd `level` as `hint` suggests (see [`codec::encode`]),
+/// then, in an encrypted repository, with the sealing key. Nothing else
+/// turns chunk bytes into stored bytes, and only [`open_chunk`] back.
+pub fn seal_chunk(crypt: &Crypt, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
+    seal_with_id(crypt, chunk_id(crypt, raw), raw, level, hint)
 }
 
 /// [`seal_chunk`] for bytes whose id is already known (a batch is hashed
 /// before dedup, and only the chunks dedup keeps are sealed).
-fn seal_with_id(id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
-    let (codec, stored) = codec::encode(raw, level, hint);
+fn seal_with_id(crypt: &Crypt, id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
+    let (codec, encoded) = codec::encode(raw, level, hint);
+    let stored = if crypt.is_encrypted() {
+        crypt.seal(Sealed::Chunk(&id), &encoded).into_owned()
+    } else {
+        encoded
+    };
     SealedChunk {
         id,
         codec,
@@ -56,17 +66,25 @@ fn seal_with_id(id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk 
     }
 }
 
-/// Opens the stored bytes of the chunk `entry` of `pack`: decodes them and
-/// checks they hash to `entry.chunk`. Encryption wraps this (see
-/// [`seal_chunk`]). Any failure is [`Error::CorruptChunk`].
-pub fn open_chunk(pack: &PackId, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+/// Opens the stored bytes of the chunk `entry` of `pack`: authenticates
+/// them (encrypted), decodes them and checks they hash to `entry.chunk`.
+/// Any failure is [`Error::CorruptChunk`].
+pub fn open_chunk(
+    crypt: &Crypt,
+    pack: &PackId,
+    entry: &PackEntry,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::CorruptChunk {
         chunk: entry.chunk,
         pack: *pack,
         reason,
     };
-    let raw = codec::decode(entry.codec, stored, entry.raw_len as usize).map_err(corrupt)?;
-    if chunk_id(&raw) != entry.chunk {
+    let encoded = crypt
+        .open(Sealed::Chunk(&entry.chunk), stored)
+        .map_err(corrupt)?;
+    let raw = codec::decode(entry.codec, &encoded, entry.raw_len as usize).map_err(corrupt)?;
+    if chunk_id(crypt, &raw) != entry.chunk {
         return Err(corrupt("content does not match its id".into()));
     }
     Ok(raw)
@@ -87,10 +105,11 @@ pub struct CutChunk<'b> {
 pub struct HashedBatch<'b> {
     pub chunks: Vec<CutChunk<'b>>,
     pub ids: Vec<ChunkId>,
+    crypt: Crypt,
 }
 
 impl<'b> HashedBatch<'b> {
-    pub fn new(batch: &'b Batch) -> Self {
+    pub fn new(batch: &'b Batch, crypt: &Crypt) -> Self {
         let chunks: Vec<CutChunk> = batch
             .pieces
             .iter()
@@ -108,8 +127,12 @@ impl<'b> HashedBatch<'b> {
                 Piece::FileDone { .. } | Piece::Reset { .. } => None,
             })
             .collect();
-        let ids = chunks.par_iter().map(|c| chunk_id(c.data)).collect();
-        Self { chunks, ids }
+        let ids = chunks.par_iter().map(|c| chunk_id(crypt, c.data)).collect();
+        Self {
+            chunks,
+            ids,
+            crypt: crypt.clone(),
+        }
     }
 
     /// Seals the chunks at the indices `which`, in parallel, in that order.
@@ -118,7 +141,7 @@ impl<'b> HashedBatch<'b> {
             .par_iter()
             .map(|&i| {
                 let c = &self.chunks[i];
-                seal_with_id(self.ids[i], c.data, level, c.hint)
+                seal_with_id(&self.crypt, self.ids[i], c.data, level, c.hint)
             })
             .collect()
     }
@@ -131,22 +154,30 @@ impl<'b> HashedBatch<'b> {
 
 /// Reads, opens and verifies one chunk. Takes storage rather than a
 /// `Repository` so restore workers can call it from many threads.
-pub fn read_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
-    read_verified(storage, loc).map(|(_, raw)| raw)
+pub fn read_chunk(storage: &dyn Storage, crypt: &Crypt, loc: &ChunkLocation) -> Result<Vec<u8>> {
+    read_verified(storage, crypt, loc).map(|(_, raw)| raw)
 }
 
 /// Reads one chunk's stored bytes (as in the pack, possibly compressed)
 /// after verifying that they open to the chunk; `gc` copies these into new
 /// packs, so a repack never recompresses and never copies damage.
-pub fn read_stored_chunk(storage: &dyn Storage, loc: &ChunkLocation) -> Result<Vec<u8>> {
-    read_verified(storage, loc).map(|(stored, _)| stored)
+pub fn read_stored_chunk(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    loc: &ChunkLocation,
+) -> Result<Vec<u8>> {
+    read_verified(storage, crypt, loc).map(|(stored, _)| stored)
 }
 
 /// The stored and the opened bytes of a chunk whose id has been checked.
-fn read_verified(storage: &dyn Storage, loc: &ChunkLocation) -> Result<(Vec<u8>, Vec<u8>)> {
+fn read_verified(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    loc: &ChunkLocation,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let e = &loc.entry;
     let stored = fetch(storage, loc, e.offset, e.stored_len as u64)?;
-    let raw = open_chunk(&loc.pack, e, &stored)?;
+    let raw = open_chunk(crypt, &loc.pack, e, &stored)?;
     Ok((stored, raw))
 }
 
@@ -168,9 +199,13 @@ fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> R
 /// Reads, opens and verifies `locs` in order. Chunks stored back to back
 /// in one pack (the usual case for a file snapshotted in one go) are read
 /// with one range request per run; opening runs in parallel.
-pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+pub fn read_chunks(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    locs: &[ChunkLocation],
+) -> Result<Vec<Vec<u8>>> {
     read_runs(storage, locs, |loc, stored| {
-        open_chunk(&loc.pack, &loc.entry, stored)
+        open_chunk(crypt, &loc.pack, &loc.entry, stored)
     })
 }
 
@@ -178,9 +213,13 @@ pub fn read_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<
 /// once they are checked to open to the chunk: `copy` puts these into the
 /// destination's packs as they are, so it never recompresses and never
 /// copies damage.
-pub fn read_stored_chunks(storage: &dyn Storage, locs: &[ChunkLocation]) -> Result<Vec<Vec<u8>>> {
+pub fn read_stored_chunks(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    locs: &[ChunkLocation],
+) -> Result<Vec<Vec<u8>>> {
     read_runs(storage, locs, |loc, stored| {
-        open_chunk(&loc.pack, &loc.entry, stored).map(|_| stored.to_vec())
+        open_chunk(crypt, &loc.pack, &loc.entry, stored).map(|_| stored.to_vec())
     })
 }
 
@@ -229,6 +268,8 @@ fn read_runs<T: Send>(
         .map(|(loc, stored)| open(loc, stored))
         .collect()
 }
+
+pub mod sealed;
 
 #[cfg(test)]
 mod tests;

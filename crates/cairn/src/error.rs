@@ -132,6 +132,32 @@ pub enum Error {
     #[error("manifest {key} is corrupt: {reason}")]
     CorruptManifest { key: String, reason: String },
 
+    /// A sealed object of an encrypted repository that does not open.
+    #[error("object {key} is corrupt: {reason}")]
+    CorruptObject { key: String, reason: String },
+
+    #[error("key file {key} is unreadable: {reason}")]
+    BadKeyFile { key: String, reason: String },
+
+    #[error("repository {path} is encrypted and no password was given")]
+    PasswordRequired { path: PathBuf },
+
+    #[error("wrong password for repository {path}: no key file in keys/ opens with it")]
+    WrongPassword { path: PathBuf },
+
+    #[error("repository {path} is not encrypted: it has no keys")]
+    NotEncrypted { path: PathBuf },
+
+    #[error("no key `{id}` in repository {path} (`cairn key list` shows them)")]
+    KeyNotFound { path: PathBuf, id: String },
+
+    #[error("refusing to remove key {id} of repository {path}: {reason}")]
+    KeyRemovalRefused {
+        path: PathBuf,
+        id: String,
+        reason: &'static str,
+    },
+
     #[error("chunk {chunk} is not in the catalog (the repository is damaged)")]
     ChunkMissing { chunk: ChunkId },
 
@@ -320,6 +346,7 @@ impl Error {
                 self,
                 Error::CorruptPack { .. }
                     | Error::CorruptManifest { .. }
+                    | Error::CorruptObject { .. }
                     | Error::ChunkMissing { .. }
                     | Error::CorruptChunk { .. }
                     | Error::DigestMismatch { .. }

@@ -7,6 +7,8 @@ pub mod byteplane;
 pub mod codec;
 pub mod config;
 pub mod id;
+pub mod keyfile;
 pub mod label;
 pub mod manifest;
 pub mod pack;
+pub mod seal;

@@ -2,6 +2,7 @@
 //! its locks and the snapshot selectors.
 
 pub mod config;
+pub mod keys;
 pub mod location;
 pub mod lock;
 mod operations;

@@ -94,3 +94,31 @@ impl TestRepo {
         src
     }
 }
+
+thread_local! {
+    /// (password, new password) this thread's opens and key changes use.
+    static PASSWORDS: std::cell::RefCell<(String, String)> =
+        const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
+/// Makes this thread's opens of encrypted repositories use `password` (and
+/// `new` where a new one is asked for), with a cheap Argon2id. The source is
+/// process-wide; the passwords are per thread, so tests may run in parallel.
+pub(crate) fn use_passwords(password: &str, new: &str) {
+    use crate::repo::keys::{self, PasswordPurpose};
+    PASSWORDS.with(|p| *p.borrow_mut() = (password.into(), new.into()));
+    keys::set_password_source(|_, purpose| {
+        let (old, new) = PASSWORDS.with(|p| p.borrow().clone());
+        let pw = if purpose == PasswordPurpose::NewKey {
+            new
+        } else {
+            old
+        };
+        Ok(zeroize::Zeroizing::new(pw))
+    });
+    keys::set_new_key_kdf(crate::format::keyfile::KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    });
+}

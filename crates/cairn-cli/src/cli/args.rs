@@ -38,6 +38,23 @@ pub struct Cli {
     /// When another command holds a conflicting lock, keep retrying this long (e.g. 30s, 10m, 2h) instead of failing at once
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait, help_heading = "Global options")]
     pub lock_wait: Option<std::time::Duration>,
+    /// Read an encrypted repository's password from the first line of FILE
+    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Run CMD with `sh -c` and use the first line it prints as the password (e.g. "pass show cairn")
+    #[arg(long, global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+
+    /// Argon2id memory (KiB) for key files made by this run instead of 65536 (tests only: weak)
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_KDF_MEMORY_KIB",
+        value_name = "KIB",
+        hide = true
+    )]
+    pub kdf_memory_kib: Option<u32>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -122,6 +139,9 @@ pub enum Command {
     Metrics(super::runner::MetricsArgs),
     /// Stay up and run the config's targets on their schedules; SIGTERM/SIGINT stop (after the run in flight), SIGHUP reloads the config
     Daemon(super::runner::DaemonArgs),
+    /// The passwords of an encrypted repository: list, add, remove, change
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +170,31 @@ pub struct CopyArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key files (one per password); `*` marks the one this password opens
+    List(JsonArgs),
+    /// Add a password (a new key file for the same master key; nothing is re-encrypted)
+    Add(NewPasswordArgs),
+    /// Remove a key file by id (refused for the last one, and for the one the password given opens)
+    Remove(KeyRemoveArgs),
+    /// Change the password given: the new key file is written before the old one is removed
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewPasswordArgs {
+    /// Read the new password from the first line of FILE [else $CAIRN_NEW_PASSWORD_FILE, $CAIRN_NEW_PASSWORD, or asked twice on the terminal]
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRemoveArgs {
+    /// The key's id, as `cairn key list` shows it
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +284,18 @@ pub struct RepairArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Encryption (--encryption) is chosen here and fixed for the repository's life. \
+A repository on storage you do not control (a bucket, a remote disk) should be encrypted: \
+everything in it is then sealed with XChaCha20-Poly1305 under a random master key, and whoever \
+reads it learns only sizes and counts. The password is asked twice on a terminal, or taken from \
+CAIRN_PASSWORD, CAIRN_PASSWORD_FILE, --password-file FILE or --password-command CMD. \
+Lose every password and the data is gone: `cairn key add` adds a second one."
+)]
 pub struct InitArgs {
+    /// Encrypt everything stored (password asked twice, or from CAIRN_PASSWORD[_FILE], --password-file, --password-command)
+    #[arg(long)]
+    pub encryption: bool,
     /// Average chunk size (e.g. 64K, 1M); min is a quarter of it, max four times it
     #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = parse_size)]
     pub chunk_avg: u64,

@@ -22,8 +22,18 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     if let Some(bytes) = a.pack_target {
         config = config.with_pack_target(bytes)?;
     }
+    if a.encryption {
+        config = config.with_encryption();
+    } else if matches!(location, cairn::RepoLocation::S3(_)) {
+        eprintln!(
+            "cairn: warning: {} is remote and will not be encrypted: whoever can read it reads \
+             your data (`cairn init --encryption` seals everything)",
+            location.display()
+        );
+    }
     Repository::init_at_location(&location, config)?;
-    outln!("created cairn repository at {}", location.display());
+    let how = if a.encryption { "encrypted " } else { "" };
+    outln!("created {how}cairn repository at {}", location.display());
     Ok(())
 }
 

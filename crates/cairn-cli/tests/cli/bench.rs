@@ -41,6 +41,9 @@ fn bench_json(env: &Env, args: &[&str], paths: &[&PathBuf]) -> Value {
 /// bytes. It is the same pipeline, minus the packs.
 #[test]
 fn bench_predicts_what_snapshots_add() {
+    crate::skip_if_encrypted!(
+        "bench models an unencrypted repository (default gear table, no seal overhead)"
+    );
     let env = Env::new();
     let (v1, v2) = two_versions(&env);
     let r = bench_json(&env, &[], &[&v1, &v2]);

@@ -357,6 +357,7 @@ fn cat_into_a_closed_pipe_is_quiet() {
     env.snapshot(&src, "model", "p", &[]);
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
         .env_remove("CAIRN_REPO")
+        .envs(password_env())
         .arg("--repo")
         .arg(&env.repo)
         .args(["cat", "p", "src/big.bin"])
@@ -386,6 +387,7 @@ fn output_into_a_closed_pipe_is_quiet() {
     ] {
         let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
             .env_remove("CAIRN_REPO")
+            .envs(password_env())
             .arg("--repo")
             .arg(&env.repo)
             .args(args)

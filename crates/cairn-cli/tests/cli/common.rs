@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
+pub use crate::encrypted_run::*;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -74,9 +76,19 @@ pub fn stderr(out: &Output) -> String {
 pub fn cairn_in(sandbox: &Path) -> Command {
     let mut cmd = Command::cargo_bin("cairn").unwrap();
     cmd.env_remove("CAIRN_REPO")
+        .env_remove("CAIRN_PASSWORD_FILE")
+        .env_remove("CAIRN_NEW_PASSWORD")
+        .env_remove("CAIRN_NEW_PASSWORD_FILE")
         .env("XDG_DATA_HOME", sandbox.join("xdg-data"))
         .env("HOME", sandbox.join("home"))
         .current_dir(sandbox);
+    if encrypted() {
+        cmd.env("CAIRN_PASSWORD", TEST_PASSWORD)
+            .env("CAIRN_KDF_MEMORY_KIB", "64");
+    } else {
+        cmd.env_remove("CAIRN_PASSWORD")
+            .env_remove("CAIRN_KDF_MEMORY_KIB");
+    }
     cmd
 }
 
@@ -119,7 +131,7 @@ impl Env {
     /// A fresh temp dir with an initialised repository.
     pub fn new() -> Self {
         let env = Self::uninit();
-        run_ok(env.cairn().arg("init"));
+        run_ok(env.cairn().args(init_args()));
         assert!(env.repo.join("config").is_file());
         env
     }
@@ -621,7 +633,7 @@ impl Env {
     /// A fresh temp dir with a repository made by `cairn init ARGS...`.
     pub fn with_init(args: &[&str]) -> Self {
         let env = Self::uninit();
-        run_ok(env.cmd([&["init"], args].concat()));
+        run_ok(env.cmd([&init_args()[..], args].concat()));
         env
     }
 
@@ -723,13 +735,13 @@ pub struct Verified {
 /// every pack file decodes to its id, and catalog and storage hold the same
 /// number of packs (no leftovers).
 pub fn verify_repository(repo_path: &Path) -> Verified {
-    let repo = cairn::Repository::open(repo_path).unwrap();
+    let repo = open_repo(repo_path);
     let mut v = Verified::default();
     for snap in repo.snapshots(&cairn::SnapshotFilter::default()).unwrap() {
         v.snapshots += 1;
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                cairn::blob::read_chunk(repo.storage(), &loc).unwrap();
+                cairn::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
                 v.live_chunks += 1;
             }
         }
@@ -742,9 +754,12 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
             "{}",
             obj.key
         );
-        for entry in cairn::format::pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
+        for entry in
+            cairn::format::pack::read_entries(repo.storage(), repo.crypt(), &pack, obj.size)
+                .unwrap()
+        {
             let loc = cairn::ChunkLocation { pack, entry };
-            cairn::blob::read_chunk(repo.storage(), &loc).unwrap();
+            cairn::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
             v.pack_chunks += 1;
         }
         v.packs += 1;

@@ -52,6 +52,7 @@ fn build_small(root: &Path) {
 /// process we can kill.
 fn spawn_snapshot(repo: &Path, src: &Path) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        .envs(password_env())
         .arg("--repo")
         .arg(repo)
         .arg("snapshot")

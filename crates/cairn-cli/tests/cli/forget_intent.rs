@@ -41,8 +41,9 @@ fn interrupt_forget(repo: &Path, doomed: &[String]) {
         "{{\"version\":1,\"time_ns\":1795305896443504773,\"host\":\"box\",\"snapshots\":[{}]}}",
         hex.join(",")
     );
-    write(
-        &repo.join("forget/0123456789abcdef0123456789abcdef.json"),
+    put_object(
+        repo,
+        "forget/0123456789abcdef0123456789abcdef.json",
         intent.as_bytes(),
     );
     for id in &doomed[..2] {
@@ -181,7 +182,7 @@ fn rebuild_catalog_does_not_bring_them_back() {
 fn an_unreadable_intent_is_damage_and_forget_refuses() {
     let env = Env::new();
     history(&env, 2);
-    write(&env.repo.join("forget/bad.json"), b"{\"version\":1");
+    put_object(&env.repo, "forget/bad.json", b"{\"version\":1");
     let out = check_exits(&env, 1);
     assert!(out.contains("DAMAGE: forget intent unreadable"), "{out}");
     for refuses in [
@@ -199,6 +200,7 @@ fn an_unreadable_intent_is_damage_and_forget_refuses() {
 /// `cairn forget --keep-last 1` on `repo`, as a child we can kill.
 fn spawn_forget(repo: &Path, sandbox: &Path) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        .envs(password_env())
         .env_remove("CAIRN_REPO")
         .env("XDG_DATA_HOME", sandbox.join("xdg-data"))
         .env("HOME", sandbox.join("home"))

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{copy_dir, dir_size, random_bytes, verify_repository, Env, SplitMix64};
+use crate::common::{
+    copy_dir, dir_size, password_env, random_bytes, verify_repository, Env, SplitMix64,
+};
 
 const MB: usize = 1_000_000;
 
@@ -197,6 +199,7 @@ fn kill_template() -> (Env, Vec<(String, Vec<u8>)>) {
 /// finish first). Returns whether it was still running when killed.
 fn gc_killed_after(repo: &Path, delay: Duration) -> bool {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(password_env())
         .args(["--quiet", "--repo"])
         .arg(repo)
         .arg("gc")

@@ -154,6 +154,7 @@ fn strict_aborts_on_non_utf8_names_with_the_right_message() {
 /// root, as `nobody` (uid 65534), which is given the test's directory first.
 fn without_root(env: &Env, args: Vec<OsString>) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.envs(password_env());
     cmd.env_remove("CAIRN_REPO")
         .env("XDG_DATA_HOME", env.path("xdg-data"))
         .env("HOME", env.path("home"))

@@ -101,7 +101,7 @@ pub(crate) struct Located {
 /// Looks up, through the library, where chunk `index` of `file` in snapshot
 /// `selector` lives.
 pub(crate) fn locate(repo: &Path, selector: &str, file: &str, index: usize) -> Located {
-    let r = cairn::Repository::open(repo).unwrap();
+    let r = crate::common::open_repo(repo);
     let snap = r.resolve(selector).unwrap();
     let entry = r
         .catalog()
@@ -389,13 +389,19 @@ fn truncated_pack_is_found_and_repaired() {
     let c = locate(&env.repo, "alpha", "a/weights.bin", 5);
     let full = fs::metadata(&c.pack_file).unwrap().len();
     let cut = c.offset + c.stored_len / 2;
-    let entries = cairn::format::pack::parse(&fs::read(&c.pack_file).unwrap()).unwrap();
+    let entries = cairn::format::pack::parse_with(
+        &fs::read(&c.pack_file).unwrap(),
+        crate::common::open_repo(&env.repo).crypt(),
+    )
+    .unwrap();
     let intact = entries
         .iter()
         .filter(|e| e.offset + e.stored_len as u64 <= cut)
         .count() as u64;
     let lost = entries.len() as u64 - intact;
-    assert!(intact > 5 && lost > 5, "{intact} intact, {lost} lost");
+    // A few on each side of the cut (the encrypted run's seeded chunker
+    // cuts the fixture differently: 13 and 4 there, more here).
+    assert!(intact > 3 && lost > 3, "{intact} intact, {lost} lost");
     fs::OpenOptions::new()
         .write(true)
         .open(&c.pack_file)
@@ -444,7 +450,10 @@ fn damaged_trailer_loses_no_chunk() {
     let env = &fx.env;
     let c = locate(&env.repo, "alpha", "a/weights.bin", 0);
     let bytes = fs::read(&c.pack_file).unwrap();
-    let chunks = cairn::format::pack::parse(&bytes).unwrap().len() as u64;
+    let crypt = crate::common::open_repo(&env.repo).crypt().clone();
+    let chunks = cairn::format::pack::parse_with(&bytes, &crypt)
+        .unwrap()
+        .len() as u64;
     let trailer_entry = bytes.len() as u64 - 56 - 49 + 3;
     flip_byte(&c.pack_file, trailer_entry);
 
@@ -476,6 +485,10 @@ fn damaged_trailer_loses_no_chunk() {
 /// byte under the same id, and keeps it.
 #[test]
 fn pack_damaged_outside_chunk_data_is_rewritten_in_place() {
+    crate::skip_if_encrypted!(
+        "a rewritten encrypted pack seals its trailer with a fresh nonce, so it cannot \
+         come back byte for byte under the same id"
+    );
     let fx = Fixture::new();
     let env = &fx.env;
     let c = locate(&env.repo, "beta", "b/extra.bin", 0);

@@ -139,6 +139,7 @@ impl Moment {
 /// isolated like `common::cairn_in`.
 fn spawn(env: &Env, args: &[&str]) -> Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(password_env())
         .env_remove("CAIRN_REPO")
         .env("XDG_DATA_HOME", env.path("xdg-data"))
         .env("HOME", env.path("home"))
@@ -410,7 +411,7 @@ fn repair_template() -> Env {
         env.snapshot(&env.path(name), "model", name, &[]);
     }
     let (pack_file, at) = {
-        let r = cairn::Repository::open(&env.repo).unwrap();
+        let r = crate::common::open_repo(&env.repo);
         let snap = r.resolve("alpha").unwrap();
         let file = r
             .catalog()

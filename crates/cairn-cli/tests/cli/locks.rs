@@ -182,6 +182,7 @@ fn two_concurrent_snapshots_both_commit() {
     }
     let spawn = |dir: &str| {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+            .envs(password_env())
             .arg("--repo")
             .arg(&env.repo)
             .arg("snapshot")
@@ -226,6 +227,7 @@ fn a_running_snapshot_blocks_repair_naming_it() {
     for attempt in 0..5 {
         let name = format!("big-{attempt}");
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+            .envs(password_env())
             .arg("--repo")
             .arg(&env.repo)
             .arg("snapshot")

@@ -1,6 +1,7 @@
 //! The blob layer's own guarantees: seal → open round trips for every
 //! codec, damage is a typed error naming chunk and pack, and the chunk
-//! reader returns chunks in order across packs and runs.
+//! reader returns chunks in order across packs and runs; each for an
+//! unencrypted and an encrypted repository ([`crypts`]).
 
 use super::*;
 use crate::format::pack::PackWriter;
@@ -12,6 +13,15 @@ fn floats(n: usize) -> Vec<u8> {
     (0..n)
         .flat_map(|i| (1.0f32 + (i as f32 * 0.001).sin() * 1e-3).to_le_bytes())
         .collect()
+}
+
+/// The two kinds of repository: plain, and encrypted with a fixed key.
+fn crypts() -> [Crypt; 2] {
+    use crate::format::seal::{Keys, SecretKey};
+    [
+        Crypt::plain(),
+        Crypt::with_keys(Keys::derive(SecretKey::from_bytes([11; 32]), "k")),
+    ]
 }
 
 fn entry_of(sealed: &SealedChunk) -> PackEntry {
@@ -37,24 +47,47 @@ fn seal_then_open_round_trips_every_codec() {
         (floats(4096), 3, planes, Codec::Planes),
     ];
     let pack = PackId([9; 32]);
-    for (raw, level, hint, codec) in cases {
-        let sealed = seal_chunk(&raw, level, hint);
-        assert_eq!(sealed.codec, codec, "level {level}, {hint:?}");
-        assert_eq!(sealed.id, ChunkId::of(&raw));
-        assert_eq!(sealed.raw_len as usize, raw.len());
-        let opened = open_chunk(&pack, &entry_of(&sealed), &sealed.stored).unwrap();
-        assert_eq!(opened, raw);
+    for crypt in crypts() {
+        for (raw, level, hint, codec) in &cases {
+            let sealed = seal_chunk(&crypt, raw, *level, *hint);
+            assert_eq!(sealed.codec, *codec, "level {level}, {hint:?}");
+            assert_eq!(sealed.id, crypt.chunk_id(raw));
+            assert_eq!(
+                sealed.id == ChunkId::of(raw),
+                !crypt.is_encrypted(),
+                "keyed ids when encrypted"
+            );
+            assert_eq!(sealed.raw_len as usize, raw.len());
+            let opened = open_chunk(&crypt, &pack, &entry_of(&sealed), &sealed.stored).unwrap();
+            assert_eq!(&opened, raw);
+        }
     }
+}
+
+/// Encrypted: two chunks' stored bytes swapped (each still a valid seal)
+/// do not open as each other.
+#[test]
+fn swapped_sealed_chunks_do_not_open() {
+    let [_, crypt] = crypts();
+    let pack = PackId([9; 32]);
+    let a = seal_chunk(&crypt, b"chunk a", 0, Hint::Bytes);
+    let b = seal_chunk(&crypt, b"chunk b", 0, Hint::Bytes);
+    assert!(open_chunk(&crypt, &pack, &entry_of(&a), &b.stored).is_err());
+    assert!(!a.stored.windows(7).any(|w| w == b"chunk a"));
 }
 
 #[test]
 fn a_flipped_stored_byte_is_a_corrupt_chunk_naming_chunk_and_pack() {
     let pack = PackId([7; 32]);
-    for (raw, level) in [(random_bytes(2, 5000), 0), (vec![b'z'; 5000], 3)] {
-        let mut sealed = seal_chunk(&raw, level, Hint::Bytes);
+    let cases = crypts().into_iter().flat_map(|c| {
+        [(random_bytes(2, 5000), 0), (vec![b'z'; 5000], 3)]
+            .map(|(raw, level)| (c.clone(), raw, level))
+    });
+    for (crypt, raw, level) in cases {
+        let mut sealed = seal_chunk(&crypt, &raw, level, Hint::Bytes);
         let mid = sealed.stored.len() / 2;
         sealed.stored[mid] ^= 0x40;
-        match open_chunk(&pack, &entry_of(&sealed), &sealed.stored) {
+        match open_chunk(&crypt, &pack, &entry_of(&sealed), &sealed.stored) {
             Err(Error::CorruptChunk { chunk, pack: p, .. }) => {
                 assert_eq!(chunk, sealed.id);
                 assert_eq!(p, pack);
@@ -66,14 +99,20 @@ fn a_flipped_stored_byte_is_a_corrupt_chunk_naming_chunk_and_pack() {
 
 #[test]
 fn read_chunks_returns_runs_across_two_packs_in_order() {
+    for crypt in crypts() {
+        read_chunks_in_order(&crypt);
+    }
+}
+
+fn read_chunks_in_order(crypt: &Crypt) {
     let storage = MemoryStorage::new();
     let raws: Vec<Vec<u8>> = (0..6).map(|i| random_bytes(10 + i, 3000)).collect();
     // Chunks 0..3 in pack A, 3..6 in pack B.
     let mut locs_by_chunk = Vec::new();
     for part in raws.chunks(3) {
-        let mut w = PackWriter::new();
+        let mut w = PackWriter::new().sealing(crypt);
         for raw in part {
-            let s = seal_chunk(raw, 3, Hint::Bytes);
+            let s = seal_chunk(crypt, raw, 3, Hint::Bytes);
             w.add(s.id, s.codec, s.raw_len, &s.stored);
         }
         let sealed = w.finish();
@@ -86,21 +125,21 @@ fn read_chunks_returns_runs_across_two_packs_in_order() {
     // Runs A0-A1, B0-B2, A2, A0 (a gap, a pack switch, a repeat).
     let order = [0, 1, 3, 4, 5, 2, 0];
     let locs: Vec<ChunkLocation> = order.iter().map(|&i| locs_by_chunk[i]).collect();
-    let got = read_chunks(&storage, &locs).unwrap();
+    let got = read_chunks(&storage, crypt, &locs).unwrap();
     let want: Vec<Vec<u8>> = order.iter().map(|&i| raws[i].clone()).collect();
     assert_eq!(got, want);
-    assert_eq!(read_chunk(&storage, &locs[2]).unwrap(), raws[3]);
+    assert_eq!(read_chunk(&storage, crypt, &locs[2]).unwrap(), raws[3]);
 }
 
 #[test]
 fn a_missing_pack_is_a_corrupt_chunk() {
     let storage = MemoryStorage::new();
-    let s = seal_chunk(b"lost", 0, Hint::Bytes);
+    let s = seal_chunk(&Crypt::plain(), b"lost", 0, Hint::Bytes);
     let loc = ChunkLocation {
         pack: PackId([1; 32]),
         entry: entry_of(&s),
     };
-    match read_chunks(&storage, &[loc]) {
+    match read_chunks(&storage, &Crypt::plain(), &[loc]) {
         Err(Error::CorruptChunk { reason, .. }) => assert_eq!(reason, "pack is missing"),
         other => panic!("expected CorruptChunk, got {other:?}"),
     }

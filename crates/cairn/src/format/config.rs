@@ -14,8 +14,15 @@ use crate::format::codec;
 use crate::format::pack;
 use crate::ingest::chunker::ChunkerParams;
 
-/// Version 1: the initial repository layout (packs v1, manifests v1, catalog schema 1).
-pub const REPO_VERSION: u32 = 1;
+/// Version 1: the initial repository layout (packs v1, manifests v1,
+/// catalog schema 1); every unencrypted repository is still written as 1.
+pub const PLAIN_VERSION: u32 = 1;
+/// Version 2: an encrypted repository (docs/FORMAT.md, "Encryption"): key
+/// files, keyed chunk ids, sealed chunks (pack version 2), trailers,
+/// manifests and every other object but locks; the config authenticated.
+pub const ENCRYPTED_VERSION: u32 = 2;
+/// The highest version this build reads.
+pub const REPO_VERSION: u32 = ENCRYPTED_VERSION;
 /// Marks the file as ours, so `init` never mistakes another tool's JSON.
 pub const FORMAT_NAME: &str = "cairn-repository";
 pub const KEY: &str = "config";
@@ -40,7 +47,26 @@ pub struct RepoConfig {
     /// at a finer grain; tests use them to get many packs from little data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pack_target: Option<u64>,
+    /// Present exactly in an encrypted (version 2) repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
+
+/// The config's `encryption` object: the cipher, and the MAC that
+/// authenticates the config (see [`RepoConfig::mac_input`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// Always [`CIPHER`].
+    pub cipher: String,
+    /// 64 hex digits: keyed BLAKE3 (the config MAC key) of the config's
+    /// bytes with these 64 digits written as `0`s.
+    pub mac: String,
+}
+
+pub const CIPHER: &str = "xchacha20-poly1305";
+/// The `mac` of a config whose MAC is being computed.
+const MAC_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl RepoConfig {
     pub fn new(chunker: ChunkerParams, compression: i32) -> Result<Self> {
@@ -48,13 +74,60 @@ impl RepoConfig {
         codec::check_level(compression)?;
         Ok(Self {
             format: FORMAT_NAME.to_string(),
-            version: REPO_VERSION,
+            version: PLAIN_VERSION,
             id: random_hex(16),
             chunker,
             compression,
             verify_after_snapshot: false,
             pack_target: None,
+            encryption: None,
         })
+    }
+
+    /// Marks the config as that of an encrypted repository (version 2);
+    /// `init` computes the MAC once it has made the master key.
+    pub fn with_encryption(mut self) -> Self {
+        self.version = ENCRYPTED_VERSION;
+        self.encryption = Some(Encryption {
+            cipher: CIPHER.into(),
+            mac: MAC_PLACEHOLDER.into(),
+        });
+        self
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+
+    /// The bytes the MAC covers: `bytes` (this config as stored) with the
+    /// MAC's hex digits replaced by `0`s; `None` for an unencrypted config
+    /// or one whose MAC is not found exactly once.
+    pub fn mac_input(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mac = self.encryption.as_ref()?.mac.as_bytes();
+        if mac.len() != MAC_PLACEHOLDER.len() {
+            return None;
+        }
+        let at: Vec<usize> = bytes
+            .windows(mac.len())
+            .enumerate()
+            .filter(|(_, w)| *w == mac)
+            .map(|(i, _)| i)
+            .collect();
+        let [at] = at[..] else { return None };
+        let mut out = bytes.to_vec();
+        out[at..at + mac.len()].copy_from_slice(MAC_PLACEHOLDER.as_bytes());
+        Some(out)
+    }
+
+    /// The stored bytes of this encrypted config, its MAC computed with
+    /// `mac` (keyed BLAKE3 with the config MAC key).
+    pub fn to_json_with_mac(&mut self, mac: impl Fn(&[u8]) -> [u8; 32]) -> Vec<u8> {
+        if let Some(e) = self.encryption.as_mut() {
+            e.mac = MAC_PLACEHOLDER.into();
+            let digest = mac(&self.to_json());
+            self.encryption.as_mut().expect("encrypted").mac = hex::encode(digest);
+        }
+        self.to_json()
     }
 
     /// Sets the pack size target (see [`RepoConfig::pack_target`]).
@@ -95,6 +168,20 @@ impl RepoConfig {
                 found: cfg.version,
                 supported: REPO_VERSION,
             });
+        }
+        match (cfg.version, &cfg.encryption) {
+            (PLAIN_VERSION, None) | (ENCRYPTED_VERSION, Some(_)) => {}
+            (v, None) => return Err(bad(format!("version {v} needs an `encryption` object"))),
+            (v, Some(_)) => {
+                return Err(bad(format!(
+                    "version {v} has an `encryption` object (only version {ENCRYPTED_VERSION} may)"
+                )))
+            }
+        }
+        if let Some(e) = &cfg.encryption {
+            if e.cipher != CIPHER {
+                return Err(bad(format!("unknown cipher `{}`", e.cipher)));
+            }
         }
         cfg.chunker.validate().map_err(|e| bad(e.to_string()))?;
         codec::check_level(cfg.compression).map_err(|e| bad(e.to_string()))?;
@@ -167,6 +254,26 @@ mod tests {
                 .pack_target_bytes(),
             1 << 20
         );
-        assert!(cfg.with_pack_target(10).is_err());
+        assert!(cfg.clone().with_pack_target(10).is_err());
+
+        let mut enc = cfg.clone().with_encryption();
+        let bytes = enc.to_json_with_mac(|b| *blake3::hash(b).as_bytes());
+        let back = RepoConfig::from_json(&bytes, "config").unwrap();
+        assert_eq!(back, enc);
+        assert_eq!(
+            back.mac_input(&bytes).unwrap(),
+            back.clone().with_encryption().to_json(),
+            "the MAC covers the bytes with its digits zeroed"
+        );
+        assert_eq!(
+            blake3::hash(&back.mac_input(&bytes).unwrap())
+                .to_hex()
+                .as_str(),
+            back.encryption.as_ref().unwrap().mac
+        );
+        let downgraded = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"version\": 2", "\"version\": 1");
+        assert!(RepoConfig::from_json(downgraded.as_bytes(), "config").is_err());
     }
 }

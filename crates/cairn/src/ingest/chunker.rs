@@ -67,16 +67,32 @@ pub struct Chunker {
     params: ChunkerParams,
     mask_s: u64,
     mask_l: u64,
+    /// The gear tables (plain and shifted) for a seeded chunker; `None`
+    /// for the crate's default tables.
+    gear: Option<std::sync::Arc<(Vec<u64>, Vec<u64>)>>,
 }
 
 impl Chunker {
     pub fn new(params: ChunkerParams) -> Result<Self> {
+        Self::seeded(params, 0)
+    }
+
+    /// A chunker whose gear table is seeded with `seed` (fastcdc's
+    /// `get_gear_with_seed`; 0 = the default table). An encrypted
+    /// repository seeds it from its key, so chunk boundaries reveal nothing
+    /// a known file would predict.
+    pub fn seeded(params: ChunkerParams, seed: u64) -> Result<Self> {
         params.validate()?;
         let (mask_s, mask_l) = v2020::select_masks(params.avg as usize, Normalization::Level1);
+        let gear = (seed != 0).then(|| {
+            let (g, ls) = v2020::get_gear_with_seed(seed);
+            std::sync::Arc::new((g.into_owned(), ls.into_owned()))
+        });
         Ok(Self {
             params,
             mask_s,
             mask_l,
+            gear,
         })
     }
 
@@ -93,16 +109,12 @@ impl Chunker {
             return None;
         }
         let window = &data[..data.len().min(max)];
-        let (_, cut) = v2020::cut(
-            window,
-            self.params.min as usize,
-            self.params.avg as usize,
-            max,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-        );
+        let (min, avg) = (self.params.min as usize, self.params.avg as usize);
+        let (ms, ml) = (self.mask_s, self.mask_l);
+        let (_, cut) = match &self.gear {
+            None => v2020::cut(window, min, avg, max, ms, ml, ms << 1, ml << 1),
+            Some(g) => v2020::cut_gear(window, min, avg, max, ms, ml, ms << 1, ml << 1, &g.0, &g.1),
+        };
         Some(cut)
     }
 

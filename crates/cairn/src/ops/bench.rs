@@ -405,7 +405,7 @@ impl<'l> Pass<'l> {
     /// Hashes a batch's chunks, keeps the unseen ones, encodes those at
     /// every level (in parallel, as a snapshot does), and tallies.
     fn take(&mut self, plan: &Plan, batch: &Batch, progress: &dyn Progress) -> Result<()> {
-        let hashed = HashedBatch::new(batch);
+        let hashed = HashedBatch::new(batch, &crate::format::seal::Crypt::plain());
         let ids = &hashed.ids;
         let fresh: Vec<usize> = (0..ids.len())
             .filter(|&i| self.seen.insert(ids[i]))

@@ -16,6 +16,7 @@ use crate::blob::read_chunks;
 use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::seal::Crypt;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
 
@@ -148,7 +149,7 @@ pub fn dump(
                 header.set_size(e.size);
                 report.files += 1;
                 report.bytes += e.size;
-                let reader = FileReader::new(repo.storage(), e, locs);
+                let reader = FileReader::new(repo.storage(), repo.crypt(), e, locs);
                 tar.append_data(&mut header, &e.path, reader)
             }
         };
@@ -173,6 +174,7 @@ fn from_io(err: io::Error, path: &str) -> Error {
 /// recorded one at the end (a mismatch is an error instead of end of file).
 pub(crate) struct FileReader<'a> {
     storage: &'a dyn Storage,
+    crypt: &'a Crypt,
     entry: &'a FileEntry,
     locs: Vec<ChunkLocation>,
     next: usize,
@@ -185,11 +187,13 @@ pub(crate) struct FileReader<'a> {
 impl<'a> FileReader<'a> {
     pub(crate) fn new(
         storage: &'a dyn Storage,
+        crypt: &'a Crypt,
         entry: &'a FileEntry,
         locs: Vec<ChunkLocation>,
     ) -> Self {
         Self {
             storage,
+            crypt,
             entry,
             locs,
             next: 0,
@@ -206,7 +210,7 @@ impl<'a> FileReader<'a> {
             return Ok(false);
         }
         let end = (self.next + WINDOW).min(self.locs.len());
-        let chunks = read_chunks(self.storage, &self.locs[self.next..end])
+        let chunks = read_chunks(self.storage, self.crypt, &self.locs[self.next..end])
             .map_err(|e| e.in_file(&self.entry.path))?;
         self.next = end;
         self.buf.clear();

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, PackId, SnapshotId};
 use crate::format::manifest::{self, EntryKind, Manifest};
 use crate::format::pack::{self, PackEntry};
+use crate::format::seal::Crypt;
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
@@ -272,6 +273,7 @@ pub(crate) fn check_unlocked(
             .map(|(p, rows)| {
                 check_pack(
                     storage,
+                    repo.crypt(),
                     p,
                     on_disk.get(&pack::key(&p.id)).copied(),
                     rows,
@@ -369,6 +371,7 @@ struct PackResult {
 /// pack and re-hashes every chunk.
 fn check_pack(
     storage: &dyn Storage,
+    crypt: &Crypt,
     p: &PackRow,
     actual_size: Option<u64>,
     rows: Vec<PackEntry>,
@@ -414,14 +417,14 @@ fn check_pack(
         };
         progress.advance(bytes.len() as u64);
         (
-            pack::parse(&bytes).map_err(|r| Error::CorruptPack {
+            pack::parse_with(&bytes, crypt).map_err(|r| Error::CorruptPack {
                 pack: hex.clone(),
                 reason: r,
             }),
             Some(bytes),
         )
     } else {
-        (pack::read_entries(storage, &p.id, actual), None)
+        (pack::read_entries(storage, crypt, &p.id, actual), None)
     };
     let entries = match entries {
         Ok(e) => e,
@@ -454,7 +457,7 @@ fn check_pack(
         for e in &entries {
             out.chunks_read += 1;
             let stored = &bytes[e.offset as usize..][..e.stored_len as usize];
-            let verdict = blob::open_chunk(&p.id, e, stored)
+            let verdict = blob::open_chunk(crypt, &p.id, e, stored)
                 .map(drop)
                 .map_err(|err| match err {
                     Error::CorruptChunk { reason, .. } => reason,

@@ -34,7 +34,6 @@ use serde::Serialize;
 
 use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
-use crate::format::config::RepoConfig;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::PackWriter;
@@ -71,9 +70,27 @@ pub enum Compatibility {
     Rechunk { reason: String },
 }
 
-/// The one place that decides how chunks travel from `from` to `to`
-/// (encryption adds key identity here).
-pub fn compatibility(from: &RepoConfig, to: &RepoConfig) -> Compatibility {
+/// The one place that decides how chunks travel from `from` to `to`: by
+/// id, as stored, only when both cut and name chunks alike (the same
+/// chunker) and seal them alike (both unencrypted, or both under the same
+/// master key: an encrypted repository's chunk ids are keyed and its
+/// chunks sealed with its own key).
+pub fn compatibility(from: &Repository, to: &Repository) -> Compatibility {
+    let master = |r: &Repository| r.crypt().keys().map(|k| *k.master().as_bytes());
+    let (from_key, to_key) = (master(from), master(to));
+    if from_key != to_key {
+        let reason = match (from_key.is_some(), to_key.is_some()) {
+            (true, true) => "their encryption keys differ (chunk ids are keyed per repository)",
+            (true, false) => "the source is encrypted and the destination is not",
+            _ => "the destination is encrypted and the source is not",
+        };
+        return Compatibility::Rechunk {
+            reason: format!(
+                "{reason}; copying would mean re-chunking every file, which is not supported"
+            ),
+        };
+    }
+    let (from, to) = (from.config(), to.config());
     if from.chunker != to.chunker {
         let (a, b) = (from.chunker, to.chunker);
         return Compatibility::Rechunk {
@@ -146,7 +163,7 @@ pub fn copy(
     progress: &dyn Progress,
 ) -> Result<CopyReport> {
     let started = Instant::now();
-    if let Compatibility::Rechunk { reason } = compatibility(from.config(), to.config()) {
+    if let Compatibility::Rechunk { reason } = compatibility(from, to) {
         return Err(Error::IncompatibleRepositories {
             from: from.root().display().to_string(),
             to: to.root().display().to_string(),
@@ -379,7 +396,8 @@ impl<'r> Sender<'r> {
                 end += 1;
             }
             let batch = &locs[start..end];
-            let stored = crate::blob::read_stored_chunks(self.from.storage(), batch)?;
+            let stored =
+                crate::blob::read_stored_chunks(self.from.storage(), self.from.crypt(), batch)?;
             for (loc, bytes) in batch.iter().zip(&stored) {
                 let e = &loc.entry;
                 self.writer.add(e.chunk, e.codec, e.raw_len, bytes);
@@ -400,7 +418,13 @@ impl<'r> Sender<'r> {
         }
         let next = PackWriter::with_target(self.to.config().pack_target_bytes());
         let sealed = std::mem::replace(&mut self.writer, next).finish();
-        write_pack(self.to.storage(), self.to.catalog(), &sealed, self.verify)?;
+        write_pack(
+            self.to.storage(),
+            self.to.crypt(),
+            self.to.catalog(),
+            &sealed,
+            self.verify,
+        )?;
         self.packs_written += 1;
         Ok(())
     }

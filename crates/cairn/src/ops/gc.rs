@@ -418,7 +418,7 @@ fn pack_usage(repo: &Repository) -> Result<Vec<PackUsage>> {
 /// damaged or it cannot be read: gc then keeps the pack, which is never
 /// wrong.
 fn read_trailer(repo: &Repository, id: &PackId, size: u64) -> Result<Option<Vec<PackEntry>>> {
-    match pack::read_entries(repo.storage(), id, size) {
+    match pack::read_entries(repo.storage(), repo.crypt(), id, size) {
         Ok(entries) => Ok(Some(entries)),
         Err(e)
             if e.is_damage()
@@ -652,7 +652,8 @@ impl<'r> Repacker<'r> {
     fn new(repo: &'r Repository) -> Self {
         Self {
             repo,
-            writer: PackWriter::with_target(repo.config().pack_target_bytes()),
+            writer: PackWriter::with_target(repo.config().pack_target_bytes())
+                .sealing(repo.crypt()),
             packs_written: 0,
             chunks_moved: 0,
             bytes_moved: 0,
@@ -671,6 +672,7 @@ impl<'r> Repacker<'r> {
             .map(|entry| {
                 read_stored_chunk(
                     storage,
+                    self.repo.crypt(),
                     &ChunkLocation {
                         pack: usage.pack,
                         entry: *entry,
@@ -696,7 +698,8 @@ impl<'r> Repacker<'r> {
         if self.writer.is_empty() {
             return Ok(());
         }
-        let next = PackWriter::with_target(self.repo.config().pack_target_bytes());
+        let next = PackWriter::with_target(self.repo.config().pack_target_bytes())
+            .sealing(self.repo.crypt());
         let sealed = std::mem::replace(&mut self.writer, next).finish();
         self.repo
             .storage()

@@ -63,7 +63,7 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     let forgotten = forget::named_by(&intents);
     forget::delete_manifests(storage, &forgotten)?;
     let old = repo.catalog_file().replace(|catalog| {
-        import_packs(storage, catalog, &mut report, progress)?;
+        import_packs(storage, repo.crypt(), catalog, &mut report, progress)?;
         import_manifests(storage, catalog, &mut report, &forgotten)
     })?;
     for intent in &intents {
@@ -87,7 +87,13 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
     let forgotten = forget::named_by(&forget::load_intents(storage)?);
     let mut report = RebuildReport::default();
     repo.catalog_file().replace(|catalog| {
-        import_packs(storage, catalog, &mut report, &crate::progress::NoProgress)?;
+        import_packs(
+            storage,
+            repo.crypt(),
+            catalog,
+            &mut report,
+            &crate::progress::NoProgress,
+        )?;
         import_manifests(storage, catalog, &mut report, &forgotten)
     })?;
     Ok(())
@@ -95,6 +101,7 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
 
 fn import_packs(
     storage: &dyn Storage,
+    crypt: &crate::format::seal::Crypt,
     catalog: &Catalog,
     report: &mut RebuildReport,
     progress: &dyn Progress,
@@ -110,7 +117,7 @@ fn import_packs(
             });
             continue;
         };
-        match pack::read_entries(storage, &id, obj.size) {
+        match pack::read_entries(storage, crypt, &id, obj.size) {
             Ok(entries) => {
                 catalog.add_pack(&id, obj.size, &entries)?;
                 report.packs += 1;

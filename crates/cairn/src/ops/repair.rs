@@ -120,14 +120,14 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
     let rows = check::pack_entries(repo, rowid)?;
     let wanted: HashSet<ChunkId> = rows.iter().map(|e| e.chunk).collect();
     let bytes = repo.storage().get(&pack::key(id)).ok();
-    let mut writer = PackWriter::new();
+    let mut writer = PackWriter::new().sealing(repo.crypt());
     let mut seen = HashSet::new();
     // Salvage by the trailer if it parses, else by the catalog's record of
     // where each chunk is (a truncated pack or a damaged trailer still holds
     // intact chunks). A chunk counts only if its extent is in the file and
     // it decodes and hashes to its id.
     if let Some(b) = bytes.as_deref() {
-        let entries = pack::parse(b).unwrap_or(rows);
+        let entries = pack::parse_with(b, repo.crypt()).unwrap_or(rows);
         for e in entries.iter().filter(|e| wanted.contains(&e.chunk)) {
             let Some(stored) = usize::try_from(e.offset)
                 .ok()
@@ -135,7 +135,7 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             else {
                 continue;
             };
-            let ok = blob::open_chunk(id, e, stored).is_ok();
+            let ok = blob::open_chunk(repo.crypt(), id, e, stored).is_ok();
             if ok && seen.insert(e.chunk) {
                 writer.add(e.chunk, e.codec, e.raw_len, stored);
             }

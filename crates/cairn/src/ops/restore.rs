@@ -27,6 +27,7 @@ use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::seal::Crypt;
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
 use crate::storage::pagecache::WriteBehind;
@@ -192,8 +193,17 @@ pub fn restore(
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     located.into_par_iter().try_for_each(|(f, locs)| {
-        let result =
-            locs.and_then(|locs| restore_file(storage, target, &verified_dirs, f, &locs, progress));
+        let result = locs.and_then(|locs| {
+            restore_file(
+                storage,
+                repo.crypt(),
+                target,
+                &verified_dirs,
+                f,
+                &locs,
+                progress,
+            )
+        });
         match result {
             Ok(()) => Ok(()),
             Err(Error::Cancelled) => Err(Error::Cancelled),
@@ -297,6 +307,7 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
 
 fn restore_file(
     storage: &dyn Storage,
+    crypt: &Crypt,
     target: &Path,
     verified_dirs: &HashSet<&str>,
     f: &FileEntry,
@@ -312,7 +323,7 @@ fn restore_file(
         safe_join(target, &f.path)?
     };
     let tmp = target::temp_path(&dest);
-    let result = write_verified(storage, &tmp, f, locs, progress).and_then(|()| {
+    let result = write_verified(storage, crypt, &tmp, f, locs, progress).and_then(|()| {
         match fs::rename(&tmp, &dest) {
             // A directory in the file's place (rename never replaces one
             // with a file).
@@ -330,6 +341,7 @@ fn restore_file(
 
 fn write_verified(
     storage: &dyn Storage,
+    crypt: &Crypt,
     tmp: &Path,
     f: &FileEntry,
     locs: &[ChunkLocation],
@@ -351,7 +363,7 @@ fn write_verified(
     }
     let mut behind = WriteBehind::default();
     let mut offset = 0;
-    stream_file(storage, f, locs, |chunk| {
+    stream_file(storage, crypt, f, locs, |chunk| {
         crate::progress::check_cancelled(progress)?;
         progress.advance(chunk.len() as u64);
         if sparse {
@@ -406,6 +418,7 @@ fn is_zero(block: &[u8]) -> bool {
 /// against the one recorded. The one read path for restore, cat and verify.
 pub(crate) fn stream_file(
     storage: &dyn Storage,
+    crypt: &Crypt,
     f: &FileEntry,
     locs: &[ChunkLocation],
     mut sink: impl FnMut(&[u8]) -> Result<()>,
@@ -420,14 +433,14 @@ pub(crate) fn stream_file(
     let mut windows = locs.chunks(WINDOW);
     let mut current = windows
         .next()
-        .map(|w| read_chunks(storage, w))
+        .map(|w| read_chunks(storage, crypt, w))
         .transpose()?;
     while let Some(chunks) = current.take() {
         let mut next = None;
         let following = windows.next();
         rayon::in_place_scope(|scope| -> Result<()> {
             if let Some(w) = following {
-                scope.spawn(|_| next = Some(read_chunks(storage, w)));
+                scope.spawn(|_| next = Some(read_chunks(storage, crypt, w)));
             }
             for c in &chunks {
                 sha.update(c);
@@ -531,7 +544,7 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
     let locs = repo
         .locate_all(&file.chunks)
         .map_err(|e| e.in_file(&file.path))?;
-    stream_file(repo.storage(), &file, &locs, |chunk| {
+    stream_file(repo.storage(), repo.crypt(), &file, &locs, |chunk| {
         out.write_all(chunk).at("<stdout>")
     })
     .map_err(|e| e.in_file(&file.path))

@@ -28,6 +28,7 @@ use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::format::pack::{self, PackWriter, SealedPack};
+use crate::format::seal::Crypt;
 use crate::ingest::chunker::Chunker;
 use crate::ingest::exclude::Excludes;
 use crate::ingest::read::{self, Batch, Ingested, Piece, ReadIssue, ReadJob};
@@ -150,7 +151,7 @@ pub fn create(
     let to_read: u64 = jobs.iter().map(|j| j.size).sum();
     let files_read = jobs.len() as u64;
     progress.start("snapshot", to_read);
-    let chunker = Chunker::new(repo.config().chunker)?;
+    let chunker = Chunker::seeded(repo.config().chunker, repo.crypt().gear_seed())?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
     let (stored, issues) = store_all(
         repo,
@@ -299,11 +300,16 @@ fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<Snapsho
 
 /// Reads a just-written pack back and checks it is byte-identical to what
 /// was written (its id is the BLAKE3 of its bytes) and parses.
-fn verify_written(storage: &dyn Storage, key: &str, sealed: &SealedPack) -> Result<()> {
+fn verify_written(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    key: &str,
+    sealed: &SealedPack,
+) -> Result<()> {
     let back = storage.get(key)?;
     let reason = if crate::format::id::PackId::of(&back) != sealed.id {
         "read-back does not match what was written"
-    } else if pack::parse(&back).as_ref() != Ok(&sealed.entries) {
+    } else if pack::parse_with(&back, crypt).as_ref() != Ok(&sealed.entries) {
         "read-back trailer does not parse to what was written"
     } else {
         return Ok(());
@@ -372,6 +378,7 @@ fn store_all(
         strict,
     } = settings;
     let storage = repo.storage();
+    let crypt = repo.crypt();
     let catalog = repo.catalog();
     std::thread::scope(|scope| {
         // Rendezvous: at most one pack being written while the next one fills.
@@ -379,7 +386,7 @@ fn store_all(
         // Sealed packs' buffers come back for the next pack to fill.
         let (recycle_tx, recycle_rx) = channel();
         let writer =
-            scope.spawn(move || write_packs(storage, catalog, verify, pack_rx, recycle_tx));
+            scope.spawn(move || write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx));
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
         let result = read::spawn_with(jobs, chunker, strict)
             .for_each_hashed(|batch| storer.take(batch, files, progress))
@@ -404,13 +411,14 @@ fn store_all(
 /// for that one transaction.
 fn write_packs(
     storage: &dyn Storage,
+    crypt: &Crypt,
     catalog: &Catalog,
     verify: bool,
     packs: Receiver<SealedPack>,
     recycle: Sender<Vec<u8>>,
 ) -> Result<()> {
     for sealed in packs {
-        write_pack(storage, catalog, &sealed, verify)?;
+        write_pack(storage, crypt, catalog, &sealed, verify)?;
         let _ = recycle.send(sealed.bytes);
     }
     Ok(())
@@ -421,6 +429,7 @@ fn write_packs(
 /// repository, for snapshot and copy.
 pub(crate) fn write_pack(
     storage: &dyn Storage,
+    crypt: &Crypt,
     catalog: &Catalog,
     sealed: &SealedPack,
     verify: bool,
@@ -428,7 +437,7 @@ pub(crate) fn write_pack(
     let key = pack::key(&sealed.id);
     storage.put(&key, &sealed.bytes)?;
     if verify {
-        verify_written(storage, &key, sealed)?;
+        verify_written(storage, crypt, &key, sealed)?;
     }
     catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
 }
@@ -476,7 +485,7 @@ impl<'r> Storer<'r> {
         Self {
             repo,
             level,
-            pack: PackWriter::with_target(repo.config().pack_target_bytes()),
+            pack: PackWriter::with_target(repo.config().pack_target_bytes()).sealing(repo.crypt()),
             packs,
             recycled,
             sealed_any: false,
@@ -492,7 +501,7 @@ impl<'r> Storer<'r> {
         progress: &dyn Progress,
     ) -> Result<()> {
         crate::progress::check_cancelled(progress)?;
-        let hashed = HashedBatch::new(batch);
+        let hashed = HashedBatch::new(batch, self.repo.crypt());
         let ids = &hashed.ids;
         let known = self.repo.catalog().existing(ids)?;
         let mut fresh = Vec::new();
@@ -539,7 +548,8 @@ impl<'r> Storer<'r> {
             Vec::new()
         };
         self.sealed_any = true;
-        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer);
+        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer)
+            .sealing(self.repo.crypt());
         let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
             .send(sealed)

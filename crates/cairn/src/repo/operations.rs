@@ -28,6 +28,7 @@ use crate::ops::tag::{self, LabelChange, Relabeled};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
 use crate::progress::Progress;
+use crate::repo::keys::KeyInfo;
 use crate::repo::lock;
 use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 
@@ -182,6 +183,32 @@ impl Repository {
 }
 
 impl RepoStorage {
+    /// The key files of an encrypted repository (`cairn key list`);
+    /// [`Error::NotEncrypted`] for an unencrypted one.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.key_ring().list()
+    }
+
+    /// Adds a password: a new key file wrapping the same master key, the
+    /// password from the source with [`crate::PasswordPurpose::NewKey`]. Returns
+    /// its id. Takes the exclusive lock.
+    pub fn add_key(&self) -> Result<String> {
+        self.key_ring().add()
+    }
+
+    /// Removes key `id`; refused for the last key and for the key this
+    /// repository was unlocked with. Takes the exclusive lock.
+    pub fn remove_key(&self, id: &str) -> Result<()> {
+        self.key_ring().remove(id)
+    }
+
+    /// Changes the password of the key this repository was unlocked with:
+    /// the new key file is written before the old one is removed. Returns
+    /// the new key's id. Takes the exclusive lock.
+    pub fn change_password(&self) -> Result<String> {
+        self.key_ring().passwd()
+    }
+
     /// Opens the catalog. A cache that is missing or stale is rebuilt from
     /// storage first (under the exclusive lock, as `rebuild-catalog` does);
     /// a missing catalog at a fixed place is [`Error::CatalogMissing`].
@@ -197,7 +224,7 @@ impl RepoStorage {
             // Another client may have snapshotted, forgotten or collected
             // garbage since this cache was last opened.
             file.rebuilds_when_missing()
-                && match catch_up::catch_up(self.storage(), &file) {
+                && match catch_up::catch_up(self.storage(), self.crypt(), &file) {
                     Ok(done) => done.needs_rebuild,
                     // A rebuild could not reach the storage either.
                     Err(e) if e.is_storage_unavailable() => return Err(e),

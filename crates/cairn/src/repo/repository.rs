@@ -16,7 +16,9 @@ use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::config::{self, RepoConfig};
 use crate::format::id::ChunkId;
+use crate::format::seal::Crypt;
 use crate::repo::config as stored_config;
+use crate::repo::keys;
 use crate::repo::lock::Lock;
 use crate::repo::selector;
 use crate::storage::{LocalStorage, PutMode, Storage};
@@ -47,7 +49,9 @@ type WarningHook = Box<dyn Fn(&str) + Send + Sync>;
 /// An open repository.
 pub struct Repository {
     root: PathBuf,
+    /// For an encrypted repository, a [`crate::blob::sealed::SealedStorage`].
     storage: Arc<dyn Storage>,
+    crypt: Crypt,
     config: RepoConfig,
     id: String,
     catalog: Catalog,
@@ -113,14 +117,31 @@ impl Repository {
         if storage.head(config::KEY).is_ok() {
             return Err(Error::RepoExists { path: root });
         }
-        let bytes = config.to_json();
+        let mut config = config;
+        // Encrypted: the master key and first password before anything is
+        // written; its key file goes before the config.
+        let new_key = match config.is_encrypted() {
+            true => Some(keys::create(&root, &mut config)?),
+            false => None,
+        };
+        let bytes = new_key
+            .as_ref()
+            .map_or_else(|| config.to_json(), |k| k.config.clone());
         let id = repository_id(&config, &bytes);
         // The catalog first, the config last: storage with a config is a
         // complete repository. Created exclusively, so of two racing inits
         // one fails rather than both believing they made it.
         let catalog = catalog.file(&id).create()?;
+        if let Some(k) = &new_key {
+            storage.put_with(&k.key, &k.file, PutMode::CreateNew)?;
+        }
         match storage.put_with(config::KEY, &bytes, PutMode::CreateNew) {
-            Err(Error::ObjectExists { .. }) => return Err(Error::RepoExists { path: root }),
+            Err(Error::ObjectExists { .. }) => {
+                if let Some(k) = &new_key {
+                    storage.delete(&k.key)?;
+                }
+                return Err(Error::RepoExists { path: root });
+            }
             other => other?,
         }
         // The backup only once this init has won the race for `config`, so
@@ -128,9 +149,20 @@ impl Repository {
         // between, the repository lacks a backup, which the next read-write
         // open writes.
         storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
+        let (storage, crypt) = match new_key {
+            Some(k) => {
+                let sealed: Arc<dyn Storage> = Arc::new(crate::blob::sealed::SealedStorage::new(
+                    storage,
+                    k.crypt.clone(),
+                ));
+                (sealed, k.crypt)
+            }
+            None => (storage, Crypt::plain()),
+        };
         Ok(Self {
             root,
             storage,
+            crypt,
             config,
             id,
             catalog,
@@ -192,6 +224,11 @@ impl Repository {
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// How the repository's bytes are sealed (plain when unencrypted).
+    pub fn crypt(&self) -> &Crypt {
+        &self.crypt
     }
 
     /// The storage, for what must outlive a borrow of the repository (a
@@ -293,6 +330,7 @@ impl Repository {
 pub struct RepoStorage {
     root: PathBuf,
     storage: Arc<dyn Storage>,
+    crypt: Crypt,
     config: RepoConfig,
     id: String,
     catalog: CatalogLocation,
@@ -318,6 +356,8 @@ impl RepoStorage {
         mode: OpenMode,
     ) -> Result<Self> {
         let loaded = stored_config::load(storage.as_ref(), &root)?;
+        // Encrypted: the password, the config's MAC, then sealed storage.
+        let (storage, crypt) = keys::unlock(&storage, &root, &loaded)?;
         let mut warnings = loaded.warnings;
         if loaded.backup_missing && mode == OpenMode::ReadWrite {
             if let Err(e) = write_missing_backup(&storage, &loaded.bytes) {
@@ -328,10 +368,26 @@ impl RepoStorage {
             id: repository_id(&loaded.config, &loaded.bytes),
             root,
             storage,
+            crypt,
             config: loaded.config,
             catalog,
             warnings,
         })
+    }
+
+    /// How the repository's bytes are sealed (plain when unencrypted).
+    pub fn crypt(&self) -> &Crypt {
+        &self.crypt
+    }
+
+    /// The key files, for `key list/add/remove/passwd`.
+    pub(crate) fn key_ring(&self) -> keys::KeyRing<'_> {
+        keys::KeyRing {
+            storage: &self.storage,
+            root: &self.root,
+            config: &self.config,
+            crypt: &self.crypt,
+        }
     }
 
     /// Warnings from reading the config (a damaged copy).
@@ -374,6 +430,7 @@ impl RepoStorage {
         Ok(Repository {
             root: self.root,
             storage: self.storage,
+            crypt: self.crypt,
             config: self.config,
             id: self.id,
             catalog,

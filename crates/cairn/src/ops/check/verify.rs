@@ -48,7 +48,7 @@ pub fn verify(
         .zip(located)
         .filter_map(|(f, locs)| {
             let result = locs.and_then(|locs| {
-                stream_file(storage, f, &locs, |c| {
+                stream_file(storage, repo.crypt(), f, &locs, |c| {
                     crate::progress::check_cancelled(progress)?;
                     progress.advance(c.len() as u64);
                     Ok(())

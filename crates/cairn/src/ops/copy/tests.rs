@@ -164,7 +164,7 @@ fn another_chunker_or_a_bad_selector_is_refused_before_anything_is_written() {
     let (src, _) = source();
     let (storage, dest) = memory_dest(&src.dir.path().join("cache"), 8192);
     assert!(matches!(
-        compatibility(src.repo.config(), dest.config()),
+        compatibility(&src.repo, &dest),
         Compatibility::Rechunk { .. }
     ));
     let err = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap_err();

@@ -60,14 +60,15 @@ fn assert_all_chunks_read(repo: &Repository) {
     for snap in repo.snapshots(&SnapshotFilter::default()).unwrap() {
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                crate::blob::read_chunk(repo.storage(), &loc).unwrap();
+                crate::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
             }
         }
     }
     for obj in repo.storage().list("packs/").unwrap() {
         let pack = pack::id_from_key(&obj.key).unwrap();
-        for entry in pack::read_entries(repo.storage(), &pack, obj.size).unwrap() {
-            crate::blob::read_chunk(repo.storage(), &ChunkLocation { pack, entry }).unwrap();
+        for entry in pack::read_entries(repo.storage(), repo.crypt(), &pack, obj.size).unwrap() {
+            crate::blob::read_chunk(repo.storage(), repo.crypt(), &ChunkLocation { pack, entry })
+                .unwrap();
         }
     }
 }
@@ -217,13 +218,14 @@ fn an_unlisted_pack_is_debris_only_if_its_live_chunks_are_located_elsewhere() {
     t.snap_files("model", "m", &[("w", data.clone())], &[]);
     let pack = pack_files(&t.repo).remove(0);
     let id = pack::id_from_key(&pack.key).unwrap();
-    let entries = pack::read_entries(t.repo.storage(), &id, pack.size).unwrap();
+    let entries = pack::read_entries(t.repo.storage(), t.repo.crypt(), &id, pack.size).unwrap();
     // A second copy of the same chunks, as a gc killed before recording it
     // would leave: debris, every chunk is located in the listed pack.
     let mut copy = PackWriter::new();
     for e in entries.iter().rev() {
         let stored = read_stored_chunk(
             t.repo.storage(),
+            t.repo.crypt(),
             &ChunkLocation {
                 pack: id,
                 entry: *e,

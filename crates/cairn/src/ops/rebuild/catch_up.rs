@@ -12,6 +12,7 @@
 //! does it when anything new cannot be read. No repository lock is
 //! taken: only the local cache is written.
 
+use crate::format::seal::Crypt;
 use std::collections::{HashMap, HashSet};
 
 use crate::catalog::location::CatalogFile;
@@ -37,7 +38,7 @@ pub struct CatchUp {
 /// Brings the catalog in `file` up to date with `storage` (see the module
 /// doc); a catalog already up to date costs the two listings and nothing
 /// else.
-pub fn catch_up(storage: &dyn Storage, file: &CatalogFile) -> Result<CatchUp> {
+pub fn catch_up(storage: &dyn Storage, crypt: &Crypt, file: &CatalogFile) -> Result<CatchUp> {
     let mut done = CatchUp::default();
     let stored_snaps: HashMap<SnapshotId, String> = storage
         .list(manifest::PREFIX)?
@@ -89,7 +90,7 @@ pub fn catch_up(storage: &dyn Storage, file: &CatalogFile) -> Result<CatchUp> {
         if known_packs.contains(id) {
             continue;
         }
-        let Ok(entries) = pack::read_entries(storage, id, *size) else {
+        let Ok(entries) = pack::read_entries(storage, crypt, id, *size) else {
             done.needs_rebuild = true;
             return Ok(done);
         };
@@ -159,7 +160,7 @@ mod tests {
             .unwrap()
             .catalog_file();
         drop(Repository::open_with(storage.clone(), cache_b.clone()).unwrap());
-        let catch = || catch_up(storage.as_ref(), &b_file).unwrap();
+        let catch = || catch_up(storage.as_ref(), &Crypt::plain(), &b_file).unwrap();
         assert_eq!(catch(), CatchUp::default(), "up to date: nothing read");
 
         snap("two", 2);

@@ -95,10 +95,18 @@ fn full_check() -> CheckOptions {
 /// init → 3 snapshots of a changing tree → restore → check --read-data →
 /// forget keep-last 1 → gc → rebuild-catalog → restore bit for bit again.
 fn life_cycle(storage: Arc<dyn Storage>, catalog: CatalogLocation, work: &Path) {
-    let config = RepoConfig::new(ChunkerParams::with_average(4096), 3)
+    life_cycle_of(storage, catalog, work, false)
+}
+
+fn life_cycle_of(storage: Arc<dyn Storage>, catalog: CatalogLocation, work: &Path, enc: bool) {
+    let mut config = RepoConfig::new(ChunkerParams::with_average(4096), 3)
         .unwrap()
         .with_pack_target(crate::format::pack::MIN_TARGET_SIZE)
         .unwrap();
+    if enc {
+        crate::test_support::use_passwords("pw", "pw2");
+        config = config.with_encryption();
+    }
     let repo = Repository::init_with(Arc::clone(&storage), catalog.clone(), config).unwrap();
     let again = RepoConfig::new(ChunkerParams::default(), 3).unwrap();
     assert!(matches!(
@@ -160,6 +168,23 @@ fn life_cycle_on_local_storage() {
     let storage = Arc::new(LocalStorage::create(&root).unwrap());
     life_cycle(storage, CatalogLocation::in_repository(&root), dir.path());
     assert!(Repository::open(&root).is_ok(), "path-based open agrees");
+}
+
+/// The same life on an encrypted repository in memory: the cache is
+/// rebuilt from sealed packs and manifests, and nothing in storage holds a
+/// file name.
+#[test]
+fn life_cycle_on_encrypted_memory_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(MemoryStorage::new());
+    let cache = CatalogLocation::cache_dir(dir.path().join("cache"));
+    life_cycle_of(storage.clone(), cache, dir.path(), true);
+    let cfg = String::from_utf8(storage.get("config").unwrap()).unwrap();
+    assert!(cfg.contains("\"version\": 2"), "{cfg}");
+    for obj in storage.list("").unwrap() {
+        let bytes = storage.get(&obj.key).unwrap();
+        assert!(!bytes.windows(8).any(|w| w == b"same.bin"), "{}", obj.key);
+    }
 }
 
 #[test]
