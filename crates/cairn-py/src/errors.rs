@@ -68,6 +68,9 @@ fn classify(e: &Error) -> Mapped {
             m
         }
         Error::TargetExists { path } => M::new("TargetExists").path(path.display()),
+        Error::WrongPassword { path } | Error::PasswordRequired { path } => {
+            M::new("WrongPassword").path(path.display())
+        }
         Error::RepoExists { path } | Error::RepoDirNotEmpty { path } => {
             M::new("RepositoryExists").path(path.display())
         }

@@ -22,8 +22,21 @@ mod watch;
 
 /// The one place a repository is opened (from a local path today; a URL
 /// and a password file slot in here when the library opens those).
-fn open_repository(location: &str) -> cairn::Result<cairn::Repository> {
-    cairn::Repository::open(std::path::Path::new(location))
+/// The one place a repository is opened: a local path or a URL
+/// (`s3://bucket/prefix`), with `password` for an encrypted one.
+fn open_repository(location: &str, password: Option<String>) -> cairn::Result<cairn::Repository> {
+    let location = cairn::RepoLocation::parse(std::ffi::OsStr::new(location))?;
+    with_given(password, || {
+        cairn::Repository::open_location(&location, cairn::OpenMode::ReadWrite)
+    })
+}
+
+/// Runs `f` with `password` as the password of what it opens or creates.
+fn with_given<T>(password: Option<String>, f: impl FnOnce() -> T) -> T {
+    match password {
+        Some(p) => cairn::with_password(cairn::Password::new(p), f),
+        None => f(),
+    }
 }
 
 fn json(value: &impl serde::Serialize) -> PyResult<String> {
@@ -59,21 +72,31 @@ impl Repository {
 #[pymethods]
 impl Repository {
     #[staticmethod]
-    fn open(py: Python<'_>, location: String) -> PyResult<Self> {
-        watch::quick(py, || open_repository(&location)).map(Self::wrap)
+    #[pyo3(signature = (location, password=None))]
+    fn open(py: Python<'_>, location: String, password: Option<String>) -> PyResult<Self> {
+        watch::quick(py, || open_repository(&location, password)).map(Self::wrap)
     }
 
     #[staticmethod]
-    #[pyo3(signature = (path, chunk_avg=None, compression=3))]
+    #[pyo3(signature = (location, chunk_avg=None, compression=3, encryption=false, password=None))]
     fn init(
         py: Python<'_>,
-        path: PathBuf,
+        location: String,
         chunk_avg: Option<u32>,
         compression: i32,
+        encryption: bool,
+        password: Option<String>,
     ) -> PyResult<Self> {
         let chunker = chunk_avg.map_or_else(ChunkerParams::default, ChunkerParams::with_average);
         watch::quick(py, || {
-            cairn::Repository::init(&path, RepoConfig::new(chunker, compression)?)
+            let location = cairn::RepoLocation::parse(std::ffi::OsStr::new(&location))?;
+            let mut config = RepoConfig::new(chunker, compression)?;
+            if encryption {
+                config = config.with_encryption();
+            }
+            with_given(password, || {
+                cairn::Repository::init_at_location(&location, config)
+            })
         })
         .map(Self::wrap)
     }

@@ -86,3 +86,19 @@ def test_locked_repository(repo, tmp_path):
             assert str(e.value).startswith("repository is locked:")
     assert plan.report is None
     repo.snapshot([tmp_path / "f"], kind="config", name="c")  # released
+
+
+def test_an_encrypted_repository_opens_with_its_password_only(tmp_path, model_dir):
+    location = tmp_path / "enc"
+    (tmp_path / "pw").write_text("right horse\n")
+    with cairn.Repository.init(location, encryption=True, password="right horse") as repo:
+        repo.snapshot([model_dir], kind="model", name="m")
+    with cairn.Repository.open(location, password_file=tmp_path / "pw") as repo:
+        assert [s.name for s in repo.snapshots()] == ["m"]
+    with pytest.raises(cairn.WrongPassword) as wrong:
+        cairn.Repository.open(location, password="battery staple")
+    assert wrong.value.path == str(location)
+    with pytest.raises(cairn.WrongPassword):
+        cairn.Repository.open(location)
+    with pytest.raises(cairn.InvalidArgument):
+        cairn.Repository.open(location, password="a", password_file=tmp_path / "pw")

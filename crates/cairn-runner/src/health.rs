@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{Config, Location, Target};
+use crate::config::{Config, Target};
 use crate::state::{State, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,9 +114,8 @@ fn newest_snapshot(config: &Config, target: &Target) -> Option<DateTime<Utc>> {
     target
         .repositories
         .iter()
-        .filter_map(|name| match &config.repositories.get(name)?.location {
-            Location::Path(p) => cairn::Repository::open_read_only(p).ok(),
-            Location::Url(_) => None,
+        .filter_map(|name| {
+            crate::run::open_mode(config.repositories.get(name)?, cairn::OpenMode::ReadOnly).ok()
         })
         .filter_map(|repo| repo.snapshots(&filter).ok()?.pop().map(|s| s.time))
         .max()

@@ -258,15 +258,27 @@ fn record(
         .map(|s| s.next_after(Some(now), now));
 }
 
-/// Opens the repository a spec names. Remote repositories go through the
-/// library's opening function for URLs once it has one.
+/// Opens the repository a spec names, local or remote, with the password
+/// from its `password_file` when it has one (else the process's: the CLI's
+/// `--password-file`, `CAIRN_PASSWORD_FILE`, …).
 pub fn open(spec: &RepositorySpec) -> cairn::Result<Repository> {
-    match &spec.location {
-        Location::Path(path) => Repository::open(path),
-        Location::Url(url) => Err(cairn::Error::InvalidArgument(format!(
-            "repository {:?}: {url} is a remote repository, which this build cannot open yet",
-            spec.name
-        ))),
+    open_mode(spec, cairn::OpenMode::ReadWrite)
+}
+
+/// [`open`] in `mode`.
+pub fn open_mode(spec: &RepositorySpec, mode: cairn::OpenMode) -> cairn::Result<Repository> {
+    let location = match &spec.location {
+        Location::Path(path) => cairn::RepoLocation::Local(path.clone()),
+        Location::Url(url) => cairn::RepoLocation::parse(std::ffi::OsStr::new(url))?,
+    };
+    let open = || Repository::open_location(&location, mode);
+    match &spec.password_file {
+        None => open(),
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| cairn::Error::io(file, e))?;
+            let first = text.lines().next().unwrap_or_default().to_string();
+            cairn::with_password(cairn::Password::new(first), open)
+        }
     }
 }
 

@@ -408,3 +408,55 @@ fn config_and_state_are_found_in_their_default_places() {
         .path("home/.local/state/cairn/runner-state.json")
         .is_file());
 }
+
+/// A config repository's `password_file` opens an encrypted repository
+/// without any password in the environment; a wrong one fails that target
+/// naming the repository.
+#[test]
+fn a_repositorys_password_file_opens_it() {
+    let env = Env::uninit();
+    let repo = env.path("enc");
+    run_ok(
+        cairn_in(env.dir.path())
+            .args(["init", "--encryption", "--repo"])
+            .arg(&repo)
+            .env("CAIRN_PASSWORD", "right horse")
+            .env("CAIRN_KDF_MEMORY_KIB", "64"),
+    );
+    write(&env.path("pw"), b"right horse\n");
+    write(&env.path("wrong"), b"battery staple\n");
+    write(&env.path("data/state.json"), b"{\"book\": 1}\n");
+    let config = |pw: &str| {
+        format!(
+            "[repository.enc]\npath = {:?}\npassword_file = {:?}\n\n[target.book]\nkind = \"portfolio\"\npaths = [{:?}]\nrepositories = [\"enc\"]\n",
+            repo.display().to_string(),
+            env.path(pw).display().to_string(),
+            env.path("data/state.json").display().to_string()
+        )
+    };
+    let file = env.path("cairn.toml");
+    write(&file, config("pw").as_bytes());
+    let mut cmd = runner(&env, &["run"], &file);
+    cmd.env_remove("CAIRN_PASSWORD")
+        .env_remove("CAIRN_PASSWORD_FILE");
+    run_ok(cmd);
+    let listed = stdout(&run_ok(
+        cairn_in(env.dir.path())
+            .args(["list", "--repo"])
+            .arg(&repo)
+            .env("CAIRN_PASSWORD", "right horse"),
+    ));
+    assert!(
+        listed.contains("state") || listed.contains("portfolio"),
+        "{listed}"
+    );
+
+    write(&file, config("wrong").as_bytes());
+    let mut cmd = runner(&env, &["run"], &file);
+    cmd.env_remove("CAIRN_PASSWORD")
+        .env_remove("CAIRN_PASSWORD_FILE");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.to_lowercase().contains("password"), "{text}");
+}

@@ -104,7 +104,8 @@ class CorruptRepository(CairnError):
 
 
 class WrongPassword(CairnError):
-    """Reserved for encrypted repositories: the password does not open it."""
+    """An encrypted repository's password is wrong or missing (``path`` names
+    the repository); nothing was written."""
 
 
 class InvalidArgument(CairnError, ValueError):

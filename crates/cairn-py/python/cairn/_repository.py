@@ -7,7 +7,7 @@ import os
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _cairn
-from ._errors import VerificationError
+from ._errors import InvalidArgument, VerificationError
 from ._types import (
     CheckReport,
     Diff,
@@ -72,23 +72,48 @@ class Repository:
         self._native = native
 
     @classmethod
-    def open(cls, path: PathLike) -> "Repository":
-        """Opens the existing repository at ``path`` (a local directory).
+    def open(
+        cls,
+        location: PathLike,
+        *,
+        password: Optional[str] = None,
+        password_file: Optional[PathLike] = None,
+    ) -> "Repository":
+        """Opens the existing repository at ``location``: a local directory or
+        ``s3://bucket/prefix`` (credentials and endpoint from the ``AWS_*``
+        environment variables, as the CLI). An encrypted one needs
+        ``password`` or ``password_file`` (its first line).
 
-        Raises :class:`cairn.NotFound` if there is none.
+        Raises :class:`cairn.NotFound` if there is none and
+        :class:`cairn.WrongPassword` if the password does not open it.
         """
-        return cls(_cairn.Repository.open(os.fspath(path)))
+        return cls(_cairn.Repository.open(_location(location), _password(password, password_file)))
 
     @classmethod
     def init(
-        cls, path: PathLike, *, chunk_avg: Optional[int] = None, compression: int = 3
+        cls,
+        location: PathLike,
+        *,
+        chunk_avg: Optional[int] = None,
+        compression: int = 3,
+        encryption: bool = False,
+        password: Optional[str] = None,
+        password_file: Optional[PathLike] = None,
     ) -> "Repository":
-        """Creates a repository in ``path`` (missing or empty) and opens it.
+        """Creates a repository at ``location`` (a missing or empty directory,
+        or an empty ``s3://`` prefix) and opens it.
 
         ``chunk_avg`` is the average chunk size in bytes (default 64 KiB),
-        ``compression`` the zstd level (0..19), as ``cairn init``.
+        ``compression`` the zstd level (0..19), ``encryption`` seals
+        everything under ``password`` (or ``password_file``), as ``cairn
+        init [--encryption]``. A remote repository should be encrypted.
         """
-        return cls(_cairn.Repository.init(os.fspath(path), chunk_avg, compression))
+        return cls(
+            _cairn.Repository.init(
+                _location(location), chunk_avg, compression, encryption,
+                _password(password, password_file),
+            )
+        )
 
     def close(self) -> None:
         """Releases the repository; later calls raise ``ValueError``."""
@@ -371,3 +396,18 @@ class GcPlan:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _location(location: PathLike) -> str:
+    """A local path or a URL, as the native layer takes it."""
+    return location if isinstance(location, str) else os.fspath(location)
+
+
+def _password(password: Optional[str], password_file: Optional[PathLike]) -> Optional[str]:
+    """The password given, or the first line of ``password_file``."""
+    if password is not None and password_file is not None:
+        raise InvalidArgument("give password or password_file, not both")
+    if password_file is not None:
+        with open(password_file, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    return password

@@ -63,7 +63,28 @@ fn new_key_kdf() -> KdfParams {
         .unwrap_or_default()
 }
 
+thread_local! {
+    /// A password given for the opens of one call ([`with_password`]).
+    static GIVEN: std::cell::RefCell<Option<Password>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `password` as the password of every repository it opens
+/// or creates on this thread, ahead of the process's source: for a program
+/// that holds several repositories with different passwords (the config
+/// runner, the Python package).
+pub fn with_password<T>(password: Password, f: impl FnOnce() -> T) -> T {
+    let before = GIVEN.with(|g| g.replace(Some(password)));
+    let out = f();
+    GIVEN.with(|g| *g.borrow_mut() = before);
+    out
+}
+
 fn password(root: &Path, purpose: PasswordPurpose) -> Result<Password> {
+    if purpose != PasswordPurpose::NewKey {
+        if let Some(given) = GIVEN.with(|g| g.borrow().clone()) {
+            return Ok(given);
+        }
+    }
     let source = SOURCE.read().unwrap_or_else(|e| e.into_inner()).clone();
     match source {
         Some(source) => source(root, purpose),
