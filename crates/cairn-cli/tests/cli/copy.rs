@@ -95,6 +95,7 @@ fn assert_restores(env: &Env, id: &str, src: &Path) {
 
 #[test]
 fn copy_everything_then_a_second_run_copies_nothing() {
+    crate::skip_if_encrypted!("copy between repositories with different keys is refused (each test repository gets its own master key); copy_between_encrypted_repositories_is_refused checks that");
     let (src, dirs, _) = source();
     let dst = Env::new();
     let r = copy_json(&src, &dst, &[]);
@@ -138,6 +139,7 @@ fn copy_everything_then_a_second_run_copies_nothing() {
 
 #[test]
 fn copy_a_selector_then_a_history_sends_only_the_new_chunks() {
+    crate::skip_if_encrypted!("copy between repositories with different keys is refused (each test repository gets its own master key); copy_between_encrypted_repositories_is_refused checks that");
     let (src, dirs, reports) = source();
     let dst = Env::new();
     let v1 = copy_json(&src, &dst, &["llama~1"]);
@@ -179,6 +181,7 @@ fn copy_a_selector_then_a_history_sends_only_the_new_chunks() {
 
 #[test]
 fn refusals_name_the_problem_and_leave_the_destination_untouched() {
+    crate::skip_if_encrypted!("copy between repositories with different keys is refused (each test repository gets its own master key); copy_between_encrypted_repositories_is_refused checks that");
     let (src, _, _) = source();
     let dst = Env::new();
     copy_json(&src, &dst, &["book"]);
@@ -235,6 +238,7 @@ fn refusals_name_the_problem_and_leave_the_destination_untouched() {
 /// `check --read-data` clean (unreferenced packs of the killed run are notes).
 #[test]
 fn copy_killed_at_random_moments_finishes_on_rerun_without_duplicates() {
+    crate::skip_if_encrypted!("copy between repositories with different keys is refused (each test repository gets its own master key); copy_between_encrypted_repositories_is_refused checks that");
     let trials = kill_trials(5, 30);
     let (src, dirs, _) = source();
     let fresh_dest = |n: usize| {
@@ -307,4 +311,64 @@ fn copy_killed_at_random_moments_finishes_on_rerun_without_duplicates() {
          them after writing packs or manifests) (a full copy took {full:?})"
     );
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// An encrypted repository's chunk ids are keyed and its chunks sealed
+/// with its own master key, so chunks cannot travel as they are between
+/// two encrypted repositories, or between an encrypted and a plain one:
+/// copy refuses, naming why, and writes nothing.
+#[test]
+fn copy_between_encrypted_repositories_is_refused() {
+    let env = Env::uninit();
+    let cairn = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = cairn_in(env.dir.path());
+        cmd.args(args)
+            .env("CAIRN_PASSWORD", "one password for all")
+            .env("CAIRN_KDF_MEMORY_KIB", "64");
+        cmd
+    };
+    let (a, b, plain) = (env.path("a"), env.path("b"), env.path("plain"));
+    for (repo, enc) in [(&a, true), (&b, true), (&plain, false)] {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["init".as_ref(), "--repo".as_ref(), repo.as_os_str()];
+        if enc {
+            args.push("--encryption".as_ref());
+        }
+        run_ok(cairn(&args));
+    }
+    write(&env.path("src/f"), &random_bytes(20_000, 3));
+    let src = env.path("src");
+    run_ok(cairn(&[
+        "snapshot".as_ref(),
+        src.as_os_str(),
+        "--kind".as_ref(),
+        "model".as_ref(),
+        "--name".as_ref(),
+        "m".as_ref(),
+        "--repo".as_ref(),
+        a.as_os_str(),
+    ]));
+    for (to, why) in [
+        (&b, "encryption keys differ"),
+        (&plain, "the source is encrypted"),
+    ] {
+        let err = run_code(
+            cairn(&[
+                "copy".as_ref(),
+                "--from".as_ref(),
+                a.as_os_str(),
+                "--to".as_ref(),
+                to.as_os_str(),
+            ]),
+            2,
+        );
+        assert!(err.contains(why), "{err}");
+        let listed = stdout(&run_ok(cairn(&[
+            "list".as_ref(),
+            "--json".as_ref(),
+            "--repo".as_ref(),
+            to.as_os_str(),
+        ])));
+        assert_eq!(listed.trim(), "[]", "nothing copied into {}", to.display());
+    }
 }
