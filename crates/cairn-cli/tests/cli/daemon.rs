@@ -41,6 +41,8 @@ fn daemon(env: &Env, file: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cairn"));
     cmd.env_remove("CAIRN_REPO")
         .env("HOME", env.path("home"))
+        // The repository's password in the encrypted run, as cairn_in gives it.
+        .envs(password_env())
         .current_dir(env.dir.path())
         .args(["daemon", "--config"])
         .arg(file)
