@@ -185,6 +185,17 @@ impl Ctx {
         )?))
     }
 
+    /// Opens the repository for a command that frees space (forget,
+    /// delete, gc, prune), which on a full disk first gives back the
+    /// repository's space reserve.
+    pub fn open_to_reclaim(&self) -> Result<Repository> {
+        let (location, _) = self.repo_path()?;
+        Ok(printing_warnings(Repository::open_location(
+            &location,
+            OpenMode::Reclaim,
+        )?))
+    }
+
     /// Opens the repository for a command that only reads: its catalog
     /// read-only, so it works on a full disk.
     pub fn open_read_only(&self) -> Result<Repository> {

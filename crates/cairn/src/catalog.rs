@@ -717,25 +717,11 @@ const NEARLY_FULL_BYTES: u64 = 1 << 20;
 /// True when the filesystem holding `path` has under [`NEARLY_FULL_BYTES`]
 /// available (to us: root may use reserved blocks, others may not).
 fn nearly_full(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    let avail = if unsafe { libc::geteuid() } == 0 {
-        st.f_bfree
-    } else {
-        st.f_bavail
-    };
-    (avail as u64).saturating_mul(st.f_frsize as u64) < NEARLY_FULL_BYTES
+    crate::host::disk_space(dir).is_some_and(|(avail, _)| avail < NEARLY_FULL_BYTES)
 }
 
 /// True when the catalog's `-wal` file is absent or empty: the main file

@@ -138,6 +138,30 @@ pub trait Storage: Send + Sync {
         let _ = key;
         Ok(())
     }
+
+    /// Bytes that can still be written where the objects are, for a backend
+    /// on a filesystem that can fill up; `None` when there is no such limit
+    /// to know of.
+    fn available_space(&self) -> Option<u64> {
+        None
+    }
+
+    /// Gives back the space a backend holds in reserve on its filesystem
+    /// when that filesystem has less than the reserve free, so that a
+    /// command that frees space (forget, gc) can take its lock and write its
+    /// catalog changes on a full disk; returns the bytes freed.
+    /// The default, for backends with no filesystem of their own to fill,
+    /// holds none.
+    fn release_reserve(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Puts the reserve back when the filesystem has room for it and some to
+    /// spare; otherwise leaves it out (best effort, never an error for lack
+    /// of space).
+    fn refill_reserve(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Names starting with this are never objects: the local backend's temp

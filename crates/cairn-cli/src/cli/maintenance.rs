@@ -50,7 +50,7 @@ fn request(
 }
 
 pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_to_reclaim()?;
     let plan = repo.forget_plan(&request(&a.filter, given_rules(&a.rules), a.allow_empty))?;
     if !a.json {
         print_forget(&plan)?;
@@ -154,7 +154,7 @@ fn print_forget_outcome(plan: &ForgetPlan, dry_run: bool, removed: usize) -> Res
 }
 
 pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_to_reclaim()?;
     let plan = repo.delete_plan(&a.snapshots)?;
     let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
     output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
@@ -269,7 +269,7 @@ fn show_policies(repo: &Repository, json: bool) -> Result<()> {
 }
 
 pub fn gc(ctx: &Ctx, a: GcArgs) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_to_reclaim()?;
     let plan = repo.gc_plan(a.max_unused)?;
     run_gc(ctx, &repo, &plan, &a, None)
 }
@@ -405,6 +405,12 @@ fn print_gc_report(r: &GcReport) -> Result<()> {
         output::bytes(r.bytes_moved)
     );
     outln!("  dropped   {} records of dead chunks", r.chunks_dropped);
+    if r.packs_left_for_space > 0 {
+        outln!(
+            "  left      {} not repacked: the disk has no room for their live chunks (free space, then run `cairn gc` again)",
+            output::count(r.packs_left_for_space, "pack")
+        );
+    }
     if r.unknown_packs_deleted + r.leftovers_deleted > 0 {
         outln!(
             "  debris    {} unlisted pack files and {} temp files removed",
@@ -417,7 +423,7 @@ fn print_gc_report(r: &GcReport) -> Result<()> {
 
 /// Forget by the stored policies, then gc, under one exclusive lock.
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
-    let repo = ctx.open()?;
+    let repo = ctx.open_to_reclaim()?;
     let fplan = repo.forget_plan(&request(&a.filter, None, a.allow_empty))?;
     if !a.gc.json {
         if fplan

@@ -75,23 +75,35 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// A small tmpfs under `env` for the test `name`, or `None` (after saying
+/// so) where mounting is not allowed; under CI as root, a failed mount
+/// fails the test.
+fn small_fs(env: &Env, name: &str) -> Option<(Tmpfs, PathBuf)> {
+    let fs_dir = env.path("small-fs");
+    match Tmpfs::mount(&fs_dir) {
+        Ok(m) => Some((m, fs_dir)),
+        Err(why) if std::env::var_os("CI").is_some() && is_root() => {
+            panic!("CI runs as root and must run {name}, but mounting tmpfs failed: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "SKIPPED {name}: cannot mount a tmpfs at {} ({why}); it needs root",
+                fs_dir.display()
+            );
+            None
+        }
+    }
+}
+
 /// Guards: the read-only open of the catalog, running without a lock on
 /// ENOSPC, the NoSpace message without a rebuild hint, and gc's order.
 #[test]
 fn a_full_disk_keeps_restore_list_check_and_gc_working() {
     let env = Env::uninit();
-    let fs_dir = env.path("small-fs");
-    let _mount = match Tmpfs::mount(&fs_dir) {
-        Ok(m) => m,
-        Err(why) if std::env::var_os("CI").is_some() && is_root() => {
-            panic!(
-                "CI runs as root and must run the full-disk test, but mounting tmpfs failed: {why}"
-            )
-        }
-        Err(why) => {
-            eprintln!("SKIPPED a_full_disk_keeps_restore_list_check_and_gc_working: cannot mount a tmpfs at {} ({why}); it needs root", fs_dir.display());
-            return;
-        }
+    let Some((_mount, fs_dir)) =
+        small_fs(&env, "a_full_disk_keeps_restore_list_check_and_gc_working")
+    else {
+        return;
     };
     let repo = fs_dir.join("repo");
     let cairn = |args: &[&str]| {
@@ -206,4 +218,74 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
             .arg(&fresh)
             .args(["--kind", "model", "--name", "fresh"]),
     );
+}
+
+/// At 100 % full nothing can be written, not even a lock object; the
+/// repository's space reserve is what lets delete and gc run there (item 3
+/// of the reliability issue), and gc puts it back once it has freed room.
+#[test]
+fn delete_and_gc_run_on_a_completely_full_disk() {
+    let env = Env::uninit();
+    let Some((_mount, fs_dir)) = small_fs(&env, "delete_and_gc_run_on_a_completely_full_disk")
+    else {
+        return;
+    };
+    let repo = fs_dir.join("repo");
+    let cairn = |args: &[&str]| {
+        let mut cmd = cairn_in(env.dir.path());
+        cmd.arg("--repo").arg(&repo).arg("-q").args(args);
+        cmd
+    };
+    run_ok(cairn(&[
+        "init",
+        "--compression",
+        "0",
+        "--pack-target",
+        "1M",
+    ]));
+    let reserve = repo.join("reserve");
+    assert!(reserve.is_file(), "init made no space reserve");
+    let old = env.path("old");
+    write(&old.join("big.bin"), &random_bytes(2 << 20, 4));
+    let kept = random_bytes(200 << 10, 5);
+    let keep = env.path("keep");
+    write(&keep.join("small.bin"), &kept);
+    for (dir, name) in [(&old, "old"), (&keep, "keep")] {
+        run_ok(
+            cairn(&["snapshot"])
+                .arg(dir)
+                .args(["--kind", "model", "--name", name]),
+        );
+    }
+    let junk = fs_dir.join("junk");
+    fill(&junk);
+    let err = run_code(cairn(&["tag", "keep", "--add", "x"]), 2);
+    assert!(
+        err.contains("no space left on device"),
+        "the disk is not full: {err}"
+    );
+
+    run_ok(cairn(&["delete", "old", "--yes"]));
+    assert!(
+        !reserve.exists(),
+        "delete ran without giving back the reserve"
+    );
+    let before = dir_bytes(&repo.join("packs"));
+    let out = run_ok(cairn(&["gc", "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["report"]["packs_deleted"].as_u64() > Some(0),
+        "{report}"
+    );
+    assert!(
+        dir_bytes(&repo.join("packs")) + (1 << 20) < before,
+        "gc freed too little: {report}"
+    );
+    assert!(
+        reserve.is_file(),
+        "gc freed 2 MiB but did not put the reserve back"
+    );
+    run_ok(cairn(&["check", "--read-data"]));
+    let out = run_ok(cairn(&["cat", "keep", "keep/small.bin"]));
+    assert_eq!(out.stdout, kept);
 }

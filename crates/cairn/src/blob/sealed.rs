@@ -119,6 +119,18 @@ impl Storage for SealedStorage {
     fn remove_leftover(&self, key: &str) -> Result<()> {
         self.inner.remove_leftover(key)
     }
+
+    fn available_space(&self) -> Option<u64> {
+        self.inner.available_space()
+    }
+
+    fn release_reserve(&self) -> Result<u64> {
+        self.inner.release_reserve()
+    }
+
+    fn refill_reserve(&self) -> Result<()> {
+        self.inner.refill_reserve()
+    }
 }
 
 #[cfg(test)]

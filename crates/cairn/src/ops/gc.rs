@@ -233,6 +233,10 @@ pub struct GcReport {
     /// Packs left in place because a live chunk in them could not be read
     /// (damage for `check`); gc never copies or drops a chunk it cannot verify.
     pub damaged: Vec<String>,
+    /// Packs the plan would repack that were left as they are because the
+    /// disk has no room for their live chunks (a later gc, with more room,
+    /// repacks them).
+    pub packs_left_for_space: u64,
 }
 
 /// Marks the live chunks and decides what to delete and repack. Takes the
@@ -604,29 +608,43 @@ pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Res
         freed += usage.size;
     }
     let mut repacker = Repacker::new(repo);
-    let mut rewritten = Vec::new();
+    // The packs that give back most for what they copy go first; on a disk
+    // with little room the repack runs in batches that fit the free space,
+    // each deleting its old packs before the next writes.
+    let mut pending: Vec<&PackUsage> = plan.repack.iter().collect();
+    pending.sort_by(|a, b| b.unused_share().total_cmp(&a.unused_share()));
+    let mut pending = pending.as_slice();
     progress.start("repack", plan.bytes_to_move());
-    for usage in &plan.repack {
-        match repacker.take(usage) {
-            Ok(()) => rewritten.push(usage),
-            Err(e) if e.is_damage() => report.damaged.push(format!("pack {}: {e}", usage.pack)),
-            Err(e) => return Err(e),
+    while !pending.is_empty() {
+        let batch = fitting(pending, repo.storage().available_space());
+        if batch == 0 {
+            report.packs_left_for_space = pending.len() as u64;
+            break;
         }
-        progress.advance(usage.live_bytes);
+        let mut rewritten = Vec::new();
+        for usage in &pending[..batch] {
+            match repacker.take(usage) {
+                Ok(()) => rewritten.push(*usage),
+                Err(e) if e.is_damage() => report.damaged.push(format!("pack {}: {e}", usage.pack)),
+                Err(e) => return Err(e),
+            }
+            progress.advance(usage.live_bytes);
+        }
+        repacker.flush()?;
+        if !rewritten.is_empty() {
+            // The repack may have taken long; confirm again before deleting.
+            plan.lock.ensure_held()?;
+            report.chunks_dropped += drop_rows(repo, &rewritten)?;
+        }
+        for usage in &rewritten {
+            repo.storage().delete(&pack::key(&usage.pack))?;
+            freed += usage.size;
+        }
+        report.packs_rewritten += rewritten.len() as u64;
+        pending = &pending[batch..];
     }
-    repacker.flush()?;
     progress.finish();
-    if !rewritten.is_empty() {
-        // The repack may have taken long; confirm again before deleting.
-        plan.lock.ensure_held()?;
-        report.chunks_dropped += drop_rows(repo, &rewritten)?;
-    }
-    for usage in &rewritten {
-        repo.storage().delete(&pack::key(&usage.pack))?;
-        freed += usage.size;
-    }
     report.packs_deleted = plan.delete.len() as u64;
-    report.packs_rewritten = rewritten.len() as u64;
     report.packs_written = repacker.packs_written;
     report.chunks_moved = repacker.chunks_moved;
     report.bytes_moved = repacker.bytes_moved;
@@ -635,6 +653,26 @@ pub fn execute(repo: &Repository, plan: &GcPlan, progress: &dyn Progress) -> Res
     // Give the WAL's pages back too; failure to do so costs only space.
     let _ = repo.catalog().checkpoint_wal();
     Ok(report)
+}
+
+/// Room a repack leaves free beyond the packs it writes: their temp files'
+/// directory entries and the catalog's WAL (rows of the moved chunks).
+const REPACK_MARGIN: u64 = 1 << 20;
+
+/// How many of `pending`, from the front, can be repacked into `room` free
+/// bytes (`None`: no limit known); at least the first when nothing limits.
+fn fitting(pending: &[&PackUsage], room: Option<u64>) -> usize {
+    let Some(room) = room else {
+        return pending.len();
+    };
+    let mut need = REPACK_MARGIN;
+    pending
+        .iter()
+        .take_while(|u| {
+            need += u.needed_bytes() + u.live_chunks * 128;
+            need <= room
+        })
+        .count()
 }
 
 /// Copies live chunks into new packs, recording each new pack as soon as it

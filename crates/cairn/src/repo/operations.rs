@@ -40,7 +40,9 @@ impl Repository {
         opts: &SnapshotOptions,
         progress: &dyn Progress,
     ) -> Result<SnapshotReport> {
-        snapshot::create(self, sources, opts, progress)
+        let report = snapshot::create(self, sources, opts, progress)?;
+        self.storage().refill_reserve()?;
+        Ok(report)
     }
 
     /// The file entries of a snapshot, sorted by path.
@@ -141,7 +143,9 @@ impl Repository {
 
     /// Removes the snapshots a forget or delete plan does not keep.
     pub fn forget(&self, plan: &ForgetPlan) -> Result<ForgetReport> {
-        forget::execute(self, plan)
+        let report = forget::execute(self, plan)?;
+        self.storage().refill_reserve()?;
+        Ok(report)
     }
 
     /// Marks the live chunks and decides what to delete and repack
@@ -163,7 +167,9 @@ impl Repository {
 
     /// Carries out a gc plan.
     pub fn gc(&self, plan: &GcPlan, progress: &dyn Progress) -> Result<GcReport> {
-        gc::execute(self, plan, progress)
+        let report = gc::execute(self, plan, progress)?;
+        self.storage().refill_reserve()?;
+        Ok(report)
     }
 
     /// The retention policies stored in the repository.

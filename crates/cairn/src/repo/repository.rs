@@ -33,6 +33,18 @@ pub enum OpenMode {
     /// so read-only commands work on a full disk (see
     /// [`Catalog::open_read_only`] and [`Repository::read_lock`]).
     ReadOnly,
+    /// [`OpenMode::ReadWrite`] for a command that frees space (forget,
+    /// delete, gc, prune): on a full disk the storage's space reserve is
+    /// given back first (see [`Storage::release_reserve`]), so the command
+    /// can take its lock and change the catalog.
+    Reclaim,
+}
+
+impl OpenMode {
+    /// True for the modes that open the catalog for writing.
+    fn writes(self) -> bool {
+        self != OpenMode::ReadOnly
+    }
 }
 
 /// Warnings a repository has for its user (a damaged config copy, a lock
@@ -149,6 +161,7 @@ impl Repository {
         // between, the repository lacks a backup, which the next read-write
         // open writes.
         storage.put_with(config::BACKUP_KEY, &bytes, PutMode::Overwrite)?;
+        storage.refill_reserve()?;
         let (storage, crypt) = match new_key {
             Some(k) => {
                 let sealed: Arc<dyn Storage> = Arc::new(crate::blob::sealed::SealedStorage::new(
@@ -356,10 +369,13 @@ impl RepoStorage {
         mode: OpenMode,
     ) -> Result<Self> {
         let loaded = stored_config::load(storage.as_ref(), &root)?;
+        if mode == OpenMode::Reclaim {
+            storage.release_reserve()?;
+        }
         // Encrypted: the password, the config's MAC, then sealed storage.
         let (storage, crypt) = keys::unlock(&storage, &root, &loaded)?;
         let mut warnings = loaded.warnings;
-        if loaded.backup_missing && mode == OpenMode::ReadWrite {
+        if loaded.backup_missing && mode.writes() {
             if let Err(e) = write_missing_backup(&storage, &loaded.bytes) {
                 warnings.push(format!("could not write the missing config.backup: {e}"));
             }
@@ -423,9 +439,9 @@ impl RepoStorage {
 
     /// The repository with its catalog opened from `file` in `mode`.
     pub(crate) fn with_catalog(self, file: &CatalogFile, mode: OpenMode) -> Result<Repository> {
-        let catalog = match mode {
-            OpenMode::ReadWrite => file.open()?,
-            OpenMode::ReadOnly => file.open_read_only()?,
+        let catalog = match mode.writes() {
+            true => file.open()?,
+            false => file.open_read_only()?,
         };
         Ok(Repository {
             root: self.root,

@@ -133,7 +133,7 @@ impl Storage for LocalStorage {
     ) -> Result<()> {
         let enter = |sub: &str| sub.starts_with(prefix) || prefix.starts_with(sub);
         walk_files(&self.root, "", &enter, &mut |key, name, size| {
-            if name.starts_with(TEMP_PREFIX) || !key.starts_with(prefix) {
+            if name.starts_with(TEMP_PREFIX) || key == RESERVE || !key.starts_with(prefix) {
                 return Ok(());
             }
             visit(ObjectInfo { key, size })
@@ -166,6 +166,50 @@ impl Storage for LocalStorage {
         Ok(out)
     }
 
+    fn available_space(&self) -> Option<u64> {
+        crate::host::disk_space(&self.root).map(|(avail, _)| avail)
+    }
+
+    fn release_reserve(&self) -> Result<u64> {
+        let path = self.root.join(RESERVE);
+        let size = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        // With as much free as the reserve holds, the command has its room.
+        if self.available_space().is_some_and(|avail| avail >= size) {
+            return Ok(0);
+        }
+        remove_durably(&path)?;
+        Ok(size)
+    }
+
+    fn refill_reserve(&self) -> Result<()> {
+        let path = self.root.join(RESERVE);
+        if path.exists() {
+            return Ok(());
+        }
+        let Some((avail, total)) = crate::host::disk_space(&self.root) else {
+            return Ok(());
+        };
+        let size = reserve_size(total);
+        // Only with room to spare: the reserve must never be what fills the
+        // disk under the user's own files.
+        if avail < size.saturating_mul(RESERVE_SPARE) {
+            return Ok(());
+        }
+        // Incompressible, so that a compressing filesystem holds the space too.
+        let mut bytes = vec![0u8; size as usize];
+        blake3::Hasher::new_derive_key("cairn space reserve")
+            .finalize_xof()
+            .fill(&mut bytes);
+        match write_durably(&path, &bytes) {
+            Err(Error::NoSpace { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
     fn remove_leftover(&self, key: &str) -> Result<()> {
         let (dir, name) = key.rsplit_once('/').unwrap_or(("", key));
         if !name.starts_with(TEMP_PREFIX) || name.contains('/') {
@@ -186,6 +230,22 @@ impl Storage for LocalStorage {
         }
         remove_durably(&path)
     }
+}
+
+/// The file holding a local repository's space reserve (docs/FORMAT.md,
+/// "Space reserve"): not an object, never listed.
+const RESERVE: &str = "reserve";
+
+/// The reserve refills only while the filesystem has this many times its
+/// size available.
+const RESERVE_SPARE: u64 = 4;
+
+/// The reserve for a filesystem of `total` bytes: 2 % of it, at least
+/// 256 KiB and at most 8 MiB. Enough for a forget's lock, intent and catalog
+/// transaction, and for gc's lock and row deletions, which run before gc
+/// deletes dead packs and so has room for its repack.
+fn reserve_size(total: u64) -> u64 {
+    (total / 50).clamp(256 << 10, 8 << 20)
 }
 
 /// Lock objects are written without holding a lock, so a temp file there

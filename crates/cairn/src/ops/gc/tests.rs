@@ -413,3 +413,37 @@ fn nothing_is_deleted_or_committed_once_the_lock_is_gone() {
     assert_eq!(t.repo.storage().list(manifest::PREFIX).unwrap(), before);
     assert!(t.repo.resolve("lost").is_err());
 }
+
+/// A repack batch is what fits the free space, margin and catalog rows
+/// included; with no limit known, everything; with too little, nothing.
+#[test]
+fn repack_batches_fit_the_free_space() {
+    let usage = |live_bytes: u64| PackUsage {
+        pack: PackId::from_slice(&[live_bytes as u8; 32]).unwrap(),
+        rowid: 0,
+        size: 4 << 20,
+        chunks: 10,
+        live_chunks: 4,
+        live_bytes,
+        copy: Vec::new(),
+    };
+    let packs = [usage(1 << 20), usage(1 << 20), usage(1 << 20)];
+    let pending: Vec<&PackUsage> = packs.iter().collect();
+    assert_eq!(fitting(&pending, None), 3);
+    assert_eq!(fitting(&pending, Some(0)), 0);
+    assert_eq!(
+        fitting(&pending, Some(REPACK_MARGIN + (1 << 20))),
+        0,
+        "framing counts"
+    );
+    let one = REPACK_MARGIN + pending[0].needed_bytes() + 4 * 128;
+    assert_eq!(fitting(&pending, Some(one)), 1);
+    let each = one - REPACK_MARGIN;
+    assert_eq!(fitting(&pending, Some(one + each - 1)), 1);
+    assert_eq!(
+        fitting(&pending, Some(one + each)),
+        2,
+        "the margin is paid once"
+    );
+    assert_eq!(fitting(&pending, Some(one + 2 * each)), 3);
+}
