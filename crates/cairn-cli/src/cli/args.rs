@@ -155,6 +155,9 @@ pub struct CopyArgs {
     /// The repository to copy into (as --repo; it must exist)
     #[arg(long, value_name = "REPO")]
     pub to: PathBuf,
+    /// The password of --from: the first line of FILE (without it, both repositories' passwords come from the same places)
+    #[arg(long, value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
     /// Also copy every snapshot of this kind (with --name, of that history)
     #[arg(long)]
     pub kind: Option<String>,
@@ -308,6 +311,12 @@ pub struct InitArgs {
     /// Seal packs at this much chunk data instead of 32M (small packs: finer-grained gc; used by tests)
     #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
     pub pack_target: Option<u64>,
+    /// Make this repository take `cairn copy` from REPO (and give to it) as stored: it gets REPO's chunker and, if REPO is encrypted, REPO's master key under this repository's own password
+    #[arg(long, value_name = "REPO", conflicts_with = "chunk_avg")]
+    pub from_repo: Option<PathBuf>,
+    /// The password of --from-repo: the first line of FILE (without it, --from-repo's password comes from the same places as --repo's)
+    #[arg(long, value_name = "FILE", requires = "from_repo")]
+    pub from_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

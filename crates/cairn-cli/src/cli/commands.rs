@@ -24,16 +24,36 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     }
     if a.encryption {
         config = config.with_encryption();
-    } else if matches!(location, cairn::RepoLocation::S3(_)) {
+    }
+    let repo = match &a.from_repo {
+        Some(from) => {
+            let like = super::copy::open_source(
+                ctx,
+                from,
+                a.from_password_file.as_deref(),
+                "--from-repo",
+            )?;
+            Repository::init_like(&location, config, &like)?
+        }
+        None => Repository::init_at_location(&location, config)?,
+    };
+    let encrypted = repo.crypt().is_encrypted();
+    if !encrypted && matches!(location, cairn::RepoLocation::S3(_)) {
         eprintln!(
-            "cairn: warning: {} is remote and will not be encrypted: whoever can read it reads \
+            "cairn: warning: {} is remote and not encrypted: whoever can read it reads \
              your data (`cairn init --encryption` seals everything)",
             location.display()
         );
     }
-    Repository::init_at_location(&location, config)?;
-    let how = if a.encryption { "encrypted " } else { "" };
+    let how = if encrypted { "encrypted " } else { "" };
     outln!("created {how}cairn repository at {}", location.display());
+    if let Some(from) = &a.from_repo {
+        outln!(
+            "  it shares the chunker{} of {}: `cairn copy` works between them",
+            if encrypted { " and master key" } else { "" },
+            from.display()
+        );
+    }
     Ok(())
 }
 

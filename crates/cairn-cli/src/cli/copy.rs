@@ -2,20 +2,17 @@
 //! sent. Both repositories are opened as `--repo` opens one.
 
 use anyhow::{Context, Result};
-use cairn::{CopyReport, CopyRequest, CopyState, SnapshotFilter};
+use std::path::Path;
+
+use cairn::{CopyReport, CopyRequest, CopyState, Repository, SnapshotFilter};
 
 use super::args::CopyArgs;
 use super::output;
+use super::password;
 use super::Ctx;
 
 pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<()> {
-    let from = ctx.for_repo(a.from.clone());
-    let source = from.open_read_only().with_context(|| {
-        format!(
-            "cannot open the source repository --from {}",
-            a.from.display()
-        )
-    })?;
+    let source = open_source(ctx, &a.from, a.from_password_file.as_deref(), "--from")?;
     let to = ctx.for_repo(a.to.clone());
     let dest = if a.dry_run {
         to.open_read_only()
@@ -43,6 +40,28 @@ pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<()> {
         return output::json(&report);
     }
     print(&report)
+}
+
+/// Opens the repository `repo` of option `option` read-only, with the
+/// password in `password_file` when one is given.
+pub fn open_source(
+    ctx: &Ctx,
+    repo: &Path,
+    password_file: Option<&Path>,
+    option: &str,
+) -> Result<Repository> {
+    let from = ctx.for_repo(repo.to_path_buf());
+    let open = || from.open_read_only();
+    let opened = match password_file {
+        Some(file) => cairn::with_password(password::from_file(file)?, open),
+        None => open(),
+    };
+    opened.with_context(|| {
+        format!(
+            "cannot open the source repository {option} {}",
+            repo.display()
+        )
+    })
 }
 
 fn print(r: &CopyReport) -> Result<()> {

@@ -79,6 +79,11 @@ impl Sources {
 }
 
 /// The first line of `path`, without its line ending.
+/// The password in the first line of the file at `path`.
+pub fn from_file(path: &Path) -> cairn::Result<Password> {
+    read_file(path)
+}
+
 fn read_file(path: &Path) -> cairn::Result<Password> {
     let text = Zeroizing::new(std::fs::read(path).map_err(|source| cairn::Error::Io {
         path: path.to_path_buf(),

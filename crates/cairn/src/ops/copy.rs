@@ -379,7 +379,7 @@ impl<'r> Sender<'r> {
             from,
             to,
             progress,
-            writer: PackWriter::with_target(to.config().pack_target_bytes()),
+            writer: to.pack_writer(),
             verify: to.config().verify_after_snapshot,
             packs_written: 0,
         }
@@ -416,7 +416,7 @@ impl<'r> Sender<'r> {
         if self.writer.is_empty() {
             return Ok(());
         }
-        let next = PackWriter::with_target(self.to.config().pack_target_bytes());
+        let next = self.to.pack_writer();
         let sealed = std::mem::replace(&mut self.writer, next).finish();
         write_pack(
             self.to.storage(),

@@ -690,8 +690,7 @@ impl<'r> Repacker<'r> {
     fn new(repo: &'r Repository) -> Self {
         Self {
             repo,
-            writer: PackWriter::with_target(repo.config().pack_target_bytes())
-                .sealing(repo.crypt()),
+            writer: repo.pack_writer(),
             packs_written: 0,
             chunks_moved: 0,
             bytes_moved: 0,
@@ -736,8 +735,7 @@ impl<'r> Repacker<'r> {
         if self.writer.is_empty() {
             return Ok(());
         }
-        let next = PackWriter::with_target(self.repo.config().pack_target_bytes())
-            .sealing(self.repo.crypt());
+        let next = self.repo.pack_writer();
         let sealed = std::mem::replace(&mut self.writer, next).finish();
         self.repo
             .storage()

@@ -485,7 +485,7 @@ impl<'r> Storer<'r> {
         Self {
             repo,
             level,
-            pack: PackWriter::with_target(repo.config().pack_target_bytes()).sealing(repo.crypt()),
+            pack: repo.pack_writer(),
             packs,
             recycled,
             sealed_any: false,

@@ -167,10 +167,16 @@ pub(crate) struct NewRepositoryKey {
 }
 
 /// Makes the master key of a repository being created with `config`
-/// (marked encrypted), asking for its first password.
-pub(crate) fn create(root: &Path, config: &mut RepoConfig) -> Result<NewRepositoryKey> {
+/// (marked encrypted), or takes `shared` (another repository's, so that
+/// the two hold the same chunk ids and sealed bytes), and asks for its
+/// first password.
+pub(crate) fn create(
+    root: &Path,
+    config: &mut RepoConfig,
+    shared: Option<&SecretKey>,
+) -> Result<NewRepositoryKey> {
     let password = password(root, PasswordPurpose::Create)?;
-    let master = SecretKey::random();
+    let master = shared.map_or_else(SecretKey::random, |k| SecretKey::from_bytes(*k.as_bytes()));
     let id = random_id();
     let file = KeyFile::wrap(
         &master,

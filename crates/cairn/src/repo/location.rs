@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::catalog::location::CatalogLocation;
 use crate::error::{Error, Result};
 use crate::format::config::{self, RepoConfig};
+use crate::format::seal::SecretKey;
 use crate::repo::config::ConfigRepair;
 use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 use crate::storage::object::url::{self, ObjectUrl};
@@ -101,8 +102,45 @@ impl Repository {
     /// Creates a repository at `location`. A local directory must not
     /// exist or be empty; an S3 prefix must hold no objects.
     pub fn init_at_location(location: &RepoLocation, config: RepoConfig) -> Result<Self> {
+        Self::init_location(location, config, None)
+    }
+
+    /// Creates a repository at `location` that takes copies of `like`'s
+    /// snapshots as they are stored (`cairn copy` without re-chunking):
+    /// it gets `like`'s chunker and, when `like` is encrypted, its master
+    /// key, wrapped in a key file of its own under the password asked for
+    /// it (docs/FORMAT.md, "Keys"). The rest of `config` (compression,
+    /// pack size) is its own.
+    pub fn init_like(
+        location: &RepoLocation,
+        config: RepoConfig,
+        like: &Repository,
+    ) -> Result<Self> {
+        let mut config = config;
+        config.chunker = like.config().chunker;
+        let master = like.crypt().keys().map(|k| k.master());
+        config = match master {
+            Some(_) => config.with_encryption(),
+            None if config.is_encrypted() => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not encrypted, so there is no key to share: a repository made from it \
+                     is unencrypted too (copying into an encrypted repository with its own key \
+                     would need re-chunking, which is not supported)",
+                    like.root().display()
+                )))
+            }
+            None => config,
+        };
+        Self::init_location(location, config, master)
+    }
+
+    fn init_location(
+        location: &RepoLocation,
+        config: RepoConfig,
+        master: Option<&SecretKey>,
+    ) -> Result<Self> {
         if let RepoLocation::Local(path) = location {
-            return Self::init(path, config);
+            return Self::init_local(path, config, master);
         }
         let (storage, catalog) = location.open()?;
         let path = PathBuf::from(location.display());
@@ -112,7 +150,8 @@ impl Repository {
         if !storage.list("")?.is_empty() {
             return Err(Error::RepoDirNotEmpty { path });
         }
-        Self::init_with(storage, catalog, config)
+        let root = PathBuf::from(storage.location());
+        Self::init_at(root, storage, catalog, config, master)
     }
 
     /// Opens the repository at `location` in `mode` (a remote one's cached

@@ -16,7 +16,8 @@ use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::config::{self, RepoConfig};
 use crate::format::id::ChunkId;
-use crate::format::seal::Crypt;
+use crate::format::pack::PackWriter;
+use crate::format::seal::{Crypt, SecretKey};
 use crate::repo::config as stored_config;
 use crate::repo::keys;
 use crate::repo::lock::Lock;
@@ -94,6 +95,16 @@ impl Repository {
     /// Creates a repository in the local directory `path`, which must not
     /// exist or be empty; its catalog is `path/catalog.db`.
     pub fn init(path: &Path, config: RepoConfig) -> Result<Self> {
+        Self::init_local(path, config, None)
+    }
+
+    /// [`Repository::init`], with the master key `master` when encrypted
+    /// (a random one when `None`).
+    pub(crate) fn init_local(
+        path: &Path,
+        config: RepoConfig,
+        master: Option<&SecretKey>,
+    ) -> Result<Self> {
         let existing = LocalStorage::new(path);
         if [config::KEY, config::BACKUP_KEY]
             .iter()
@@ -107,6 +118,7 @@ impl Repository {
             storage,
             CatalogLocation::in_repository(path),
             config,
+            master,
         )
     }
 
@@ -117,14 +129,21 @@ impl Repository {
         catalog: CatalogLocation,
         config: RepoConfig,
     ) -> Result<Self> {
-        Self::init_at(PathBuf::from(storage.location()), storage, catalog, config)
+        Self::init_at(
+            PathBuf::from(storage.location()),
+            storage,
+            catalog,
+            config,
+            None,
+        )
     }
 
-    fn init_at(
+    pub(crate) fn init_at(
         root: PathBuf,
         storage: Arc<dyn Storage>,
         catalog: CatalogLocation,
         config: RepoConfig,
+        master: Option<&SecretKey>,
     ) -> Result<Self> {
         if storage.head(config::KEY).is_ok() {
             return Err(Error::RepoExists { path: root });
@@ -133,7 +152,7 @@ impl Repository {
         // Encrypted: the master key and first password before anything is
         // written; its key file goes before the config.
         let new_key = match config.is_encrypted() {
-            true => Some(keys::create(&root, &mut config)?),
+            true => Some(keys::create(&root, &mut config, master)?),
             false => None,
         };
         let bytes = new_key
@@ -223,6 +242,12 @@ impl Repository {
             CatalogLocation::in_repository(path),
             OpenMode::ReadWrite,
         )
+    }
+
+    /// A writer for a new pack of this repository: its pack size, sealed
+    /// as the repository seals (every writer of packs starts here).
+    pub(crate) fn pack_writer(&self) -> PackWriter {
+        PackWriter::with_target(self.config().pack_target_bytes()).sealing(self.crypt())
     }
 
     /// Where the repository is: the directory of a local repository, else
