@@ -79,6 +79,9 @@ pub fn cairn_in(sandbox: &Path) -> Command {
         .env_remove("CAIRN_PASSWORD_FILE")
         .env_remove("CAIRN_NEW_PASSWORD")
         .env_remove("CAIRN_NEW_PASSWORD_FILE")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
         .env("XDG_DATA_HOME", sandbox.join("xdg-data"))
         .env("HOME", sandbox.join("home"))
         .current_dir(sandbox);

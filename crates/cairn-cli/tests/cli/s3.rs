@@ -215,6 +215,61 @@ fn a_wrong_secret_key_is_a_clear_error_naming_the_url() {
     }
 }
 
+/// With nothing in the environment but `AWS_PROFILE`, the endpoint, region
+/// and keys come from `~/.aws/config` and `~/.aws/credentials`, as AWS
+/// tools read them; a profile neither file has is an error naming both.
+#[test]
+fn credentials_and_endpoint_come_from_the_aws_files() {
+    let Some(t) = S3Env::new("s3_aws_files") else {
+        return;
+    };
+    let env: std::collections::HashMap<_, _> = t.server.env().into_iter().collect();
+    let aws = t.path("home/.aws");
+    write(
+        &aws.join("config"),
+        format!(
+            "[default]\nregion = eu-west-1\n[profile lab]\nregion = us-east-1\nendpoint_url = {}\n",
+            env["AWS_ENDPOINT_URL"]
+        )
+        .as_bytes(),
+    );
+    write(
+        &aws.join("credentials"),
+        format!(
+            "[lab]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        )
+        .as_bytes(),
+    );
+    let cairn = |profile: &str, args: &[&str]| {
+        let mut cmd = cairn_in(t.dir.path());
+        for var in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_PROFILE", profile)
+            .env("CAIRN_S3_RETRIES", "2")
+            .env("CAIRN_CACHE_DIR", t.path("cache"))
+            .arg("--repo")
+            .arg(&t.url)
+            .args(args);
+        cmd
+    };
+    run_ok(cairn("lab", &["init"]));
+    let src = t.source("m", 31);
+    run_ok(cairn("lab", &["snapshot", "--kind", "model", "--name", "m"]).arg(&src));
+    assert!(stdout(&run_ok(cairn("lab", &["list"]))).contains("1 snapshot"));
+    let err = run_code(cairn("prod", &["list"]), 2);
+    assert!(
+        err.contains("AWS_PROFILE=prod") && err.contains(".aws/credentials"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_missing_bucket_is_named() {
     let Some(t) = S3Env::new("s3_no_bucket") else {

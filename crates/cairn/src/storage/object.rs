@@ -22,6 +22,7 @@
 //! Endpoint, region and credentials come from the standard AWS variables
 //! (see [`ObjectStorage::open`]).
 
+pub mod aws_files;
 #[cfg(test)]
 pub(crate) mod test_server;
 pub mod url;
@@ -96,6 +97,33 @@ impl S3Settings {
     }
 }
 
+/// `builder` with the settings of an AWS profile that the environment did
+/// not give already. Keys go together: a profile's secret never pairs with
+/// the environment's key id.
+fn with_profile(mut builder: AmazonS3Builder, profile: &aws_files::Profile) -> AmazonS3Builder {
+    use AmazonS3ConfigKey as K;
+    let unset = |b: &AmazonS3Builder, key: &K| b.get_config_value(key).is_none();
+    if unset(&builder, &K::AccessKeyId) && unset(&builder, &K::SecretAccessKey) {
+        if let (Some(id), Some(secret)) = (
+            profile.get("aws_access_key_id"),
+            profile.get("aws_secret_access_key"),
+        ) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            if let Some(token) = profile.get("aws_session_token") {
+                builder = builder.with_token(token);
+            }
+        }
+    }
+    for (key, name) in [(K::Region, "region"), (K::Endpoint, "endpoint_url")] {
+        if let (true, Some(value)) = (unset(&builder, &key), profile.get(name)) {
+            builder = builder.with_config(key, value);
+        }
+    }
+    builder
+}
+
 /// A repository's objects under one prefix of one bucket.
 pub struct ObjectStorage {
     store: AmazonS3,
@@ -113,11 +141,15 @@ impl ObjectStorage {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// and the other `AWS_*` keys `object_store` knows (web identity,
     /// container credentials, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`;
-    /// requests are path-style unless that is set). The `~/.aws` config
-    /// and credentials files are not read.
+    /// requests are path-style unless that is set). What the environment
+    /// leaves unset comes from the `~/.aws` config and credentials files
+    /// (see [`aws_files`]).
     pub fn open(url: ObjectUrl, settings: S3Settings) -> Result<Self> {
         let location = url.to_url();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        if let Some(profile) = aws_files::load_from_env()? {
+            builder = with_profile(builder, &profile);
+        }
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
