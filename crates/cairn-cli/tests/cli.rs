@@ -53,6 +53,8 @@ mod incomplete;
 mod integrity;
 #[path = "cli/kill.rs"]
 mod kill;
+#[path = "cli/kill_keys.rs"]
+mod kill_keys;
 #[path = "cli/locks.rs"]
 mod locks;
 #[path = "cli/manifests.rs"]

@@ -71,7 +71,10 @@ fn print_check(r: &CheckReport) -> Result<()> {
     } else if catalog_damaged {
         outln!("the catalog is damaged; `cairn rebuild-catalog` recreates it from packs and manifests, then run `cairn check` again");
     } else {
-        outln!("{damage} problems found; `cairn repair` salvages what it can (see README: Repair)");
+        outln!(
+            "{} found; `cairn repair` salvages what it can (see README: Repair)",
+            output::count(damage as u64, "problem")
+        );
     }
     Ok(())
 }

@@ -34,18 +34,18 @@ const MB: usize = 1_000_000;
 
 /// What a suite saw over its trials.
 #[derive(Default)]
-struct Tally {
-    trials: usize,
+pub(crate) struct Tally {
+    pub trials: usize,
     /// Trials in which the command was still running when killed.
-    killed: usize,
+    pub killed: usize,
     /// Killed trials in which the command had already changed something
     /// visible (the windows that matter), for whoever reads the log.
-    midway: usize,
+    pub midway: usize,
     /// A committed snapshot (or restored file) that did not come back bit
     /// for bit, or a forget that removed only part of its set.
-    broken: Vec<String>,
+    pub broken: Vec<String>,
     /// A `check` that found damage where none may be.
-    check_failures: Vec<String>,
+    pub check_failures: Vec<String>,
     /// What `check` reported after the reruns (problem → trials), for the
     /// log: leftovers, and for repair the chunk it lost.
     findings: std::collections::BTreeMap<String, usize>,
@@ -68,7 +68,7 @@ impl Tally {
     }
 
     /// Prints the figures, then fails if anything broke.
-    fn finish(&self, op: &str, seed: u64, full: Duration) {
+    pub fn finish(&self, op: &str, seed: u64, full: Duration) {
         eprintln!(
             "kill suite `{op}` (seed {seed:#x}, an uninterrupted run took up to {full:?}): \
              {} trials, {} killed before they exited ({} part-way), {} broken snapshots, \
@@ -89,7 +89,7 @@ impl Tally {
     }
 }
 
-fn seed(default: u64) -> u64 {
+pub(crate) fn seed(default: u64) -> u64 {
     let Ok(v) = std::env::var("CAIRN_CRASH_SEED") else {
         return default;
     };
@@ -103,7 +103,7 @@ fn seed(default: u64) -> u64 {
 
 /// When a trial kills the command.
 #[derive(Debug, Clone, Copy)]
-enum Moment {
+pub(crate) enum Moment {
     /// This long after it starts.
     After(Duration),
     /// This long after the watched count first changes: the command's first
@@ -116,7 +116,7 @@ impl Moment {
     /// Even trials kill at a random time, stratified over the run (so a few
     /// trials cover early and late); odd ones aim at the first `window`
     /// after the first visible change, which random times rarely hit.
-    fn draw(
+    pub fn draw(
         rng: &mut SplitMix64,
         trial: usize,
         trials: usize,
@@ -138,8 +138,13 @@ impl Moment {
 /// `cairn --quiet --repo REPO ARGS...` as a child process we can kill,
 /// isolated like `common::cairn_in`.
 fn spawn(env: &Env, args: &[&str]) -> Child {
+    spawn_with(env, args, &password_env())
+}
+
+/// [`spawn`] with `vars` in its environment.
+pub(crate) fn spawn_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(password_env())
+        .envs(vars.iter().copied())
         .env_remove("CAIRN_REPO")
         .env("XDG_DATA_HOME", env.path("xdg-data"))
         .env("HOME", env.path("home"))
@@ -162,7 +167,18 @@ fn run_killed(
     moment: Moment,
     watch: &dyn Fn() -> usize,
 ) -> (bool, Output) {
-    let mut child = spawn(env, args);
+    run_killed_with(env, args, &password_env(), moment, watch)
+}
+
+/// [`run_killed`] with `vars` in the command's environment.
+pub(crate) fn run_killed_with(
+    env: &Env,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    moment: Moment,
+    watch: &dyn Fn() -> usize,
+) -> (bool, Output) {
+    let mut child = spawn_with(env, args, vars);
     match moment {
         Moment::After(d) => std::thread::sleep(d),
         Moment::AfterFirstChange(d) => {
@@ -200,7 +216,7 @@ fn full_time(make: &dyn Fn() -> Env, args: &[&str], code: i32) -> Duration {
 
 /// Regular files under `dir` (recursively) whose names pass `keep`;
 /// tolerates entries vanishing while it looks.
-fn count_files(dir: &Path, keep: &dyn Fn(&str) -> bool) -> usize {
+pub(crate) fn count_files(dir: &Path, keep: &dyn Fn(&str) -> bool) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
@@ -215,7 +231,7 @@ fn count_files(dir: &Path, keep: &dyn Fn(&str) -> bool) -> usize {
 }
 
 /// A fresh temp dir holding a copy of `template`'s repository.
-fn copy_env(template: &Env) -> Env {
+pub(crate) fn copy_env(template: &Env) -> Env {
     let dir = tempfile::Builder::new()
         .prefix("cairn-kill-")
         .tempdir()
@@ -227,7 +243,7 @@ fn copy_env(template: &Env) -> Env {
 
 /// `restored` reproduces `src` bit for bit: the same nodes (type, mode,
 /// mtime, size, link target) and the same bytes in every file.
-fn same_tree(src: &Path, restored: &Path) -> Result<(), String> {
+pub(crate) fn same_tree(src: &Path, restored: &Path) -> Result<(), String> {
     if fs::symlink_metadata(restored).is_err() {
         return Err(format!("{} is missing", restored.display()));
     }
