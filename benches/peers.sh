@@ -5,6 +5,13 @@
 #   benches/peers.sh                       # SIZE=2G, cairn + restic + borg
 #   SIZE=256M PEERS=restic benches/peers.sh
 #   CAIRN=0 GEN_MODEL=/path/to/gen_model SIZE=256M benches/peers.sh   # peers only
+#   S3=1 SIZE=1G benches/peers.sh          # on S3: cairn local, cairn S3, restic S3
+#
+# With S3=1 a SeaweedFS server (WEED, default .ci/venv/bin/weed, which
+# .ci/run installs) is started on 127.0.0.1 (ports from WEED_BASE, default
+# 28500), and the tools are cairn on a local disk, cairn on s3://, and
+# restic on s3: (borg has no S3 backend); speedups are cairn-s3's. Repository
+# sizes are those of the local repository only.
 #
 # Steps, each the same for every tool and timed with GNU `time -v`
 # (init is done but not in the table):
@@ -42,14 +49,28 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 log() { printf '[peers] %s\n' "$*" >&2; }
 die() { printf '[peers] ERROR: %s\n' "$*" >&2; exit 1; }
 
+S3=${S3:-0}
 TOOLS=()
-[[ $CAIRN == 1 ]] && TOOLS+=(cairn)
-for p in $PEERS; do
-    case $p in
-        restic | borg) TOOLS+=("$p") ;;
-        *) die "unknown peer '$p' (restic, borg)" ;;
-    esac
-done
+if [[ $S3 == 1 ]]; then
+    PEERS=${PEERS/borg/}
+    [[ $CAIRN == 1 ]] && TOOLS+=(cairn cairn-s3)
+    for p in $PEERS; do
+        case $p in
+            restic) TOOLS+=(restic-s3) ;;
+            *) die "unknown S3 peer '$p' (restic)" ;;
+        esac
+    done
+else
+    [[ $CAIRN == 1 ]] && TOOLS+=(cairn)
+    for p in $PEERS; do
+        case $p in
+            restic | borg) TOOLS+=("$p") ;;
+            *) die "unknown peer '$p' (restic, borg)" ;;
+        esac
+    done
+fi
+SUBJECT=cairn
+[[ $S3 == 1 ]] && SUBJECT=cairn-s3
 ((${#TOOLS[@]} > 0)) || die "nothing to run (CAIRN=0 and PEERS empty)"
 
 # ------------------------------------------------------------ install peers
@@ -79,6 +100,30 @@ if [[ -z ${GEN_MODEL:-} ]]; then
 fi
 [[ -x $GEN_MODEL ]] || die "no gen_model at $GEN_MODEL"
 [[ $CAIRN != 1 || -x $CAIRN_BIN ]] || die "no cairn at $CAIRN_BIN"
+
+# ------------------------------------------------------------- S3 server
+if [[ $S3 == 1 ]]; then
+    WEED=${WEED:-$ROOT/.ci/venv/bin/weed}
+    [[ -x $WEED ]] || die "no SeaweedFS at $WEED (run .ci/run once, or set WEED)"
+    WEED_BASE=${WEED_BASE:-28500}
+    WEED_DIR=$(mktemp -d)
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+    "$WEED" mini -dir="$WEED_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -admin.ui=false -webdav=false -debug.port=0 -s3.debug.port=0 -bucket=bench \
+        -master.port=$WEED_BASE -volume.port=$((WEED_BASE + 2)) -filer.port=$((WEED_BASE + 4)) \
+        -s3.port=$((WEED_BASE + 6)) -admin.port=$((WEED_BASE + 8)) \
+        -s3.port.iceberg=$((WEED_BASE + 10)) -s3.port.lance=$((WEED_BASE + 12)) \
+        >"$WEED_DIR/weed.log" 2>&1 &
+    WEED_PID=$!
+    trap 'kill $WEED_PID 2>/dev/null; wait $WEED_PID 2>/dev/null; rm -rf "$WEED_DIR"' EXIT
+    for _ in $(seq 1 600); do
+        grep -q "Press Ctrl+C" "$WEED_DIR/weed.log" 2>/dev/null && break
+        kill -0 $WEED_PID 2>/dev/null || { cat "$WEED_DIR/weed.log" >&2; die "SeaweedFS did not start"; }
+        sleep 0.1
+    done
+    S3_ENDPOINT=http://127.0.0.1:$((WEED_BASE + 6))
+    log "SeaweedFS S3 at $S3_ENDPOINT (data in $WEED_DIR)"
+fi
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -162,39 +207,43 @@ verify_restore() {
 }
 
 # ------------------------------------------------------------------- tools
-run_cairn() {
-    local repo=$WORK/repos/cairn
+# cairn_steps TOOL REPO: the steps for cairn at REPO (a path or an s3:// URL).
+cairn_steps() {
+    local tool=$1 repo=$2
     local c=("$CAIRN_BIN" --repo "$repo")
-    "${c[@]}" init >"$LOGS/cairn.init.log" 2>&1 || { cat "$LOGS/cairn.init.log" >&2; die "cairn init failed"; }
-    timed cairn snap1 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
-    timed cairn snap1again "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    export CAIRN_CACHE_DIR=$WORK/cache/$tool
+    "${c[@]}" init >"$LOGS/$tool.init.log" 2>&1 || { cat "$LOGS/$tool.init.log" >&2; die "$tool init failed"; }
+    timed "$tool" snap1 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    timed "$tool" snap1again "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
     put_src "$V2" "2024-01-02 00:00:00"
-    timed cairn snap2 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
-    REPO_BYTES[cairn]=$(du -sb "$repo" | cut -f1)
-    timed cairn restore "${c[@]}" restore bench "$RESTORE"
-    verify_restore cairn "$RESTORE"
-    if "${c[@]}" check --help >/dev/null 2>&1; then
-        timed cairn check "${c[@]}" check --read-data
-    else
-        log "cairn: no 'check' subcommand yet: n/a"
-        WALL[cairn,check]=n/a RSS[cairn,check]=n/a
-    fi
+    timed "$tool" snap2 "${c[@]}" snapshot "$SRC" --kind model --name bench --quiet
+    [[ -d $repo ]] && REPO_BYTES[$tool]=$(du -sb "$repo" | cut -f1)
+    timed "$tool" restore "${c[@]}" restore bench "$RESTORE"
+    verify_restore "$tool" "$RESTORE"
+    timed "$tool" check "${c[@]}" check --read-data
 }
 
-run_restic() {
-    local repo=$WORK/repos/restic
-    export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache/restic
-    local r=(restic -r "$repo")
-    "${r[@]}" init >"$LOGS/restic.init.log" 2>&1 || { cat "$LOGS/restic.init.log" >&2; die "restic init failed"; }
-    timed restic snap1 "${r[@]}" backup --compression auto "$SRC"
-    timed restic snap1again "${r[@]}" backup --compression auto "$SRC"
+run_cairn() { cairn_steps cairn "$WORK/repos/cairn"; }
+run_cairn-s3() { cairn_steps cairn-s3 "s3://bench/cairn-$$"; }
+
+# restic_steps TOOL REPO: the steps for restic at REPO.
+restic_steps() {
+    local tool=$1
+    export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/cache/$tool
+    local r=(restic -r "$2")
+    "${r[@]}" init >"$LOGS/$tool.init.log" 2>&1 || { cat "$LOGS/$tool.init.log" >&2; die "$tool init failed"; }
+    timed "$tool" snap1 "${r[@]}" backup --compression auto "$SRC"
+    timed "$tool" snap1again "${r[@]}" backup --compression auto "$SRC"
     put_src "$V2" "2024-01-02 00:00:00"
-    timed restic snap2 "${r[@]}" backup --compression auto "$SRC"
-    REPO_BYTES[restic]=$(du -sb "$repo" | cut -f1)
-    timed restic restore "${r[@]}" restore latest --target "$RESTORE"
-    verify_restore restic "$RESTORE"
-    timed restic check "${r[@]}" check --read-data
+    timed "$tool" snap2 "${r[@]}" backup --compression auto "$SRC"
+    [[ -d $2 ]] && REPO_BYTES[$tool]=$(du -sb "$2" | cut -f1)
+    timed "$tool" restore "${r[@]}" restore latest --target "$RESTORE"
+    verify_restore "$tool" "$RESTORE"
+    timed "$tool" check "${r[@]}" check --read-data
 }
+
+run_restic() { restic_steps restic "$WORK/repos/restic"; }
+run_restic-s3() { restic_steps restic-s3 "s3:$S3_ENDPOINT/bench/restic-$$"; }
 
 run_borg() {
     local repo=$WORK/repos/borg
@@ -225,6 +274,8 @@ rm -rf "$SRC"
 # ------------------------------------------------------------------- table
 version() {
     case $1 in
+        cairn-s3) echo "cairn on SeaweedFS $("$WEED" version 2>/dev/null | head -n1 | awk '{print $3}')" ;;
+        restic-s3) echo "restic on S3" ;;
         cairn) "$CAIRN_BIN" --version 2>/dev/null | head -n1 || echo cairn ;;
         restic) restic version | awk '{print $1, $2}' ;;
         borg) borg --version ;;
@@ -238,7 +289,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == 
     print "n/a"; else if (b + 0 == 0) print "inf"; else printf "%.2fx", a / b }'; }
 
 PEER_TOOLS=()
-for t in "${TOOLS[@]}"; do [[ $t == cairn ]] || PEER_TOOLS+=("$t"); done
+for t in "${TOOLS[@]}"; do [[ $t == "$SUBJECT" ]] || PEER_TOOLS+=("$t"); done
 SPEEDUP=()
 [[ $CAIRN == 1 ]] && SPEEDUP=("${PEER_TOOLS[@]}")
 
@@ -267,7 +318,7 @@ declare -A LABEL=(
         sep+="---:|---:|---:|"
     done
     for p in "${SPEEDUP[@]}"; do
-        head+=" cairn speedup vs $p |"
+        head+=" $SUBJECT speedup vs $p |"
         sep+="---:|"
     done
     echo "$head"
@@ -278,16 +329,16 @@ declare -A LABEL=(
             row+=" $(fmt "${WALL[$t,$s]}" %.2f) | $(mbps "${WALL[$t,$s]}") | $(fmt "${RSS[$t,$s]}" %.0f) |"
         done
         for p in "${SPEEDUP[@]}"; do
-            row+=" $(ratio "${WALL[$p,$s]}" "${WALL[cairn,$s]}") |"
+            row+=" $(ratio "${WALL[$p,$s]}" "${WALL[$SUBJECT,$s]}") |"
         done
         echo "$row"
     done
     row="| repository size after v1+v2, MiB (ratio cairn/peer) |"
     for t in "${TOOLS[@]}"; do
-        row+=" $(awk -v b="${REPO_BYTES[$t]}" 'BEGIN { printf "%.1f", b / 1048576 }') | | |"
+        row+=" $(awk -v b="${REPO_BYTES[$t]:-}" 'BEGIN { if (b == "") print "n/a"; else printf "%.1f", b / 1048576 }') | | |"
     done
     for p in "${SPEEDUP[@]}"; do
-        row+=" $(ratio "${REPO_BYTES[cairn]}" "${REPO_BYTES[$p]}") |"
+        row+=" $(ratio "${REPO_BYTES[cairn]:-n/a}" "${REPO_BYTES[$p]:-n/a}") |"
     done
     echo "$row"
 } | tee "$WORK/results.md"

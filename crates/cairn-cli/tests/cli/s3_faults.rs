@@ -4,7 +4,8 @@
 //! server is back the next run succeeds (on a `weed mini` of this test's
 //! own, which it kills). It answers 503 (a fault-injecting proxy written
 //! here, in front of the shared server): retried with backoff, and when
-//! it never stops, one clear error.
+//! it never stops, one clear error. It answers too slowly for the client's
+//! timeout: the same.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -107,31 +108,60 @@ fn a_server_killed_mid_snapshot_loses_nothing_and_the_next_run_succeeds() {
     assert!(check.contains("no damage found"), "{check}");
 }
 
-/// A TCP proxy to `upstream` on 127.0.0.1 that answers the next `failing`
-/// connections with `503 Service Unavailable` (all of them while it is
-/// negative) and passes the others through byte for byte.
-fn proxy(upstream: String) -> (String, Arc<AtomicI64>) {
+/// What the proxy does to the connections it accepts, counted down per
+/// connection (all of them while negative, none at 0).
+#[derive(Default)]
+struct Faults {
+    /// Answer `503 Service Unavailable` and close.
+    failing: AtomicI64,
+    /// Read the request, then say nothing for [`STALL`] and close: a server
+    /// too slow for the client's timeout.
+    stalling: AtomicI64,
+}
+
+/// How long a stalled connection stays silent.
+const STALL: Duration = Duration::from_secs(4);
+
+/// Takes one connection off `counter` when it is non-zero.
+fn take(counter: &AtomicI64) -> bool {
+    let left = counter.load(Ordering::SeqCst);
+    if left > 0 {
+        counter.fetch_sub(1, Ordering::SeqCst);
+    }
+    left != 0
+}
+
+/// Reads a request head from `client`.
+fn read_head(client: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+}
+
+/// A TCP proxy to `upstream` on 127.0.0.1 that does to each connection what
+/// its [`Faults`] say, and passes the others through byte for byte.
+fn proxy(upstream: String) -> (String, Arc<Faults>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
-    let failing = Arc::new(AtomicI64::new(0));
-    let fail = failing.clone();
+    let faults = Arc::new(Faults::default());
+    let f = faults.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut client) = conn else { continue };
-            let left = fail.load(Ordering::SeqCst);
-            if left != 0 {
-                if left > 0 {
-                    fail.fetch_sub(1, Ordering::SeqCst);
-                }
-                // Read the request head, answer 503, close.
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
+            if take(&f.failing) {
+                read_head(&mut client);
                 let _ = client.write_all(
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
+                continue;
+            }
+            if take(&f.stalling) {
+                std::thread::spawn(move || {
+                    read_head(&mut client);
+                    std::thread::sleep(STALL);
+                });
                 continue;
             }
             let Ok(server) = TcpStream::connect(&upstream) else {
@@ -149,7 +179,79 @@ fn proxy(upstream: String) -> (String, Arc<AtomicI64>) {
             });
         }
     });
-    (addr, failing)
+    (addr, faults)
+}
+
+/// A server slower than the client's timeout: each slow answer times out
+/// and is retried, so a few of them cost seconds, not a failure; a server
+/// that never answers in time is one clear error after bounded retries.
+#[test]
+fn slow_answers_time_out_and_are_retried_and_a_silent_server_is_a_clear_error() {
+    let Some(server) = test_server::server("s3_slow_answers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = server.endpoint.trim_start_matches("http://").to_string();
+    let (endpoint, faults) = proxy(upstream);
+    let url = server.url("s3_slow_answers");
+    let client = || -> Command {
+        let mut cmd = cairn_in(dir.path());
+        cmd.envs(server.env())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("CAIRN_S3_RETRIES", "3")
+            .env("CAIRN_S3_TIMEOUT_SECS", "1")
+            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+            .args(["--repo", &url]);
+        cmd
+    };
+    let src = dir.path().join("model");
+    write(&src.join("a.bin"), &random_bytes(300_000, 6));
+    for args in [
+        &["init"][..],
+        &["snapshot", "model", "--kind", "model", "--name", "m"][..],
+    ] {
+        faults.stalling.store(2, Ordering::SeqCst);
+        let start = Instant::now();
+        let out = client().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} after two answers slower than the timeout: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            faults.stalling.load(Ordering::SeqCst),
+            0,
+            "the stalls were met"
+        );
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "each stall waited out its 1 s timeout"
+        );
+    }
+
+    faults.stalling.store(-1, Ordering::SeqCst);
+    let start = Instant::now();
+    let out = client().arg("list").output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&url) && err.contains(&endpoint), "{err}");
+    assert!(err.contains("cannot reach the object store"), "{err}");
+    // 4 tries of 1 s each plus backoff, far below the 60 s default timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+
+    faults.stalling.store(0, Ordering::SeqCst);
+    let target = dir.path().join("restored");
+    let out = client()
+        .args(["restore", "m"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_diff_clean(&src, &target.join("model"));
 }
 
 #[test]
@@ -159,7 +261,8 @@ fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
     };
     let dir = tempfile::tempdir().unwrap();
     let upstream = server.endpoint.trim_start_matches("http://").to_string();
-    let (endpoint, failing) = proxy(upstream);
+    let (endpoint, faults) = proxy(upstream);
+    let failing = &faults.failing;
     let url = server.url("s3_server_errors");
     let client = || -> Command {
         let mut cmd = cairn_in(dir.path());
