@@ -293,6 +293,25 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
              clears every lock, for when no holder runs any more"
         }
         E::WouldEmptyHistory { .. } => "pass --allow-empty to allow it",
+        E::StorageAuth { url, .. } if url.starts_with("az://") => {
+            "check AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or \
+             AZURE_STORAGE_SAS_KEY) and their permissions on the container"
+        }
+        E::BucketNotFound { url, .. } if url.starts_with("az://") => {
+            "create the container first, or check its name, AZURE_STORAGE_ACCOUNT_NAME and \
+             AZURE_STORAGE_ENDPOINT (AZURITE_BLOB_STORAGE_URL for the emulator)"
+        }
+        E::StorageUnreachable { url, .. } | E::StorageServerError { url, .. }
+            if url.starts_with("az://") =>
+        {
+            "check AZURE_STORAGE_ENDPOINT (AZURITE_BLOB_STORAGE_URL for the emulator) and that \
+             the service runs; CAIRN_S3_RETRIES and CAIRN_S3_TIMEOUT_SECS set how long cairn \
+             keeps trying"
+        }
+        E::StorageAuth { url, .. } if url.starts_with("gs://") => {
+            "check GOOGLE_SERVICE_ACCOUNT (or GOOGLE_SERVICE_ACCOUNT_KEY, or the application \
+             default credentials) and its permissions on the bucket"
+        }
         E::StorageAuth { .. } => {
             "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the \
              key's permissions on the bucket"
@@ -305,8 +324,8 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
              CAIRN_S3_TIMEOUT_SECS set how long cairn keeps trying"
         }
         E::UnsupportedUrl { .. } => {
-            "use s3://BUCKET/PREFIX or a local path (a relative path that looks like a URL \
-             can be written ./NAME)"
+            "use s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX or a local path \
+             (a relative path that looks like a URL can be written ./NAME)"
         }
         E::IncompatibleRepositories { .. } => {
             "copy into a repository made with the source's chunk size (`cairn init --chunk-avg \

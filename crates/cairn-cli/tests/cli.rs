@@ -3,9 +3,13 @@
 //! repository on disk, passed with `--repo` (or `CAIRN_REPO`); data is
 //! generated deterministically (`common::SplitMix64`).
 
+#[path = "cli/azure.rs"]
+mod azure;
+/// The S3 server of the library's tests (std only), shared, not copied.
+#[path = "../../cairn/src/storage/object/azurite.rs"]
+mod azurite;
 #[path = "cli/common.rs"]
 mod common;
-/// The S3 server of the library's tests (std only), shared, not copied.
 #[path = "../../cairn/src/storage/object/test_server.rs"]
 mod test_server;
 

@@ -346,8 +346,9 @@ fn unsupported_urls_are_refused_and_create_nothing() {
     for url in [
         "s3://x",
         "ftp://host/repo",
-        "gs://bucket/p",
-        "az://container/p",
+        "abfs://container/p",
+        "gs://b/p",
+        "az://Container/p",
         "s3://B/p",
     ] {
         for cmd in ["init", "list"] {

@@ -1,4 +1,5 @@
-//! Objects in an S3-compatible bucket, through the `object_store` crate.
+//! Objects in an S3-compatible bucket (or an Azure Blob container, or a
+//! Google Cloud Storage bucket), through the `object_store` crate.
 //!
 //! The crate is async; this backend owns one tokio runtime and blocks on
 //! it in each call, so nothing else in cairn is async. The contract
@@ -19,10 +20,14 @@
 //!   ([`Error::StorageAuth`], [`Error::BucketNotFound`],
 //!   [`Error::StorageUnreachable`], else [`Error::Storage`]).
 //!
-//! Endpoint, region and credentials come from the standard AWS variables
-//! (see [`ObjectStorage::open`]).
+//! Endpoint, region and credentials come from the standard variables of
+//! each service (see [`s3_store`], [`azure_store`], [`gcs_store`]). S3 and
+//! Azure (against Azurite) are tested; GCS is built from the same pieces
+//! but not tested against a server.
 
 pub mod aws_files;
+#[cfg(test)]
+pub(crate) mod azurite;
 #[cfg(test)]
 pub(crate) mod test_server;
 pub mod url;
@@ -30,16 +35,16 @@ pub mod url;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
 use super::{check_key, check_range, ObjectInfo, PutMode, Storage};
 use crate::error::{Error, Result};
-use url::ObjectUrl;
+use url::{ObjectUrl, Service};
 
 /// Objects this large or larger are uploaded in parts, several at once.
 pub const MULTIPART_FROM: usize = 64 * 1024 * 1024;
@@ -124,9 +129,128 @@ fn with_profile(mut builder: AmazonS3Builder, profile: &aws_files::Profile) -> A
     builder
 }
 
+/// A client for one service, and how messages name its server.
+type Client = (Box<dyn ObjectStore>, String);
+
+/// The `object_store` error of a builder as cairn's.
+fn unsupported(url: &ObjectUrl, e: object_store::Error) -> Error {
+    Error::UnsupportedUrl {
+        url: url.to_url(),
+        reason: format!("cannot configure the object store client: {e}"),
+    }
+}
+
+/// An S3 client. Endpoint, region and credentials come from the
+/// environment, as AWS tools read it: `AWS_ENDPOINT_URL` (or
+/// `AWS_ENDPOINT`; an `http://` endpoint is allowed as such), `AWS_REGION` /
+/// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, and the other `AWS_*` keys `object_store` knows (web
+/// identity, container credentials, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`;
+/// requests are path-style unless that is set). What the environment leaves
+/// unset comes from the `~/.aws` config and credentials files (see
+/// [`aws_files`]).
+fn s3_store(
+    url: &ObjectUrl,
+    settings: &S3Settings,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<Client> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+    if let Some(profile) = aws_files::load_from_env()? {
+        builder = with_profile(builder, &profile);
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some((key, secret)) = &settings.credentials {
+        builder = builder
+            .with_access_key_id(key)
+            .with_secret_access_key(secret);
+    }
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    let store = builder
+        .with_client_options(client.with_allow_http(http))
+        .with_retry(retry)
+        .build()
+        .map_err(|e| unsupported(url, e))?;
+    let endpoint = endpoint.unwrap_or_else(|| "the AWS S3 endpoint".to_string());
+    Ok((Box::new(store), endpoint))
+}
+
+/// An Azure Blob Storage client for the container `url.bucket`, from the
+/// `AZURE_STORAGE_*` variables `object_store` reads
+/// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
+/// `AZURE_STORAGE_SAS_KEY`, `AZURE_STORAGE_ENDPOINT`, …;
+/// `AZURE_STORAGE_USE_EMULATOR=true` for Azurite, at
+/// `AZURITE_BLOB_STORAGE_URL`, default `http://127.0.0.1:10000`).
+/// `settings.credentials` are an account name and key.
+fn azure_store(
+    url: &ObjectUrl,
+    settings: &S3Settings,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<Client> {
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&url.bucket);
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint.clone());
+    }
+    if let Some((account, key)) = &settings.credentials {
+        builder = builder.with_account(account).with_access_key(key);
+    }
+    let value = |key| builder.get_config_value(&key);
+    let emulator = value(AzureConfigKey::UseEmulator).is_some_and(|v| v == "true");
+    let endpoint = match (
+        value(AzureConfigKey::Endpoint),
+        value(AzureConfigKey::AccountName),
+    ) {
+        _ if emulator => std::env::var("AZURITE_BLOB_STORAGE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:10000".to_string()),
+        (Some(endpoint), _) => endpoint,
+        (None, Some(account)) => format!("https://{account}.blob.core.windows.net"),
+        (None, None) => "Azure Blob Storage".to_string(),
+    };
+    let http = endpoint.starts_with("http://");
+    let store = builder
+        .with_client_options(client.with_allow_http(http))
+        .with_retry(retry)
+        .build()
+        .map_err(|e| unsupported(url, e))?;
+    Ok((Box::new(store), endpoint))
+}
+
+/// A Google Cloud Storage client, from the `GOOGLE_*` variables
+/// `object_store` reads (`GOOGLE_SERVICE_ACCOUNT` or
+/// `GOOGLE_SERVICE_ACCOUNT_KEY`, else application default credentials).
+fn gcs_store(
+    url: &ObjectUrl,
+    settings: &S3Settings,
+    client: ClientOptions,
+    retry: RetryConfig,
+) -> Result<Client> {
+    if settings.endpoint.is_some() || settings.credentials.is_some() {
+        return Err(Error::UnsupportedUrl {
+            url: url.to_url(),
+            reason:
+                "an endpoint or key pair is not supported for gs:// (use the GOOGLE_* variables)"
+                    .into(),
+        });
+    }
+    let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+        .with_bucket_name(&url.bucket)
+        .with_client_options(client)
+        .with_retry(retry)
+        .build()
+        .map_err(|e| unsupported(url, e))?;
+    Ok((Box::new(store), "Google Cloud Storage".to_string()))
+}
+
 /// A repository's objects under one prefix of one bucket.
 pub struct ObjectStorage {
-    store: AmazonS3,
+    store: Box<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
     url: ObjectUrl,
     /// How messages name the server: the endpoint URL, or AWS's.
@@ -134,56 +258,24 @@ pub struct ObjectStorage {
 }
 
 impl ObjectStorage {
-    /// Connects to the bucket of `url` (no request is made yet). Endpoint,
-    /// region and credentials come from the environment, as AWS tools read
-    /// it: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`; an `http://` endpoint is
-    /// allowed as such), `AWS_REGION` / `AWS_DEFAULT_REGION`,
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-    /// and the other `AWS_*` keys `object_store` knows (web identity,
-    /// container credentials, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`;
-    /// requests are path-style unless that is set). What the environment
-    /// leaves unset comes from the `~/.aws` config and credentials files
-    /// (see [`aws_files`]).
+    /// Connects to the bucket of `url` (no request is made yet), with the
+    /// settings of its service: [`s3_store`], [`azure_store`] or
+    /// [`gcs_store`].
     pub fn open(url: ObjectUrl, settings: S3Settings) -> Result<Self> {
         let location = url.to_url();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
-        if let Some(profile) = aws_files::load_from_env()? {
-            builder = with_profile(builder, &profile);
-        }
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some((key, secret)) = &settings.credentials {
-            builder = builder
-                .with_access_key_id(key)
-                .with_secret_access_key(secret);
-        }
-        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
-        if endpoint
-            .as_deref()
-            .is_some_and(|e| e.starts_with("http://"))
-        {
-            builder = builder.with_allow_http(true);
-        }
-        let timeout = format!("{}s", settings.timeout.as_secs());
-        builder = builder
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                &timeout,
-            )
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                &timeout,
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: settings.retries,
-                retry_timeout: Duration::from_secs(180),
-            });
-        let store = builder.build().map_err(|e| Error::UnsupportedUrl {
-            url: location.clone(),
-            reason: format!("cannot configure the S3 client: {e}"),
-        })?;
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: settings.retries,
+            retry_timeout: Duration::from_secs(180),
+        };
+        let client = ClientOptions::new()
+            .with_timeout(settings.timeout)
+            .with_connect_timeout(settings.timeout);
+        let (store, endpoint) = match url.service {
+            Service::S3 => s3_store(&url, &settings, client, retry)?,
+            Service::Azure => azure_store(&url, &settings, client, retry)?,
+            Service::Gcs => gcs_store(&url, &settings, client, retry)?,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("cairn-s3")
@@ -191,12 +283,12 @@ impl ObjectStorage {
             .build()
             .map_err(|e| Error::Storage {
                 key: location,
-                source: format!("cannot start the S3 client's runtime: {e}").into(),
+                source: format!("cannot start the object store client's runtime: {e}").into(),
             })?;
         Ok(Self {
             store,
             runtime,
-            endpoint: endpoint.unwrap_or_else(|| "the AWS S3 endpoint".to_string()),
+            endpoint,
             url,
         })
     }
@@ -233,7 +325,7 @@ impl ObjectStorage {
     fn error(&self, op: &str, key: &str, e: object_store::Error) -> Error {
         let text = e.to_string();
         let url = self.object_url(key);
-        if text.contains("NoSuchBucket") {
+        if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
             return Error::BucketNotFound {
                 url,
                 bucket: self.url.bucket.clone(),
@@ -441,7 +533,7 @@ impl Storage for ObjectStorage {
     }
 }
 
-/// S3 error codes that mean the credentials were refused, whichever request
+/// S3 (and Azure) error codes that mean the credentials were refused, whichever request
 /// (and `object_store` error variant) they came with.
 const AUTH_CODES: &[&str] = &[
     "AccessDenied",
@@ -450,6 +542,10 @@ const AUTH_CODES: &[&str] = &[
     "ExpiredToken",
     "InvalidToken",
     "TokenRefreshRequired",
+    // Azure Blob Storage
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
 ];
 
 /// The S3 error code in a response body (`<Code>SignatureDoesNotMatch</Code>`).

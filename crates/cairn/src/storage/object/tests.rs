@@ -15,6 +15,24 @@ pub(crate) fn storage(test: &str) -> Option<ObjectStorage> {
     Some(ObjectStorage::open(url, settings).unwrap())
 }
 
+/// The Azure backend meets the same contract against Azurite: create-only
+/// puts, ranges, listings, deletes.
+#[test]
+fn meets_the_storage_contract_on_azurite() {
+    let Some(server) = azurite::azurite("azure_contract") else {
+        return;
+    };
+    let url = url::parse(&server.url("azure_contract")).unwrap().unwrap();
+    let settings = S3Settings {
+        endpoint: Some(server.endpoint()),
+        credentials: Some((azurite::ACCOUNT.into(), azurite::KEY.into())),
+        retries: 2,
+        ..Default::default()
+    };
+    let s = ObjectStorage::open(url, settings).unwrap();
+    crate::storage::contract_tests::run(&s);
+}
+
 #[test]
 fn meets_the_storage_contract_on_a_real_s3_server() {
     let Some(s) = storage("s3_contract") else {

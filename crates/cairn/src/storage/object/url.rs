@@ -1,14 +1,41 @@
 //! Repository URLs: which `--repo` values name object storage, and the one
 //! parser for them. A value is a URL when it starts with `scheme://`; any
 //! other value is a local path (so a directory named `s3:x` stays one).
-//! Only `s3://bucket[/prefix]` is supported; every other scheme is refused
-//! by name, so a typo never becomes a local directory called `s3:`.
+//! Supported: `s3://bucket[/prefix]` (S3 and its compatibles),
+//! `az://container[/prefix]` (Azure Blob Storage, also `azure://`) and
+//! `gs://bucket[/prefix]` (Google Cloud Storage, also `gcs://`); every other
+//! scheme is refused by name, so a typo never becomes a local directory
+//! called `s3:`.
 
 use crate::error::{Error, Result};
 
-/// `s3://bucket/prefix`: a repository under `prefix` in `bucket`.
+/// Which object store a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `s3://`: Amazon S3 and S3-compatible servers.
+    S3,
+    /// `az://`: Azure Blob Storage (a container of a storage account).
+    Azure,
+    /// `gs://`: Google Cloud Storage.
+    Gcs,
+}
+
+impl Service {
+    /// The scheme of the URL's normal form.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Service::S3 => "s3",
+            Service::Azure => "az",
+            Service::Gcs => "gs",
+        }
+    }
+}
+
+/// `s3://bucket/prefix` (or `az://`, `gs://`): a repository under `prefix`
+/// in `bucket` (for Azure, a container).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectUrl {
+    pub service: Service,
     pub bucket: String,
     /// `/`-separated, without leading or trailing `/`; empty for the
     /// bucket's root.
@@ -18,9 +45,10 @@ pub struct ObjectUrl {
 impl ObjectUrl {
     /// The URL in its normal form, as messages name it.
     pub fn to_url(&self) -> String {
+        let scheme = self.service.scheme();
         match self.prefix.is_empty() {
-            true => format!("s3://{}", self.bucket),
-            false => format!("s3://{}/{}", self.bucket, self.prefix),
+            true => format!("{scheme}://{}", self.bucket),
+            false => format!("{scheme}://{}/{}", self.bucket, self.prefix),
         }
     }
 }
@@ -35,9 +63,9 @@ fn scheme(value: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-/// `None` for a local path; the parsed URL for `s3://…`; an
-/// [`Error::UnsupportedUrl`] naming the value for any other URL or a
-/// malformed `s3://` one.
+/// `None` for a local path; the parsed URL for `s3://…`, `az://…` or
+/// `gs://…`; an [`Error::UnsupportedUrl`] naming the value for any other
+/// URL or a malformed one.
 pub fn parse(value: &str) -> Result<Option<ObjectUrl>> {
     let Some(scheme) = scheme(value) else {
         return Ok(None);
@@ -46,19 +74,15 @@ pub fn parse(value: &str) -> Result<Option<ObjectUrl>> {
         url: value.to_string(),
         reason: reason.to_string(),
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "s3" => {}
-        "az" | "azure" | "abfs" | "gs" | "gcs" => {
-            return Err(bad(
-                "only s3:// repositories are supported (Azure Blob and GCS are not yet)",
-            ))
-        }
-        _ => {
-            return Err(bad(
-                "only s3://bucket/prefix URLs and local paths are supported",
-            ))
-        }
-    }
+    let service =
+        match scheme.to_ascii_lowercase().as_str() {
+            "s3" => Service::S3,
+            "az" | "azure" => Service::Azure,
+            "gs" | "gcs" => Service::Gcs,
+            _ => return Err(bad(
+                "only s3://, az:// and gs:// URLs (bucket/prefix) and local paths are supported",
+            )),
+        };
     let rest = &value[scheme.len() + 3..];
     if rest.contains(['?', '#']) {
         return Err(bad("a repository URL takes no query or fragment"));
@@ -80,6 +104,7 @@ pub fn parse(value: &str) -> Result<Option<ObjectUrl>> {
         ));
     }
     Ok(Some(ObjectUrl {
+        service,
         bucket: bucket.to_string(),
         prefix: prefix.to_string(),
     }))
@@ -124,12 +149,23 @@ mod tests {
             ("my-bucket", "")
         );
         assert_eq!(root.to_url(), "s3://my-bucket");
+        let az = parse("azure://backups/cairn").unwrap().unwrap();
+        assert_eq!(
+            (az.service, az.to_url().as_str()),
+            (Service::Azure, "az://backups/cairn")
+        );
+        let gs = parse("gs://backups").unwrap().unwrap();
+        assert_eq!(
+            (gs.service, gs.to_url().as_str()),
+            (Service::Gcs, "gs://backups")
+        );
     }
 
     #[test]
     fn other_urls_and_bad_s3_urls_are_refused_by_name() {
         for u in [
             "http://host/x",
+            "abfs://c/p",
             "gs://b/p",
             "az://c/p",
             "s3://",
