@@ -57,6 +57,8 @@ mod kill;
 mod locks;
 #[path = "cli/manifests.rs"]
 mod manifests;
+#[path = "cli/mount.rs"]
+mod mount;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/repo.rs"]
