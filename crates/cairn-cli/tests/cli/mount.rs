@@ -54,13 +54,19 @@ struct Mounted {
 impl Mounted {
     /// Starts `cairn mount DIR EXTRA...` and waits until the kernel lists
     /// the mount; `Err` with its stderr when the command gave up.
-    fn start(env: &Env, extra: &[&str], helper: &'static str) -> Result<Self, String> {
+    fn start(
+        env: &Env,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        helper: &'static str,
+    ) -> Result<Self, String> {
         let dir = env.path("mnt");
         fs::create_dir_all(&dir).unwrap();
         let dir = dir.canonicalize().unwrap();
         // A child we can signal, isolated as `cairn_in` isolates the others.
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .envs(password_env())
+            .envs(envs.iter().copied())
             .env_remove("CAIRN_REPO")
             .env("XDG_DATA_HOME", env.path("xdg-data"))
             .env("HOME", env.path("home"))
@@ -140,12 +146,12 @@ impl Drop for Mounted {
 }
 
 /// Starts the mount, or says why the test is skipped.
-fn mount_or_skip(env: &Env, extra: &[&str], test: &str) -> Option<Mounted> {
+fn mount_or_skip(env: &Env, extra: &[&str], envs: &[(&str, &str)], test: &str) -> Option<Mounted> {
     let helper = match fusermount() {
         Ok(h) => h,
         Err(why) => return skip_unless_fuse(test, why),
     };
-    match Mounted::start(env, extra, helper) {
+    match Mounted::start(env, extra, envs, helper) {
         Ok(m) => Some(m),
         Err(why) => skip_unless_fuse(test, why),
     }
@@ -204,7 +210,7 @@ fn mount_shows_histories_and_snapshots_readable_at_any_offset() {
     env.snapshot(&env.path("cfg/app.yaml"), "config", "app", &[]);
 
     let test = "mount_shows_histories_and_snapshots_readable_at_any_offset";
-    let Some(m) = mount_or_skip(&env, &[], test) else {
+    let Some(m) = mount_or_skip(&env, &[], &[], test) else {
         return;
     };
     let root = m.dir.clone();
@@ -311,17 +317,28 @@ fn mount_shows_histories_and_snapshots_readable_at_any_offset() {
     assert!(!is_mounted(&root));
 }
 
-/// Guards the unmount on SIGTERM (and the lock's release with it).
+/// Guards the lock's lease being refreshed while mounted, the unmount on
+/// SIGTERM, and the lock's release with it.
 #[test]
-fn mount_unmounts_and_exits_0_on_sigterm() {
+fn mount_keeps_its_lock_fresh_and_unmounts_and_exits_0_on_sigterm() {
     let env = Env::new();
     write(&env.path("a/x.txt"), b"x\n");
     env.snapshot(&env.path("a"), "config", "a", &[]);
-    let test = "mount_unmounts_and_exits_0_on_sigterm";
-    let Some(mut m) = mount_or_skip(&env, &["--kind", "config"], test) else {
+    let test = "mount_keeps_its_lock_fresh_and_unmounts_and_exits_0_on_sigterm";
+    // A 2 s lease refreshed every second: without refreshes it would be
+    // stale by the time gc looks.
+    let lease = [
+        ("CAIRN_LOCK_LEASE_SECS", "2"),
+        ("CAIRN_LOCK_REFRESH_SECS", "1"),
+    ];
+    let Some(mut m) = mount_or_skip(&env, &["--kind", "config"], &lease, test) else {
         return;
     };
     let x = m.dir.join("config/a/latest/a/x.txt");
+    assert_eq!(fs::read(&x).unwrap(), b"x\n");
+    std::thread::sleep(Duration::from_secs(4));
+    let err = run_code(env.cmd(["gc"]), 2);
+    assert!(err.contains("mount"), "the lease lapsed: {err}");
     assert_eq!(fs::read(&x).unwrap(), b"x\n");
     let pid = m.child.as_ref().unwrap().id();
     // SAFETY: a plain kill(2) of the child this test started.
