@@ -22,6 +22,7 @@ mod copy;
 mod integrity;
 mod keys;
 mod maintenance;
+mod mount;
 mod output;
 mod password;
 mod runner;
@@ -129,6 +130,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Ls(a) => done(browse::ls(&ctx, a)),
         Command::Find(a) => done(browse::find(&ctx, a)),
         Command::Dump(a) => done(browse::dump(&ctx, a)),
+        Command::Mount(a) => done(mount::mount(&ctx, a)),
         Command::Diff(a) => done(commands::diff(&ctx, a)),
         Command::Stats(a) => done(commands::stats(&ctx, a)),
         Command::Bench(a) => done(bench::bench(&ctx, a)),

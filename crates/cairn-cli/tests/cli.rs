@@ -63,6 +63,8 @@ mod kill_keys;
 mod locks;
 #[path = "cli/manifests.rs"]
 mod manifests;
+#[path = "cli/mount.rs"]
+mod mount;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/repo.rs"]

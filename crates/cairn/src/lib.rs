@@ -67,7 +67,7 @@ pub use format::manifest::{EntryKind, FileEntry, RunStats};
 pub use ingest::chunker::ChunkerParams;
 pub use ops::bench;
 pub use ops::bench::history::{HistoryReport, SnapshotGrowth};
-pub use ops::browse::{DumpReport, Found};
+pub use ops::browse::{ChunkCache, DumpReport, Found, OpenFile};
 pub use ops::check::{
     Affected, CheckOptions, CheckReport, Finding, Problem, VerifyFailure, VerifyReport,
 };

@@ -86,6 +86,8 @@ pub enum Command {
     Find(FindArgs),
     /// Write a directory (or file) of a snapshot to standard output as a tar stream
     Dump(DumpArgs),
+    /// Browse the snapshots as a read-only FUSE file system until unmounted (Ctrl-C or `fusermount -u`)
+    Mount(MountArgs),
     /// Files added, removed and changed between two snapshots
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
@@ -761,4 +763,13 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing (empty) directory to mount on: KIND/NAME/TIME/… per snapshot, with
+    /// `latest`, `by-version/VERSION` and `by-id/SHORTID` links in each history
+    pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }

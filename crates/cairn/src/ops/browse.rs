@@ -7,6 +7,8 @@
 //! at its end, as restore does, so a damaged chunk fails the dump rather
 //! than end up in the archive silently.
 
+mod open;
+
 use std::io::{self, Read, Write};
 
 use globset::{Glob, GlobMatcher};
@@ -19,6 +21,8 @@ use crate::format::manifest::{EntryKind, FileEntry};
 use crate::format::seal::Crypt;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
+
+pub use open::{ChunkCache, OpenFile};
 
 /// Chunks fetched and decoded at once by a [`FileReader`].
 const WINDOW: usize = 32;

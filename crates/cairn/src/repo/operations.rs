@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::format::id::SnapshotId;
 use crate::format::manifest::FileEntry;
 use crate::ops::bench::history::{self, HistoryReport};
-use crate::ops::browse::{self, DumpReport, Found};
+use crate::ops::browse::{self, DumpReport, Found, OpenFile};
 use crate::ops::check::{self, CheckOptions, CheckReport, VerifyReport};
 use crate::ops::copy::{self, CopyReport, CopyRequest};
 use crate::ops::diff::{self, Diff};
@@ -87,6 +87,12 @@ impl Repository {
     /// [`browse::dump`]).
     pub fn dump(&self, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<DumpReport> {
         browse::dump(self, snap, path, out)
+    }
+
+    /// Opens a file entry of a snapshot (from [`Repository::ls`]) for reads
+    /// at any offset (see [`OpenFile`]).
+    pub fn open_file(&self, entry: FileEntry) -> Result<OpenFile> {
+        OpenFile::new(self, entry)
     }
 
     /// What changed from snapshot `from` to snapshot `to`.
