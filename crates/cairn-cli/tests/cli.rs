@@ -79,3 +79,5 @@ mod selectors;
 mod tag;
 #[path = "cli/tensor.rs"]
 mod tensor;
+#[path = "cli/tiers.rs"]
+mod tiers;

@@ -344,6 +344,7 @@ fn rules(
         keep_yearly,
         keep_within,
         keep_tags,
+        keep_tagged: Default::default(),
     };
     Ok((policy != RetentionPolicy::default()).then_some(policy))
 }

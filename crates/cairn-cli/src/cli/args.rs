@@ -545,6 +545,9 @@ pub struct RuleArgs {
     /// Never remove snapshots with this tag (repeatable), e.g. milestone
     #[arg(long = "keep-tag", value_name = "TAG", value_parser = parse_keep_tag)]
     pub keep_tags: Vec<String>,
+    /// Keep the N newest snapshots carrying TAG (repeatable, one per tag), e.g. frequent=5
+    #[arg(long = "keep-tagged", value_name = "TAG=N", value_parser = parse_keep_tagged)]
+    pub keep_tagged: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Args)]
@@ -655,6 +658,17 @@ fn parse_keep_tag(s: &str) -> Result<String, String> {
         return Err("--keep-tag must not be empty".into());
     }
     Ok(s.to_string())
+}
+
+/// Parses a `--keep-tagged TAG=N`: a tag and a count of at least 1.
+fn parse_keep_tagged(s: &str) -> Result<(String, u32), String> {
+    let Some((tag, n)) = s.rsplit_once('=') else {
+        return Err(format!("`{s}` is not TAG=N (e.g. frequent=5)"));
+    };
+    if tag.is_empty() {
+        return Err("--keep-tagged needs a tag before `=`".into());
+    }
+    Ok((tag.to_string(), parse_count(n, "--keep-tagged")?))
 }
 
 /// Parses a percentage, `10`, `10%` or `2.5`, as a share (0.10, 0.10,

@@ -28,6 +28,7 @@ fn given_rules(r: &RuleArgs) -> Option<RetentionPolicy> {
         keep_yearly: r.keep_yearly,
         keep_within: r.keep_within,
         keep_tags: r.keep_tags.clone(),
+        keep_tagged: r.keep_tagged.iter().cloned().collect(),
     };
     (policy != RetentionPolicy::default()).then_some(policy)
 }
