@@ -589,7 +589,7 @@ fn deleted_catalog_is_rebuilt() {
     assert!(err.contains("rebuild-catalog"), "{err}");
     assert!(!catalog.exists());
 
-    let r = env.json(["rebuild-catalog"]);
+    let r = env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(u(&r, "snapshots"), 3, "{r}");
     assert_eq!(r["unreadable"], serde_json::json!([]));
     assert!(r["old_catalog"].is_null(), "{r}");
@@ -618,7 +618,7 @@ fn garbage_catalog_is_rebuilt_and_kept_aside() {
             "{args:?}: {err}"
         );
     }
-    let r = env.json(["rebuild-catalog"]);
+    let r = env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(u(&r, "snapshots"), 3, "{r}");
     let aside = PathBuf::from(r["old_catalog"].as_str().unwrap());
     assert!(
