@@ -148,6 +148,7 @@ impl Repository {
             verify,
             strict,
             exclude,
+            ..Default::default()
         };
         let report = watch::run(py, progress, |p| repo.snapshot(&paths, &opts, p))?;
         let mut value =

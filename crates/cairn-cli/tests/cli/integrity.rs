@@ -630,6 +630,16 @@ fn garbage_catalog_is_rebuilt_and_kept_aside() {
             .starts_with("catalog.db.broken-"),
         "{r}"
     );
+    // Named by a readable UTC time: catalog.db.broken-2026-12-01T14-30-05.123456789Z.
+    let stamp =
+        aside.file_name().unwrap().to_str().unwrap()["catalog.db.broken-".len()..].to_string();
+    assert!(
+        stamp.len() == 30
+            && stamp.ends_with('Z')
+            && stamp.as_bytes()[10] == b'T'
+            && !stamp.contains(':'),
+        "{stamp}"
+    );
     assert_eq!(
         fs::read(&aside).unwrap(),
         garbage,

@@ -49,7 +49,7 @@ const KEPT: [usize; 5] = [0, 4, 5, 6, 7];
 fn forget_keeps_each_tier_and_says_why() {
     let env = Env::new();
     let ids = tagged_history(&env, &TAGS);
-    let v = env.json(&[&["forget"], &RULES[..]].concat());
+    let v = env.json([&["forget"], &RULES[..]].concat());
     let h = &v["histories"][0];
     assert_eq!(
         h["policy"]["keep_tagged"],
@@ -108,9 +108,9 @@ fn zero_counts_and_malformed_tiers_are_errors_not_no_rule() {
         (&["--keep-tagged", "frequent"][..], "is not TAG=N"),
         (&["--keep-tagged", "=3"][..], "needs a tag"),
     ] {
-        let err = run_code(env.cmd(&[&["forget"], args].concat()), 2);
+        let err = run_code(env.cmd([&["forget"], args].concat()), 2);
         assert!(err.contains(says), "{args:?}: {err}");
-        let err = run_code(env.cmd(&[&["policy", "set", "model"], args].concat()), 2);
+        let err = run_code(env.cmd([&["policy", "set", "model"], args].concat()), 2);
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert_eq!(env.snapshot_ids().len(), 2, "nothing removed");

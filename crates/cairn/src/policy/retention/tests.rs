@@ -383,6 +383,7 @@ fn combined_rules_list_every_reason() {
                 keep_yearly: Some(2),
                 keep_within: within("2d"),
                 keep_tags: vec!["milestone".into()],
+                ..p()
             },
             &[
                 (

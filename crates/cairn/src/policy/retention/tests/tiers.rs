@@ -25,15 +25,15 @@ fn tiers(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 #[test]
 fn tiers_keep_the_newest_of_each_tag_beside_the_other_rules() {
     let p = RetentionPolicy::default;
-    let f: &[&str] = &["tagged frequent"];
-    let m: &[&str] = &["tagged moderate"];
+    const F: &[&str] = &["tagged frequent"];
+    const M: &[&str] = &["tagged moderate"];
     let cases: Vec<(RetentionPolicy, Kept<'_>)> = vec![
         (
             RetentionPolicy {
                 keep_tagged: tiers(&[("frequent", 2)]),
                 ..p()
             },
-            &[("s7", f), ("s5", f)],
+            &[("s7", F), ("s5", F)],
         ),
         (
             RetentionPolicy {
@@ -44,10 +44,10 @@ fn tiers_keep_the_newest_of_each_tag_beside_the_other_rules() {
             },
             &[
                 ("s8", &[LAST]),
-                ("s7", f),
-                ("s6", m),
-                ("s5", f),
-                ("s3", m),
+                ("s7", F),
+                ("s6", M),
+                ("s5", F),
+                ("s3", M),
                 ("s1", &["tag milestone"]),
             ],
         ),
@@ -58,7 +58,7 @@ fn tiers_keep_the_newest_of_each_tag_beside_the_other_rules() {
                 keep_last: Some(1),
                 ..p()
             },
-            &[("s8", &[LAST]), ("s7", f)],
+            &[("s8", &[LAST]), ("s7", F)],
         ),
     ];
     run_table(&cases, &tiered(), offset(0));
