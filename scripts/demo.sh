@@ -9,8 +9,10 @@ SIZE=${SIZE:-256M}
 WORK=${WORK:-bench-data/demo}
 
 cargo build --release --quiet --bin cairn --example gen_model
-cairn=target/release/cairn
-gen=target/release/examples/gen_model
+# Where cargo put them: $CARGO_TARGET_DIR when set (relative to the repository root).
+target=${CARGO_TARGET_DIR:-target}
+cairn=$target/release/cairn
+gen=$target/release/examples/gen_model
 rm -rf "$WORK" && mkdir -p "$WORK/model"
 export CAIRN_REPO="$WORK/repo"
 

@@ -6,11 +6,14 @@
 //! 2 usage or runtime error, 3 a snapshot was saved but incomplete.
 
 /// `println!` that returns the write error instead of panicking, so a
-/// closed stdout (`cairn list | head -1`) ends the command quietly.
+/// closed stdout (`cairn list | head -1`) ends the command quietly; muted
+/// by `-q` on commands that report what they did ([`muted`]).
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        if !crate::cli::muted() {
+            writeln!(std::io::stdout().lock(), $($arg)*)?
+        }
     }};
 }
 
@@ -30,6 +33,7 @@ mod runner;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use cairn::{OpenMode, RepoLocation, Repository};
@@ -98,10 +102,23 @@ fn report(err: anyhow::Error) -> ExitCode {
     ExitCode::from(if damage { 1 } else { 2 })
 }
 
+/// Set by `-q` on a command whose output reports what it did.
+static MUTED: AtomicBool = AtomicBool::new(false);
+
+/// True when `-q` silences this command's summaries and tables: only
+/// errors (and warnings that data was left out) are printed. Commands
+/// whose output is what was asked for (`list`, `cat`, `ls`, `--json` of
+/// any command...) still print it.
+pub fn muted() -> bool {
+    MUTED.load(Ordering::Relaxed)
+}
+
 fn dispatch(cli: args::Cli) -> Result<ExitCode> {
+    MUTED.store(cli.quiet && cli.command.reports(), Ordering::Relaxed);
     let ctx = Ctx {
         repo: cli.repo,
         quiet: cli.quiet,
+        verbose: cli.verbose > 0,
         passwords: password::Sources {
             command: cli.password_command,
             file: cli.password_file,
@@ -140,7 +157,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Repair(a) => integrity::repair(&ctx, a),
         Command::Unlock(a) => integrity::unlock(&ctx, a),
         Command::Forget(a) => done(maintenance::forget(&ctx, a)),
-        Command::Delete(a) => done(maintenance::delete(&ctx, a)),
+        Command::Delete(a) => maintenance::delete(&ctx, a),
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
         Command::Prune(a) => maintenance::prune(&ctx, a),
         Command::Gc(a) => maintenance::gc(&ctx, a),
@@ -163,6 +180,7 @@ pub const INCOMPLETE: u8 = 3;
 pub struct Ctx {
     repo: Option<PathBuf>,
     quiet: bool,
+    verbose: bool,
     passwords: password::Sources,
 }
 
@@ -224,12 +242,18 @@ impl Ctx {
         self.quiet
     }
 
+    /// True with `-v`: per-file lines (snapshot, restore).
+    pub fn verbose(&self) -> bool {
+        self.verbose && !self.quiet
+    }
+
     /// The same options for another repository (`copy --from`/`--to`),
     /// so it is opened exactly as `--repo` is.
     pub fn for_repo(&self, repo: PathBuf) -> Ctx {
         Ctx {
             repo: Some(repo),
             quiet: self.quiet,
+            verbose: self.verbose,
             passwords: self.passwords.clone(),
         }
     }
@@ -340,6 +364,10 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
         }
         E::NotEncrypted { .. } => "encryption is chosen at `cairn init --encryption`",
         E::KeyRemovalRefused { .. } => "`cairn key add` first, or `cairn key passwd` to replace it",
+        E::UnsupportedSource { .. } => {
+            "to back up piped data, give it on standard input: \
+             `… | cairn snapshot --stdin --stdin-filename NAME --kind K --name N`"
+        }
         E::InFile { source, .. } => return hint(source),
         _ => return None,
     })

@@ -27,6 +27,8 @@ mod catalog_damage;
 mod commands;
 #[path = "cli/config_backup.rs"]
 mod config_backup;
+#[path = "cli/confirm.rs"]
+mod confirm;
 #[path = "cli/copy.rs"]
 mod copy;
 #[path = "cli/crash.rs"]
@@ -67,6 +69,8 @@ mod manifests;
 mod mount;
 #[path = "cli/notify.rs"]
 mod notify;
+#[path = "cli/quiet.rs"]
+mod quiet;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]
@@ -83,7 +87,13 @@ mod s3_faults;
 mod s3_writers;
 #[path = "cli/selectors.rs"]
 mod selectors;
+#[path = "cli/stdin.rs"]
+mod stdin;
 #[path = "cli/tag.rs"]
 mod tag;
 #[path = "cli/tensor.rs"]
 mod tensor;
+#[path = "cli/tiers.rs"]
+mod tiers;
+#[path = "cli/unchanged.rs"]
+mod unchanged;

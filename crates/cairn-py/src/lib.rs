@@ -148,6 +148,7 @@ impl Repository {
             verify,
             strict,
             exclude,
+            ..Default::default()
         };
         let report = watch::run(py, progress, |p| repo.snapshot(&paths, &opts, p))?;
         let mut value =
@@ -344,6 +345,7 @@ fn rules(
         keep_yearly,
         keep_within,
         keep_tags,
+        keep_tagged: Default::default(),
     };
     Ok((policy != RetentionPolicy::default()).then_some(policy))
 }

@@ -554,6 +554,7 @@ fn retention(r: &Spanned<RawRetention>, key: &str, p: &mut Problems) -> Retentio
         keep_yearly: raw.keep_yearly,
         keep_within,
         keep_tags: raw.keep_tag.clone(),
+        keep_tagged: Default::default(),
     };
     if policy.is_empty() && raw.keep_within.is_none() {
         p.add(

@@ -287,6 +287,12 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// A source given to `snapshot` is a pipe, socket or device (for
+    /// example `/dev/stdin` fed by a pipe): its bytes cannot be walked as
+    /// a file; nothing was written.
+    #[error("cannot snapshot {path}: it is a {what}, not a file, directory or symlink")]
+    UnsupportedSource { path: String, what: &'static str },
+
     /// The caller's [`crate::Progress::cancelled`] asked the operation to
     /// stop; it stopped as a failed run would (nothing half-visible).
     #[error("cancelled; the repository is as it was before")]

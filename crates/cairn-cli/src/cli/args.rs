@@ -31,9 +31,19 @@ pub struct Cli {
     )]
     pub repo: Option<PathBuf>,
 
-    /// No progress bars
-    #[arg(long, short, global = true, help_heading = "Global options")]
+    /// Print only errors: no progress, no summaries (data asked for, such as `list` or `--json`, is still printed)
+    #[arg(
+        long,
+        short,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
+
+    /// Print more: a line per file on snapshot and restore
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub verbose: u8,
 
     /// When another command holds a conflicting lock, keep retrying this long (e.g. 30s, 10m, 2h) instead of failing at once
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_wait, help_heading = "Global options")]
@@ -58,6 +68,22 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Command {
+    /// True for commands whose output reports what they did (muted by
+    /// `-q`), false for those whose output is the data asked for.
+    pub fn reports(&self) -> bool {
+        use Command as C;
+        match self {
+            C::Policy(p) => !matches!(p, PolicyCommand::Show(_)),
+            C::Key(k) => !matches!(k, KeyCommand::List(_)),
+            C::Init(_) | C::Snapshot(_) | C::Restore(_) | C::Tag(_) | C::Check(_) => true,
+            C::Verify(_) | C::RebuildCatalog(_) | C::Repair(_) | C::Unlock(_) => true,
+            C::Forget(_) | C::Delete(_) | C::Prune(_) | C::Gc(_) | C::Copy(_) | C::Run(_) => true,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +125,7 @@ pub enum Command {
     /// Rebuild every file of a snapshot in memory and compare with its SHA-256
     Verify(VerifyArgs),
     /// Recreate the SQLite catalog from packs and manifests
-    RebuildCatalog(JsonArgs),
+    RebuildCatalog(RebuildArgs),
     /// Salvage damaged packs, drop lost chunks, restore manifests, mark broken snapshots; --config: restore the config from its backup
     Repair(RepairArgs),
     /// Remove stale locks (of processes that are gone), or all locks with --all
@@ -232,6 +258,19 @@ pub struct JsonArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Replace a catalog that opens and checks fine without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Say what would be read and replaced; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
     #[arg(long)]
@@ -324,8 +363,14 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Files or directories to snapshot; each is stored under its base name
-    #[arg(required_unless_present = "files_from", value_name = "PATH")]
+    #[arg(required_unless_present_any = ["files_from", "stdin"], value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Store standard input as one file named by --stdin-filename (e.g. `pg_dump app | cairn snapshot --stdin --stdin-filename app.sql ...`)
+    #[arg(long, requires = "stdin_filename", conflicts_with_all = ["paths", "files_from"])]
+    pub stdin: bool,
+    /// With --stdin: the file name the piped bytes are stored under
+    #[arg(long, value_name = "NAME", requires = "stdin")]
+    pub stdin_filename: Option<String>,
     /// Leave out entries matching this gitignore-style pattern (repeatable), e.g. '*.tmp', 'cache/', 'data/scratch'
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
@@ -359,6 +404,12 @@ pub struct SnapshotArgs {
     /// Read back every new pack and check it before the snapshot is committed
     #[arg(long)]
     pub verify: bool,
+    /// Save no new snapshot when every file matches the latest snapshot of this history (says so; exit 0)
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
+    /// Read and chunk as a snapshot would and say what would be read and roughly stored; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
     /// Fail (exit 2, nothing saved) on an unreadable entry, a name that is not UTF-8, or a file changing while read, instead of skipping or storing it as read (exit 3)
     #[arg(long)]
     pub strict: bool,
@@ -556,6 +607,9 @@ pub struct RuleArgs {
     /// Never remove snapshots with this tag (repeatable), e.g. milestone
     #[arg(long = "keep-tag", value_name = "TAG", value_parser = parse_keep_tag)]
     pub keep_tags: Vec<String>,
+    /// Keep the N newest snapshots carrying TAG (repeatable, one per tag), e.g. frequent=5
+    #[arg(long = "keep-tagged", value_name = "TAG=N", value_parser = parse_keep_tagged)]
+    pub keep_tagged: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Args)]
@@ -583,6 +637,9 @@ pub struct DeleteArgs {
     /// Do not ask for confirmation (needed when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Show what would be removed; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -666,6 +723,17 @@ fn parse_keep_tag(s: &str) -> Result<String, String> {
         return Err("--keep-tag must not be empty".into());
     }
     Ok(s.to_string())
+}
+
+/// Parses a `--keep-tagged TAG=N`: a tag and a count of at least 1.
+fn parse_keep_tagged(s: &str) -> Result<(String, u32), String> {
+    let Some((tag, n)) = s.rsplit_once('=') else {
+        return Err(format!("`{s}` is not TAG=N (e.g. frequent=5)"));
+    };
+    if tag.is_empty() {
+        return Err("--keep-tagged needs a tag before `=`".into());
+    }
+    Ok((tag.to_string(), parse_count(n, "--keep-tagged")?))
 }
 
 /// Parses a percentage, `10`, `10%` or `2.5`, as a share (0.10, 0.10,

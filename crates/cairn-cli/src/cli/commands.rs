@@ -61,7 +61,9 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     let (location, is_default) = ctx.repo_path()?;
     let repo = match Repository::open_location(&location, cairn::OpenMode::ReadWrite) {
         Err(cairn::Error::RepoNotFound { .. }) if is_default => {
-            eprintln!("creating the default repository at {}", location.display());
+            if !ctx.quiet() {
+                eprintln!("creating the default repository at {}", location.display());
+            }
             Repository::init_at_location(&location, RepoConfig::new(ChunkerParams::default(), 3)?)?
         }
         other => printing_warnings(other?),
@@ -79,19 +81,42 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         verify: a.verify,
         strict: a.strict,
         exclude: patterns(a.exclude, &a.exclude_file)?,
+        skip_if_unchanged: a.skip_if_unchanged,
+        dry_run: a.dry_run,
     };
-    let mut paths = a.paths;
-    for file in &a.files_from {
-        paths.extend(lines_of(file)?.into_iter().map(PathBuf::from));
-    }
-    let r = repo.snapshot(&paths, &opts, &ctx.bar())?;
+    let r = match a.stdin_filename {
+        Some(name) => repo.snapshot_stream(&name, Box::new(std::io::stdin()), &opts, &ctx.bar())?,
+        None => {
+            let mut paths = a.paths;
+            for file in &a.files_from {
+                paths.extend(lines_of(file)?.into_iter().map(PathBuf::from));
+            }
+            repo.snapshot(&paths, &opts, &ctx.bar())?
+        }
+    };
     let code = warn_left_out(&r);
     if a.json {
         output::json(&r)?;
         return Ok(code);
     }
+    if ctx.verbose() && !r.unchanged {
+        print_changes(&repo, &r)?;
+    }
     let secs = r.duration_ms as f64 / 1000.0;
-    outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
+    if r.unchanged {
+        outln!(
+            "nothing changed since snapshot {} ({}/{}): no new snapshot saved",
+            r.id.short(),
+            r.kind,
+            r.name
+        );
+        return Ok(code);
+    }
+    if r.dry_run {
+        outln!("dry run: nothing written ({}/{})", r.kind, r.name);
+    } else {
+        outln!("snapshot {} saved ({}/{})", r.id.short(), r.kind, r.name);
+    }
     outln!(
         "  files       {} ({} read, {} unchanged)",
         r.files,
@@ -119,6 +144,46 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         output::bytes((r.bytes_read as f64 / secs.max(1e-3)) as u64)
     );
     Ok(code)
+}
+
+/// `snapshot -v`: a line per entry added, changed or removed since the
+/// parent (all added for a first snapshot); nothing for a dry run, whose
+/// snapshot is not in the catalog.
+fn print_changes(repo: &Repository, r: &cairn::SnapshotReport) -> Result<()> {
+    if r.dry_run {
+        return Ok(());
+    }
+    let snaps = repo.snapshots(&SnapshotFilter {
+        kind: Some(r.kind.clone()),
+        name: Some(r.name.clone()),
+        tag: None,
+    })?;
+    let Some(at) = snaps.iter().position(|s| s.id == r.id) else {
+        return Ok(());
+    };
+    let d = match at.checked_sub(1) {
+        Some(parent) => repo.diff(&snaps[parent], &snaps[at])?,
+        None => cairn::Diff {
+            added: (repo.files(&snaps[at])?.into_iter())
+                .map(|f| cairn::Change {
+                    path: f.path,
+                    old_size: 0,
+                    new_size: f.size,
+                })
+                .collect(),
+            ..Default::default()
+        },
+    };
+    for (what, changes) in [
+        ("added", &d.added),
+        ("changed", &d.changed),
+        ("removed", &d.removed),
+    ] {
+        for c in changes {
+            outln!("{what:<8} {}", c.path);
+        }
+    }
+    Ok(())
 }
 
 /// The `--exclude` patterns followed by those of every `--exclude-file`.
@@ -157,8 +222,13 @@ fn warn_left_out(r: &cairn::SnapshotReport) -> ExitCode {
     if r.complete {
         ExitCode::SUCCESS
     } else {
+        let saved = if r.dry_run {
+            "would be saved (dry run)"
+        } else {
+            "saved"
+        };
         eprintln!(
-            "cairn: snapshot {} saved but incomplete: {} left out, {} stored while changing (--strict fails instead)",
+            "cairn: snapshot {} {saved} but incomplete: {} left out, {} stored while changing (--strict fails instead)",
             r.id.short(),
             r.skipped
                 .iter()
@@ -261,6 +331,7 @@ fn print_header(s: &SnapshotInfo) -> Result<()> {
 pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let repo = ctx.open_read_only()?;
     let snap = repo.resolve(&a.snapshot)?;
+    let selected = a.paths.clone();
     let opts = RestoreOptions {
         paths: a.paths,
         overwrite: a.overwrite,
@@ -280,6 +351,20 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     }
     for f in &r.failed {
         eprintln!("cairn: failed: {}: {}", f.path, f.error);
+    }
+    if ctx.verbose() {
+        let failed: std::collections::HashSet<&str> =
+            r.failed.iter().map(|f| f.path.as_str()).collect();
+        for f in repo.files(&snap)? {
+            let wanted = selected.is_empty()
+                || (selected.iter()).any(|s| {
+                    let s = s.trim_end_matches('/');
+                    f.path == s || f.path.strip_prefix(s).is_some_and(|r| r.starts_with('/'))
+                });
+            if wanted && !failed.contains(f.path.as_str()) {
+                outln!("restored {}", f.path);
+            }
+        }
     }
     outln!(
         "restored {}, {}, {} ({}) from {} into {}; every restored file matches its SHA-256",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use cairn::{CheckOptions, CheckReport};
 
-use super::args::{CheckArgs, JsonArgs, RepairArgs, UnlockArgs, VerifyArgs};
+use super::args::{CheckArgs, RebuildArgs, RepairArgs, UnlockArgs, VerifyArgs};
 use super::output;
 use super::{Ctx, DAMAGE};
 
@@ -129,10 +129,24 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     Ok(verdict(r.failures.is_empty()))
 }
 
-pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
+pub fn rebuild_catalog(ctx: &Ctx, a: RebuildArgs) -> Result<ExitCode> {
     let (location, _) = ctx.repo_path()?;
     let repo = cairn::Repository::open_storage_location(&location)?;
     print_warnings(repo.warnings());
+    let healthy = repo.catalog_is_healthy();
+    if a.dry_run {
+        return rebuild_dry_run(&repo, healthy, a.json);
+    }
+    if healthy
+        && !output::confirmed(
+            a.yes,
+            "The catalog opens and checks fine. Replace it with one rebuilt from packs and manifests?",
+            "replacing a healthy catalog",
+        )?
+    {
+        outln!("nothing changed");
+        return Ok(ExitCode::from(output::DECLINED));
+    }
     let r = repo.rebuild_catalog(&ctx.bar())?;
     if a.json {
         output::json(&r)?;
@@ -154,6 +168,44 @@ pub fn rebuild_catalog(ctx: &Ctx, a: JsonArgs) -> Result<ExitCode> {
         }
     }
     Ok(verdict(r.unreadable.is_empty()))
+}
+
+/// `rebuild-catalog --dry-run`: what a rebuild would read, and whether it
+/// would replace a healthy catalog.
+fn rebuild_dry_run(repo: &cairn::RepoStorage, healthy: bool, json: bool) -> Result<ExitCode> {
+    let packs = repo.storage().list("packs/")?.len() as u64;
+    let manifests = repo.storage().list("snapshots/")?.len() as u64;
+    let catalog = repo.catalog_file();
+    let state = match (healthy, catalog.exists()) {
+        (true, _) => "healthy",
+        (false, true) => "unusable",
+        (false, false) => "missing",
+    };
+    if json {
+        output::json(&serde_json::json!({
+            "dry_run": true,
+            "packs": packs,
+            "manifests": manifests,
+            "catalog": catalog.path(),
+            "catalog_state": state,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "dry run: would rebuild the catalog from {} and {}",
+        output::count(packs, "pack"),
+        output::count(manifests, "snapshot manifest")
+    );
+    outln!(
+        "the current catalog ({}) is {state}{}; nothing was changed",
+        catalog.path().display(),
+        if catalog.exists() {
+            " and would be set aside"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_warnings(warnings: &[String]) {

@@ -2,10 +2,9 @@
 //! space back. Each turns its arguments into library calls (plan, then
 //! execute) and prints the plan and what was done.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use cairn::{ForgetPlan, ForgetRequest, GcPlan, GcReport, HistoryPlan, PackUsage, PolicySource};
 use cairn::{Repository, RetentionPolicy, SnapshotFilter, SnapshotId, StoredPolicies};
 use chrono::Offset;
@@ -28,6 +27,7 @@ fn given_rules(r: &RuleArgs) -> Option<RetentionPolicy> {
         keep_yearly: r.keep_yearly,
         keep_within: r.keep_within,
         keep_tags: r.keep_tags.clone(),
+        keep_tagged: r.keep_tagged.iter().cloned().collect(),
     };
     (policy != RetentionPolicy::default()).then_some(policy)
 }
@@ -153,20 +153,20 @@ fn print_forget_outcome(plan: &ForgetPlan, dry_run: bool, removed: usize) -> Res
     Ok(())
 }
 
-pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
+pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<ExitCode> {
     let repo = ctx.open_to_reclaim()?;
     let plan = repo.delete_plan(&a.snapshots)?;
     let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
     output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
-    let n = rows.len();
-    if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("not deleting {n} snapshots without confirmation: stdin is not a terminal (pass --yes)");
-        }
-        if !confirm(&format!("Delete {}?", output::count(n as u64, "snapshot")))? {
-            outln!("nothing deleted");
-            return Ok(());
-        }
+    let n = output::count(rows.len() as u64, "snapshot");
+    if a.dry_run {
+        print_interrupted(&plan, true)?;
+        outln!("dry run: would delete {n}; nothing was changed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !output::confirmed(a.yes, &format!("Delete {n}?"), &format!("deleting {n}"))? {
+        outln!("nothing deleted");
+        return Ok(ExitCode::from(output::DECLINED));
     }
     let report = repo.forget(&plan)?;
     print_interrupted(&plan, false)?;
@@ -174,7 +174,7 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<()> {
         "deleted {} (run `cairn gc` to reclaim their space)",
         output::count(report.removed.len() as u64, "snapshot")
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says that an interrupted forget is (or would be) finished first.
@@ -195,18 +195,6 @@ fn print_interrupted(plan: &ForgetPlan, dry_run: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Asks on stderr, reads a line from stdin; only `y`/`yes` agrees.
-fn confirm(question: &str) -> Result<bool> {
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }
 
 pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {

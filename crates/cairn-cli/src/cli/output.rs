@@ -6,6 +6,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Prints rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    if super::muted() {
+        return Ok(());
+    }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -117,6 +120,34 @@ pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono::Local)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// Exit code of a destructive command whose confirmation was declined.
+pub const DECLINED: u8 = 1;
+
+/// The one confirmation rule of every destructive command: with `--yes`
+/// go ahead; on a terminal ask `question` (only `y`/`yes` agrees); with no
+/// terminal refuse, saying what was not done (`doing`, e.g. "deleting 2
+/// snapshots") and that `--yes` does it. Ok(false) is a declined prompt:
+/// the caller changes nothing and exits [`DECLINED`].
+pub fn confirmed(yes: bool, question: &str, doing: &str) -> anyhow::Result<bool> {
+    use std::io::BufRead;
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "not {doing} without confirmation: stdin is not a terminal (pass --yes to go ahead)"
+        );
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// A progress bar on stderr when it is a terminal and not `--quiet`.

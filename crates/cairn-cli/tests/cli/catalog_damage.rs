@@ -107,7 +107,7 @@ fn run_in(env: &Env, repo: &Path, args: &[&str]) -> (i32, String) {
 
 /// From packs and manifests alone, every kept snapshot rebuilds bit for bit.
 fn assert_kept_snapshots_whole(env: &Env, repo: &Path, kept: &[String], what: &str) {
-    let (code, out) = run_in(env, repo, &["rebuild-catalog"]);
+    let (code, out) = run_in(env, repo, &["rebuild-catalog", "--yes"]);
     assert_eq!(code, 0, "{what}: rebuild-catalog failed: {out}");
     for id in kept {
         let (code, out) = run_in(env, repo, &["verify", id]);

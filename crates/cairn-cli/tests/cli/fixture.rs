@@ -65,7 +65,7 @@ fn a_repository_made_by_cairn_0_1_0_restores_bit_for_bit() {
     restore_and_compare(&env, "config/conf", "conf", &sources.join("v2/conf"));
     env.check_read_data();
 
-    env.ok(&["rebuild-catalog"]);
+    env.ok(&["rebuild-catalog", "--yes"]);
     assert_eq!(
         env.list().len(),
         3,

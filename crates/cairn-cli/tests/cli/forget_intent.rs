@@ -163,7 +163,7 @@ fn delete_finishes_the_interrupted_forget_too() {
 #[test]
 fn rebuild_catalog_does_not_bring_them_back() {
     let (env, doomed, kept) = interrupted();
-    let out = env.ok(&["rebuild-catalog"]);
+    let out = env.ok(&["rebuild-catalog", "--yes"]);
     assert!(
         out.contains(&format!(
             "snapshot {} not imported: an interrupted forget was removing it",
@@ -188,7 +188,7 @@ fn an_unreadable_intent_is_damage_and_forget_refuses() {
     for refuses in [
         &["forget", "--keep-last", "1"][..],
         &["repair"],
-        &["rebuild-catalog"],
+        &["rebuild-catalog", "--yes"],
     ] {
         let err = run_code(env.cmd(refuses), 2);
         let says = "forget intent forget/bad.json is unreadable";

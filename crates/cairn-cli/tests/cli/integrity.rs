@@ -589,7 +589,7 @@ fn deleted_catalog_is_rebuilt() {
     assert!(err.contains("rebuild-catalog"), "{err}");
     assert!(!catalog.exists());
 
-    let r = env.json(["rebuild-catalog"]);
+    let r = env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(u(&r, "snapshots"), 3, "{r}");
     assert_eq!(r["unreadable"], serde_json::json!([]));
     assert!(r["old_catalog"].is_null(), "{r}");
@@ -618,7 +618,7 @@ fn garbage_catalog_is_rebuilt_and_kept_aside() {
             "{args:?}: {err}"
         );
     }
-    let r = env.json(["rebuild-catalog"]);
+    let r = env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(u(&r, "snapshots"), 3, "{r}");
     let aside = PathBuf::from(r["old_catalog"].as_str().unwrap());
     assert!(
@@ -629,6 +629,16 @@ fn garbage_catalog_is_rebuilt_and_kept_aside() {
             .unwrap()
             .starts_with("catalog.db.broken-"),
         "{r}"
+    );
+    // Named by a readable UTC time: catalog.db.broken-2026-12-01T14-30-05.123456789Z.
+    let stamp =
+        aside.file_name().unwrap().to_str().unwrap()["catalog.db.broken-".len()..].to_string();
+    assert!(
+        stamp.len() == 30
+            && stamp.ends_with('Z')
+            && stamp.as_bytes()[10] == b'T'
+            && !stamp.contains(':'),
+        "{stamp}"
     );
     assert_eq!(
         fs::read(&aside).unwrap(),

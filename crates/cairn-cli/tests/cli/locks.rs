@@ -98,7 +98,8 @@ fn a_live_shared_holder_blocks_repair_and_rebuild() {
     let lock = write_lock(&env.repo, false, &hostname(), holder.pid(), "snapshot");
     let before = env.state();
     for cmd in ["repair", "rebuild-catalog"] {
-        let err = run_code(env.cmd([cmd]), 2);
+        let yes = (cmd == "rebuild-catalog").then_some("--yes");
+        let err = run_code(env.cmd([cmd].into_iter().chain(yes)), 2);
         assert!(
             err.contains("repository is locked")
                 && err.contains("shared lock for `snapshot`")
@@ -285,14 +286,14 @@ fn unlock_works_without_a_catalog() {
     let before = stdout(&run_ok(env.cmd(["list", "--json"])));
     write_lock(&env.repo, true, "some-other-host", 4242, "gc");
     fs::remove_file(env.repo.join("catalog.db")).unwrap();
-    let err = run_code(env.cmd(["rebuild-catalog"]), 2);
+    let err = run_code(env.cmd(["rebuild-catalog", "--yes"]), 2);
     assert!(
         err.contains("some-other-host") && err.contains("cairn unlock"),
         "{err}"
     );
     let out = run_ok(env.cmd(["unlock", "--all"]));
     assert!(stdout(&out).contains("1 lock removed"), "{}", stdout(&out));
-    env.json(["rebuild-catalog"]);
+    env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(stdout(&run_ok(env.cmd(["list", "--json"]))), before);
     // A missing repository is still an error naming it.
     let nowhere = env.path("nowhere");

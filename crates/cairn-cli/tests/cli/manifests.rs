@@ -131,7 +131,7 @@ fn manifest_catalog_mismatch_is_found_and_rebuilt() {
         unresolved[0].as_str().unwrap().contains("rebuild-catalog"),
         "{r}"
     );
-    env.json(["rebuild-catalog"]);
+    env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(list_text(env), before);
     assert!(damage(&env.json(["check", "--read-data"])).is_empty());
     fx.assert_all_restore();
@@ -219,7 +219,7 @@ fn hostile_manifests_never_write_outside_the_target() {
         "through-link",
         vec![dir_entry("x"), link, with_path("x/link/evil")],
     );
-    let r = env.json(["rebuild-catalog"]);
+    let r = env.json(["rebuild-catalog", "--yes"]);
     assert_eq!(u(&r, "snapshots"), 4, "{r}");
 
     for (name, unsafe_path) in [
@@ -297,7 +297,7 @@ fn unimportable_manifests_do_not_stop_rebuild_or_repair() {
     assert_eq!(list_text(env), before);
 
     fs::remove_file(env.repo.join("catalog.db")).unwrap();
-    let r = env.json_code(["rebuild-catalog"], 1);
+    let r = env.json_code(["rebuild-catalog", "--yes"], 1);
     assert_eq!(u(&r, "snapshots"), 3, "{r}");
     let mut unreadable: Vec<String> = r["unreadable"]
         .as_array()

@@ -10,7 +10,9 @@
 //!
 //! Replacing a catalog (a rebuild) never leaves a half-built one in place:
 //! the new one is built beside it as `<file>.rebuild`; the old file, if any,
-//! moves aside as `<file>.broken-<ns>` with its WAL and shared-memory files;
+//! moves aside as `<file>.broken-<UTC time>` (e.g.
+//! `catalog.db.broken-2026-12-01T14-30-05.123456789Z`: readable, sorted by
+//! time, and unique to the nanosecond) with its WAL and shared-memory files;
 //! the new one is renamed into place and the directory fsynced.
 
 use std::fs;
@@ -114,7 +116,7 @@ impl CatalogFile {
             let catalog = Catalog::open(&fresh)?;
             fill(&catalog)?;
         }
-        let aside = sibling(&self.path, &format!(".broken-{}", now_ns()));
+        let aside = sibling(&self.path, &format!(".broken-{}", aside_stamp(now_ns())));
         let mut old = None;
         if self.path.exists() {
             fs::rename(&self.path, &aside).at(&self.path)?;
@@ -159,6 +161,14 @@ impl CatalogFile {
 }
 
 /// `path` with `suffix` appended to its file name.
+/// `ns` since the epoch as a UTC time a person reads and a file name can
+/// hold (no `:`), to the nanosecond so two set-aside catalogs never collide.
+fn aside_stamp(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%dT%H-%M-%S%.9fZ")
+        .to_string()
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
@@ -184,6 +194,15 @@ fn remove_db(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_aside_catalog_is_named_by_a_readable_utc_time() {
+        assert_eq!(
+            aside_stamp(1_796_135_405_123_456_789),
+            "2026-12-01T14-30-05.123456789Z"
+        );
+        assert_eq!(aside_stamp(0), "1970-01-01T00-00-00.000000000Z");
+    }
 
     #[test]
     fn local_is_fixed_and_a_cache_is_keyed_by_repository_id() {

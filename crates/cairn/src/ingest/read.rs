@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
@@ -182,6 +182,51 @@ pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
 /// Starts the reader thread over `jobs`; `strict` false makes it lenient
 /// (see the module docs).
 pub fn spawn_with(jobs: Vec<ReadJob>, chunker: Chunker, strict: bool) -> Ingest {
+    spawn_reader(chunker, strict, move |reader| {
+        for job in &jobs {
+            if !reader.read_file(job)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// Starts a reader thread over one stream (`snapshot --stdin`): its bytes
+/// become file `file`, chunked as a plain file; `path` names it in errors.
+/// A stream has no size or mtime to check, so it is read once, strictly;
+/// `read` counts the bytes it gave.
+pub fn spawn_stream(
+    file: usize,
+    path: PathBuf,
+    mut input: Box<dyn Read + Send>,
+    chunker: Chunker,
+) -> Ingest {
+    spawn_reader(chunker, true, move |reader| {
+        let shape = FileShape::default();
+        if reader
+            .chunk_from(file, &path, &mut input, &shape)?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let job = ReadJob {
+            file,
+            path,
+            size: 0,
+            mtime_ns: 0,
+        };
+        reader.file_done(&job)
+    })
+}
+
+/// Runs `body` on a reader thread: it returns Ok(false) if the consumer
+/// quit; its error goes to the consumer; what it left in the batch is sent.
+fn spawn_reader(
+    chunker: Chunker,
+    strict: bool,
+    body: impl FnOnce(&mut Reader) -> Result<bool> + Send + 'static,
+) -> Ingest {
     let (tx, batches) = sync_channel(CHANNEL_DEPTH);
     let (give_back, returned) = channel();
     let handle = std::thread::spawn(move || {
@@ -195,14 +240,12 @@ pub fn spawn_with(jobs: Vec<ReadJob>, chunker: Chunker, strict: bool) -> Ingest 
             strict,
             issues: Vec::new(),
         };
-        for job in &jobs {
-            match reader.read_file(job) {
-                Ok(true) => {}
-                Ok(false) => return reader.issues,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return reader.issues;
-                }
+        match body(&mut reader) {
+            Ok(true) => {}
+            Ok(false) => return reader.issues,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return reader.issues;
             }
         }
         let last = std::mem::take(&mut reader.batch);
@@ -325,31 +368,9 @@ impl Reader<'_> {
         expected: Stat,
     ) -> Result<Option<(Stat, Option<String>)>> {
         let shape = FileShape::probe(&mut file, expected.size).at(&job.path)?;
-        let mut pos = self.batch.data.len();
-        let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
-        loop {
-            if !eof {
-                let n = read_up_to(&mut file, &mut self.batch.data, READ_SIZE).at(&job.path)?;
-                total += n as u64;
-                eof = n < READ_SIZE;
-            }
-            while let Some(len) = self.next_chunk(&shape, pos, offset, eof) {
-                self.batch.pieces.push(Piece::Chunk {
-                    file: job.file,
-                    start: pos,
-                    len,
-                    hint: shape.hint_at(offset),
-                });
-                pos += len;
-                offset += len as u64;
-            }
-            if eof {
-                break;
-            }
-            if self.batch.data.len() >= BATCH_TARGET && !self.flush_before(&mut pos) {
-                return Ok(None);
-            }
-        }
+        let Some(total) = self.chunk_from(job.file, &job.path, &mut file, &shape)? else {
+            return Ok(None);
+        };
         let after = Stat::of(&file, job)?;
         let reason = if total != expected.size {
             Some(format!("expected {} bytes, read {total}", expected.size))
@@ -363,6 +384,42 @@ impl Reader<'_> {
             mtime_ns: after.mtime_ns,
         };
         Ok(Some((kept, reason)))
+    }
+
+    /// Reads `input` to its end into chunks of `file` (shaped by `shape`);
+    /// returns the bytes read, or `None` if the consumer quit.
+    fn chunk_from(
+        &mut self,
+        file: usize,
+        path: &Path,
+        input: &mut dyn Read,
+        shape: &FileShape,
+    ) -> Result<Option<u64>> {
+        let mut pos = self.batch.data.len();
+        let (mut total, mut offset, mut eof) = (0u64, 0u64, false);
+        loop {
+            if !eof {
+                let n = read_up_to(input, &mut self.batch.data, READ_SIZE).at(path)?;
+                total += n as u64;
+                eof = n < READ_SIZE;
+            }
+            while let Some(len) = self.next_chunk(shape, pos, offset, eof) {
+                self.batch.pieces.push(Piece::Chunk {
+                    file,
+                    start: pos,
+                    len,
+                    hint: shape.hint_at(offset),
+                });
+                pos += len;
+                offset += len as u64;
+            }
+            if eof {
+                return Ok(Some(total));
+            }
+            if self.batch.data.len() >= BATCH_TARGET && !self.flush_before(&mut pos) {
+                return Ok(None);
+            }
+        }
     }
 
     /// The next chunk at `pos` (file offset `offset`): FastCDC, but never
@@ -441,7 +498,7 @@ impl FileDigests {
 /// Appends up to `want` bytes from `file` to `buf`, fewer only at end of
 /// file. One `read` call per MiB in the common case (`read_to_end` on a
 /// `Take` probes with small reads first).
-fn read_up_to(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+fn read_up_to(file: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
     let start = buf.len();
     buf.resize(start + want, 0);
     let mut filled = 0;

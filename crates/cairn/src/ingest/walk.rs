@@ -147,6 +147,7 @@ pub fn walk_excluding(sources: &[PathBuf], strict: bool, excludes: &Excludes) ->
     for source in sources {
         let abs = std::path::absolute(source).at(source)?;
         let meta = fs::symlink_metadata(&abs).at(&abs)?;
+        refuse_special(&abs)?;
         roots.push((base_name(&abs)?, abs, meta));
     }
     // By name, not argument order: the manifest of the same sources is the
@@ -177,6 +178,31 @@ impl Walk {
             _ => Err(err),
         }
     }
+}
+
+/// A source that is (or is a symlink to) a pipe, socket or device is an
+/// error: `/dev/stdin` fed by a pipe would otherwise be stored as a
+/// symlink to `/proc/self/fd/0` with none of the piped bytes. A dangling
+/// symlink is left to the walk (stored as a symlink).
+fn refuse_special(abs: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = fs::metadata(abs) else {
+        return Ok(());
+    };
+    let ft = meta.file_type();
+    let what = if ft.is_fifo() {
+        "pipe"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "device"
+    } else {
+        return Ok(());
+    };
+    Err(Error::UnsupportedSource {
+        path: escaped(abs),
+        what,
+    })
 }
 
 pub(crate) fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {

@@ -14,8 +14,11 @@
 //! that the snapshot is incomplete: that needs a format change.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -58,6 +61,14 @@ pub struct SnapshotOptions {
     /// [`crate::ingest::exclude`]); they are counted, not reported as
     /// skipped, and the snapshot stays complete.
     pub exclude: Vec<String>,
+    /// Commit nothing when every entry matches the parent snapshot (same
+    /// paths, metadata and content by the stat cache): the report then has
+    /// [`SnapshotReport::unchanged`] and the parent's id.
+    pub skip_if_unchanged: bool,
+    /// Read, chunk, deduplicate and compress as a snapshot would, to say
+    /// what would be read and roughly stored, but write nothing: no pack,
+    /// no manifest, no catalog row, no lock.
+    pub dry_run: bool,
 }
 
 /// A file that kept changing while it was read, twice: what the second read
@@ -97,6 +108,11 @@ pub struct SnapshotReport {
     /// or a file was stored while changing: the snapshot is saved, but it
     /// is not all of its sources.
     pub complete: bool,
+    /// Nothing was committed because nothing changed since the parent
+    /// (`skip_if_unchanged`); `id` is the parent's.
+    pub unchanged: bool,
+    /// Nothing was written (`dry_run`); `id` is what the snapshot's would be.
+    pub dry_run: bool,
 }
 
 impl SnapshotReport {
@@ -121,9 +137,87 @@ pub fn create(
         ));
     }
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
-    let lock = Lock::shared(repo.shared_storage(), "snapshot")?;
+    let lock = take_lock(repo, opts)?;
     let excludes = Excludes::new(&opts.exclude)?;
     let walked = walk::walk_excluding(sources, opts.strict, &excludes)?;
+    let run = Run {
+        started,
+        level,
+        lock,
+    };
+    create_walked(repo, run, walked, None, opts, progress)
+}
+
+/// Takes a snapshot of one stream (`snapshot --stdin`): its bytes are
+/// stored as one regular file `name` (mode 0644, modified now), chunked
+/// and deduplicated as any file is. `name` is one path component.
+pub fn create_from_reader(
+    repo: &Repository,
+    name: &str,
+    input: Box<dyn Read + Send>,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    opts.label.validate()?;
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "--stdin-filename `{name}` must be a file name: not empty, `.` or `..`, and without `/`"
+        )));
+    }
+    let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
+    let lock = take_lock(repo, opts)?;
+    let walked = walk::Walk {
+        entries: vec![SourceEntry {
+            rel: name.to_string(),
+            abs: PathBuf::from(name),
+            kind: EntryKind::File,
+            mode: 0o644,
+            mtime_ns: now_ns(),
+            size: 0,
+            inode: 0,
+            link_target: String::new(),
+        }],
+        ..Default::default()
+    };
+    let run = Run {
+        started,
+        level,
+        lock,
+    };
+    create_walked(repo, run, walked, Some(input), opts, progress)
+}
+
+/// What every snapshot holds from its start: its clock, zstd level and
+/// lock (none for a dry run, which writes nothing, not even a lock).
+struct Run {
+    started: Instant,
+    level: i32,
+    lock: Option<Lock>,
+}
+
+fn take_lock(repo: &Repository, opts: &SnapshotOptions) -> Result<Option<Lock>> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    Lock::shared(repo.shared_storage(), "snapshot").map(Some)
+}
+
+/// Reads, stores and commits what a walk found; with `stream`, the walk is
+/// the one file that stream fills.
+fn create_walked(
+    repo: &Repository,
+    run: Run,
+    walked: walk::Walk,
+    stream: Option<Box<dyn Read + Send>>,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let Run {
+        started,
+        level,
+        lock,
+    } = run;
     let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
     let mut files = Vec::with_capacity(walked.entries.len());
     let mut jobs = Vec::new();
@@ -148,24 +242,48 @@ pub fn create(
         }
         files.push(entry);
     }
-    let to_read: u64 = jobs.iter().map(|j| j.size).sum();
+    let unchanged = opts.skip_if_unchanged
+        && stream.is_none()
+        && jobs.is_empty()
+        && walked.left_out.is_empty()
+        && match &parent {
+            Some(p) => same_files(repo, p, &files)?,
+            None => false,
+        };
+    let mut to_read: u64 = jobs.iter().map(|j| j.size).sum();
     let files_read = jobs.len() as u64;
     progress.start("snapshot", to_read);
     let chunker = Chunker::seeded(repo.config().chunker, repo.crypt().gear_seed())?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
+    let streamed = Arc::new(AtomicU64::new(0));
+    let is_stream = stream.is_some();
+    let ingest = match stream {
+        Some(input) => {
+            let counted = Counted {
+                input,
+                count: streamed.clone(),
+            };
+            read::spawn_stream(0, walked.entries[0].abs.clone(), Box::new(counted), chunker)
+        }
+        None => read::spawn_with(jobs, chunker, opts.strict),
+    };
     let (stored, issues) = store_all(
         repo,
-        jobs,
-        chunker,
+        ingest,
         Settings {
             level,
             verify,
-            strict: opts.strict,
+            dry_run: opts.dry_run,
         },
         &mut files,
         progress,
     )?;
     progress.finish();
+    if is_stream {
+        // The stream's size is known only now that it has been read.
+        files[0].size = streamed.load(Ordering::Relaxed);
+        to_read = files[0].size;
+    }
     let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
     let outcome = apply_issues(issues, &walked, &mut files, &mut inodes);
 
@@ -192,12 +310,18 @@ pub fn create(
     };
     // The last moment a watcher can stop it: nothing is visible yet.
     crate::progress::check_cancelled(progress)?;
-    let (id, bytes) = m.encode();
-    // The commit: only while the lock holds, or a gc that judged it stale
-    // may have deleted the packs this manifest names.
-    lock.ensure_held()?;
-    repo.storage().put(&manifest::key(&id), &bytes)?;
-    repo.catalog().add_snapshot(&id, &m, &inodes)?;
+    let (mut id, bytes) = m.encode();
+    match (&lock, &parent) {
+        (_, Some(p)) if unchanged => id = p.id,
+        // The commit: only while the lock holds, or a gc that judged it
+        // stale may have deleted the packs this manifest names.
+        (Some(lock), _) => {
+            lock.ensure_held()?;
+            repo.storage().put(&manifest::key(&id), &bytes)?;
+            repo.catalog().add_snapshot(&id, &m, &inodes)?;
+        }
+        (None, _) => {} // a dry run
+    }
     let mut skipped: Vec<Skipped> = walked
         .skipped
         .iter()
@@ -227,7 +351,24 @@ pub fn create(
         skipped,
         changed: outcome.changed,
         excluded: walked.excluded,
+        unchanged,
+        dry_run: opts.dry_run,
     })
+}
+
+/// A stream that counts the bytes read from it (a stream's size is known
+/// only at its end).
+struct Counted {
+    input: Box<dyn Read + Send>,
+    count: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// What the reader's issues did to the snapshot.
@@ -287,6 +428,18 @@ fn apply_issues(
         inodes.retain(|_| !gone.contains(&i.next().expect("unbounded")));
     }
     outcome
+}
+
+/// Whether `files` (as the walk found them, with the stat cache's content)
+/// are exactly the entries of `parent`.
+fn same_files(repo: &Repository, parent: &SnapshotInfo, files: &[FileEntry]) -> Result<bool> {
+    let before = repo.catalog().files(parent)?;
+    if before.len() != files.len() {
+        return Ok(false);
+    }
+    let mut now: Vec<&FileEntry> = files.iter().collect();
+    now.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(before.iter().zip(now).all(|(b, n)| b == n))
 }
 
 fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
@@ -366,8 +519,7 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
 /// overlaps with hashing and compressing the next one.
 fn store_all(
     repo: &Repository,
-    jobs: Vec<ReadJob>,
-    chunker: Chunker,
+    ingest: read::Ingest,
     settings: Settings,
     files: &mut [FileEntry],
     progress: &dyn Progress,
@@ -375,7 +527,7 @@ fn store_all(
     let Settings {
         level,
         verify,
-        strict,
+        dry_run,
     } = settings;
     let storage = repo.storage();
     let crypt = repo.crypt();
@@ -385,10 +537,16 @@ fn store_all(
         let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
         // Sealed packs' buffers come back for the next pack to fill.
         let (recycle_tx, recycle_rx) = channel();
-        let writer =
-            scope.spawn(move || write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx));
+        let writer = scope.spawn(move || {
+            if dry_run {
+                // Counted by the storer; nothing is written.
+                pack_rx.iter().for_each(|p| drop(recycle_tx.send(p.bytes)));
+                return Ok(());
+            }
+            write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx)
+        });
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
-        let result = read::spawn_with(jobs, chunker, strict)
+        let result = ingest
             .for_each_hashed(|batch| storer.take(batch, files, progress))
             .map(|Ingested { digests, issues }| {
                 for (file, sha) in digests {
@@ -443,12 +601,12 @@ pub(crate) fn write_pack(
 }
 
 /// How [`store_all`] works: zstd level, read-back of every new pack, and
-/// whether a file that cannot be read or keeps changing ends the run.
+/// whether packs are only counted, not written (a dry run).
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     level: i32,
     verify: bool,
-    strict: bool,
+    dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -20,6 +20,8 @@
 //!   snapshot *of the group*, not the current time (as restic does). This keeps decisions a
 //!   function of the repository alone, which is why [`apply`] takes no `now`.
 //! * `keep_tags` keeps every snapshot carrying at least one of the listed tags.
+//! * `keep_tagged` maps a tag to a count N: the N newest snapshots carrying that tag are kept
+//!   (tiers in one history: `frequent=5`, `moderate=10`). A count of 0 is no rule, as below.
 //! * Every rule looks at every snapshot independently; a snapshot is kept if any rule keeps it.
 //! * A count of 0 or a zero `keep_within` is the same as leaving the rule unset (restic agrees).
 //!   A policy with no rule at all ([`RetentionPolicy::is_empty`]) keeps *everything*, with the
@@ -43,7 +45,8 @@
 //! Each kept snapshot lists every rule that kept it, in this order: `last snapshot`,
 //! `hourly snapshot`, `daily snapshot`, `weekly snapshot`, `monthly snapshot`,
 //! `yearly snapshot`, `within <span>` (e.g. `within 30d`), then `tag <tag>` for each matching
-//! policy tag in policy order. Removed snapshots have no reasons.
+//! policy tag in policy order, then `tagged <tag>` for each `keep_tagged` tier that keeps it,
+//! in tag order. Removed snapshots have no reasons.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -242,6 +245,11 @@ pub struct RetentionPolicy {
     pub keep_within: Option<KeepWithin>,
     /// Keep every snapshot carrying any of these tags.
     pub keep_tags: Vec<String>,
+    /// Tag → N: keep the N newest snapshots carrying that tag. Left out of
+    /// the stored form when empty, so a policy without tiers is stored as
+    /// before and older cairns still read it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keep_tagged: BTreeMap<String, u32>,
 }
 
 impl RetentionPolicy {
@@ -252,6 +260,7 @@ impl RetentionPolicy {
             && Period::ALL.iter().all(|p| p.count(self) == 0)
             && self.within().is_none()
             && self.keep_tags.is_empty()
+            && self.keep_tagged.values().all(|&n| n == 0)
     }
 
     /// The `keep_within` span if it is set and non-zero.
@@ -278,6 +287,12 @@ impl fmt::Display for RetentionPolicy {
             parts.push(format!("keep-within {within}"));
         }
         parts.extend(self.keep_tags.iter().map(|t| format!("keep-tag {t}")));
+        parts.extend(
+            self.keep_tagged
+                .iter()
+                .filter(|(_, &n)| n > 0)
+                .map(|(t, n)| format!("keep-tagged {t}={n}")),
+        );
         if parts.is_empty() {
             f.write_str(NO_POLICY)
         } else {
@@ -361,6 +376,7 @@ fn decide_group(
         }
         keep_within(policy, snapshots, offset, &mut reasons);
         keep_tagged(&policy.keep_tags, snapshots, &mut reasons);
+        keep_tiers(&policy.keep_tagged, snapshots, &mut reasons);
     }
     snapshots
         .iter()
@@ -432,6 +448,24 @@ fn keep_tagged(keep_tags: &[String], snapshots: &[&Candidate], reasons: &mut [Ve
             if !r.contains(&reason) {
                 r.push(reason);
             }
+        }
+    }
+}
+
+/// For each `tag → N`, the first N of `snapshots` (newest first) that carry `tag`.
+fn keep_tiers(
+    tiers: &BTreeMap<String, u32>,
+    snapshots: &[&Candidate],
+    reasons: &mut [Vec<String>],
+) {
+    for (tag, &count) in tiers {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let tagged = snapshots
+            .iter()
+            .zip(reasons.iter_mut())
+            .filter(|(s, _)| s.tags.contains(tag));
+        for (_, r) in tagged.take(count) {
+            r.push(format!("tagged {tag}"));
         }
     }
 }

@@ -45,6 +45,18 @@ impl Repository {
         Ok(report)
     }
 
+    /// Takes a snapshot of one stream stored as file `name` (see
+    /// [`snapshot::create_from_reader`]; `snapshot --stdin`).
+    pub fn snapshot_stream(
+        &self,
+        name: &str,
+        input: Box<dyn std::io::Read + Send>,
+        opts: &SnapshotOptions,
+        progress: &dyn Progress,
+    ) -> Result<SnapshotReport> {
+        snapshot::create_from_reader(self, name, input, opts, progress)
+    }
+
     /// The file entries of a snapshot, sorted by path.
     pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
         self.catalog().files(snap)
@@ -253,6 +265,18 @@ impl RepoStorage {
             rebuild::rebuild_cache(&self)?;
         }
         self.with_catalog(&file, mode)
+    }
+
+    /// Whether this repository's catalog is there, opens, and passes
+    /// SQLite's quick check: `rebuild-catalog` asks before replacing such
+    /// a catalog. Opens it read-only; changes nothing.
+    pub fn catalog_is_healthy(&self) -> bool {
+        let file = self.catalog_file();
+        file.exists()
+            && file.open_read_only().is_ok_and(|c| {
+                c.ensure_sound(crate::catalog::Integrity::Quick).is_ok()
+                    && c.snapshots(&SnapshotFilter::default()).is_ok()
+            })
     }
 
     /// Recreates the catalog from packs and manifests.

@@ -383,6 +383,7 @@ fn combined_rules_list_every_reason() {
                 keep_yearly: Some(2),
                 keep_within: within("2d"),
                 keep_tags: vec!["milestone".into()],
+                ..p()
             },
             &[
                 (
@@ -701,6 +702,7 @@ fn policy_display_and_is_empty() {
                 keep_yearly: Some(6),
                 keep_within: within("1y6M"),
                 keep_tags: vec!["a".into(), "b".into()],
+                ..p()
             },
             "keep-last 1, keep-hourly 2, keep-daily 3, keep-weekly 4, keep-monthly 5, \
              keep-yearly 6, keep-within 1y6M, keep-tag a, keep-tag b",
@@ -777,3 +779,4 @@ fn policy_json_rejects_unknown_rules_and_bad_spans() {
 }
 
 mod properties;
+mod tiers;

@@ -68,6 +68,7 @@ fn arb_policy() -> impl Strategy<Value = RetentionPolicy> {
                     keep_yearly,
                     keep_within,
                     keep_tags: tags.into_iter().map(String::from).collect(),
+                    keep_tagged: BTreeMap::new(),
                 }
             },
         )
