@@ -148,6 +148,7 @@ impl Repository {
             verify,
             strict,
             exclude,
+            no_delta: false,
         };
         let report = watch::run(py, progress, |p| repo.snapshot(&paths, &opts, p))?;
         let mut value =

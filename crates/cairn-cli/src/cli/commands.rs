@@ -59,6 +59,7 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         verify: a.verify,
         strict: a.strict,
         exclude: patterns(a.exclude, &a.exclude_file)?,
+        no_delta: a.no_delta,
     };
     let mut paths = a.paths;
     for file in &a.files_from {
