@@ -37,6 +37,8 @@ mod crash;
 mod daemon;
 #[path = "cli/dedup.rs"]
 mod dedup;
+#[path = "cli/delta.rs"]
+mod delta;
 #[path = "cli/encrypted_run.rs"]
 mod encrypted_run;
 #[path = "cli/encryption.rs"]

@@ -51,7 +51,13 @@ pub fn seal_chunk(crypt: &Crypt, raw: &[u8], level: i32, hint: Hint) -> SealedCh
 
 /// [`seal_chunk`] for bytes whose id is already known (a batch is hashed
 /// before dedup, and only the chunks dedup keeps are sealed).
-fn seal_with_id(crypt: &Crypt, id: ChunkId, raw: &[u8], level: i32, hint: Hint) -> SealedChunk {
+pub(crate) fn seal_with_id(
+    crypt: &Crypt,
+    id: ChunkId,
+    raw: &[u8],
+    level: i32,
+    hint: Hint,
+) -> SealedChunk {
     let (codec, encoded) = codec::encode(raw, level, hint);
     let stored = if crypt.is_encrypted() {
         crypt.seal(Sealed::Chunk(&id), &encoded).into_owned()
@@ -67,10 +73,12 @@ fn seal_with_id(crypt: &Crypt, id: ChunkId, raw: &[u8], level: i32, hint: Hint) 
 }
 
 /// Opens the stored bytes of the chunk `entry` of `pack`: authenticates
-/// them (encrypted), decodes them and checks they hash to `entry.chunk`.
-/// Any failure is [`Error::CorruptChunk`].
+/// them (encrypted), decodes them (a delta chunk through its references,
+/// read with `refs`) and checks they hash to `entry.chunk`. Any failure,
+/// also a damaged or missing reference, is [`Error::CorruptChunk`].
 pub fn open_chunk(
     crypt: &Crypt,
+    refs: &References,
     pack: &PackId,
     entry: &PackEntry,
     stored: &[u8],
@@ -83,7 +91,11 @@ pub fn open_chunk(
     let encoded = crypt
         .open(Sealed::Chunk(&entry.chunk), stored)
         .map_err(corrupt)?;
-    let raw = codec::decode(entry.codec, &encoded, entry.raw_len as usize).map_err(corrupt)?;
+    let raw = match entry.codec {
+        Codec::Delta => delta::decode(crypt, refs, &encoded, entry.raw_len as usize),
+        other => codec::decode(other, &encoded, entry.raw_len as usize),
+    }
+    .map_err(corrupt)?;
     if chunk_id(crypt, &raw) != entry.chunk {
         return Err(corrupt("content does not match its id".into()));
     }
@@ -154,8 +166,13 @@ impl<'b> HashedBatch<'b> {
 
 /// Reads, opens and verifies one chunk. Takes storage rather than a
 /// `Repository` so restore workers can call it from many threads.
-pub fn read_chunk(storage: &dyn Storage, crypt: &Crypt, loc: &ChunkLocation) -> Result<Vec<u8>> {
-    read_verified(storage, crypt, loc).map(|(_, raw)| raw)
+pub fn read_chunk(
+    storage: &dyn Storage,
+    crypt: &Crypt,
+    refs: &References,
+    loc: &ChunkLocation,
+) -> Result<Vec<u8>> {
+    read_verified(storage, crypt, refs, loc).map(|(_, raw)| raw)
 }
 
 /// Reads one chunk's stored bytes (as in the pack, possibly compressed)
@@ -164,20 +181,22 @@ pub fn read_chunk(storage: &dyn Storage, crypt: &Crypt, loc: &ChunkLocation) -> 
 pub fn read_stored_chunk(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     loc: &ChunkLocation,
 ) -> Result<Vec<u8>> {
-    read_verified(storage, crypt, loc).map(|(stored, _)| stored)
+    read_verified(storage, crypt, refs, loc).map(|(stored, _)| stored)
 }
 
 /// The stored and the opened bytes of a chunk whose id has been checked.
 fn read_verified(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     loc: &ChunkLocation,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
     let e = &loc.entry;
     let stored = fetch(storage, loc, e.offset, e.stored_len as u64)?;
-    let raw = open_chunk(crypt, &loc.pack, e, &stored)?;
+    let raw = open_chunk(crypt, refs, &loc.pack, e, &stored)?;
     Ok((stored, raw))
 }
 
@@ -202,10 +221,11 @@ fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> R
 pub fn read_chunks(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     locs: &[ChunkLocation],
 ) -> Result<Vec<Vec<u8>>> {
     read_runs(storage, locs, |loc, stored| {
-        open_chunk(crypt, &loc.pack, &loc.entry, stored)
+        open_chunk(crypt, refs, &loc.pack, &loc.entry, stored)
     })
 }
 
@@ -216,10 +236,11 @@ pub fn read_chunks(
 pub fn read_stored_chunks(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     locs: &[ChunkLocation],
 ) -> Result<Vec<Vec<u8>>> {
     read_runs(storage, locs, |loc, stored| {
-        open_chunk(crypt, &loc.pack, &loc.entry, stored).map(|_| stored.to_vec())
+        open_chunk(crypt, refs, &loc.pack, &loc.entry, stored).map(|_| stored.to_vec())
     })
 }
 
@@ -269,7 +290,10 @@ fn read_runs<T: Send>(
         .collect()
 }
 
+pub mod delta;
 pub mod sealed;
+
+pub use delta::{Locate, References};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! change in one place. The one connection sits behind a mutex, which each
 //! operation holds for its whole statement or transaction.
 
+mod delta;
 mod gc;
 mod integrity;
 pub mod location;
@@ -17,6 +18,7 @@ mod packs;
 mod snapshots;
 pub use integrity::Integrity;
 
+pub use delta::DeltaRefs;
 pub(crate) use gc::MarkSet;
 pub(crate) use packs::{PackRow, ReferenceScan};
 
@@ -37,8 +39,10 @@ use crate::format::manifest::{EntryKind, FileEntry, Manifest, RunStats};
 pub use crate::format::pack::ChunkLocation;
 use crate::format::pack::PackEntry;
 
-/// Version 1: the initial schema.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 1: the initial schema. Version 2: table `delta_refs`
+/// ([`delta`]); a version-1 catalog is migrated when opened for writing
+/// (it cannot hold delta chunks) and read as one without references.
+pub const SCHEMA_VERSION: u32 = 2;
 pub const FILE_NAME: &str = "catalog.db";
 
 const SCHEMA: &str = "
@@ -297,6 +301,7 @@ impl Catalog {
         if !has_meta {
             let tx = connection.unchecked_transaction().map_err(self.err())?;
             tx.execute_batch(SCHEMA).map_err(self.err())?;
+            tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION.to_string()],
@@ -305,10 +310,22 @@ impl Catalog {
             return tx.commit().map_err(self.err());
         }
         drop(connection);
+        if self.schema_version()? == 1 {
+            let conn = self.lock();
+            let tx = conn.unchecked_transaction().map_err(self.err())?;
+            tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [SCHEMA_VERSION.to_string()],
+            )
+            .map_err(self.err())?;
+            tx.commit().map_err(self.err())?;
+        }
         self.check_schema_version()
     }
 
-    fn check_schema_version(&self) -> Result<()> {
+    /// The version the catalog says it has (0 when unreadable).
+    fn schema_version(&self) -> Result<u32> {
         let found: String = self
             .lock()
             .query_row(
@@ -317,12 +334,29 @@ impl Catalog {
                 |r| r.get(0),
             )
             .map_err(self.err())?;
-        match found.parse::<u32>() {
-            Ok(SCHEMA_VERSION) => Ok(()),
-            _ => Err(Error::UnsupportedVersion {
+        Ok(found.parse().unwrap_or(0))
+    }
+
+    fn check_schema_version(&self) -> Result<()> {
+        match self.schema_version()? {
+            SCHEMA_VERSION => Ok(()),
+            // Read only: a version-1 catalog has no delta chunks; an empty
+            // temp table stands in for the one it lacks.
+            1 if self.is_read_only() => self
+                .lock()
+                .execute_batch(
+                    &delta::SCHEMA
+                        .replace("CREATE TABLE", "CREATE TEMP TABLE")
+                        .replace(
+                            "CREATE INDEX IF NOT EXISTS delta_refs_by_ref ON delta_refs(ref);",
+                            "",
+                        ),
+                )
+                .map_err(self.err()),
+            found => Err(Error::UnsupportedVersion {
                 what: "catalog schema",
                 path: self.path.display().to_string(),
-                found: found.parse().unwrap_or(0),
+                found,
                 supported: SCHEMA_VERSION,
             }),
         }

@@ -6,6 +6,7 @@
 pub mod byteplane;
 pub mod codec;
 pub mod config;
+pub mod delta;
 pub mod id;
 pub mod keyfile;
 pub mod label;

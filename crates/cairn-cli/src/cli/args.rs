@@ -413,6 +413,9 @@ pub struct SnapshotArgs {
     /// Fail (exit 2, nothing saved) on an unreadable entry, a name that is not UTF-8, or a file changing while read, instead of skipping or storing it as read (exit 3)
     #[arg(long)]
     pub strict: bool,
+    /// Store every chunk standalone, never as a delta of the previous version of its tensor
+    #[arg(long)]
+    pub no_delta: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

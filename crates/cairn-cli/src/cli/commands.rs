@@ -81,6 +81,7 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
         verify: a.verify,
         strict: a.strict,
         exclude: patterns(a.exclude, &a.exclude_file)?,
+        no_delta: a.no_delta,
         skip_if_unchanged: a.skip_if_unchanged,
         dry_run: a.dry_run,
     };

@@ -744,7 +744,8 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
         v.snapshots += 1;
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                cairn::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
+                cairn::blob::read_chunk(repo.storage(), repo.crypt(), &repo.references(), &loc)
+                    .unwrap();
                 v.live_chunks += 1;
             }
         }
@@ -762,7 +763,8 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
                 .unwrap()
         {
             let loc = cairn::ChunkLocation { pack, entry };
-            cairn::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
+            cairn::blob::read_chunk(repo.storage(), repo.crypt(), &repo.references(), &loc)
+                .unwrap();
             v.pack_chunks += 1;
         }
         v.packs += 1;

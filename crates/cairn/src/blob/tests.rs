@@ -58,7 +58,14 @@ fn seal_then_open_round_trips_every_codec() {
                 "keyed ids when encrypted"
             );
             assert_eq!(sealed.raw_len as usize, raw.len());
-            let opened = open_chunk(&crypt, &pack, &entry_of(&sealed), &sealed.stored).unwrap();
+            let opened = open_chunk(
+                &crypt,
+                &References::none(),
+                &pack,
+                &entry_of(&sealed),
+                &sealed.stored,
+            )
+            .unwrap();
             assert_eq!(&opened, raw);
         }
     }
@@ -72,7 +79,7 @@ fn swapped_sealed_chunks_do_not_open() {
     let pack = PackId([9; 32]);
     let a = seal_chunk(&crypt, b"chunk a", 0, Hint::Bytes);
     let b = seal_chunk(&crypt, b"chunk b", 0, Hint::Bytes);
-    assert!(open_chunk(&crypt, &pack, &entry_of(&a), &b.stored).is_err());
+    assert!(open_chunk(&crypt, &References::none(), &pack, &entry_of(&a), &b.stored).is_err());
     assert!(!a.stored.windows(7).any(|w| w == b"chunk a"));
 }
 
@@ -87,7 +94,13 @@ fn a_flipped_stored_byte_is_a_corrupt_chunk_naming_chunk_and_pack() {
         let mut sealed = seal_chunk(&crypt, &raw, level, Hint::Bytes);
         let mid = sealed.stored.len() / 2;
         sealed.stored[mid] ^= 0x40;
-        match open_chunk(&crypt, &pack, &entry_of(&sealed), &sealed.stored) {
+        match open_chunk(
+            &crypt,
+            &References::none(),
+            &pack,
+            &entry_of(&sealed),
+            &sealed.stored,
+        ) {
             Err(Error::CorruptChunk { chunk, pack: p, .. }) => {
                 assert_eq!(chunk, sealed.id);
                 assert_eq!(p, pack);
@@ -125,10 +138,13 @@ fn read_chunks_in_order(crypt: &Crypt) {
     // Runs A0-A1, B0-B2, A2, A0 (a gap, a pack switch, a repeat).
     let order = [0, 1, 3, 4, 5, 2, 0];
     let locs: Vec<ChunkLocation> = order.iter().map(|&i| locs_by_chunk[i]).collect();
-    let got = read_chunks(&storage, crypt, &locs).unwrap();
+    let got = read_chunks(&storage, crypt, &References::none(), &locs).unwrap();
     let want: Vec<Vec<u8>> = order.iter().map(|&i| raws[i].clone()).collect();
     assert_eq!(got, want);
-    assert_eq!(read_chunk(&storage, crypt, &locs[2]).unwrap(), raws[3]);
+    assert_eq!(
+        read_chunk(&storage, crypt, &References::none(), &locs[2]).unwrap(),
+        raws[3]
+    );
 }
 
 #[test]
@@ -139,7 +155,7 @@ fn a_missing_pack_is_a_corrupt_chunk() {
         pack: PackId([1; 32]),
         entry: entry_of(&s),
     };
-    match read_chunks(&storage, &Crypt::plain(), &[loc]) {
+    match read_chunks(&storage, &Crypt::plain(), &References::none(), &[loc]) {
         Err(Error::CorruptChunk { reason, .. }) => assert_eq!(reason, "pack is missing"),
         other => panic!("expected CorruptChunk, got {other:?}"),
     }

@@ -41,6 +41,8 @@ pub enum Codec {
     Zstd = 1,
     /// A byte-plane record (docs/FORMAT.md, "Byte planes").
     Planes = 2,
+    /// A delta record against reference chunks ([`crate::format::delta`]).
+    Delta = 3,
 }
 
 impl Codec {
@@ -49,6 +51,7 @@ impl Codec {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
             2 => Some(Codec::Planes),
+            3 => Some(Codec::Delta),
             _ => None,
         }
     }
@@ -58,6 +61,7 @@ impl Codec {
             Codec::Raw => "raw",
             Codec::Zstd => "zstd",
             Codec::Planes => "planes",
+            Codec::Delta => "delta",
         }
     }
 }
@@ -93,8 +97,23 @@ pub fn encode(raw: &[u8], level: i32, hint: Hint) -> (Codec, Vec<u8>) {
 
 /// Decodes stored bytes back to exactly `raw_len` bytes. Treats `stored` as
 /// hostile: output is capped at `raw_len`, and any size mismatch is an error.
+/// A delta chunk needs its reference: see [`decode_with`].
 pub fn decode(codec: Codec, stored: &[u8], raw_len: usize) -> std::result::Result<Vec<u8>, String> {
+    decode_with(codec, stored, raw_len, None)
+}
+
+/// [`decode`], with the reference bytes of a delta chunk.
+pub fn decode_with(
+    codec: Codec,
+    stored: &[u8],
+    raw_len: usize,
+    reference: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
     let out = match codec {
+        Codec::Delta => {
+            let reference = reference.ok_or("a delta chunk needs its reference")?;
+            crate::format::delta::decode(stored, reference, raw_len)?
+        }
         Codec::Raw => stored.to_vec(),
         Codec::Zstd => zstd::bulk::decompress(stored, raw_len).map_err(|e| format!("zstd: {e}"))?,
         Codec::Planes => {

@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use globset::{Glob, GlobMatcher};
 use sha2::{Digest, Sha256};
 
-use crate::blob::read_chunks;
+use crate::blob::{read_chunks, References};
 use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
@@ -124,6 +124,7 @@ pub fn dump(
     let _lock = repo.read_lock("dump")?;
     let entries = ls(repo, snap, path)?;
     let mut tar = tar::Builder::new(out);
+    let refs = repo.references();
     tar.mode(tar::HeaderMode::Complete);
     let mut report = DumpReport::default();
     for e in &entries {
@@ -153,7 +154,7 @@ pub fn dump(
                 header.set_size(e.size);
                 report.files += 1;
                 report.bytes += e.size;
-                let reader = FileReader::new(repo.storage(), repo.crypt(), e, locs);
+                let reader = FileReader::new(repo.storage(), repo.crypt(), &refs, e, locs);
                 tar.append_data(&mut header, &e.path, reader)
             }
         };
@@ -179,6 +180,7 @@ fn from_io(err: io::Error, path: &str) -> Error {
 pub(crate) struct FileReader<'a> {
     storage: &'a dyn Storage,
     crypt: &'a Crypt,
+    refs: &'a References<'a>,
     entry: &'a FileEntry,
     locs: Vec<ChunkLocation>,
     next: usize,
@@ -192,12 +194,14 @@ impl<'a> FileReader<'a> {
     pub(crate) fn new(
         storage: &'a dyn Storage,
         crypt: &'a Crypt,
+        refs: &'a References<'a>,
         entry: &'a FileEntry,
         locs: Vec<ChunkLocation>,
     ) -> Self {
         Self {
             storage,
             crypt,
+            refs,
             entry,
             locs,
             next: 0,
@@ -214,8 +218,13 @@ impl<'a> FileReader<'a> {
             return Ok(false);
         }
         let end = (self.next + WINDOW).min(self.locs.len());
-        let chunks = read_chunks(self.storage, self.crypt, &self.locs[self.next..end])
-            .map_err(|e| e.in_file(&self.entry.path))?;
+        let chunks = read_chunks(
+            self.storage,
+            self.crypt,
+            self.refs,
+            &self.locs[self.next..end],
+        )
+        .map_err(|e| e.in_file(&self.entry.path))?;
         self.next = end;
         self.buf.clear();
         self.pos = 0;

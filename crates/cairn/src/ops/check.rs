@@ -267,6 +267,7 @@ pub(crate) fn check_unlocked(
             }
         }
         let storage = repo.storage();
+        let refs = repo.references();
         let results: Vec<PackResult> = group
             .par_iter()
             .zip(rows)
@@ -274,6 +275,7 @@ pub(crate) fn check_unlocked(
                 check_pack(
                     storage,
                     repo.crypt(),
+                    &refs,
                     p,
                     on_disk.get(&pack::key(&p.id)).copied(),
                     rows,
@@ -369,9 +371,11 @@ struct PackResult {
 
 /// Checks one pack against its catalog rows; with `read`, reads the whole
 /// pack and re-hashes every chunk.
+#[allow(clippy::too_many_arguments)]
 fn check_pack(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &crate::blob::References,
     p: &PackRow,
     actual_size: Option<u64>,
     rows: Vec<PackEntry>,
@@ -457,7 +461,7 @@ fn check_pack(
         for e in &entries {
             out.chunks_read += 1;
             let stored = &bytes[e.offset as usize..][..e.stored_len as usize];
-            let verdict = blob::open_chunk(crypt, &p.id, e, stored)
+            let verdict = blob::open_chunk(crypt, refs, &p.id, e, stored)
                 .map(drop)
                 .map_err(|err| match err {
                     Error::CorruptChunk { reason, .. } => reason,
@@ -635,6 +639,17 @@ fn attach_affected(
         for c in chunks {
             by_chunk.entry(*c).or_default().push(i);
         }
+    }
+    // A damaged chunk also breaks the delta chunks made against it.
+    for (i, (_, chunks)) in findings.list.iter().enumerate() {
+        let named: HashSet<ChunkId> = chunks.iter().copied().collect();
+        for d in repo.catalog().dependants_of(&named)? {
+            by_chunk.entry(d).or_default().push(i);
+        }
+    }
+    for list in by_chunk.values_mut() {
+        list.sort_unstable();
+        list.dedup();
     }
     let mut affected: Vec<BTreeMap<usize, Affected>> = vec![BTreeMap::new(); findings.list.len()];
     if !by_chunk.is_empty() {

@@ -313,6 +313,13 @@ fn plan(from: &Repository, to: &Repository, chosen: Vec<SnapshotInfo>) -> Result
         for file in from.files(&snapshot)? {
             ids.extend(file.chunks.into_iter().filter(|c| seen.insert(*c)));
         }
+        // The chunks its delta chunks are made against go first: a delta
+        // is never stored where its reference is not.
+        let mut refs: Vec<ChunkId> = from.catalog().references_of(&ids)?.into_iter().collect();
+        refs.sort_unstable_by_key(|c| c.0);
+        refs.retain(|c| seen.insert(*c));
+        refs.append(&mut ids);
+        let mut ids = refs;
         let there = to.catalog().existing(&ids)?;
         ids.retain(|c| !there.contains(c));
         let send = Some(from.locate_all(&ids)?);
@@ -396,8 +403,12 @@ impl<'r> Sender<'r> {
                 end += 1;
             }
             let batch = &locs[start..end];
-            let stored =
-                crate::blob::read_stored_chunks(self.from.storage(), self.from.crypt(), batch)?;
+            let stored = crate::blob::read_stored_chunks(
+                self.from.storage(),
+                self.from.crypt(),
+                &self.from.references(),
+                batch,
+            )?;
             for (loc, bytes) in batch.iter().zip(&stored) {
                 let e = &loc.entry;
                 self.writer.add(e.chunk, e.codec, e.raw_len, bytes);

@@ -271,6 +271,8 @@ pub fn plan_locked(
     snaps.retain(|s| !forgotten.contains(&s.id));
     catalog.mark_referenced(MarkSet::GcLive, &snaps)?;
     let unlisted_manifests = mark_manifests(repo, &listed, forgotten)?;
+    // What a live delta chunk needs is live (docs/FORMAT.md, "Delta chunks").
+    catalog.mark_reference_closure(MarkSet::GcLive)?;
     let live_chunks = catalog.marked_count(MarkSet::GcLive)?;
     let mut plan = GcPlan {
         lock,
@@ -704,12 +706,14 @@ impl<'r> Repacker<'r> {
     fn take(&mut self, usage: &PackUsage) -> Result<()> {
         let live = &usage.copy;
         let storage = self.repo.storage();
+        let refs = self.repo.references();
         let stored: Vec<Vec<u8>> = live
             .par_iter()
             .map(|entry| {
                 read_stored_chunk(
                     storage,
                     self.repo.crypt(),
+                    &refs,
                     &ChunkLocation {
                         pack: usage.pack,
                         entry: *entry,
@@ -760,8 +764,11 @@ fn relocate(repo: &Repository, sealed: &SealedPack) -> Result<()> {
 /// still located in them; returns how many chunk rows went. Refuses, changing
 /// nothing, if a live chunk is still located in one of them.
 fn drop_rows(repo: &Repository, packs: &[&PackUsage]) -> Result<u64> {
-    repo.catalog()
-        .drop_packs(MarkSet::GcLive, packs.iter().map(|u| (u.rowid, &u.pack)))
+    let dropped = repo
+        .catalog()
+        .drop_packs(MarkSet::GcLive, packs.iter().map(|u| (u.rowid, &u.pack)))?;
+    repo.catalog().drop_orphan_delta_refs()?;
+    Ok(dropped)
 }
 
 #[cfg(test)]

@@ -119,6 +119,9 @@ fn import_packs(
         };
         match pack::read_entries(storage, crypt, &id, obj.size) {
             Ok(entries) => {
+                crate::ops::snapshot::delta::index_references(
+                    storage, crypt, catalog, &id, &entries, None,
+                )?;
                 catalog.add_pack(&id, obj.size, &entries)?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;

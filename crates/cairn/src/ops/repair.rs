@@ -135,7 +135,7 @@ fn rewrite_pack(repo: &Repository, id: &PackId) -> Result<(u64, u64)> {
             else {
                 continue;
             };
-            let ok = blob::open_chunk(repo.crypt(), id, e, stored).is_ok();
+            let ok = blob::open_chunk(repo.crypt(), &repo.references(), id, e, stored).is_ok();
             if ok && seen.insert(e.chunk) {
                 writer.add(e.chunk, e.codec, e.raw_len, stored);
             }

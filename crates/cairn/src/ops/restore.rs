@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::blob::read_chunks;
+use crate::blob::{read_chunks, References};
 use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::format::id::ChunkId;
@@ -192,11 +192,13 @@ pub fn restore(
     crate::progress::check_cancelled(progress)?;
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
+    let refs = repo.references();
     located.into_par_iter().try_for_each(|(f, locs)| {
         let result = locs.and_then(|locs| {
             restore_file(
                 storage,
                 repo.crypt(),
+                &refs,
                 target,
                 &verified_dirs,
                 f,
@@ -305,9 +307,11 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn restore_file(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     target: &Path,
     verified_dirs: &HashSet<&str>,
     f: &FileEntry,
@@ -323,7 +327,7 @@ fn restore_file(
         safe_join(target, &f.path)?
     };
     let tmp = target::temp_path(&dest);
-    let result = write_verified(storage, crypt, &tmp, f, locs, progress).and_then(|()| {
+    let result = write_verified(storage, crypt, refs, &tmp, f, locs, progress).and_then(|()| {
         match fs::rename(&tmp, &dest) {
             // A directory in the file's place (rename never replaces one
             // with a file).
@@ -342,6 +346,7 @@ fn restore_file(
 fn write_verified(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     tmp: &Path,
     f: &FileEntry,
     locs: &[ChunkLocation],
@@ -363,7 +368,7 @@ fn write_verified(
     }
     let mut behind = WriteBehind::default();
     let mut offset = 0;
-    stream_file(storage, crypt, f, locs, |chunk| {
+    stream_file(storage, crypt, refs, f, locs, |chunk| {
         crate::progress::check_cancelled(progress)?;
         progress.advance(chunk.len() as u64);
         if sparse {
@@ -419,6 +424,7 @@ fn is_zero(block: &[u8]) -> bool {
 pub(crate) fn stream_file(
     storage: &dyn Storage,
     crypt: &Crypt,
+    refs: &References,
     f: &FileEntry,
     locs: &[ChunkLocation],
     mut sink: impl FnMut(&[u8]) -> Result<()>,
@@ -433,14 +439,14 @@ pub(crate) fn stream_file(
     let mut windows = locs.chunks(WINDOW);
     let mut current = windows
         .next()
-        .map(|w| read_chunks(storage, crypt, w))
+        .map(|w| read_chunks(storage, crypt, refs, w))
         .transpose()?;
     while let Some(chunks) = current.take() {
         let mut next = None;
         let following = windows.next();
         rayon::in_place_scope(|scope| -> Result<()> {
             if let Some(w) = following {
-                scope.spawn(|_| next = Some(read_chunks(storage, crypt, w)));
+                scope.spawn(|_| next = Some(read_chunks(storage, crypt, refs, w)));
             }
             for c in &chunks {
                 sha.update(c);
@@ -544,9 +550,14 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
     let locs = repo
         .locate_all(&file.chunks)
         .map_err(|e| e.in_file(&file.path))?;
-    stream_file(repo.storage(), repo.crypt(), &file, &locs, |chunk| {
-        out.write_all(chunk).at("<stdout>")
-    })
+    stream_file(
+        repo.storage(),
+        repo.crypt(),
+        &repo.references(),
+        &file,
+        &locs,
+        |chunk| out.write_all(chunk).at("<stdout>"),
+    )
     .map_err(|e| e.in_file(&file.path))
 }
 

@@ -13,7 +13,7 @@
 //! ([`SnapshotReport::complete`] is false). The manifest does not record
 //! that the snapshot is incomplete: that needs a format change.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +21,12 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::blob::HashedBatch;
+pub(crate) mod delta;
+
+use crate::blob::{delta::seal_delta, HashedBatch, References, SealedChunk};
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::codec;
@@ -69,6 +72,9 @@ pub struct SnapshotOptions {
     /// what would be read and roughly stored, but write nothing: no pack,
     /// no manifest, no catalog row, no lock.
     pub dry_run: bool,
+    /// Store every chunk standalone, never as a delta of the previous
+    /// version of its tensor (see [`delta`]).
+    pub no_delta: bool,
 }
 
 /// A file that kept changing while it was read, twice: what the second read
@@ -255,6 +261,21 @@ fn create_walked(
     progress.start("snapshot", to_read);
     let chunker = Chunker::seeded(repo.config().chunker, repo.crypt().gear_seed())?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
+    let previous = match (&parent, opts.no_delta) {
+        (Some(p), false) => Some(Previous {
+            snapshot: p.clone(),
+            files: jobs
+                .iter()
+                .map(|j| {
+                    (
+                        j.file,
+                        (j.path.clone(), j.size, walked.entries[j.file].rel.clone()),
+                    )
+                })
+                .collect(),
+        }),
+        _ => None,
+    };
     let streamed = Arc::new(AtomicU64::new(0));
     let is_stream = stream.is_some();
     let ingest = match stream {
@@ -274,6 +295,7 @@ fn create_walked(
             level,
             verify,
             dry_run: opts.dry_run,
+            previous,
         },
         &mut files,
         progress,
@@ -528,6 +550,7 @@ fn store_all(
         level,
         verify,
         dry_run,
+        previous,
     } = settings;
     let storage = repo.storage();
     let crypt = repo.crypt();
@@ -546,6 +569,7 @@ fn store_all(
             write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx)
         });
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
+        storer.previous = previous;
         let result = ingest
             .for_each_hashed(|batch| storer.take(batch, files, progress))
             .map(|Ingested { digests, issues }| {
@@ -597,16 +621,32 @@ pub(crate) fn write_pack(
     if verify {
         verify_written(storage, crypt, &key, sealed)?;
     }
+    delta::index_references(
+        storage,
+        crypt,
+        catalog,
+        &sealed.id,
+        &sealed.entries,
+        Some(&sealed.bytes),
+    )?;
     catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
 }
 
-/// How [`store_all`] works: zstd level, read-back of every new pack, and
-/// whether packs are only counted, not written (a dry run).
-#[derive(Debug, Clone, Copy)]
+/// How [`store_all`] works: zstd level, read-back of every new pack,
+/// whether packs are only counted, not written (a dry run), and where
+/// previous versions for delta chunks come from.
 struct Settings {
     level: i32,
     verify: bool,
     dry_run: bool,
+    previous: Option<Previous>,
+}
+
+/// The previous snapshot of the same history and, per file to read, its
+/// path, size and relative path (the key into the previous snapshot).
+struct Previous {
+    snapshot: SnapshotInfo,
+    files: HashMap<usize, (PathBuf, u64, String)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -631,6 +671,16 @@ struct Storer<'r> {
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
     totals: Totals,
+    /// Where delta references come from (`None`: all chunks standalone).
+    previous: Option<Previous>,
+    /// Per file being read: its previous version, when it has one.
+    versions: HashMap<usize, Option<delta::PreviousFile>>,
+    /// Per file being read: the offset of its next chunk.
+    offsets: HashMap<usize, u64>,
+    /// The previous snapshot's files, read on the first need.
+    parent_files: Option<Vec<FileEntry>>,
+    /// Opened reference chunks, kept across batches.
+    refs: References<'r>,
 }
 
 impl<'r> Storer<'r> {
@@ -649,6 +699,11 @@ impl<'r> Storer<'r> {
             sealed_any: false,
             stored: HashSet::new(),
             totals: Totals::default(),
+            previous: None,
+            versions: HashMap::new(),
+            offsets: HashMap::new(),
+            parent_files: None,
+            refs: repo.references(),
         }
     }
 
@@ -668,7 +723,14 @@ impl<'r> Storer<'r> {
                 fresh.push(i);
             }
         }
-        for sealed in hashed.seal(&fresh, self.level) {
+        let offsets = self.chunk_offsets(batch);
+        let sealed = self.seal_fresh(&hashed, &fresh, &offsets)?;
+        for piece in &batch.pieces {
+            if let Piece::FileDone { file } = piece {
+                self.versions.remove(file);
+            }
+        }
+        for sealed in sealed {
             self.pack
                 .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
             self.totals.chunks_new += 1;
@@ -690,6 +752,97 @@ impl<'r> Storer<'r> {
         }
         progress.advance(hashed.raw_bytes());
         Ok(())
+    }
+
+    /// The file offset of every chunk of `batch`, in cut order.
+    fn chunk_offsets(&mut self, batch: &Batch) -> Vec<u64> {
+        let mut out = Vec::new();
+        for piece in &batch.pieces {
+            match *piece {
+                Piece::Chunk { file, len, .. } => {
+                    let at = self.offsets.entry(file).or_insert(0);
+                    out.push(*at);
+                    *at += len as u64;
+                }
+                Piece::Reset { file } => {
+                    self.offsets.insert(file, 0);
+                }
+                Piece::FileDone { file } => {
+                    self.offsets.remove(&file);
+                }
+            }
+        }
+        out
+    }
+
+    /// Seals the chunks `fresh` of `hashed` (at file `offsets`): standalone,
+    /// or as a delta of the previous version of their tensor when smaller.
+    fn seal_fresh(
+        &mut self,
+        hashed: &HashedBatch,
+        fresh: &[usize],
+        offsets: &[u64],
+    ) -> Result<Vec<SealedChunk>> {
+        let standalone = hashed.seal(fresh, self.level);
+        if self.previous.is_none() || self.level <= 0 {
+            return Ok(standalone);
+        }
+        let mut plans = Vec::with_capacity(fresh.len());
+        for &i in fresh {
+            let c = &hashed.chunks[i];
+            let width = crate::blob::delta::width_of(c.hint);
+            plans.push(match self.version_of(c.file)? {
+                Some(v) => v.plan(offsets[i], c.data.len() as u64, width),
+                None => None,
+            });
+        }
+        let (repo, level, refs) = (self.repo, self.level, &self.refs);
+        let sealed: Vec<SealedChunk> = standalone
+            .into_par_iter()
+            .zip(fresh.par_iter().zip(plans.par_iter()))
+            .map(|(alone, (&i, plan))| {
+                let c = &hashed.chunks[i];
+                match plan.as_ref().map(|p| (p, refs.bytes(repo.crypt(), p))) {
+                    Some((p, Ok(reference))) => {
+                        seal_delta(repo.crypt(), alone, c.data, &reference, p, c.hint, level)
+                    }
+                    _ => alone,
+                }
+            })
+            .collect();
+        Ok(sealed)
+    }
+
+    /// The previous version of file `file`, opened on its first chunk.
+    fn version_of(&mut self, file: usize) -> Result<Option<&delta::PreviousFile>> {
+        let Some(prev) = &self.previous else {
+            return Ok(None);
+        };
+        if !self.versions.contains_key(&file) {
+            let repo = self.repo;
+            let found = match prev.files.get(&file) {
+                Some((path, size, rel)) if *size >= crate::ingest::shape::PROBE_MIN => {
+                    if self.parent_files.is_none() {
+                        self.parent_files = Some(repo.catalog().files(&prev.snapshot)?);
+                    }
+                    let parent_files = self.parent_files.as_deref().unwrap_or_default();
+                    match delta::previous_version(parent_files, rel) {
+                        Some(old) => delta::PreviousFile::open(
+                            repo.storage(),
+                            repo.crypt(),
+                            repo.catalog(),
+                            path,
+                            *size,
+                            old.chunks.clone(),
+                        )?,
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            self.versions.insert(file, found);
+        }
+        Ok(self.versions[&file].as_ref())
     }
 
     /// Hands the current pack to the writer thread.

@@ -204,6 +204,12 @@ impl Repository {
     pub fn unset_policy(&self, scope: &str) -> Result<RetentionPolicy> {
         stored::unset(self, scope)
     }
+
+    /// How readers of this repository find the references of delta
+    /// chunks: its storage and catalog, with a cache of opened references.
+    pub fn references(&self) -> crate::blob::References<'_> {
+        crate::blob::References::new(self.storage(), self.catalog())
+    }
 }
 
 impl RepoStorage {

@@ -177,7 +177,7 @@ impl OpenFile {
             .collect();
         if !missing.is_empty() {
             let locs: Vec<ChunkLocation> = missing.iter().map(|&i| self.locs[i]).collect();
-            let read = read_chunks(repo.storage(), repo.crypt(), &locs)
+            let read = read_chunks(repo.storage(), repo.crypt(), &repo.references(), &locs)
                 .map_err(|e| e.in_file(&self.entry.path))?;
             for (&i, data) in missing.iter().zip(read) {
                 let data: Arc<[u8]> = data.into();

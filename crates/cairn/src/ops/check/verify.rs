@@ -43,12 +43,13 @@ pub fn verify(
         files.iter().map(|f| repo.locate_all(&f.chunks)).collect();
     progress.start("verify", files.iter().map(|f| f.size).sum());
     let storage = repo.storage();
+    let refs = repo.references();
     let failures: Vec<VerifyFailure> = files
         .par_iter()
         .zip(located)
         .filter_map(|(f, locs)| {
             let result = locs.and_then(|locs| {
-                stream_file(storage, repo.crypt(), f, &locs, |c| {
+                stream_file(storage, repo.crypt(), &refs, f, &locs, |c| {
                     crate::progress::check_cancelled(progress)?;
                     progress.advance(c.len() as u64);
                     Ok(())

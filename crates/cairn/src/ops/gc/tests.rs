@@ -60,15 +60,21 @@ fn assert_all_chunks_read(repo: &Repository) {
     for snap in repo.snapshots(&SnapshotFilter::default()).unwrap() {
         for f in repo.catalog().files(&snap).unwrap() {
             for loc in repo.locate_all(&f.chunks).unwrap() {
-                crate::blob::read_chunk(repo.storage(), repo.crypt(), &loc).unwrap();
+                crate::blob::read_chunk(repo.storage(), repo.crypt(), &repo.references(), &loc)
+                    .unwrap();
             }
         }
     }
     for obj in repo.storage().list("packs/").unwrap() {
         let pack = pack::id_from_key(&obj.key).unwrap();
         for entry in pack::read_entries(repo.storage(), repo.crypt(), &pack, obj.size).unwrap() {
-            crate::blob::read_chunk(repo.storage(), repo.crypt(), &ChunkLocation { pack, entry })
-                .unwrap();
+            crate::blob::read_chunk(
+                repo.storage(),
+                repo.crypt(),
+                &repo.references(),
+                &ChunkLocation { pack, entry },
+            )
+            .unwrap();
         }
     }
 }
@@ -226,6 +232,7 @@ fn an_unlisted_pack_is_debris_only_if_its_live_chunks_are_located_elsewhere() {
         let stored = read_stored_chunk(
             t.repo.storage(),
             t.repo.crypt(),
+            &t.repo.references(),
             &ChunkLocation {
                 pack: id,
                 entry: *e,

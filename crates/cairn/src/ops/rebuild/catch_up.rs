@@ -94,6 +94,9 @@ pub fn catch_up(storage: &dyn Storage, crypt: &Crypt, file: &CatalogFile) -> Res
             done.needs_rebuild = true;
             return Ok(done);
         };
+        crate::ops::snapshot::delta::index_references(
+            storage, crypt, &catalog, id, &entries, None,
+        )?;
         catalog.add_pack(id, *size, &entries)?;
         done.packs_added += 1;
     }
