@@ -130,7 +130,7 @@ pub fn run(
             .daemon
             .concurrency;
         let mut spawned = false;
-        while running.len() < limit && !opts.max_runs.is_some_and(|m| started >= m) {
+        while running.len() < limit && opts.max_runs.is_none_or(|m| started < m) {
             let Some(key) = next_due(&shared, &running, Utc::now()) else {
                 break;
             };

@@ -125,13 +125,14 @@ mod tests {
     fn the_environment_overrides_the_file_in_the_documented_order() {
         use PasswordFrom::*;
         let path = |p: &str| Location::Path(p.into());
-        let cases: Vec<(
+        type Case<'a> = (
             bool,
-            Option<&str>,
-            Vec<(&str, &str)>,
+            Option<&'a str>,
+            Vec<(&'a str, &'a str)>,
             Location,
             PasswordFrom,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (true, None, vec![], path("/file/path"), Program),
             (
                 true,
