@@ -355,6 +355,7 @@ impl Repository {
 
     /// Changes the labels of the snapshots `selectors` name (`cairn tag`).
     #[pyo3(signature = (selectors, add, remove, set, version, description))]
+    #[allow(clippy::too_many_arguments)]
     fn tag(
         &self,
         py: Python<'_>,
