@@ -7,10 +7,15 @@ and `cargo build --release`):
 
 Each round makes a fresh repository per side and alternates which side runs
 first, so a busy neighbour costs both alike; the medians are printed with the
-ratio Python / CLI. Work files go beside MODEL_FILE's directory in
-`pybench-work/` and are removed at the end.
+ratio Python / CLI, for the wall-clock time and for the CPU time (user +
+system, of all threads: `time.process_time()` for the Python side, the
+child's rusage for the CLI), which a busy neighbour disturbs much less.
+Work files go beside MODEL_FILE's directory in `pybench-work/` and are
+removed at the end.
 """
 
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,10 +26,19 @@ from pathlib import Path
 import cairn
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn) -> tuple:
+    """(wall seconds, CPU seconds of this process and its children)."""
+    wall, cpu, kids = time.perf_counter(), time.process_time(), children_cpu()
     fn()
-    return time.perf_counter() - start
+    return (
+        time.perf_counter() - wall,
+        time.process_time() - cpu + children_cpu() - kids,
+    )
 
 
 def python_side(model: Path, work: Path) -> tuple:
@@ -49,6 +63,7 @@ def main() -> None:
     model, cli = Path(sys.argv[1]).resolve(), sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     work = model.parent / "pybench-work"
+    load_before = os.getloadavg()
     results = {"python": [], "cli": []}
     for i in range(rounds):
         order = ["python", "cli"] if i % 2 == 0 else ["cli", "python"]
@@ -59,11 +74,19 @@ def main() -> None:
             results[side].append(t)
     shutil.rmtree(work, ignore_errors=True)
     size = model.stat().st_size / 2**20
+    print(f"load average before/after: {load_before} / {os.getloadavg()}")
     for phase, k in (("snapshot", 0), ("restore", 1)):
-        py = statistics.median(t[k] for t in results["python"])
-        c = statistics.median(t[k] for t in results["cli"])
-        print(f"{phase:9} python {py:6.2f} s ({size / py:6.0f} MiB/s)  "
+        for side in ("python", "cli"):
+            rounds_text = "  ".join(f"{t[k][0]:.2f}s/{t[k][1]:.2f}cpu" for t in results[side])
+            print(f"{phase:9} {side:6} rounds: {rounds_text}")
+        py = statistics.median(t[k][0] for t in results["python"])
+        c = statistics.median(t[k][0] for t in results["cli"])
+        py_cpu = statistics.median(t[k][1] for t in results["python"])
+        c_cpu = statistics.median(t[k][1] for t in results["cli"])
+        print(f"{phase:9} wall python {py:6.2f} s ({size / py:6.0f} MiB/s)  "
               f"cli {c:6.2f} s ({size / c:6.0f} MiB/s)  python/cli {py / c:.3f}")
+        print(f"{phase:9} cpu  python {py_cpu:6.2f} s  cli {c_cpu:6.2f} s  "
+              f"python/cli {py_cpu / c_cpu:.3f}")
 
 
 if __name__ == "__main__":

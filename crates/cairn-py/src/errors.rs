@@ -95,6 +95,7 @@ fn classify(e: &Error) -> Mapped {
         | Error::ConfigUnusable { path, .. }
         | Error::ConfigMissing { path } => M::new("CorruptRepository").path(path.display()),
         Error::InvalidArgument(_) | Error::WouldEmptyHistory { .. } => M::new("InvalidArgument"),
+        Error::BadPasswordFile { path, .. } => M::new("InvalidArgument").path(path.display()),
         Error::Io { path, .. } | Error::NoSpace { path } | Error::SourceChanged { path, .. } => {
             M::new("CairnError").path(path.display())
         }
@@ -104,6 +105,39 @@ fn classify(e: &Error) -> Mapped {
         Error::Storage { key, .. } => M::new("CairnError").path(key),
         _ => M::new("CairnError"),
     }
+}
+
+/// The `cairn` exception for an error of the config runner: a config that
+/// does not validate is `ConfigError` (every problem in the message), an
+/// unknown target or a missing config file `NotFound`.
+pub fn runner_to_py(py: Python<'_>, e: cairn_runner::Error) -> PyErr {
+    use cairn_runner::Error as R;
+    let e = match e {
+        R::Cairn(inner) => return to_py(py, inner),
+        other => other,
+    };
+    let m = match &e {
+        R::Config(problems) => {
+            let file = problems.0.first().map(|p| p.file.display().to_string());
+            Mapped {
+                path: file,
+                ..Mapped::new("ConfigError")
+            }
+        }
+        R::UnknownTarget { name, file, .. } => Mapped {
+            selector: Some(name.clone()),
+            ..Mapped::new("NotFound").path(file.display())
+        },
+        R::NoConfig(_) => Mapped::new("NotFound"),
+        R::Io { path, .. } | R::State { path, .. } => {
+            Mapped::new("CairnError").path(path.display())
+        }
+        _ => Mapped::new("CairnError"),
+    };
+    let message = e.to_string();
+    build(py, &m, &message).unwrap_or_else(|err| {
+        PyRuntimeError::new_err(format!("{message} (and cairn._errors failed: {err})"))
+    })
 }
 
 /// The `cairn` exception for `e`.

@@ -13,29 +13,52 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use cairn::{
-    CheckOptions, ChunkerParams, ForgetRequest, RepoConfig, RestoreOptions, RetentionPolicy,
-    SnapshotFilter, SnapshotLabel, SnapshotOptions,
+    CheckOptions, ChunkerParams, CopyRequest, ForgetRequest, LabelChange, RepoConfig,
+    RestoreOptions, RetentionPolicy, SnapshotFilter, SnapshotLabel, SnapshotOptions,
 };
 
 mod errors;
+mod runner;
 mod watch;
 
-/// The one place a repository is opened (from a local path today; a URL
-/// and a password file slot in here when the library opens those).
 /// The one place a repository is opened: a local path or a URL
 /// (`s3://bucket/prefix`), with `password` for an encrypted one.
-fn open_repository(location: &str, password: Option<String>) -> cairn::Result<cairn::Repository> {
+fn open_repository(location: &str, password: Given) -> cairn::Result<cairn::Repository> {
     let location = cairn::RepoLocation::parse(std::ffi::OsStr::new(location))?;
     with_given(password, || {
         cairn::Repository::open_location(&location, cairn::OpenMode::ReadWrite)
     })
 }
 
-/// Runs `f` with `password` as the password of what it opens or creates.
-fn with_given<T>(password: Option<String>, f: impl FnOnce() -> T) -> T {
-    match password {
-        Some(p) => cairn::with_password(cairn::Password::new(p), f),
-        None => f(),
+/// A password given to `open`/`init`: the text, or a file whose first line
+/// it is (read by the library's one reader of password files).
+struct Given {
+    password: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// Runs `f` with the `given` password as the password of what it opens or
+/// creates.
+fn with_given<T>(given: Given, f: impl FnOnce() -> cairn::Result<T>) -> cairn::Result<T> {
+    match given {
+        Given {
+            password: Some(_),
+            file: Some(_),
+        } => Err(cairn::Error::InvalidArgument(
+            "give password or password_file, not both".into(),
+        )),
+        Given {
+            password: Some(p),
+            file: None,
+        } => cairn::with_password(cairn::Password::new(p), f),
+        Given {
+            password: None,
+            file: Some(file),
+        } => cairn::with_password(cairn::password_from_file(&file)?, f),
+        Given {
+            password: None,
+            file: None,
+        } => f(),
     }
 }
 
@@ -72,13 +95,22 @@ impl Repository {
 #[pymethods]
 impl Repository {
     #[staticmethod]
-    #[pyo3(signature = (location, password=None))]
-    fn open(py: Python<'_>, location: String, password: Option<String>) -> PyResult<Self> {
-        watch::quick(py, || open_repository(&location, password)).map(Self::wrap)
+    #[pyo3(signature = (location, password=None, password_file=None))]
+    fn open(
+        py: Python<'_>,
+        location: String,
+        password: Option<String>,
+        password_file: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let given = Given {
+            password,
+            file: password_file,
+        };
+        watch::quick(py, || open_repository(&location, given)).map(Self::wrap)
     }
 
     #[staticmethod]
-    #[pyo3(signature = (location, chunk_avg=None, compression=3, encryption=false, password=None))]
+    #[pyo3(signature = (location, chunk_avg=None, compression=3, encryption=false, password=None, password_file=None))]
     fn init(
         py: Python<'_>,
         location: String,
@@ -86,7 +118,12 @@ impl Repository {
         compression: i32,
         encryption: bool,
         password: Option<String>,
+        password_file: Option<PathBuf>,
     ) -> PyResult<Self> {
+        let given = Given {
+            password,
+            file: password_file,
+        };
         let chunker = chunk_avg.map_or_else(ChunkerParams::default, ChunkerParams::with_average);
         watch::quick(py, || {
             let location = cairn::RepoLocation::parse(std::ffi::OsStr::new(&location))?;
@@ -94,7 +131,7 @@ impl Repository {
             if encryption {
                 config = config.with_encryption();
             }
-            with_given(password, || {
+            with_given(given, || {
                 cairn::Repository::init_at_location(&location, config)
             })
         })
@@ -291,6 +328,56 @@ impl Repository {
         Ok(ForgetPlan::new(repo, plan))
     }
 
+    /// Copies the snapshots `selectors` name, plus whole histories matching
+    /// `kind`/`name`/`tag` (none of either: every snapshot) into `to`.
+    #[pyo3(signature = (to, selectors, kind, name, tag, dry_run, progress))]
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &self,
+        py: Python<'_>,
+        to: PyRef<'_, Repository>,
+        selectors: Vec<String>,
+        kind: Option<String>,
+        name: Option<String>,
+        tag: Option<String>,
+        dry_run: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let (from, to) = (self.get()?, to.get()?);
+        let filter =
+            (kind.is_some() || name.is_some() || tag.is_some()).then(|| filter(kind, name, tag));
+        let req = CopyRequest {
+            selectors,
+            filter,
+            dry_run,
+        };
+        json(&watch::run(py, progress, |p| from.copy_to(&to, &req, p))?)
+    }
+
+    /// Changes the labels of the snapshots `selectors` name (`cairn tag`).
+    #[pyo3(signature = (selectors, add, remove, set, version, description))]
+    #[allow(clippy::too_many_arguments)]
+    fn tag(
+        &self,
+        py: Python<'_>,
+        selectors: Vec<String>,
+        add: Vec<String>,
+        remove: Vec<String>,
+        set: Option<Vec<String>>,
+        version: Option<String>,
+        description: Option<String>,
+    ) -> PyResult<String> {
+        let repo = self.get()?;
+        let change = LabelChange {
+            add,
+            remove,
+            set,
+            version,
+            description,
+        };
+        json(&watch::quick(py, || repo.tag(&selectors, &change))?)
+    }
+
     fn gc_plan(&self, py: Python<'_>, max_unused: f64) -> PyResult<GcPlan> {
         let repo = self.get()?;
         let plan = watch::quick(py, || repo.gc_plan(max_unused))?;
@@ -432,6 +519,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Repository>()?;
     m.add_class::<ForgetPlan>()?;
     m.add_class::<GcPlan>()?;
+    m.add_function(wrap_pyfunction!(runner::run, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

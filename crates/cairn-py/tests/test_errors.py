@@ -102,3 +102,14 @@ def test_an_encrypted_repository_opens_with_its_password_only(tmp_path, model_di
         cairn.Repository.open(location)
     with pytest.raises(cairn.InvalidArgument):
         cairn.Repository.open(location, password="a", password_file=tmp_path / "pw")
+    (tmp_path / "crlf").write_bytes(b"right horse\r\nignored\n")
+    with cairn.Repository.open(location, password_file=tmp_path / "crlf") as repo:
+        assert len(list(repo.snapshots())) == 1
+    # The library reads the file, as for the CLI: errors name the file.
+    for name, content in [("missing", None), ("empty", b"\n"), ("binary", b"\xff\n")]:
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(cairn.InvalidArgument) as bad:
+            cairn.Repository.open(location, password_file=tmp_path / name)
+        assert bad.value.path == str(tmp_path / name)
+        assert str(bad.value).startswith(f"password file {tmp_path / name}:")

@@ -38,6 +38,9 @@ pub struct RepositorySpec {
     pub name: String,
     pub location: Location,
     pub password_file: Option<PathBuf>,
+    /// The config's only repository: `CAIRN_REPO` and the global password
+    /// variables override it (see [`crate::env`]).
+    pub sole: bool,
 }
 
 /// Commands run around a target's run (`sh -c`).
@@ -70,6 +73,80 @@ pub struct Email {
     /// `host:port` of the SMTP server.
     pub smtp: String,
     pub from: Option<String>,
+    /// How the connection is secured (default: [`Email::security`]).
+    pub tls: Option<SmtpTls>,
+    /// AUTH user name; its password is the first line of `password_file`.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted besides the system's (a private CA, or
+    /// the server's own self-signed certificate).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text: only for a relay on this machine.
+    None,
+    /// Plain connection upgraded with STARTTLS, which is required.
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+}
+
+impl Email {
+    /// `host` and `port` of `smtp` (port 25 when not given).
+    pub fn host_port(&self) -> Result<(&str, u16), String> {
+        match self.smtp.rsplit_once(':') {
+            Some((h, p)) => Ok((
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("bad port in {:?}", self.smtp))?,
+            )),
+            None => Ok((self.smtp.as_str(), 25)),
+        }
+    }
+
+    /// The `tls` given, else: `tls` on port 465, `none` for a loopback
+    /// host (`localhost`, `127.0.0.1`, `::1`), `starttls` otherwise.
+    pub fn security(&self) -> SmtpTls {
+        if let Some(tls) = self.tls {
+            return tls;
+        }
+        match self.host_port() {
+            Ok((_, 465)) => SmtpTls::Tls,
+            Ok((host, _)) if is_loopback(host) => SmtpTls::None,
+            _ => SmtpTls::Starttls,
+        }
+    }
+
+    /// What is wrong with these settings, if anything.
+    fn problem(&self) -> Option<String> {
+        if let Err(e) = self.host_port() {
+            return Some(e);
+        }
+        match (&self.username, &self.password_file) {
+            (Some(_), None) => return Some("`username` needs `password_file`".into()),
+            (None, Some(_)) => return Some("`password_file` needs `username`".into()),
+            _ => {}
+        }
+        let host = self.host_port().map(|(h, _)| h).unwrap_or_default();
+        if self.username.is_some() && self.security() == SmtpTls::None && !is_loopback(host) {
+            return Some(format!(
+                "refusing to send a password in plain text to {host}: set tls = \"starttls\" or \"tls\""
+            ));
+        }
+        None
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where reports go.
@@ -123,7 +200,15 @@ pub struct DaemonSettings {
     pub max_failures: u32,
     /// Run a missed schedule once after downtime (else wait for the next).
     pub catch_up: bool,
+    /// Targets run at the same time (each target at most once at a time).
+    pub concurrency: usize,
+    /// On SIGTERM/SIGINT, how long runs in flight may take to finish before
+    /// they are cancelled (nothing of a cancelled snapshot is visible).
+    pub stop_timeout: Duration,
 }
+
+/// Default of `[daemon] stop_timeout`: under systemd's 90 s before SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A validated config file.
 #[derive(Debug, Clone)]
@@ -212,6 +297,8 @@ struct RawDaemon {
     listen: Option<String>,
     max_failures: Option<u32>,
     catch_up: Option<bool>,
+    concurrency: Option<Spanned<u32>>,
+    stop_timeout: Option<Spanned<String>>,
 }
 
 /// Collects problems with their lines while a file is validated.
@@ -222,11 +309,50 @@ struct Problems<'a> {
 }
 
 impl Problems<'_> {
+    /// Drops the problems after the first `structural` ones that only echo
+    /// one of those (a key or a table of a line that was blanked out: a
+    /// `paths` of the wrong type is not also "missing").
+    fn drop_echoes(&mut self, structural: usize) {
+        let keys: Vec<String> = self.found[..structural]
+            .iter()
+            .map(|p| p.key.clone())
+            .collect();
+        let mut i = structural;
+        while i < self.found.len() {
+            let k = &self.found[i].key;
+            if keys
+                .iter()
+                .any(|s| s == k || s.starts_with(&format!("{k}.")))
+            {
+                self.found.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     fn line(&self, span: &Range<usize>) -> usize {
         self.text[..span.start.min(self.text.len())]
             .matches('\n')
             .count()
             + 1
+    }
+
+    /// The span of the first line that sets `key` (`key = …`), for a
+    /// problem found after parsing.
+    fn key_line(&self, key: &str, from: usize) -> Option<Range<usize>> {
+        let mut at = 0;
+        for line in self.text.split_inclusive('\n') {
+            let sets = line.match_indices(key).any(|(i, _)| {
+                line[i + key.len()..].trim_start().starts_with('=')
+                    && !line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if at >= from && sets {
+                return Some(at..at + line.len());
+            }
+            at += line.len();
+        }
+        None
     }
 
     fn add(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
@@ -255,17 +381,10 @@ impl Config {
             text,
             found: Vec::new(),
         };
-        let raw: RawConfig = match toml::from_str(text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let key = e
-                    .span()
-                    .map(|s| key_at(text, &s))
-                    .unwrap_or_else(|| "(file)".into());
-                problems.add(e.span(), &key, e.message().trim().to_owned());
-                return Err(Error::Config(ConfigProblems(problems.found)));
-            }
+        let Some(raw) = structure(&mut problems) else {
+            return Err(Error::Config(ConfigProblems(problems.found)));
         };
+        let structural = problems.found.len();
         let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let repositories = repositories(&raw, &base, &mut problems);
         let mut targets = BTreeMap::new();
@@ -280,6 +399,15 @@ impl Config {
                 "no [target.NAME] section: nothing to back up",
             );
         }
+        let daemon = daemon_settings(&raw.daemon, &mut problems);
+        let notify = notify(
+            raw.notify.clone(),
+            &base,
+            Some(("notify.email", 0)),
+            &mut problems,
+        );
+        problems.drop_echoes(structural);
+        problems.found.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         if !problems.found.is_empty() {
             return Err(Error::Config(ConfigProblems(problems.found)));
         }
@@ -287,12 +415,8 @@ impl Config {
             file: file.to_path_buf(),
             repositories,
             targets,
-            notify: raw.notify,
-            daemon: DaemonSettings {
-                listen: raw.daemon.listen,
-                max_failures: raw.daemon.max_failures.unwrap_or(3),
-                catch_up: raw.daemon.catch_up.unwrap_or(true),
-            },
+            notify,
+            daemon,
         })
     }
 
@@ -331,6 +455,54 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// At most this many structural problems are reported from one file.
+const MAX_STRUCTURAL: usize = 20;
+
+/// Deserializes the file. A structural problem (TOML syntax, an unknown
+/// key, a value of the wrong type) is recorded, the lines it points at are
+/// blanked out (spaces, so every later span still points into the real
+/// file) and parsing starts again, so that one run reports every such
+/// problem; `None` when the file never parses (a problem without a place,
+/// or the same line again).
+fn structure(problems: &mut Problems) -> Option<RawConfig> {
+    let text = problems.text;
+    let mut work = text.as_bytes().to_vec();
+    let mut blanked = Vec::new();
+    for _ in 0..MAX_STRUCTURAL {
+        let err = match toml::from_str::<RawConfig>(std::str::from_utf8(&work).ok()?) {
+            Ok(raw) => return Some(raw),
+            Err(e) => e,
+        };
+        let key = err
+            .span()
+            .map(|s| key_at(text, &s))
+            .unwrap_or_else(|| "(file)".into());
+        problems.add(err.span(), &key, err.message().trim().to_owned());
+        let span = err.span()?;
+        let bytes = text.as_bytes();
+        let start = span.start.min(bytes.len());
+        let first = bytes[..start]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        if blanked.contains(&first) {
+            return None;
+        }
+        blanked.push(first);
+        let end = span.end.max(start + 1).min(bytes.len()).max(first);
+        let from = end.saturating_sub(1).max(first);
+        let last = bytes[from..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| from + i);
+        work[first..last]
+            .iter_mut()
+            .filter(|b| **b != b'\n')
+            .for_each(|b| *b = b' ');
+    }
+    None
 }
 
 /// The dotted key a parse error points at: the `[section]` above it and
@@ -395,6 +567,7 @@ fn repositories(
                 name: name.clone(),
                 location,
                 password_file,
+                sole: raw.repository.len() == 1,
             },
         );
     }
@@ -515,20 +688,74 @@ fn target(
         check,
         max_age,
         hooks: t.hooks.or(&raw.hooks),
-        notify: Notify {
-            webhook: t
-                .notify
-                .webhook
-                .clone()
-                .or_else(|| raw.notify.webhook.clone()),
-            ping_url: t
-                .notify
-                .ping_url
-                .clone()
-                .or_else(|| raw.notify.ping_url.clone()),
-            email: t.notify.email.clone().or_else(|| raw.notify.email.clone()),
-        },
+        notify: notify(
+            Notify {
+                webhook: t
+                    .notify
+                    .webhook
+                    .clone()
+                    .or_else(|| raw.notify.webhook.clone()),
+                ping_url: t
+                    .notify
+                    .ping_url
+                    .clone()
+                    .or_else(|| raw.notify.ping_url.clone()),
+                email: t.notify.email.clone().or_else(|| raw.notify.email.clone()),
+            },
+            base,
+            t.notify
+                .email
+                .as_ref()
+                .map(|_| (k("notify.email"), span.start))
+                .as_ref()
+                .map(|(key, at)| (key.as_str(), *at)),
+            p,
+        ),
         path_lines,
+    }
+}
+
+/// `n` with its email's files taken from `base`; its problems added as
+/// `key`'s, looked for from byte `from` on (`None`: an email inherited from
+/// `[notify]`, whose problems are reported there).
+fn notify(mut n: Notify, base: &Path, key: Option<(&str, usize)>, p: &mut Problems) -> Notify {
+    if let Some(email) = &mut n.email {
+        for file in [&mut email.password_file, &mut email.ca_file]
+            .into_iter()
+            .flatten()
+        {
+            *file = base.join(&*file);
+        }
+        if let (Some(problem), Some((key, from))) = (email.problem(), key) {
+            let line = p.key_line("email", from);
+            p.add(line, key, problem);
+        }
+    }
+    n
+}
+
+fn daemon_settings(raw: &RawDaemon, p: &mut Problems) -> DaemonSettings {
+    let concurrency = match &raw.concurrency {
+        None => 1,
+        Some(n) if *n.get_ref() == 0 => {
+            p.add(Some(n.span()), "daemon.concurrency", "must be at least 1");
+            1
+        }
+        Some(n) => *n.get_ref() as usize,
+    };
+    let stop_timeout = raw
+        .stop_timeout
+        .as_ref()
+        .map_or(Some(DEFAULT_STOP_TIMEOUT), |s| {
+            span_of(s, "daemon.stop_timeout", p)
+        })
+        .unwrap_or(DEFAULT_STOP_TIMEOUT);
+    DaemonSettings {
+        listen: raw.listen.clone(),
+        max_failures: raw.max_failures.unwrap_or(3),
+        catch_up: raw.catch_up.unwrap_or(true),
+        concurrency,
+        stop_timeout,
     }
 }
 

@@ -1,27 +1,37 @@
-//! `cairn daemon`: runs targets on their schedules, one at a time.
+//! `cairn daemon`: runs targets on their schedules.
 //!
-//! The loop takes the target due earliest (never run: due at once; missed
+//! The loop takes the targets due earliest (never run: due at once; missed
 //! while the daemon was down: run once, or with `catch_up = false` moved to
-//! its next slot), runs it with [`run_target`], saves the state after every
-//! run (so a restart continues where it was), and pauses a target after
+//! its next slot) and runs up to `[daemon] concurrency` of them at a time
+//! (default 1: one after the other), each in its own thread and each target
+//! at most once at a time. It saves the state after every run (so a
+//! restart continues where it was), and pauses a target after
 //! `max_failures` failures in a row, with a notification; a paused target
 //! stays paused across restarts until a `cairn run` of it succeeds. Between
-//! runs it sleeps in short steps and asks `control` whether to stop (the
-//! CLI maps SIGTERM/SIGINT to that: a run in flight finishes first, so
-//! nothing is left half-visible) or reload the config (SIGHUP). When
-//! `[daemon] listen` is set, a thread serves `GET /metrics` (the text of
+//! runs it sleeps in short steps and asks `control` whether to stop or
+//! reload the config (SIGHUP). On stop (the CLI maps SIGTERM/SIGINT to it)
+//! no new run starts; runs in flight get `stop_timeout` to finish, after
+//! which they are cancelled through [`Progress::cancelled`]: a cancelled
+//! snapshot leaves nothing visible, and the target's state stays as it was
+//! before that run (it is due again at the next start). A second stop
+//! cancels at once. When `[daemon]
+//! listen` is set, a thread serves `GET /metrics` (the text of
 //! [`crate::metrics`]) and `GET /health` (JSON, 200 when all OK, else 503)
 //! on that loopback address.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use cairn::Progress;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::run::run_target;
-use crate::state::State;
+use crate::run::{run_target_with, TargetReport};
+use crate::state::{State, TargetState};
 
 /// What the daemon should do next, as the caller's signals say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +53,23 @@ pub struct DaemonOptions {
 /// What config and state the HTTP thread reads.
 type Shared = Arc<Mutex<(Config, State)>>;
 
+/// The cancellation of every run in flight, once the stop grace is over.
+#[derive(Clone, Default)]
+struct Cancel(Arc<AtomicBool>);
+
+impl Progress for Cancel {
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A run in flight: its thread returns the report and the target's new state.
+type Running = BTreeMap<String, JoinHandle<(TargetReport, TargetState)>>;
+
 /// Runs until `control` says stop or `max_runs` runs are done; returns the
-/// number of runs. `load` reads the config again on reload (a config that
-/// no longer validates is reported and the old one kept).
+/// number of runs finished (cancelled ones not counted). `load` reads the
+/// config again on reload (a config that no longer validates is reported
+/// and the old one kept).
 pub fn run(
     load: &dyn Fn() -> Result<Config>,
     state: State,
@@ -57,33 +81,149 @@ pub fn run(
     let shared: Shared = Arc::new(Mutex::new((config, state)));
     let _server = serve(&shared, log)?;
     skip_missed(&shared, Utc::now());
-    let mut runs = 0;
+    let cancel = Cancel::default();
+    let mut running = Running::new();
+    let (mut started, mut runs) = (0u64, 0u64);
+    let mut stop_at: Option<Instant> = None;
     loop {
-        if opts.max_runs.is_some_and(|m| runs >= m) {
-            return Ok(runs);
-        }
+        runs += reap(&shared, &mut running, false, log)?;
         match control() {
-            Control::Stop => return Ok(runs),
+            Control::Stop if stop_at.is_none() => {
+                let grace = shared
+                    .lock()
+                    .expect("daemon state lock")
+                    .0
+                    .daemon
+                    .stop_timeout;
+                if !running.is_empty() {
+                    log(&format!(
+                        "stopping: waiting up to {} for {} run(s) in flight",
+                        crate::schedule::format_span(grace),
+                        running.len()
+                    ));
+                }
+                stop_at = Some(Instant::now() + grace);
+            }
+            // A second stop signal does not wait for the grace.
+            Control::Stop => stop_at = Some(Instant::now()),
             Control::Reload => reload(&shared, load, log),
             Control::Continue => {}
         }
-        let now = Utc::now();
-        let Some(key) = next_due(&shared, now) else {
+        let done = opts.max_runs.is_some_and(|m| started >= m);
+        if stop_at.is_some() || done {
+            if running.is_empty() {
+                return Ok(runs);
+            }
+            if stop_at.is_some_and(|at| Instant::now() >= at) && !cancel.cancelled() {
+                log("stop timeout passed: cancelling the runs in flight");
+                cancel.0.store(true, Ordering::SeqCst);
+                runs += reap(&shared, &mut running, true, log)?;
+                return Ok(runs);
+            }
             std::thread::sleep(TICK);
             continue;
-        };
-        run_one(&shared, &key, log)?;
-        runs += 1;
+        }
+        let limit = shared
+            .lock()
+            .expect("daemon state lock")
+            .0
+            .daemon
+            .concurrency;
+        let mut spawned = false;
+        while running.len() < limit && opts.max_runs.is_none_or(|m| started < m) {
+            let Some(key) = next_due(&shared, &running, Utc::now()) else {
+                break;
+            };
+            running.insert(key.clone(), spawn(&shared, &key, &cancel));
+            started += 1;
+            spawned = true;
+        }
+        if !spawned {
+            std::thread::sleep(TICK);
+        }
     }
 }
 
+/// Starts `key`'s run in a thread, on copies of the config and state (so
+/// /metrics, /health and the other runs go on meanwhile).
+fn spawn(shared: &Shared, key: &str, cancel: &Cancel) -> JoinHandle<(TargetReport, TargetState)> {
+    let (config, mut state) = shared.lock().expect("daemon state lock").clone();
+    let (key, cancel) = (key.to_owned(), cancel.clone());
+    std::thread::spawn(move || {
+        let target = &config.targets[&key];
+        let report = run_target_with(&config, target, &mut state, Utc::now(), &cancel);
+        (report, state.target(&key))
+    })
+}
+
+/// Takes the finished runs (all of them with `wait`) into the shared state
+/// and saves it; returns how many finished without being cancelled.
+fn reap(shared: &Shared, running: &mut Running, wait: bool, log: &dyn Fn(&str)) -> Result<u64> {
+    let keys: Vec<String> = running
+        .iter()
+        .filter(|(_, h)| wait || h.is_finished())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut finished = 0;
+    for key in keys {
+        let handle = running.remove(&key).expect("listed above");
+        let Ok((report, target_state)) = handle.join() else {
+            log(&format!("{key}: the run panicked; its state is unchanged"));
+            continue;
+        };
+        if report.cancelled {
+            log(&format!(
+                "{key}: cancelled (nothing of this run is visible; it runs again at the next start)"
+            ));
+            continue;
+        }
+        finished += 1;
+        record(shared, &key, report, target_state, log)?;
+    }
+    Ok(finished)
+}
+
+/// Logs one finished run, pauses its target after too many failures, and
+/// saves its state.
+fn record(
+    shared: &Shared,
+    key: &str,
+    report: TargetReport,
+    mut t: TargetState,
+    log: &dyn Fn(&str),
+) -> Result<()> {
+    log(&report.summary());
+    for w in &report.warnings {
+        log(&format!("warning: {key}: {w}"));
+    }
+    let mut guard = shared.lock().expect("daemon state lock");
+    let (config, state) = &mut *guard;
+    let max = config.daemon.max_failures;
+    if max > 0 && t.consecutive_failures >= max {
+        t.paused = true;
+        let failures = t.consecutive_failures;
+        let msg = format!(
+            "{key}: paused after {failures} failures in a row (`cairn run {key}` resumes it)"
+        );
+        log(&msg);
+        if let Some(target) = config.targets.get(key) {
+            for w in crate::notify::paused(&target.notify, key, &msg) {
+                log(&format!("warning: {key}: {w}"));
+            }
+        }
+    }
+    state.targets.insert(key.to_owned(), t);
+    state.save()
+}
+
 /// The key of the due target that was due first, if any.
-fn next_due(shared: &Shared, now: DateTime<Utc>) -> Option<String> {
+fn next_due(shared: &Shared, running: &Running, now: DateTime<Utc>) -> Option<String> {
     let guard = shared.lock().expect("daemon state lock");
     let (config, state) = &*guard;
     config
         .targets
         .values()
+        .filter(|t| !running.contains_key(&t.key))
         .filter_map(|t| {
             let s = state.target(&t.key);
             if s.paused {
@@ -117,34 +257,6 @@ fn skip_missed(shared: &Shared, now: DateTime<Utc>) {
             s.next_run = Some(schedule.next_from_now(now));
         }
     }
-}
-
-fn run_one(shared: &Shared, key: &str, log: &dyn Fn(&str)) -> Result<()> {
-    // Run on copies so /metrics and /health answer during a long run.
-    let (config, mut state) = shared.lock().expect("daemon state lock").clone();
-    let target = &config.targets[key];
-    let report = run_target(&config, target, &mut state, Utc::now());
-    log(&report.summary());
-    for w in &report.warnings {
-        log(&format!("warning: {key}: {w}"));
-    }
-    let failures = state.target(key).consecutive_failures;
-    let max = config.daemon.max_failures;
-    if max > 0 && failures >= max {
-        if let Some(t) = state.targets.get_mut(key) {
-            t.paused = true;
-        }
-        let msg = format!(
-            "{key}: paused after {failures} failures in a row (`cairn run {key}` resumes it)"
-        );
-        log(&msg);
-        for w in crate::notify::paused(&target.notify, key, &msg) {
-            log(&format!("warning: {key}: {w}"));
-        }
-    }
-    state.save()?;
-    shared.lock().expect("daemon state lock").1 = state;
-    Ok(())
 }
 
 fn reload(shared: &Shared, load: &dyn Fn() -> Result<Config>, log: &dyn Fn(&str)) {

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod env;
 pub mod error;
 pub mod health;
 pub mod locate;

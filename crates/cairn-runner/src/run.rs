@@ -12,11 +12,14 @@
 use std::process::Command;
 use std::time::Instant;
 
-use cairn::{CheckOptions, ForgetRequest, NoProgress, Repository, SnapshotFilter, SnapshotOptions};
+use cairn::{
+    CheckOptions, ForgetRequest, NoProgress, Progress, Repository, SnapshotFilter, SnapshotOptions,
+};
 use chrono::{DateTime, Offset, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Location, RepositorySpec, Target};
+use crate::env::PasswordFrom;
 use crate::state::{RepoFigures, State, Status, TargetState};
 
 /// What happened in one repository.
@@ -55,6 +58,10 @@ pub struct TargetReport {
     /// What went wrong without failing the run: a notification not
     /// delivered, a failing on_failure hook. The caller shows them.
     pub warnings: Vec<String>,
+    /// The run was stopped through its `Progress` (the daemon shutting
+    /// down): nothing of it is visible in the repositories, no on_failure
+    /// hook or failure notification fired, and the state is as before.
+    pub cancelled: bool,
 }
 
 impl TargetReport {
@@ -123,6 +130,20 @@ pub fn run_target(
     state: &mut State,
     now: DateTime<Utc>,
 ) -> TargetReport {
+    run_target_with(config, target, state, now, &NoProgress)
+}
+
+/// [`run_target`], stopped when `progress` says [`Progress::cancelled`]:
+/// the operation in flight ends as a failed one would (a snapshot leaves
+/// nothing visible), the steps after it are skipped, the report says
+/// `cancelled` and `state` is left as it was.
+pub fn run_target_with(
+    config: &Config,
+    target: &Target,
+    state: &mut State,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> TargetReport {
     let started = Instant::now();
     let previous = state.target(&target.key);
     let mut report = TargetReport {
@@ -133,6 +154,7 @@ pub fn run_target(
         repositories: Vec::new(),
         error: None,
         warnings: Vec::new(),
+        cancelled: false,
     };
     let check_due = check_due(target, &previous, now);
     let mut warnings: Vec<String> = crate::notify::started(&target.notify).into_iter().collect();
@@ -147,16 +169,22 @@ pub fn run_target(
         Ok(()) => {
             for name in &target.repositories {
                 let spec = &config.repositories[name];
+                if progress.cancelled() {
+                    break;
+                }
                 report
                     .repositories
-                    .push(in_repository(spec, target, check_due));
+                    .push(in_repository(spec, target, check_due, progress));
             }
             let failed: Vec<String> = report
                 .repositories
                 .iter()
                 .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.repository)))
                 .collect();
-            if !failed.is_empty() {
+            if progress.cancelled() {
+                report.error = Some("cancelled".into());
+                report.cancelled = true;
+            } else if !failed.is_empty() {
                 report.error = Some(failed.join("; "));
             } else if let Err(e) = hook(
                 target,
@@ -168,6 +196,12 @@ pub fn run_target(
                 report.error = Some(e);
             }
         }
+    }
+    if report.cancelled {
+        report.status = Status::Failed;
+        report.duration_secs = started.elapsed().as_secs_f64();
+        report.warnings = warnings;
+        return report;
     }
     if report.error.is_some() {
         report.status = Status::Failed;
@@ -258,31 +292,35 @@ fn record(
         .map(|s| s.next_after(Some(now), now));
 }
 
-/// Opens the repository a spec names, local or remote, with the password
-/// from its `password_file` when it has one (else the process's: the CLI's
-/// `--password-file`, `CAIRN_PASSWORD_FILE`, …).
+/// Opens the repository a spec names, local or remote, as the environment
+/// overrides it ([`crate::env`]: `CAIRN_REPO[_NAME]`,
+/// `CAIRN_PASSWORD[_FILE][_NAME]`), else with the password from its
+/// `password_file`, else the program's (the CLI's `--password-file`, …).
 pub fn open(spec: &RepositorySpec) -> cairn::Result<Repository> {
     open_mode(spec, cairn::OpenMode::ReadWrite)
 }
 
 /// [`open`] in `mode`.
 pub fn open_mode(spec: &RepositorySpec, mode: cairn::OpenMode) -> cairn::Result<Repository> {
-    let location = match &spec.location {
+    let effective = crate::env::effective(spec, &|name| std::env::var(name).ok())?;
+    let location = match &effective.location {
         Location::Path(path) => cairn::RepoLocation::Local(path.clone()),
         Location::Url(url) => cairn::RepoLocation::parse(std::ffi::OsStr::new(url))?,
     };
     let open = || Repository::open_location(&location, mode);
-    match &spec.password_file {
-        None => open(),
-        Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| cairn::Error::io(file, e))?;
-            let first = text.lines().next().unwrap_or_default().to_string();
-            cairn::with_password(cairn::Password::new(first), open)
-        }
+    match effective.password {
+        PasswordFrom::Program => open(),
+        PasswordFrom::File(file) => cairn::with_password(cairn::password_from_file(&file)?, open),
+        PasswordFrom::Text(text) => cairn::with_password(cairn::Password::new(text), open),
     }
 }
 
-fn in_repository(spec: &RepositorySpec, target: &Target, check_due: bool) -> RepoOutcome {
+fn in_repository(
+    spec: &RepositorySpec,
+    target: &Target,
+    check_due: bool,
+    progress: &dyn Progress,
+) -> RepoOutcome {
     let mut out = RepoOutcome {
         repository: spec.name.clone(),
         ok: false,
@@ -299,7 +337,7 @@ fn in_repository(spec: &RepositorySpec, target: &Target, check_due: bool) -> Rep
         stored_bytes: 0,
         error: None,
     };
-    match steps(spec, target, check_due, &mut out) {
+    match steps(spec, target, check_due, progress, &mut out) {
         Ok(()) => out.ok = true,
         Err(e) => out.error = Some(e),
     }
@@ -310,6 +348,7 @@ fn steps(
     spec: &RepositorySpec,
     target: &Target,
     check_due: bool,
+    progress: &dyn Progress,
     out: &mut RepoOutcome,
 ) -> Result<(), String> {
     let text = |e: cairn::Error| e.to_string();
@@ -320,7 +359,7 @@ fn steps(
         ..Default::default()
     };
     let r = repo
-        .snapshot(&target.paths, &opts, &NoProgress)
+        .snapshot(&target.paths, &opts, progress)
         .map_err(text)?;
     out.snapshot = Some(r.id.to_hex());
     out.complete = r.complete;
@@ -328,6 +367,9 @@ fn steps(
     out.bytes_read = r.bytes_read;
     out.bytes_added = r.added_stored;
     out.excluded = r.excluded;
+    if progress.cancelled() {
+        return Err("cancelled after the snapshot".into());
+    }
     let history = SnapshotFilter {
         kind: Some(target.label.kind.clone()),
         name: Some(target.label.name.clone()),
@@ -353,7 +395,7 @@ fn steps(
             .gc_plan(cairn::DEFAULT_MAX_UNUSED)
             .map_err(|e| format!("gc: {e}"))?;
         out.gc_packs_deleted = Some(
-            repo.gc(&plan, &NoProgress)
+            repo.gc(&plan, progress)
                 .map_err(|e| format!("gc: {e}"))?
                 .packs_deleted,
         );
@@ -364,7 +406,7 @@ fn steps(
             subset_pct: c.subset_pct,
         };
         let report = repo
-            .check(opts, &NoProgress)
+            .check(opts, progress)
             .map_err(|e| format!("check: {e}"))?;
         out.check_clean = Some(report.is_clean());
         if !report.is_clean() {

@@ -145,6 +145,11 @@ pub enum Error {
     #[error("wrong password for repository {path}: no key file in keys/ opens with it")]
     WrongPassword { path: PathBuf },
 
+    /// A password file that gives no password (unreadable, not UTF-8, or
+    /// an empty first line).
+    #[error("password file {path}: {reason}")]
+    BadPasswordFile { path: PathBuf, reason: String },
+
     #[error("repository {path} is not encrypted: it has no keys")]
     NotEncrypted { path: PathBuf },
 

@@ -90,7 +90,8 @@ pub use policy::stored::StoredPolicies;
 pub use progress::{NoProgress, Progress};
 pub use repo::config::ConfigRepair;
 pub use repo::keys::{
-    set_new_key_kdf, set_password_source, with_password, KeyInfo, Password, PasswordPurpose,
+    password_from_file, password_from_first_line, set_new_key_kdf, set_password_source,
+    with_password, KeyInfo, Password, PasswordPurpose,
 };
 pub use repo::location::{cache_dir, repair_config_at, RepoLocation};
 pub use repo::lock::{set_lease, set_lock_wait, Lease, LockInfo, Unlocked};

@@ -8,7 +8,6 @@ use cairn::{CopyReport, CopyRequest, CopyState, Repository, SnapshotFilter};
 
 use super::args::CopyArgs;
 use super::output;
-use super::password;
 use super::Ctx;
 
 pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<()> {
@@ -53,7 +52,7 @@ pub fn open_source(
     let from = ctx.for_repo(repo.to_path_buf());
     let open = || from.open_read_only();
     let opened = match password_file {
-        Some(file) => cairn::with_password(password::from_file(file)?, open),
+        Some(file) => cairn::with_password(cairn::password_from_file(file)?, open),
         None => open(),
     };
     opened.with_context(|| {

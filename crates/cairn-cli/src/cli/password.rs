@@ -64,7 +64,7 @@ impl Sources {
             return run_command(cmd).map(Some);
         }
         if let Some(file) = &self.file {
-            return read_file(file).map(Some);
+            return cairn::password_from_file(file).map(Some);
         }
         Ok(std::env::var("CAIRN_PASSWORD").ok().map(Zeroizing::new))
     }
@@ -72,34 +72,10 @@ impl Sources {
     fn new_password(&self) -> cairn::Result<Option<Password>> {
         let env_file = std::env::var_os("CAIRN_NEW_PASSWORD_FILE").map(PathBuf::from);
         if let Some(file) = self.new_file.as_ref().or(env_file.as_ref()) {
-            return read_file(file).map(Some);
+            return cairn::password_from_file(file).map(Some);
         }
         Ok(std::env::var("CAIRN_NEW_PASSWORD").ok().map(Zeroizing::new))
     }
-}
-
-/// The first line of `path`, without its line ending.
-/// The password in the first line of the file at `path`.
-pub fn from_file(path: &Path) -> cairn::Result<Password> {
-    read_file(path)
-}
-
-fn read_file(path: &Path) -> cairn::Result<Password> {
-    let text = Zeroizing::new(std::fs::read(path).map_err(|source| cairn::Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?);
-    first_line(&text).ok_or_else(|| {
-        cairn::Error::InvalidArgument(format!("password file {} is not UTF-8", path.display()))
-    })
-}
-
-fn first_line(bytes: &[u8]) -> Option<Password> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let line = text.split('\n').next().unwrap_or("");
-    Some(Zeroizing::new(
-        line.strip_suffix('\r').unwrap_or(line).to_string(),
-    ))
 }
 
 /// The first line `cmd` (run by `sh -c`) prints; it must exit 0.
@@ -118,7 +94,7 @@ fn run_command(cmd: &str) -> cairn::Result<Password> {
             out.status
         )));
     }
-    first_line(&stdout).ok_or_else(|| {
+    cairn::password_from_first_line(&stdout).ok_or_else(|| {
         cairn::Error::InvalidArgument(format!("--password-command `{cmd}` printed non-UTF-8"))
     })
 }
@@ -177,17 +153,4 @@ fn ask(tty: &std::fs::File, question: &str) -> std::io::Result<Password> {
     read?;
     let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
     Ok(Zeroizing::new(trimmed))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_line_drops_the_line_ending_only() {
-        assert_eq!(*first_line(b"pw\n").unwrap(), "pw");
-        assert_eq!(*first_line(b"pw\r\nmore").unwrap(), "pw");
-        assert_eq!(*first_line(b" pw ").unwrap(), " pw ");
-        assert!(first_line(&[0xff]).is_none());
-    }
 }

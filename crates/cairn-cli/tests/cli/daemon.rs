@@ -188,3 +188,134 @@ fn daemon_runs_schedules_pauses_the_failing_target_and_keeps_state() {
         "the server stopped with the daemon"
     );
 }
+
+/// `(target, start, end)` of each run the before/after hooks logged as
+/// `start NAME SECS` / `end NAME SECS`.
+fn intervals(log: &str) -> Vec<(String, f64, f64)> {
+    let mut open: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (Some(what), Some(name), Some(t)) = (w.first(), w.get(1), w.get(2)) else {
+            continue;
+        };
+        let t: f64 = t.parse().unwrap();
+        match *what {
+            "start" => {
+                open.insert(name.to_string(), t);
+            }
+            "end" => out.push((name.to_string(), open.remove(*name).unwrap(), t)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `concurrency = 2`: two targets run at the same time, and a target never
+/// overlaps itself (each run is a before hook that sleeps, then a snapshot).
+#[test]
+fn daemon_runs_targets_in_parallel_but_each_once_at_a_time() {
+    let env = Env::new();
+    let log = env.path("runs.log");
+    let mut text = format!(
+        "[repository.main]\npath = \"{}\"\n\n[daemon]\nconcurrency = 2\n\n",
+        env.repo.display()
+    );
+    for name in ["a", "b"] {
+        write(&env.path(&format!("{name}/f.txt")), name.as_bytes());
+        text.push_str(&format!(
+            "[target.{name}]\nkind = \"config\"\npaths = [\"{name}\"]\nschedule = \"every 1s\"\n\
+             hooks = {{ before = \"echo start {name} $(date +%s.%N) >> {log}; sleep 1.5\", \
+             after = \"echo end {name} $(date +%s.%N) >> {log}\" }}\n\n",
+            log = log.display()
+        ));
+    }
+    let file = env.path("cairn.toml");
+    write(&file, text.as_bytes());
+    let out = daemon(&env, &file, &["--max-runs", "4"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = intervals(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(runs.len(), 4, "{runs:?}\n{}", stdout(&out));
+    let overlap = |x: &(String, f64, f64), y: &(String, f64, f64)| x.1 < y.2 && y.1 < x.2;
+    for (i, x) in runs.iter().enumerate() {
+        for y in &runs[i + 1..] {
+            if x.0 == y.0 {
+                assert!(!overlap(x, y), "one target ran twice at once: {runs:?}");
+            }
+        }
+    }
+    assert!(
+        runs.iter()
+            .any(|x| runs.iter().any(|y| x.0 != y.0 && overlap(x, y))),
+        "a and b never ran at the same time: {runs:?}"
+    );
+    assert_eq!(env.list().len(), 4);
+}
+
+/// SIGTERM during a long snapshot with `stop_timeout = "1s"`: the daemon
+/// cancels it after the grace and exits; no snapshot is visible, the
+/// repository checks clean, and the target's state is as before (it runs
+/// again at the next start).
+#[test]
+fn sigterm_cancels_a_long_snapshot_after_stop_timeout() {
+    let env = Env::new();
+    // Sparse: instant to make, but the snapshot reads and hashes 32 GiB.
+    std::fs::create_dir_all(env.path("big")).unwrap();
+    let big = std::fs::File::create(env.path("big/huge.bin")).unwrap();
+    big.set_len(32 << 30).unwrap();
+    let started = env.path("started");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\n\n[daemon]\nstop_timeout = \"1s\"\n\n\
+         [target.huge]\nkind = \"model\"\npaths = [\"big\"]\nschedule = \"every 1h\"\n\
+         hooks = {{ before = \"touch {}\" }}\n",
+        env.repo.display(),
+        started.display()
+    );
+    let file = env.path("cairn.toml");
+    write(&file, text.as_bytes());
+    let mut child = daemon(&env, &file, &[])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "the daemon did not stop after its stop_timeout"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the grace was given: {waited:?}\n{log}"
+    );
+    assert!(log.contains("cancelling the runs in flight"), "{log}");
+    assert!(log.contains("huge: cancelled"), "{log}");
+    assert!(log.contains("stopped after 0 run(s)"), "{log}");
+    assert!(env.list().is_empty(), "nothing of the snapshot is visible");
+    run_ok(env.cmd(["check"]));
+    let state = env.path("state/runner-state.json");
+    if state.exists() {
+        let state: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+        assert!(state["targets"]["huge"]["last_run"].is_null(), "{state}");
+    }
+}

@@ -253,3 +253,177 @@ fn email_reaches_a_real_smtp_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// aiosmtpd with TLS (STARTTLS required, or SMTPS) and AUTH required for
+/// user `cairn` with password `s3cret pw`; each message it accepts is
+/// appended to OUT after a line saying whether the session was
+/// authenticated and encrypted.
+const TLS_SMTPD: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+mode, port, cert, key, out = sys.argv[1:6]
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        with open(out, "a") as f:
+            tls = server.transport.get_extra_info("sslcontext") is not None
+            f.write(f"SESSION auth={bool(session.authenticated)} tls={tls}\n")
+            f.write(envelope.content.decode("utf8", "replace") + "\n")
+        return "250 OK"
+def auth(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == b"cairn" and data.password == b"s3cret pw"
+    return AuthResult(success=ok, handled=False)
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+kw = dict(hostname="127.0.0.1", port=int(port), authenticator=auth, auth_required=True)
+if mode == "starttls":
+    c = Controller(Sink(), tls_context=ctx, require_starttls=True, **kw)
+else:
+    # aiosmtpd offers AUTH only after its own STARTTLS unless told that
+    # this connection, wrapped in TLS from the first byte, is safe.
+    c = Controller(Sink(), server_hostname="127.0.0.1", ssl_context=ctx,
+                   auth_require_tls=False, **kw)
+c.start()
+while True:
+    time.sleep(1)
+"#;
+
+/// A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in `env`),
+/// made by openssl; `false` (and a visible skip) without openssl.
+fn self_signed(env: &Env) -> bool {
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(env.path("key.pem"))
+        .arg("-out")
+        .arg(env.path("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: openssl must be installed"
+        );
+        eprintln!("SKIPPED: no openssl to make a test certificate");
+    }
+    made
+}
+
+fn start_tls_smtpd(py: &PathBuf, env: &Env, mode: &str, out: &str) -> (Smtpd, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write(&env.path("tls_smtpd.py"), TLS_SMTPD.as_bytes());
+    let child = Command::new(py)
+        .arg(env.path("tls_smtpd.py"))
+        .args([mode, &port.to_string()])
+        .args([env.path("cert.pem"), env.path("key.pem"), env.path(out)])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.path(&format!("{out}.err"))).unwrap())
+        .spawn()
+        .unwrap();
+    let smtpd = Smtpd(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS aiosmtpd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (smtpd, port)
+}
+
+/// Waits for both reports in `out`; returns its text.
+fn received(env: &Env, out: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = std::fs::read_to_string(env.path(out)).unwrap_or_default();
+        if got.contains("cairn: good ok") && got.contains("cairn: gone FAILED") {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "mail not received:\n{got}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// STARTTLS and SMTPS with AUTH against aiosmtpd holding a self-signed
+/// certificate the config trusts through `ca_file`: both deliver, over TLS,
+/// authenticated; a wrong password and an untrusted certificate are
+/// warnings that name the server, and nothing is delivered.
+#[test]
+fn email_over_starttls_and_smtps_with_auth() {
+    let Some(py) = python_with("aiosmtpd") else {
+        return;
+    };
+    let env = Env::new();
+    if !self_signed(&env) {
+        return;
+    }
+    write(&env.path("smtp-pw"), b"s3cret pw\n");
+    write(&env.path("wrong-pw"), b"guess\n");
+    let email = |port: u16, tls: &str, pw: &str, ca: bool| {
+        let ca = if ca {
+            format!(
+                ", ca_file = {:?}",
+                env.path("cert.pem").display().to_string()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "email = {{ to = \"ops@example.com\", smtp = \"127.0.0.1:{port}\", tls = \"{tls}\", \
+             username = \"cairn\", password_file = {:?}{ca} }}",
+            env.path(pw).display().to_string()
+        )
+    };
+    for mode in ["starttls", "tls"] {
+        let out = format!("{mode}.out");
+        let (_smtpd, port) = start_tls_smtpd(&py, &env, mode, &out);
+        let file = config(&env, &email(port, mode, "smtp-pw", true));
+        let err = run(&env, &file, 1);
+        assert!(!err.contains("warning"), "{mode}: {err}");
+        let got = received(&env, &out);
+        assert!(got.contains("SESSION auth=True tls=True"), "{mode}: {got}");
+
+        for (pw, ca, want) in [
+            ("wrong-pw", true, "email to ops@example.com via 127.0.0.1"),
+            ("smtp-pw", false, "certificate"),
+        ] {
+            let before = std::fs::read_to_string(env.path(&out)).unwrap();
+            let file = config(&env, &email(port, mode, pw, ca));
+            let err = run(&env, &file, 1);
+            assert!(
+                err.contains("warning") && err.contains(want),
+                "{mode} {pw} ca={ca}: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(
+                std::fs::read_to_string(env.path(&out)).unwrap(),
+                before,
+                "nothing delivered"
+            );
+        }
+    }
+    // A password is never sent in plain text to a remote host.
+    let file = config(
+        &env,
+        &email(25, "none", "smtp-pw", false).replace("127.0.0.1", "mail.example.com"),
+    );
+    let mut cmd = cairn_in(env.dir.path());
+    cmd.args(["config", "check", "--config"]).arg(&file);
+    let err = run_code(cmd, 1);
+    assert!(
+        err.contains("notify.email: refusing to send a password in plain text"),
+        "{err}"
+    );
+}

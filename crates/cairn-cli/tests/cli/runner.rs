@@ -92,14 +92,26 @@ fn config_check_names_file_line_and_key_of_every_problem() {
     ] {
         assert!(err.contains(&want), "missing {want:?} in\n{err}");
     }
-    write(&file, b"[repository.local]\npath = \"r\"\nbogus = 1\n");
+    // Structural problems (an unknown key, a wrong type) no longer stop the
+    // check at the first: three different ones, each with line and key.
+    write(
+        &file,
+        b"[repository.local]\npath = \"r\"\nbogus = 1\n\n[target.a]\nkind = \"model\"\npaths = 5\nschedule = \"every 6\"\ngc = \"yes\"\n",
+    );
     let mut cmd = cairn_in(env.dir.path());
     cmd.args(["config", "check", "--config"]).arg(&file);
     let err = run_code(cmd, 1);
-    assert!(
-        err.contains(&format!(
-            "{f}:3: repository.local.bogus: unknown field `bogus`"
-        )),
+    for want in [
+        format!("{f}:3: repository.local.bogus: unknown field `bogus`"),
+        format!("{f}:7: target.a.paths: invalid type: integer `5`"),
+        format!("{f}:8: target.a.schedule: \"6\" is not a duration"),
+        format!("{f}:9: target.a.gc: invalid type: string \"yes\""),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in\n{err}");
+    }
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with(&f)).count(),
+        4,
         "{err}"
     );
     // Found through $CAIRN_CONFIG too, and a missing file is an error with a hint.
@@ -459,4 +471,98 @@ fn a_repositorys_password_file_opens_it() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(text.to_lowercase().contains("password"), "{text}");
+}
+
+/// The environment over the file (README, "Unattended backups"):
+/// `CAIRN_REPO` moves the only repository; with two it is refused, naming
+/// `CAIRN_REPO_NAME`, which moves that one; `CAIRN_PASSWORD_FILE` beats the
+/// file's `password_file` for the only repository, and
+/// `CAIRN_PASSWORD_FILE_NAME` beats it for one of several.
+#[test]
+fn environment_variables_override_the_file() {
+    let env = Env::uninit();
+    let repo = env.path("real");
+    run_ok(
+        cairn_in(env.dir.path())
+            .args(["init", "--encryption", "--repo"])
+            .arg(&repo)
+            .env("CAIRN_PASSWORD", "right horse")
+            .env("CAIRN_KDF_MEMORY_KIB", "64"),
+    );
+    write(&env.path("right"), b"right horse\n");
+    write(&env.path("wrong"), b"battery staple\n");
+    write(&env.path("data/state.json"), b"{\"book\": 1}\n");
+    let file = env.path("cairn.toml");
+    let config = |second: bool| {
+        let mut text = format!(
+            "[repository.off-site]\npath = \"elsewhere\"\npassword_file = {:?}\n\n",
+            env.path("wrong").display().to_string()
+        );
+        if second {
+            text.push_str("[repository.other]\npath = \"other\"\n\n");
+        }
+        text.push_str(&format!(
+            "[target.book]\nkind = \"portfolio\"\npaths = [{:?}]\nrepositories = [\"off-site\"]\n",
+            env.path("data/state.json").display().to_string()
+        ));
+        write(&file, text.as_bytes());
+    };
+    let run = |vars: &[(&str, &std::path::Path)]| {
+        let mut cmd = runner(&env, &["run"], &file);
+        cmd.env_remove("CAIRN_PASSWORD");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let snapshots = || {
+        let out = run_ok(
+            cairn_in(env.dir.path())
+                .args(["list", "--json", "--repo"])
+                .arg(&repo)
+                .env("CAIRN_PASSWORD", "right horse"),
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .map_or(0, |a| a.len())
+    };
+
+    config(false);
+    let out = run(&[
+        ("CAIRN_REPO", &repo),
+        ("CAIRN_PASSWORD_FILE", &env.path("right")),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(snapshots(), 1);
+    // Without the password variable the file's (wrong) password_file counts.
+    let out = run(&[("CAIRN_REPO", &repo)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("wrong password"), "{}", stdout(&out));
+
+    config(true);
+    let out = run(&[
+        ("CAIRN_REPO", &repo),
+        ("CAIRN_PASSWORD_FILE", &env.path("right")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("CAIRN_REPO_OFF_SITE"),
+        "{}",
+        stdout(&out)
+    );
+    // With several, the global password does not beat the file's password_file …
+    let right = env.path("right");
+    let mut cmd_vars = vec![
+        ("CAIRN_REPO_OFF_SITE", repo.as_path()),
+        ("CAIRN_PASSWORD_FILE", right.as_path()),
+    ];
+    let out = run(&cmd_vars);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("wrong password"), "{}", stdout(&out));
+    // … the repository's own variable does.
+    cmd_vars.push(("CAIRN_PASSWORD_FILE_OFF_SITE", right.as_path()));
+    let out = run(&cmd_vars);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(snapshots(), 2);
 }

@@ -12,6 +12,7 @@ from ._cairn import __version__
 from ._errors import (
     AmbiguousSelector,
     CairnError,
+    ConfigError,
     CorruptRepository,
     InvalidArgument,
     InvalidSelector,
@@ -23,9 +24,12 @@ from ._errors import (
     WrongPassword,
 )
 from ._repository import ForgetPlan, GcPlan, Repository
+from ._runner import RepositoryOutcome, TargetReport, run
 from ._types import (
     Change,
     CheckReport,
+    CopiedSnapshot,
+    CopyReport,
     Diff,
     FileEntry,
     Finding,
@@ -33,6 +37,7 @@ from ._types import (
     GcReport,
     HistoryLatest,
     HistoryPlan,
+    Relabeled,
     RestoreReport,
     Skipped,
     Snapshot,
@@ -47,8 +52,9 @@ __all__ = [
     "Repository", "ForgetPlan", "GcPlan",
     "Snapshot", "SnapshotReport", "Skipped", "FileEntry", "RestoreReport", "VerifyReport",
     "CheckReport", "Finding", "HistoryPlan", "Verdict", "ForgetReport", "GcReport",
-    "Stats", "HistoryLatest", "Diff", "Change",
+    "Stats", "HistoryLatest", "Diff", "Change", "CopyReport", "CopiedSnapshot", "Relabeled",
+    "run", "TargetReport", "RepositoryOutcome",
     "CairnError", "NotFound", "AmbiguousSelector", "InvalidSelector", "VerificationError",
     "RepositoryLocked", "RepositoryExists", "TargetExists", "CorruptRepository",
-    "WrongPassword", "InvalidArgument",
+    "WrongPassword", "InvalidArgument", "ConfigError",
 ]

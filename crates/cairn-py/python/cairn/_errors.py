@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 __all__ = [
     "CairnError",
+    "ConfigError",
     "NotFound",
     "AmbiguousSelector",
     "InvalidSelector",
@@ -110,3 +111,9 @@ class WrongPassword(CairnError):
 
 class InvalidArgument(CairnError, ValueError):
     """An argument the library refuses (a count of 0, an empty path list, ...)."""
+
+
+class ConfigError(CairnError, ValueError):
+    """A runner config file (:func:`cairn.run`) that does not validate:
+    ``path`` names the file; the message lists every problem with its line
+    and key, as ``cairn config check`` prints them."""

@@ -7,14 +7,16 @@ import os
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _cairn
-from ._errors import InvalidArgument, VerificationError
+from ._errors import VerificationError
 from ._types import (
     CheckReport,
+    CopyReport,
     Diff,
     FileEntry,
     ForgetReport,
     GcReport,
     HistoryPlan,
+    Relabeled,
     RestoreReport,
     Snapshot,
     SnapshotReport,
@@ -87,7 +89,9 @@ class Repository:
         Raises :class:`cairn.NotFound` if there is none and
         :class:`cairn.WrongPassword` if the password does not open it.
         """
-        return cls(_cairn.Repository.open(_location(location), _password(password, password_file)))
+        return cls(
+            _cairn.Repository.open(_location(location), password, _optional_path(password_file))
+        )
 
     @classmethod
     def init(
@@ -111,7 +115,7 @@ class Repository:
         return cls(
             _cairn.Repository.init(
                 _location(location), chunk_avg, compression, encryption,
-                _password(password, password_file),
+                password, _optional_path(password_file),
             )
         )
 
@@ -316,6 +320,61 @@ class Repository:
             return plan
         return plan.execute(progress=progress)
 
+    def copy(
+        self,
+        to: "Repository",
+        selectors: Union[Selector, Sequence[Selector]] = (),
+        *,
+        kind: Optional[str] = None,
+        name: Optional[str] = None,
+        tag: Optional[str] = None,
+        dry_run: bool = False,
+        progress: Optional[ProgressCallback] = None,
+    ) -> CopyReport:
+        """Copies snapshots into the repository ``to`` (``cairn copy``): the
+        ones ``selectors`` name plus every snapshot of the histories
+        ``kind``/``name``/``tag`` select; none of either copies everything.
+        Snapshots ``to`` already has are not sent again; with ``dry_run``
+        nothing is written. Both must cut chunks alike (same chunker, and
+        both unencrypted or under the same key), else
+        :class:`cairn.InvalidArgument` says why.
+        """
+        if isinstance(selectors, (str, Snapshot)):
+            selectors = [selectors]
+        text = self._native.copy(
+            to._native, [_selector(s) for s in selectors], kind, name, tag, dry_run, progress
+        )
+        return CopyReport._from(json.loads(text))
+
+    def tag(
+        self,
+        selectors: Union[Selector, Sequence[Selector]],
+        *,
+        add: Union[str, Sequence[str]] = (),
+        remove: Union[str, Sequence[str]] = (),
+        set: Optional[Sequence[str]] = None,
+        version: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Tuple[Relabeled, ...]:
+        """Changes the labels of the snapshots ``selectors`` name (``cairn
+        tag``): ``set`` replaces the tags, then ``add``/``remove`` apply;
+        ``version`` and ``description`` replace theirs (``description=""``
+        removes it). A changed snapshot gets a new id
+        (:attr:`Relabeled.new_id`). A selector that matches nothing raises
+        :class:`cairn.NotFound` before anything is written.
+        """
+        if isinstance(selectors, (str, Snapshot)):
+            selectors = [selectors]
+        text = self._native.tag(
+            [_selector(s) for s in selectors],
+            _strings(add),
+            _strings(remove),
+            None if set is None else _strings(set),
+            version,
+            description,
+        )
+        return tuple(Relabeled._from(d) for d in json.loads(text))
+
     def stats(self, *, kind: Optional[str] = None, name: Optional[str] = None) -> Stats:
         """Dedup and compression figures, latest snapshot per history (``cairn stats``)."""
         return Stats._from(json.loads(self._native.stats(kind, name)))
@@ -403,11 +462,7 @@ def _location(location: PathLike) -> str:
     return location if isinstance(location, str) else os.fspath(location)
 
 
-def _password(password: Optional[str], password_file: Optional[PathLike]) -> Optional[str]:
-    """The password given, or the first line of ``password_file``."""
-    if password is not None and password_file is not None:
-        raise InvalidArgument("give password or password_file, not both")
-    if password_file is not None:
-        with open(password_file, encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n")
-    return password
+def _optional_path(path: Optional[PathLike]) -> Optional[str]:
+    """``path`` as the native layer takes it (the library reads password
+    files: first line, without its line ending, as the CLI reads them)."""
+    return None if path is None else os.fspath(path)

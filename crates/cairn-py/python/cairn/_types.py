@@ -26,6 +26,9 @@ __all__ = [
     "Stats",
     "Change",
     "Diff",
+    "CopiedSnapshot",
+    "CopyReport",
+    "Relabeled",
 ]
 
 
@@ -347,3 +350,84 @@ class Diff:
     @classmethod
     def _from(cls, d: Dict[str, Any]) -> "Diff":
         return cls(**{k: tuple(_pick(Change, c) for c in d[k]) for k in ("added", "removed", "changed")})
+
+
+@dataclass(frozen=True)
+class CopiedSnapshot:
+    """One snapshot a copy selected: ``state`` is ``copied``, ``present``
+    (the destination had it; nothing sent) or ``would_copy`` (dry run);
+    the chunks and stored bytes sent for it."""
+
+    snapshot: Snapshot
+    state: str
+    chunks_sent: int
+    bytes_sent: int
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "CopiedSnapshot":
+        return cls(
+            snapshot=Snapshot._from(d),
+            state=d["state"],
+            chunks_sent=d["chunks_sent"],
+            bytes_sent=d["bytes_sent"],
+        )
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What :meth:`cairn.Repository.copy` did (with ``dry_run``: would do),
+    as ``cairn copy --json`` reports it; ``bytes_sent`` are stored
+    (compressed) bytes, ``raw_bytes_sent`` their size before compression."""
+
+    source: str
+    destination: str
+    dry_run: bool
+    snapshots: Tuple[CopiedSnapshot, ...]
+    snapshots_copied: int
+    snapshots_present: int
+    chunks_sent: int
+    bytes_sent: int
+    raw_bytes_sent: int
+    packs_written: int
+    duration: float
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "CopyReport":
+        return _pick(
+            cls,
+            d,
+            source=d["from"],
+            destination=d["to"],
+            snapshots=tuple(CopiedSnapshot._from(s) for s in d["snapshots"]),
+            duration=d["duration_ms"] / 1000.0,
+        )
+
+
+@dataclass(frozen=True)
+class Relabeled:
+    """One snapshot :meth:`cairn.Repository.tag` changed: a label change
+    gives it a new id (``new_id``; ``old_id`` no longer lists);
+    ``changed`` is False when it already had that label."""
+
+    old_id: str
+    new_id: str
+    changed: bool
+    kind: str
+    name: str
+    version: Optional[str]
+    tags: Tuple[str, ...]
+    description: Optional[str]
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "Relabeled":
+        label = d["label"]
+        return cls(
+            old_id=d["old_id"],
+            new_id=d["new_id"],
+            changed=d["changed"],
+            kind=label["kind"],
+            name=label["name"],
+            version=label.get("version"),
+            tags=tuple(label.get("tags") or ()),
+            description=label.get("description"),
+        )

@@ -98,8 +98,10 @@ check = { read_data_subset = "500%" }
 
 #[test]
 fn syntax_errors_and_missing_repository_keys() {
+    // The syntax error, and (parsing goes on past it) the missing target.
     let ps = problems("[repository.local]\npath = \n");
-    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    assert!(ps[1].contains("no [target.NAME] section"), "{ps:?}");
     assert!(
         ps[0].starts_with("/etc/cairn.toml:2: repository.local.path: "),
         "{ps:?}"
@@ -109,6 +111,45 @@ fn syntax_errors_and_missing_repository_keys() {
         ps,
         ["/etc/cairn.toml:1: repository.local: missing key `path` (or `url`)"]
     );
+}
+
+/// Structural problems (an unknown key, a wrong type, bad syntax) no
+/// longer hide each other or the value problems: all of them, each once.
+#[test]
+fn every_structural_problem_is_reported_with_the_value_problems() {
+    let text = r#"
+[repository.local]
+path = "/b"
+colour = "red"
+
+[target.a]
+kind = "model"
+paths = 5
+schedule = "every 6"
+gc = "yes"
+max_age = "26h
+
+[target.b]
+kind = "config"
+paths = ["x"]
+repositories = ["nowhere"]
+"#;
+    let ps = problems(text);
+    let want = [
+        "/etc/cairn.toml:4: repository.local.colour: unknown field `colour`",
+        "/etc/cairn.toml:8: target.a.paths: invalid type: integer `5`, expected",
+        "/etc/cairn.toml:10: target.a.gc: invalid type: string \"yes\", expected a boolean",
+        "/etc/cairn.toml:11: target.a.max_age: ",
+        "/etc/cairn.toml:9: target.a.schedule: \"6\" is not a duration",
+        "/etc/cairn.toml:16: target.b.repositories: unknown repository \"nowhere\"",
+    ];
+    for w in want {
+        assert!(
+            ps.iter().any(|p| p.starts_with(w)),
+            "missing {w:?} in {ps:#?}"
+        );
+    }
+    assert_eq!(ps.len(), want.len(), "{ps:#?}");
 }
 
 #[test]

@@ -92,6 +92,36 @@ fn password(root: &Path, purpose: PasswordPurpose) -> Result<Password> {
     }
 }
 
+/// The password in the first line of the file at `path` (without its
+/// `\n` or `\r\n`; nothing else is trimmed): the one reading of a
+/// password file for every program (`--password-file`,
+/// `$CAIRN_PASSWORD_FILE`, a runner repository's `password_file`, the Python
+/// package's `password_file=`). An unreadable file, one that is not UTF-8
+/// and an empty first line are [`Error::BadPasswordFile`] naming `path`.
+pub fn password_from_file(path: &Path) -> Result<Password> {
+    let bad = |reason: String| Error::BadPasswordFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes =
+        Zeroizing::new(std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?);
+    let password = password_from_first_line(&bytes).ok_or_else(|| bad("it is not UTF-8".into()))?;
+    if password.is_empty() {
+        return Err(bad("its first line is empty".into()));
+    }
+    Ok(password)
+}
+
+/// The first line of `bytes` without its line ending, as a password;
+/// `None` when that is not UTF-8 (a password command's output, a file).
+pub fn password_from_first_line(bytes: &[u8]) -> Option<Password> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let line = text.split('\n').next().unwrap_or("");
+    Some(Zeroizing::new(
+        line.strip_suffix('\r').unwrap_or(line).to_string(),
+    ))
+}
+
 fn random_id() -> String {
     let mut id = [0u8; 16];
     seal::fill_random(&mut id);
@@ -348,6 +378,32 @@ mod tests {
                 assert!(new && !old, "finished: only the new password");
             }
         }
+    }
+
+    #[test]
+    fn a_password_file_gives_its_first_line_or_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        for (bytes, want) in [
+            (&b"pw\n"[..], Some("pw")),
+            (b"pw\r\nmore", Some("pw")),
+            (b" pw ", Some(" pw ")),
+            (b"\nsecond", None),
+            (&[0xff], None),
+        ] {
+            std::fs::write(&file, bytes).unwrap();
+            match (password_from_file(&file), want) {
+                (Ok(p), Some(w)) => assert_eq!(*p, w),
+                (Err(Error::BadPasswordFile { path, .. }), None) => assert_eq!(path, file),
+                (got, _) => panic!("{bytes:?}: {got:?}"),
+            }
+        }
+        let missing = dir.path().join("missing");
+        let err = password_from_file(&missing).unwrap_err();
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
     }
 
     /// The last key is never removed; a wrong password writes nothing.
