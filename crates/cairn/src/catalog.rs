@@ -11,6 +11,7 @@
 //! operation holds for its whole statement or transaction.
 
 mod delta;
+mod entries;
 mod gc;
 mod integrity;
 pub mod location;
@@ -39,9 +40,10 @@ use crate::format::manifest::{EntryKind, FileEntry, Manifest, RunStats};
 pub use crate::format::pack::ChunkLocation;
 use crate::format::pack::PackEntry;
 
-/// Version 1: the initial schema. Version 2: table `delta_refs`
-/// ([`delta`]); a version-1 catalog is migrated when opened for writing
-/// (it cannot hold delta chunks) and read as one without references.
+/// Version 1: the initial schema. Version 2: file entries stored once
+/// (`entries`, `dirs`, `snapshots.dirs` replace `files`; see `entries`) and
+/// table `delta_refs` ([`delta`]). A version-1 catalog is upgraded when
+/// opened, by a reader too (its one write; it holds no delta chunks).
 pub const SCHEMA_VERSION: u32 = 2;
 pub const FILE_NAME: &str = "catalog.db";
 
@@ -83,22 +85,10 @@ CREATE TABLE snapshots (
     added_raw INTEGER NOT NULL,
     added_stored INTEGER NOT NULL,
     duration_ms INTEGER NOT NULL,
-    damaged INTEGER NOT NULL DEFAULT 0
+    damaged INTEGER NOT NULL DEFAULT 0,
+    dirs BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX snapshots_by_history ON snapshots(kind, name, time_ns);
-CREATE TABLE files (
-    snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    mode INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 BLOB NOT NULL,
-    link_target TEXT NOT NULL,
-    inode INTEGER NOT NULL,
-    chunks BLOB NOT NULL,
-    PRIMARY KEY (snapshot, path)
-);
 ";
 
 /// Ids per query in [`Catalog::existing`] (SQLite allows 32766 parameters).
@@ -172,6 +162,9 @@ pub struct SnapshotFilter {
 pub struct Catalog {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The stat cache of the last parent snapshot asked about
+    /// ([`Catalog::cached_file`]).
+    stat_memo: Mutex<Option<entries::StatMemo>>,
 }
 
 fn ns_to_time(ns: i64) -> DateTime<Utc> {
@@ -211,6 +204,7 @@ impl Catalog {
         let catalog = Catalog {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            stat_memo: Mutex::new(None),
         };
         catalog.init()?;
         Ok(catalog)
@@ -261,7 +255,15 @@ impl Catalog {
         let catalog = Catalog {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            stat_memo: Mutex::new(None),
         };
+        // A schema-1 catalog is upgraded first: the one write a reader
+        // makes, once per catalog (it fails like any write on a full disk).
+        if catalog.schema_version()? == "1" {
+            drop(catalog);
+            Self::open(path)?;
+            return Self::open_read_only_with(path, immutable);
+        }
         catalog.check_schema_version()?;
         Ok(catalog)
     }
@@ -301,6 +303,7 @@ impl Catalog {
         if !has_meta {
             let tx = connection.unchecked_transaction().map_err(self.err())?;
             tx.execute_batch(SCHEMA).map_err(self.err())?;
+            tx.execute_batch(entries::TABLES).map_err(self.err())?;
             tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
@@ -310,53 +313,30 @@ impl Catalog {
             return tx.commit().map_err(self.err());
         }
         drop(connection);
-        if self.schema_version()? == 1 {
-            let conn = self.lock();
-            let tx = conn.unchecked_transaction().map_err(self.err())?;
-            tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-                [SCHEMA_VERSION.to_string()],
-            )
-            .map_err(self.err())?;
-            tx.commit().map_err(self.err())?;
+        if self.schema_version()? == "1" {
+            entries::migrate_from_v1(&mut self.lock()).map_err(self.err())?;
         }
         self.check_schema_version()
     }
 
-    /// The version the catalog says it has (0 when unreadable).
-    fn schema_version(&self) -> Result<u32> {
-        let found: String = self
-            .lock()
+    fn schema_version(&self) -> Result<String> {
+        self.lock()
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
                 [],
                 |r| r.get(0),
             )
-            .map_err(self.err())?;
-        Ok(found.parse().unwrap_or(0))
+            .map_err(self.err())
     }
 
     fn check_schema_version(&self) -> Result<()> {
-        match self.schema_version()? {
-            SCHEMA_VERSION => Ok(()),
-            // Read only: a version-1 catalog has no delta chunks; an empty
-            // temp table stands in for the one it lacks.
-            1 if self.is_read_only() => self
-                .lock()
-                .execute_batch(
-                    &delta::SCHEMA
-                        .replace("CREATE TABLE", "CREATE TEMP TABLE")
-                        .replace(
-                            "CREATE INDEX IF NOT EXISTS delta_refs_by_ref ON delta_refs(ref);",
-                            "",
-                        ),
-                )
-                .map_err(self.err()),
-            found => Err(Error::UnsupportedVersion {
+        let found = self.schema_version()?;
+        match found.parse::<u32>() {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            _ => Err(Error::UnsupportedVersion {
                 what: "catalog schema",
                 path: self.path.display().to_string(),
-                found,
+                found: found.parse().unwrap_or(0),
                 supported: SCHEMA_VERSION,
             }),
         }
@@ -509,8 +489,8 @@ impl Catalog {
         tx.commit().map_err(self.err())
     }
 
-    /// Makes a snapshot visible: its row and every file row, in one
-    /// transaction. `inodes` holds the stat-cache inode for each file entry.
+    /// Makes a snapshot visible: its row and its entries (each stored once
+    /// across snapshots, see `entries`), in one transaction. `inodes` holds the stat-cache inode for each file entry.
     pub fn add_snapshot(&self, id: &SnapshotId, m: &Manifest, inodes: &[u64]) -> Result<()> {
         let conn = self.lock();
         let tx = conn.unchecked_transaction().map_err(self.err())?;
@@ -540,29 +520,12 @@ impl Catalog {
         )
         .map_err(self.err())?;
         let rowid = tx.last_insert_rowid();
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO files(snapshot, path, kind, mode, mtime_ns, size, sha256, link_target, inode, chunks)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(self.err())?;
-            for (i, f) in m.files.iter().enumerate() {
-                stmt.execute(params![
-                    rowid,
-                    f.path,
-                    kind_code(f.kind),
-                    f.mode,
-                    f.mtime_ns,
-                    f.size as i64,
-                    &f.sha256[..],
-                    f.link_target,
-                    inodes.get(i).copied().unwrap_or(0) as i64,
-                    chunks_to_blob(&f.chunks),
-                ])
-                .map_err(self.err())?;
-            }
-        }
+        let dirs = entries::store(&tx, &m.files, inodes).map_err(self.err())?;
+        tx.execute(
+            "UPDATE snapshots SET dirs = ?1 WHERE id = ?2",
+            params![dirs, rowid],
+        )
+        .map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
 
@@ -592,54 +555,25 @@ impl Catalog {
     /// The file entries of a snapshot, sorted by path.
     pub fn files(&self, snap: &SnapshotInfo) -> Result<Vec<FileEntry>> {
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks
-                 FROM files WHERE snapshot = ?1 ORDER BY path",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([snap.rowid], |r| {
-                let sha: Vec<u8> = r.get(5)?;
-                let chunks: Vec<u8> = r.get(7)?;
-                Ok(FileEntry {
-                    path: r.get(0)?,
-                    kind: kind_from_code(r.get(1)?),
-                    mode: r.get(2)?,
-                    mtime_ns: r.get(3)?,
-                    size: r.get::<_, i64>(4)? as u64,
-                    sha256: sha.try_into().unwrap_or([0; 32]),
-                    link_target: r.get(6)?,
-                    chunks: blob_to_chunks(&chunks),
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err())
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        let rows = entries::load(&tx, snap.rowid).map_err(self.err())?;
+        Ok(rows.into_iter().map(|(f, _)| f).collect())
     }
 
     /// The stat-cache record of `path` in snapshot `snap`, if it was a file.
+    /// The first question about a snapshot loads its whole stat cache, which
+    /// the next ones (a snapshot run asks about every file) then read.
     pub fn cached_file(&self, snap: &SnapshotInfo, path: &str) -> Result<Option<CachedFile>> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT size, mtime_ns, inode, sha256, chunks FROM files
-                 WHERE snapshot = ?1 AND path = ?2 AND kind = 0",
-            )
-            .map_err(self.err())?;
-        stmt.query_row(params![snap.rowid, path], |r| {
-            let sha: Vec<u8> = r.get(3)?;
-            let chunks: Vec<u8> = r.get(4)?;
-            Ok(CachedFile {
-                size: r.get::<_, i64>(0)? as u64,
-                mtime_ns: r.get(1)?,
-                inode: r.get::<_, i64>(2)? as u64,
-                sha256: sha.try_into().unwrap_or([0; 32]),
-                chunks: blob_to_chunks(&chunks),
-            })
-        })
-        .optional()
-        .map_err(self.err())
+        let mut memo = self
+            .stat_memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if memo.as_ref().is_none_or(|m| m.snapshot != snap.id) {
+            let conn = self.lock();
+            let tx = conn.unchecked_transaction().map_err(self.err())?;
+            *memo = Some(entries::StatMemo::load(&tx, snap.id, snap.rowid).map_err(self.err())?);
+        }
+        Ok(memo.as_ref().and_then(|m| m.files.get(path).cloned()))
     }
 
     /// Totals over all packs: (pack count, stored bytes).

@@ -105,8 +105,9 @@ fn manifest_catalog_mismatch_is_found_and_rebuilt() {
         let db = rusqlite::Connection::open(env.repo.join("catalog.db")).unwrap();
         let n = db
             .execute(
-                "UPDATE files SET mode = 511 WHERE path = 'a/config.json'
-                   AND snapshot = (SELECT id FROM snapshots WHERE name = 'alpha')",
+                // Catalog schema 2: an entry row is shared by every snapshot
+                // holding that exact file; here only alpha has it.
+                "UPDATE entries SET mode = 511 WHERE path = 'a/config.json'",
                 [],
             )
             .unwrap();

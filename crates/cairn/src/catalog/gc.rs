@@ -74,21 +74,17 @@ impl Catalog {
             ))
             .map_err(self.err())?;
             {
-                let mut files = tx
-                    .prepare_cached("SELECT chunks FROM files WHERE snapshot = ?1")
-                    .map_err(self.err())?;
+                let rowids: Vec<i64> = snaps.iter().map(|s| s.rowid).collect();
+                let entries = super::entries::entry_ids_of(&tx, &rowids).map_err(self.err())?;
                 let mut insert = tx
                     .prepare_cached(&format!(
                         "INSERT OR IGNORE INTO temp.{table}(chunk_id) VALUES (?1)"
                     ))
                     .map_err(self.err())?;
-                for s in snaps {
-                    let mut rows = files.query([s.rowid]).map_err(self.err())?;
-                    while let Some(row) = rows.next().map_err(self.err())? {
-                        let blob: Vec<u8> = row.get(0).map_err(self.err())?;
-                        for id in blob.chunks_exact(32) {
-                            insert.execute([id]).map_err(self.err())?;
-                        }
+                for entry in entries {
+                    let blob = super::entries::entry_chunks(&tx, entry).map_err(self.err())?;
+                    for id in blob.chunks_exact(32) {
+                        insert.execute([id]).map_err(self.err())?;
                     }
                 }
             }

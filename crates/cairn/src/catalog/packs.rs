@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{now_ns, pack_row, Catalog};
 use crate::error::Result;
@@ -170,33 +170,17 @@ impl Catalog {
         tx.commit().map_err(self.err())
     }
 
-    /// One pass over every file row of every snapshot, looking up each
+    /// One pass over every entry row (each file version once), looking up each
     /// chunk it references: which packs hold them, and which no pack does.
     pub(crate) fn reference_scan(&self) -> Result<ReferenceScan> {
         let conn = self.lock();
-        let mut files = conn
-            .prepare("SELECT chunks FROM files")
-            .map_err(self.err())?;
         let mut locate = conn
             .prepare_cached("SELECT pack FROM chunks WHERE chunk_id = ?1")
             .map_err(self.err())?;
         let mut scan = ReferenceScan::default();
-        let mut rows = files.query([]).map_err(self.err())?;
-        while let Some(row) = rows.next().map_err(self.err())? {
-            let blob: Vec<u8> = row.get(0).map_err(self.err())?;
+        super::entries::for_each_chunk_list(&conn, |blob| {
             for id in blob.chunks_exact(32) {
-                let pack: Option<i64> = locate
-                    .query_row([id], |r| r.get(0))
-                    .map(Some)
-                    .or_else(|e| {
-                        if e == rusqlite::Error::QueryReturnedNoRows {
-                            Ok(None)
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .map_err(self.err())?;
-                match pack {
+                match locate.query_row([id], |r| r.get(0)).optional()? {
                     Some(p) => {
                         scan.packs.insert(p);
                     }
@@ -206,7 +190,9 @@ impl Catalog {
                     }
                 }
             }
-        }
+            Ok(())
+        })
+        .map_err(self.err())?;
         Ok(scan)
     }
 }

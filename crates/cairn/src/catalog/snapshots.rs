@@ -1,7 +1,7 @@
 //! Snapshot rows beyond adding and listing them: removing them (`forget`),
 //! and what `repair` reads and marks.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::Catalog;
 use crate::error::Result;
@@ -19,7 +19,7 @@ pub(crate) struct SnapshotOrigin {
 impl Catalog {
     /// Gives snapshot `old` the id `new` and the label `label` (kind and
     /// name unchanged: `tag` edits tags, version and description), keeping
-    /// its file rows and their stat cache. The manifest under `new` must
+    /// its entries and their stat cache. The manifest under `new` must
     /// already be stored.
     pub(crate) fn relabel_snapshot(
         &self,
@@ -53,9 +53,9 @@ impl Catalog {
         Ok(())
     }
 
-    /// Deletes the snapshots' file rows and snapshot rows in one
-    /// transaction. By snapshot id, so a row someone already removed is
-    /// simply not there.
+    /// Deletes the snapshots' rows in one transaction, and the entry and
+    /// dir rows no remaining snapshot lists. By snapshot id, so a row
+    /// someone already removed is simply not there.
     pub(crate) fn remove_snapshots<'s>(
         &self,
         ids: impl IntoIterator<Item = &'s SnapshotId>,
@@ -63,15 +63,17 @@ impl Catalog {
         let conn = self.lock();
         let tx = conn.unchecked_transaction().map_err(self.err())?;
         {
-            let mut files = tx
-                .prepare_cached("DELETE FROM files WHERE snapshot IN (SELECT id FROM snapshots WHERE snapshot_id = ?1)")
-                .map_err(self.err())?;
-            let mut rows = tx
-                .prepare_cached("DELETE FROM snapshots WHERE snapshot_id = ?1")
+            let mut gone = tx
+                .prepare_cached("DELETE FROM snapshots WHERE snapshot_id = ?1 RETURNING dirs")
                 .map_err(self.err())?;
             for id in ids {
-                files.execute([&id.0[..]]).map_err(self.err())?;
-                rows.execute([&id.0[..]]).map_err(self.err())?;
+                let dirs: Option<Vec<u8>> = gone
+                    .query_row([&id.0[..]], |r| r.get(0))
+                    .optional()
+                    .map_err(self.err())?;
+                if let Some(dirs) = dirs {
+                    super::entries::release(&tx, &dirs).map_err(self.err())?;
+                }
             }
         }
         tx.commit().map_err(self.err())
@@ -109,24 +111,18 @@ impl Catalog {
 
 #[cfg(test)]
 impl Catalog {
-    /// Damage for tests: the catalog forgets every snapshot and file row,
+    /// Damage for tests: the catalog forgets every snapshot, dir and entry row,
     /// as a crash between a manifest's put and its catalog commit leaves it.
     pub(crate) fn drop_all_snapshot_rows(&self) -> Result<()> {
         self.lock()
-            .execute_batch("DELETE FROM files; DELETE FROM snapshots;")
+            .execute_batch("DELETE FROM snapshots; DELETE FROM dirs; DELETE FROM entries;")
             .map_err(self.err())
     }
 
-    /// File rows whose snapshot row is gone.
+    /// Entry and dir rows that no snapshot reaches, or whose reference
+    /// count is wrong (recounted from the snapshots' lists).
     pub(crate) fn orphaned_file_rows(&self) -> Result<u64> {
-        self.lock()
-            .query_row(
-                "SELECT count(*) FROM files WHERE snapshot NOT IN (SELECT id FROM snapshots)",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(self.err())
+        super::entries::miscounted_rows(&self.lock()).map_err(self.err())
     }
 
     /// Renames every snapshot to `name` in a WAL frame that is never
