@@ -122,6 +122,7 @@ if [[ $S3 == 1 ]]; then
         sleep 0.1
     done
     S3_ENDPOINT=http://127.0.0.1:$((WEED_BASE + 6))
+    export AWS_ENDPOINT_URL=$S3_ENDPOINT
     log "SeaweedFS S3 at $S3_ENDPOINT (data in $WEED_DIR)"
 fi
 
@@ -338,7 +339,7 @@ declare -A LABEL=(
         row+=" $(awk -v b="${REPO_BYTES[$t]:-}" 'BEGIN { if (b == "") print "n/a"; else printf "%.1f", b / 1048576 }') | | |"
     done
     for p in "${SPEEDUP[@]}"; do
-        row+=" $(ratio "${REPO_BYTES[cairn]:-n/a}" "${REPO_BYTES[$p]:-n/a}") |"
+        row+=" $(ratio "${REPO_BYTES[$SUBJECT]:-n/a}" "${REPO_BYTES[$p]:-n/a}") |"
     done
     echo "$row"
 } | tee "$WORK/results.md"

@@ -38,7 +38,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
         None => Repository::init_at_location(&location, config)?,
     };
     let encrypted = repo.crypt().is_encrypted();
-    if !encrypted && matches!(location, cairn::RepoLocation::S3(_)) {
+    if !encrypted && matches!(location, cairn::RepoLocation::Object(_)) {
         eprintln!(
             "cairn: warning: {} is remote and not encrypted: whoever can read it reads \
              your data (`cairn init --encryption` seals everything)",

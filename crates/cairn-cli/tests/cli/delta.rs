@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::common::{run_ok, u, Env, SplitMix64};
+use crate::common::{run_code, run_ok, u, Env, SplitMix64};
 use crate::integrity::{affected, damage, flip_byte, locate};
 
 /// Keyframe interval of the writer (`KEYFRAME_INTERVAL` in the library).
@@ -275,4 +275,49 @@ fn copy_of_a_delta_carries_its_references() {
     );
     assert_restores(&dst, &last, &snaps[2].1);
     assert!(damage(&dst.json(["check", "--read-data"])).is_empty());
+}
+
+/// Guards the repository version gate: a repository of version 1 (made by
+/// an older cairn, which would misread delta chunks as damage) gets only
+/// standalone chunks, and a copy of delta chunks into it is refused,
+/// naming why, with nothing copied.
+#[test]
+fn an_older_repository_version_gets_no_delta_chunks() {
+    crate::skip_if_encrypted!(
+        "it rewrites an unencrypted config by hand (an encrypted one is authenticated)"
+    );
+    let old = Env::new();
+    for key in ["config", "config.backup"] {
+        let path = old.repo.join(key);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 3"), "{text}");
+        fs::write(&path, text.replace("\"version\": 3", "\"version\": 1")).unwrap();
+    }
+    let mut run = Run::new();
+    let (first, _) = snap(&old, &run.checkpoint(), &[]);
+    run.train(50);
+    let (second, bytes) = snap(&old, &run.checkpoint(), &[]);
+    assert!(
+        u(&second, "added_stored") * 10 > u(&first, "added_stored") * 8,
+        "a version-1 repository stored a delta: {second}"
+    );
+    assert_restores(&old, &id(&second), &bytes);
+
+    // The third checkpoint of the same run is new to `old` (it holds the
+    // first two, standalone) and a delta in the source.
+    let src = Env::new();
+    let snaps = chain(&src, 3);
+    let err = run_code(
+        src.cmd(["copy", &id(&snaps[2].0)])
+            .arg("--from")
+            .arg(&src.repo)
+            .arg("--to")
+            .arg(&old.repo),
+        2,
+    );
+    assert!(
+        err.contains("delta chunks") && err.contains("version-1"),
+        "{err}"
+    );
+    assert_eq!(old.list().len(), 2, "nothing was copied");
 }

@@ -106,7 +106,10 @@ fn snapshot_restore_check_and_dedup_work_encrypted() {
     assert_diff_clean(&src, &env.path("out/src"));
     run_ok(cairn(&env, &["check", "--read-data"]));
     let config = fs::read_to_string(env.repo.join("config")).unwrap();
-    assert!(config.contains("\"version\": 2"), "{config}");
+    assert!(
+        config.contains("\"version\": 3") && config.contains("\"encryption\""),
+        "{config}"
+    );
 }
 
 /// The storage holds neither a known plaintext nor the plain BLAKE3 id of

@@ -182,26 +182,54 @@ fn proxy(upstream: String) -> (String, Arc<Faults>) {
     (addr, faults)
 }
 
+/// The shared test server behind a [`proxy`] of this test's own, with a
+/// temp directory and a fresh repository URL.
+struct Proxied {
+    server: &'static test_server::S3Server,
+    dir: tempfile::TempDir,
+    endpoint: String,
+    faults: Arc<Faults>,
+    url: String,
+}
+
+impl Proxied {
+    fn new(test: &str) -> Option<Self> {
+        let server = test_server::server(test)?;
+        let upstream = server.endpoint.trim_start_matches("http://").to_string();
+        let (endpoint, faults) = proxy(upstream);
+        Some(Self {
+            server,
+            dir: tempfile::tempdir().unwrap(),
+            endpoint,
+            faults,
+            url: server.url(test),
+        })
+    }
+
+    /// `cairn --repo URL` through the proxy, retrying `retries` times.
+    fn client(&self, retries: u32) -> Command {
+        let mut cmd = cairn_in(self.dir.path());
+        cmd.envs(self.server.env())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("CAIRN_S3_RETRIES", retries.to_string())
+            .env("CAIRN_CACHE_DIR", self.dir.path().join("cache"))
+            .args(["--repo", &self.url]);
+        cmd
+    }
+}
+
 /// A server slower than the client's timeout: each slow answer times out
 /// and is retried, so a few of them cost seconds, not a failure; a server
 /// that never answers in time is one clear error after bounded retries.
 #[test]
 fn slow_answers_time_out_and_are_retried_and_a_silent_server_is_a_clear_error() {
-    let Some(server) = test_server::server("s3_slow_answers") else {
+    let Some(p) = Proxied::new("s3_slow_answers") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = server.endpoint.trim_start_matches("http://").to_string();
-    let (endpoint, faults) = proxy(upstream);
-    let url = server.url("s3_slow_answers");
-    let client = || -> Command {
-        let mut cmd = cairn_in(dir.path());
-        cmd.envs(server.env())
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("CAIRN_S3_RETRIES", "3")
-            .env("CAIRN_S3_TIMEOUT_SECS", "1")
-            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
-            .args(["--repo", &url]);
+    let (dir, endpoint, faults, url) = (&p.dir, p.endpoint.as_str(), &p.faults, p.url.as_str());
+    let client = || {
+        let mut cmd = p.client(3);
+        cmd.env("CAIRN_S3_TIMEOUT_SECS", "1");
         cmd
     };
     let src = dir.path().join("model");
@@ -234,7 +262,7 @@ fn slow_answers_time_out_and_are_retried_and_a_silent_server_is_a_clear_error() 
     let out = client().arg("list").output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&url) && err.contains(&endpoint), "{err}");
+    assert!(err.contains(url) && err.contains(endpoint), "{err}");
     assert!(err.contains("cannot reach the object store"), "{err}");
     // 4 tries of 1 s each plus backoff, far below the 60 s default timeout.
     assert!(
@@ -256,23 +284,12 @@ fn slow_answers_time_out_and_are_retried_and_a_silent_server_is_a_clear_error() 
 
 #[test]
 fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
-    let Some(server) = test_server::server("s3_server_errors") else {
+    let Some(p) = Proxied::new("s3_server_errors") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = server.endpoint.trim_start_matches("http://").to_string();
-    let (endpoint, faults) = proxy(upstream);
-    let failing = &faults.failing;
-    let url = server.url("s3_server_errors");
-    let client = || -> Command {
-        let mut cmd = cairn_in(dir.path());
-        cmd.envs(server.env())
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("CAIRN_S3_RETRIES", "4")
-            .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
-            .args(["--repo", &url]);
-        cmd
-    };
+    let (dir, endpoint, url) = (&p.dir, p.endpoint.as_str(), p.url.as_str());
+    let failing = &p.faults.failing;
+    let client = || p.client(4);
     let src = dir.path().join("model");
     write(&src.join("a.bin"), &random_bytes(300_000, 5));
     for args in [
@@ -294,7 +311,7 @@ fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
     let out = client().arg("list").output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&url) && err.contains(&endpoint), "{err}");
+    assert!(err.contains(url) && err.contains(endpoint), "{err}");
     assert!(err.contains("failed (503 Service Unavailable)"), "{err}");
     assert!(
         start.elapsed() < Duration::from_secs(20),

@@ -21,8 +21,14 @@ pub const PLAIN_VERSION: u32 = 1;
 /// files, keyed chunk ids, sealed chunks (pack version 2), trailers,
 /// manifests and every other object but locks; the config authenticated.
 pub const ENCRYPTED_VERSION: u32 = 2;
+/// Version 3: a repository that may hold delta chunks (codec 3,
+/// docs/FORMAT.md "Delta chunks"), encrypted (with an `encryption` object)
+/// or not. Every repository `init` makes from now on; an older cairn
+/// refuses it rather than misread its delta chunks as damage. Snapshots
+/// into a version-1 or -2 repository store every chunk standalone.
+pub const DELTA_VERSION: u32 = 3;
 /// The highest version this build reads.
-pub const REPO_VERSION: u32 = ENCRYPTED_VERSION;
+pub const REPO_VERSION: u32 = DELTA_VERSION;
 /// Marks the file as ours, so `init` never mistakes another tool's JSON.
 pub const FORMAT_NAME: &str = "cairn-repository";
 pub const KEY: &str = "config";
@@ -74,7 +80,7 @@ impl RepoConfig {
         codec::check_level(compression)?;
         Ok(Self {
             format: FORMAT_NAME.to_string(),
-            version: PLAIN_VERSION,
+            version: DELTA_VERSION,
             id: random_hex(16),
             chunker,
             compression,
@@ -87,7 +93,7 @@ impl RepoConfig {
     /// Marks the config as that of an encrypted repository (version 2);
     /// `init` computes the MAC once it has made the master key.
     pub fn with_encryption(mut self) -> Self {
-        self.version = ENCRYPTED_VERSION;
+        self.version = self.version.max(ENCRYPTED_VERSION);
         self.encryption = Some(Encryption {
             cipher: CIPHER.into(),
             mac: MAC_PLACEHOLDER.into(),
@@ -97,6 +103,11 @@ impl RepoConfig {
 
     pub fn is_encrypted(&self) -> bool {
         self.encryption.is_some()
+    }
+
+    /// True when the repository may hold delta chunks (version 3 or later).
+    pub fn allows_delta(&self) -> bool {
+        self.version >= DELTA_VERSION
     }
 
     /// The bytes the MAC covers: `bytes` (this config as stored) with the
@@ -170,7 +181,7 @@ impl RepoConfig {
             });
         }
         match (cfg.version, &cfg.encryption) {
-            (PLAIN_VERSION, None) | (ENCRYPTED_VERSION, Some(_)) => {}
+            (PLAIN_VERSION, None) | (ENCRYPTED_VERSION, Some(_)) | (DELTA_VERSION, _) => {}
             (v, None) => return Err(bad(format!("version {v} needs an `encryption` object"))),
             (v, Some(_)) => {
                 return Err(bad(format!(
@@ -234,7 +245,7 @@ mod tests {
         assert!(RepoConfig::from_json(b"{}", "config").is_err());
         let newer = String::from_utf8(cfg.to_json())
             .unwrap()
-            .replace("\"version\": 1", "\"version\": 9");
+            .replace("\"version\": 3", "\"version\": 9");
         assert!(matches!(
             RepoConfig::from_json(newer.as_bytes(), "config"),
             Err(Error::UnsupportedVersion { found: 9, .. })
@@ -273,7 +284,7 @@ mod tests {
         );
         let downgraded = String::from_utf8(bytes)
             .unwrap()
-            .replace("\"version\": 2", "\"version\": 1");
+            .replace("\"version\": 3", "\"version\": 1");
         assert!(RepoConfig::from_json(downgraded.as_bytes(), "config").is_err());
     }
 }

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
+use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::PackWriter;
@@ -394,6 +395,18 @@ impl<'r> Sender<'r> {
 
     /// Sends `locs` in batches of about [`READ_BATCH_BYTES`] stored bytes.
     fn send(&mut self, locs: &[ChunkLocation]) -> Result<()> {
+        if !self.to.config().allows_delta() && locs.iter().any(|l| l.entry.codec == Codec::Delta) {
+            return Err(Error::IncompatibleRepositories {
+                from: self.from.root().display().to_string(),
+                to: self.to.root().display().to_string(),
+                reason: format!(
+                    "the snapshot holds delta chunks, which a version-{} repository cannot hold \
+                     (make the destination with this cairn's `init`, version {})",
+                    self.to.config().version,
+                    crate::format::config::DELTA_VERSION
+                ),
+            });
+        }
         let mut start = 0;
         while start < locs.len() {
             let mut end = start;

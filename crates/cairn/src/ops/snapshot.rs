@@ -261,7 +261,8 @@ fn create_walked(
     progress.start("snapshot", to_read);
     let chunker = Chunker::seeded(repo.config().chunker, repo.crypt().gear_seed())?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
-    let previous = match (&parent, opts.no_delta) {
+    let standalone = opts.no_delta || !repo.config().allows_delta();
+    let previous = match (&parent, standalone) {
         (Some(p), false) => Some(Previous {
             snapshot: p.clone(),
             files: jobs

@@ -26,20 +26,21 @@ use crate::storage::{LocalStorage, ObjectStorage, S3Settings, Storage};
 pub enum RepoLocation {
     /// A directory on this machine.
     Local(PathBuf),
-    /// A prefix of an S3 bucket.
-    S3(ObjectUrl),
+    /// A prefix of a bucket (or container) in object storage: `s3://`,
+    /// `az://`, `gs://`.
+    Object(ObjectUrl),
 }
 
 impl RepoLocation {
-    /// Parses a `--repo` value: `scheme://…` is a URL (only `s3://` is
-    /// supported; others are [`Error::UnsupportedUrl`]), anything else a
-    /// local path.
+    /// Parses a `--repo` value: `scheme://…` is a URL (`s3://`, `az://`
+    /// and `gs://` are supported; others are [`Error::UnsupportedUrl`]),
+    /// anything else a local path.
     pub fn parse(value: &OsStr) -> Result<Self> {
         let Some(text) = value.to_str() else {
             return Ok(Self::Local(PathBuf::from(value)));
         };
         Ok(match url::parse(text)? {
-            Some(url) => Self::S3(url),
+            Some(url) => Self::Object(url),
             None => Self::Local(PathBuf::from(value)),
         })
     }
@@ -48,7 +49,7 @@ impl RepoLocation {
     pub fn display(&self) -> String {
         match self {
             Self::Local(path) => path.display().to_string(),
-            Self::S3(url) => url.to_url(),
+            Self::Object(url) => url.to_url(),
         }
     }
 
@@ -56,11 +57,11 @@ impl RepoLocation {
     pub fn local_path(&self) -> Option<&Path> {
         match self {
             Self::Local(path) => Some(path),
-            Self::S3(_) => None,
+            Self::Object(_) => None,
         }
     }
 
-    /// The repository's storage and where its catalog is. For S3, the
+    /// The repository's storage and where its catalog is. For object storage, the
     /// connection settings come from the environment
     /// ([`ObjectStorage::open`], [`S3Settings::from_env`]) and the catalog
     /// from [`cache_dir`].
@@ -70,7 +71,7 @@ impl RepoLocation {
                 Arc::new(LocalStorage::new(path)),
                 CatalogLocation::in_repository(path),
             )),
-            Self::S3(url) => {
+            Self::Object(url) => {
                 let storage = ObjectStorage::open(url.clone(), S3Settings::from_env()?)?;
                 Ok((Arc::new(storage), CatalogLocation::cache_dir(cache_dir()?)))
             }
@@ -159,7 +160,9 @@ impl Repository {
     pub fn open_location(location: &RepoLocation, mode: OpenMode) -> Result<Self> {
         match location {
             RepoLocation::Local(path) => Self::open_mode(path, mode),
-            RepoLocation::S3(_) => Self::open_storage_at(location, mode)?.open_catalog_mode(mode),
+            RepoLocation::Object(_) => {
+                Self::open_storage_at(location, mode)?.open_catalog_mode(mode)
+            }
         }
     }
 
@@ -173,7 +176,7 @@ impl Repository {
         let (storage, catalog) = location.open()?;
         let root = match location {
             RepoLocation::Local(path) => path.clone(),
-            RepoLocation::S3(_) => PathBuf::from(location.display()),
+            RepoLocation::Object(_) => PathBuf::from(location.display()),
         };
         RepoStorage::open_at(root, storage, catalog, mode)
     }
