@@ -81,4 +81,17 @@ fn dry_run_reports_what_would_be_stored_and_writes_nothing() {
     );
     assert_eq!(env.state(), before, "a dry run writes nothing");
     assert_eq!(env.list().len(), 1);
+
+    // Not even the space reserve a real snapshot puts back.
+    std::fs::remove_file(env.repo.join("reserve")).unwrap();
+    env.snapshot(&src, "config", "app", &["--dry-run"]);
+    assert!(
+        !env.repo.join("reserve").exists(),
+        "a dry run wrote the reserve"
+    );
+    env.snapshot(&src, "config", "app", &[]);
+    assert!(
+        env.repo.join("reserve").is_file(),
+        "a snapshot puts the reserve back"
+    );
 }

@@ -41,8 +41,18 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<SnapshotReport> {
         let report = snapshot::create(self, sources, opts, progress)?;
-        self.storage().refill_reserve()?;
+        self.after_snapshot(opts)?;
         Ok(report)
+    }
+
+    /// What follows a snapshot that may have filled the disk: the space
+    /// reserve put back where there is room; nothing after a dry run,
+    /// which writes nothing.
+    fn after_snapshot(&self, opts: &SnapshotOptions) -> Result<()> {
+        match opts.dry_run {
+            true => Ok(()),
+            false => self.storage().refill_reserve(),
+        }
     }
 
     /// Takes a snapshot of one stream stored as file `name` (see
@@ -54,7 +64,9 @@ impl Repository {
         opts: &SnapshotOptions,
         progress: &dyn Progress,
     ) -> Result<SnapshotReport> {
-        snapshot::create_from_reader(self, name, input, opts, progress)
+        let report = snapshot::create_from_reader(self, name, input, opts, progress)?;
+        self.after_snapshot(opts)?;
+        Ok(report)
     }
 
     /// The file entries of a snapshot, sorted by path.
