@@ -288,31 +288,38 @@ pub(super) fn entry_chunks(conn: &Connection, id: i64) -> rusqlite::Result<Vec<u
         .query_row([id], |r| r.get(0))
 }
 
+/// A file entry and its stat-cache inode from a row of the columns
+/// [`ENTRY_COLUMNS`], in that order (an `entries` row, or a schema-1
+/// `files` row).
+fn entry_row(r: &rusqlite::Row) -> rusqlite::Result<(FileEntry, u64)> {
+    let sha: Vec<u8> = r.get(5)?;
+    let chunks: Vec<u8> = r.get(7)?;
+    let entry = FileEntry {
+        path: r.get(0)?,
+        kind: kind_from_code(r.get(1)?),
+        mode: r.get(2)?,
+        mtime_ns: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        sha256: sha.try_into().unwrap_or([0; 32]),
+        link_target: r.get(6)?,
+        chunks: blob_to_chunks(&chunks),
+    };
+    Ok((entry, r.get::<_, i64>(8)? as u64))
+}
+
+/// The columns [`entry_row`] reads.
+const ENTRY_COLUMNS: &str = "path, kind, mode, mtime_ns, size, sha256, link_target, chunks, inode";
+
 /// The entries of snapshot row `rowid` with their stat-cache inodes,
 /// sorted by path.
 pub(super) fn load(conn: &Connection, rowid: i64) -> rusqlite::Result<Vec<(FileEntry, u64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks, inode
-         FROM entries WHERE id = ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"
+    ))?;
     let mut out = Vec::new();
     for dir in snapshot_dirs(conn, rowid)? {
         for id in dir_entries(conn, dir)? {
-            out.push(stmt.query_row([id], |r| {
-                let sha: Vec<u8> = r.get(5)?;
-                let chunks: Vec<u8> = r.get(7)?;
-                let entry = FileEntry {
-                    path: r.get(0)?,
-                    kind: kind_from_code(r.get(1)?),
-                    mode: r.get(2)?,
-                    mtime_ns: r.get(3)?,
-                    size: r.get::<_, i64>(4)? as u64,
-                    sha256: sha.try_into().unwrap_or([0; 32]),
-                    link_target: r.get(6)?,
-                    chunks: blob_to_chunks(&chunks),
-                };
-                Ok((entry, r.get::<_, i64>(8)? as u64))
-            })?);
+            out.push(stmt.query_row([id], entry_row)?);
         }
     }
     out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
@@ -391,27 +398,10 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
 /// One snapshot's schema-1 rows, in the order they were written (the
 /// manifest's), with their inodes.
 fn v1_files(conn: &Connection, rowid: i64) -> rusqlite::Result<(Vec<FileEntry>, Vec<u64>)> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT path, kind, mode, mtime_ns, size, sha256, link_target, chunks, inode
-         FROM files WHERE snapshot = ?1 ORDER BY rowid",
-    )?;
-    let rows = stmt.query_map([rowid], |r| {
-        let sha: Vec<u8> = r.get(5)?;
-        let chunks: Vec<u8> = r.get(7)?;
-        Ok((
-            FileEntry {
-                path: r.get(0)?,
-                kind: kind_from_code(r.get(1)?),
-                mode: r.get(2)?,
-                mtime_ns: r.get(3)?,
-                size: r.get::<_, i64>(4)? as u64,
-                sha256: sha.try_into().unwrap_or([0; 32]),
-                link_target: r.get(6)?,
-                chunks: blob_to_chunks(&chunks),
-            },
-            r.get::<_, i64>(8)? as u64,
-        ))
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM files WHERE snapshot = ?1 ORDER BY rowid"
+    ))?;
+    let rows = stmt.query_map([rowid], entry_row)?;
     let mut files = Vec::new();
     let mut inodes = Vec::new();
     for row in rows {
