@@ -75,23 +75,50 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// A small tmpfs under `env` for the test `name`, or `None` (after saying
-/// so) where mounting is not allowed; under CI as root, a failed mount
-/// fails the test.
-fn small_fs(env: &Env, name: &str) -> Option<(Tmpfs, PathBuf)> {
-    let fs_dir = env.path("small-fs");
-    match Tmpfs::mount(&fs_dir) {
-        Ok(m) => Some((m, fs_dir)),
-        Err(why) if std::env::var_os("CI").is_some() && is_root() => {
-            panic!("CI runs as root and must run {name}, but mounting tmpfs failed: {why}")
-        }
-        Err(why) => {
-            eprintln!(
-                "SKIPPED {name}: cannot mount a tmpfs at {} ({why}); it needs root",
-                fs_dir.display()
-            );
-            None
-        }
+/// A repository on a small tmpfs of a test's own (`init --compression 0
+/// --pack-target 1M`, so that little data makes several packs).
+struct SmallRepo {
+    env: Env,
+    fs_dir: PathBuf,
+    repo: PathBuf,
+    _mount: Tmpfs,
+}
+
+impl SmallRepo {
+    /// The repository for the test `name`, or `None` (after saying so)
+    /// where mounting is not allowed; under CI as root, a failed mount
+    /// fails the test.
+    fn new(name: &str) -> Option<Self> {
+        let env = Env::uninit();
+        let fs_dir = env.path("small-fs");
+        let mount = match Tmpfs::mount(&fs_dir) {
+            Ok(m) => m,
+            Err(why) if std::env::var_os("CI").is_some() && is_root() => {
+                panic!("CI runs as root and must run {name}, but mounting tmpfs failed: {why}")
+            }
+            Err(why) => {
+                eprintln!(
+                    "SKIPPED {name}: cannot mount a tmpfs at {} ({why}); it needs root",
+                    fs_dir.display()
+                );
+                return None;
+            }
+        };
+        let small = SmallRepo {
+            repo: fs_dir.join("repo"),
+            fs_dir,
+            env,
+            _mount: mount,
+        };
+        run_ok(small.cairn(&["init", "--compression", "0", "--pack-target", "1M"]));
+        Some(small)
+    }
+
+    /// `cairn --repo REPO -q ARGS...`.
+    fn cairn(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = cairn_in(self.env.dir.path());
+        cmd.arg("--repo").arg(&self.repo).arg("-q").args(args);
+        cmd
     }
 }
 
@@ -99,25 +126,11 @@ fn small_fs(env: &Env, name: &str) -> Option<(Tmpfs, PathBuf)> {
 /// ENOSPC, the NoSpace message without a rebuild hint, and gc's order.
 #[test]
 fn a_full_disk_keeps_restore_list_check_and_gc_working() {
-    let env = Env::uninit();
-    let Some((_mount, fs_dir)) =
-        small_fs(&env, "a_full_disk_keeps_restore_list_check_and_gc_working")
-    else {
+    let Some(small) = SmallRepo::new("a_full_disk_keeps_restore_list_check_and_gc_working") else {
         return;
     };
-    let repo = fs_dir.join("repo");
-    let cairn = |args: &[&str]| {
-        let mut cmd = cairn_in(env.dir.path());
-        cmd.arg("--repo").arg(&repo).arg("-q").args(args);
-        cmd
-    };
-    run_ok(cairn(&[
-        "init",
-        "--compression",
-        "0",
-        "--pack-target",
-        "1M",
-    ]));
+    let (env, fs_dir, repo) = (&small.env, &small.fs_dir, &small.repo);
+    let cairn = |args: &[&str]| small.cairn(args);
     // `old` holds a small file and a big one, `keep` only the small one:
     // deleting `old` leaves packs with no live chunk, and the first pack
     // (the small file, then the start of the big one) 70 % unused: gc
@@ -225,24 +238,11 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
 /// of the reliability issue), and gc puts it back once it has freed room.
 #[test]
 fn delete_and_gc_run_on_a_completely_full_disk() {
-    let env = Env::uninit();
-    let Some((_mount, fs_dir)) = small_fs(&env, "delete_and_gc_run_on_a_completely_full_disk")
-    else {
+    let Some(small) = SmallRepo::new("delete_and_gc_run_on_a_completely_full_disk") else {
         return;
     };
-    let repo = fs_dir.join("repo");
-    let cairn = |args: &[&str]| {
-        let mut cmd = cairn_in(env.dir.path());
-        cmd.arg("--repo").arg(&repo).arg("-q").args(args);
-        cmd
-    };
-    run_ok(cairn(&[
-        "init",
-        "--compression",
-        "0",
-        "--pack-target",
-        "1M",
-    ]));
+    let (env, fs_dir, repo) = (&small.env, &small.fs_dir, &small.repo);
+    let cairn = |args: &[&str]| small.cairn(args);
     let reserve = repo.join("reserve");
     assert!(reserve.is_file(), "init made no space reserve");
     let old = env.path("old");

@@ -206,6 +206,70 @@ impl Proxied {
         })
     }
 
+    /// The round every fault test runs through `client`: `init` and a
+    /// snapshot each meet their first `first` connections failing as
+    /// `fault` says (`what` names them; each command takes at least `min`),
+    /// and succeed; with the fault lasting, `list` fails with exit 2 within
+    /// 20 s, naming URL and endpoint and `lasting`; with it gone, a restore
+    /// is bit for bit.
+    fn survive_then_fail(
+        &self,
+        fault: &AtomicI64,
+        first: i64,
+        client: &dyn Fn() -> Command,
+        what: &str,
+        min: Duration,
+        lasting: &str,
+    ) {
+        let src = self.dir.path().join("model");
+        write(&src.join("a.bin"), &random_bytes(300_000, 5));
+        for args in [
+            &["init"][..],
+            &["snapshot", "model", "--kind", "model", "--name", "m"][..],
+        ] {
+            fault.store(first, Ordering::SeqCst);
+            let start = Instant::now();
+            let out = client().args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?} after {what}: {}",
+                stderr(&out)
+            );
+            assert_eq!(fault.load(Ordering::SeqCst), 0, "the {what} were met");
+            assert!(
+                start.elapsed() >= min,
+                "{args:?} took {:?} for {what}",
+                start.elapsed()
+            );
+        }
+
+        fault.store(-1, Ordering::SeqCst);
+        let start = Instant::now();
+        let out = client().arg("list").output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&self.url) && err.contains(&self.endpoint),
+            "{err}"
+        );
+        assert!(err.contains(lasting), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            start.elapsed()
+        );
+
+        fault.store(0, Ordering::SeqCst);
+        let target = self.dir.path().join("restored");
+        let out = client()
+            .args(["restore", "m"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_diff_clean(&src, &target.join("model"));
+    }
+
     /// `cairn --repo URL` through the proxy, retrying `retries` times.
     fn client(&self, retries: u32) -> Command {
         let mut cmd = cairn_in(self.dir.path());
@@ -226,60 +290,21 @@ fn slow_answers_time_out_and_are_retried_and_a_silent_server_is_a_clear_error() 
     let Some(p) = Proxied::new("s3_slow_answers") else {
         return;
     };
-    let (dir, endpoint, faults, url) = (&p.dir, p.endpoint.as_str(), &p.faults, p.url.as_str());
     let client = || {
         let mut cmd = p.client(3);
         cmd.env("CAIRN_S3_TIMEOUT_SECS", "1");
         cmd
     };
-    let src = dir.path().join("model");
-    write(&src.join("a.bin"), &random_bytes(300_000, 6));
-    for args in [
-        &["init"][..],
-        &["snapshot", "model", "--kind", "model", "--name", "m"][..],
-    ] {
-        faults.stalling.store(2, Ordering::SeqCst);
-        let start = Instant::now();
-        let out = client().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} after two answers slower than the timeout: {}",
-            stderr(&out)
-        );
-        assert_eq!(
-            faults.stalling.load(Ordering::SeqCst),
-            0,
-            "the stalls were met"
-        );
-        assert!(
-            start.elapsed() >= Duration::from_secs(2),
-            "each stall waited out its 1 s timeout"
-        );
-    }
-
-    faults.stalling.store(-1, Ordering::SeqCst);
-    let start = Instant::now();
-    let out = client().arg("list").output().unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(url) && err.contains(endpoint), "{err}");
-    assert!(err.contains("cannot reach the object store"), "{err}");
-    // 4 tries of 1 s each plus backoff, far below the 60 s default timeout.
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
+    p.survive_then_fail(
+        &p.faults.stalling,
+        2,
+        &client,
+        "two answers slower than the timeout",
+        // Each stall waits out its 1 s timeout; with the stalls lasting,
+        // 4 tries of 1 s plus backoff stay far below the 60 s default.
+        Duration::from_secs(2),
+        "cannot reach the object store",
     );
-
-    faults.stalling.store(0, Ordering::SeqCst);
-    let target = dir.path().join("restored");
-    let out = client()
-        .args(["restore", "m"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_diff_clean(&src, &target.join("model"));
 }
 
 #[test]
@@ -287,45 +312,13 @@ fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
     let Some(p) = Proxied::new("s3_server_errors") else {
         return;
     };
-    let (dir, endpoint, url) = (&p.dir, p.endpoint.as_str(), p.url.as_str());
-    let failing = &p.faults.failing;
     let client = || p.client(4);
-    let src = dir.path().join("model");
-    write(&src.join("a.bin"), &random_bytes(300_000, 5));
-    for args in [
-        &["init"][..],
-        &["snapshot", "model", "--kind", "model", "--name", "m"][..],
-    ] {
-        failing.store(3, Ordering::SeqCst);
-        let out = client().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} after three 503s: {}",
-            stderr(&out)
-        );
-        assert_eq!(failing.load(Ordering::SeqCst), 0, "the 503s were met");
-    }
-
-    failing.store(-1, Ordering::SeqCst);
-    let start = Instant::now();
-    let out = client().arg("list").output().unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(url) && err.contains(endpoint), "{err}");
-    assert!(err.contains("failed (503 Service Unavailable)"), "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
+    p.survive_then_fail(
+        &p.faults.failing,
+        3,
+        &client,
+        "three 503s",
+        Duration::ZERO,
+        "failed (503 Service Unavailable)",
     );
-
-    failing.store(0, Ordering::SeqCst);
-    let target = dir.path().join("restored");
-    let out = client()
-        .args(["restore", "m"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_diff_clean(&src, &target.join("model"));
 }
