@@ -41,7 +41,7 @@ pub(crate) mod pagecache;
 pub(crate) use local::create_dir_durably;
 pub use local::{write_durably, LocalStorage};
 pub use memory::MemoryStorage;
-pub use object::{ObjectStorage, S3Settings};
+pub use object::{ObjectSettings, ObjectStorage};
 
 use crate::error::{Error, Result};
 

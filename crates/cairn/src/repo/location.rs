@@ -19,7 +19,7 @@ use crate::format::seal::SecretKey;
 use crate::repo::config::ConfigRepair;
 use crate::repo::repository::{OpenMode, RepoStorage, Repository};
 use crate::storage::object::url::{self, ObjectUrl};
-use crate::storage::{LocalStorage, ObjectStorage, S3Settings, Storage};
+use crate::storage::{LocalStorage, ObjectSettings, ObjectStorage, Storage};
 
 /// What a `--repo` value names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl RepoLocation {
 
     /// The repository's storage and where its catalog is. For object storage, the
     /// connection settings come from the environment
-    /// ([`ObjectStorage::open`], [`S3Settings::from_env`]) and the catalog
+    /// ([`ObjectStorage::open`], [`ObjectSettings::from_env`]) and the catalog
     /// from [`cache_dir`].
     pub fn open(&self) -> Result<(Arc<dyn Storage>, CatalogLocation)> {
         match self {
@@ -72,7 +72,7 @@ impl RepoLocation {
                 CatalogLocation::in_repository(path),
             )),
             Self::Object(url) => {
-                let storage = ObjectStorage::open(url.clone(), S3Settings::from_env()?)?;
+                let storage = ObjectStorage::open(url.clone(), ObjectSettings::from_env()?)?;
                 Ok((Arc::new(storage), CatalogLocation::cache_dir(cache_dir()?)))
             }
         }

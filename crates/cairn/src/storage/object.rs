@@ -15,7 +15,7 @@
 //! - **Listing**: ListObjectsV2 pages, sorted by key before the visits
 //!   (not every S3-compatible server lists in byte order).
 //! - **Failures**: requests are retried with exponential backoff
-//!   (`object_store`'s `RetryConfig`: [`S3Settings::retries`]); what is
+//!   (`object_store`'s `RetryConfig`: [`ObjectSettings::retries`]); what is
 //!   left is one typed error naming the URL of the object and what failed
 //!   ([`Error::StorageAuth`], [`Error::BucketNotFound`],
 //!   [`Error::StorageUnreachable`], else [`Error::Storage`]).
@@ -54,9 +54,10 @@ const PART_SIZE: usize = 16 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 4;
 
 /// How the backend connects, beyond the environment, and how hard it tries
-/// before it reports a failure.
+/// before it reports a failure: for every object store (S3, Azure, GCS),
+/// whose variables keep their historical `CAIRN_S3_` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Settings {
+pub struct ObjectSettings {
     /// The endpoint URL, overriding `AWS_ENDPOINT_URL`.
     pub endpoint: Option<String>,
     /// Access key id and secret key, overriding the environment's.
@@ -68,7 +69,7 @@ pub struct S3Settings {
     pub timeout: Duration,
 }
 
-impl Default for S3Settings {
+impl Default for ObjectSettings {
     fn default() -> Self {
         Self {
             endpoint: None,
@@ -79,7 +80,7 @@ impl Default for S3Settings {
     }
 }
 
-impl S3Settings {
+impl ObjectSettings {
     /// The defaults, overridden by `CAIRN_S3_RETRIES` (a count) and
     /// `CAIRN_S3_TIMEOUT_SECS` (whole seconds).
     pub fn from_env() -> Result<Self> {
@@ -151,7 +152,7 @@ fn unsupported(url: &ObjectUrl, e: object_store::Error) -> Error {
 /// [`aws_files`]).
 fn s3_store(
     url: &ObjectUrl,
-    settings: &S3Settings,
+    settings: &ObjectSettings,
     client: ClientOptions,
     retry: RetryConfig,
 ) -> Result<Client> {
@@ -189,7 +190,7 @@ fn s3_store(
 /// `settings.credentials` are an account name and key.
 fn azure_store(
     url: &ObjectUrl,
-    settings: &S3Settings,
+    settings: &ObjectSettings,
     client: ClientOptions,
     retry: RetryConfig,
 ) -> Result<Client> {
@@ -227,7 +228,7 @@ fn azure_store(
 /// `GOOGLE_SERVICE_ACCOUNT_KEY`, else application default credentials).
 fn gcs_store(
     url: &ObjectUrl,
-    settings: &S3Settings,
+    settings: &ObjectSettings,
     client: ClientOptions,
     retry: RetryConfig,
 ) -> Result<Client> {
@@ -261,7 +262,7 @@ impl ObjectStorage {
     /// Connects to the bucket of `url` (no request is made yet), with the
     /// settings of its service: [`s3_store`], [`azure_store`] or
     /// [`gcs_store`].
-    pub fn open(url: ObjectUrl, settings: S3Settings) -> Result<Self> {
+    pub fn open(url: ObjectUrl, settings: ObjectSettings) -> Result<Self> {
         let location = url.to_url();
         let retry = RetryConfig {
             backoff: BackoffConfig::default(),

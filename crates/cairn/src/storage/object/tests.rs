@@ -6,7 +6,7 @@ use super::*;
 pub(crate) fn storage(test: &str) -> Option<ObjectStorage> {
     let server = test_server::server(test)?;
     let url = url::parse(&server.url(test)).unwrap().unwrap();
-    let settings = S3Settings {
+    let settings = ObjectSettings {
         endpoint: Some(server.endpoint.clone()),
         credentials: Some((server.access_key.clone(), server.secret_key.clone())),
         retries: 2,
@@ -23,7 +23,7 @@ fn meets_the_storage_contract_on_azurite() {
         return;
     };
     let url = url::parse(&server.url("azure_contract")).unwrap().unwrap();
-    let settings = S3Settings {
+    let settings = ObjectSettings {
         endpoint: Some(server.endpoint()),
         credentials: Some((azurite::ACCOUNT.into(), azurite::KEY.into())),
         retries: 2,
@@ -43,11 +43,11 @@ fn meets_the_storage_contract_on_a_real_s3_server() {
 
 fn open_with(
     test: &str,
-    edit: impl FnOnce(&mut S3Settings, &mut ObjectUrl),
+    edit: impl FnOnce(&mut ObjectSettings, &mut ObjectUrl),
 ) -> Option<ObjectStorage> {
     let server = test_server::server(test)?;
     let mut url = url::parse(&server.url(test)).unwrap().unwrap();
-    let mut settings = S3Settings {
+    let mut settings = ObjectSettings {
         endpoint: Some(server.endpoint.clone()),
         credentials: Some((server.access_key.clone(), server.secret_key.clone())),
         retries: 1,
@@ -123,7 +123,7 @@ fn server_errors_and_s3_codes_are_read_from_the_message() {
 #[test]
 fn an_unreachable_endpoint_is_reported_after_bounded_retries() {
     let url = url::parse("s3://bucket/p").unwrap().unwrap();
-    let settings = S3Settings {
+    let settings = ObjectSettings {
         endpoint: Some("http://127.0.0.1:9".into()),
         credentials: Some(("k".into(), "s".into())),
         retries: 1,
