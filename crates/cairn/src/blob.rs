@@ -291,9 +291,11 @@ fn read_runs<T: Send>(
 }
 
 pub mod delta;
+pub mod ref_cache;
 pub mod sealed;
 
 pub use delta::{Locate, References};
+pub use ref_cache::RefCache;
 
 #[cfg(test)]
 mod tests;

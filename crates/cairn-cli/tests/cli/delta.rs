@@ -74,14 +74,15 @@ fn bf16_bytes(w: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-/// Checkpoint `k` of a small run: two bf16 matrices and one fp32 one.
-struct Run {
+/// Checkpoint `k` of a small run: two bf16 matrices and one fp32 one
+/// (also used by the S3 reference-cache test).
+pub(crate) struct Run {
     weights: Vec<Vec<f32>>,
     steps: u64,
 }
 
 impl Run {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Run {
             weights: vec![
                 init_weights(600_000, 1),
@@ -93,7 +94,7 @@ impl Run {
     }
 
     /// Advances by `n` optimizer steps.
-    fn train(&mut self, n: u64) {
+    pub(crate) fn train(&mut self, n: u64) {
         for _ in 0..n {
             self.steps += 1;
             for (i, w) in self.weights.iter_mut().enumerate() {
@@ -102,7 +103,7 @@ impl Run {
         }
     }
 
-    fn checkpoint(&self) -> Vec<u8> {
+    pub(crate) fn checkpoint(&self) -> Vec<u8> {
         safetensors(&[
             ("ffn.up.weight", "BF16", bf16_bytes(&self.weights[0])),
             ("ffn.down.weight", "BF16", bf16_bytes(&self.weights[1])),

@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,8 @@ struct Faults {
     /// Read the request, then say nothing for [`STALL`] and close: a server
     /// too slow for the client's timeout.
     stalling: AtomicI64,
+    /// Bytes the server sent to clients (a measure of downloads).
+    downloaded: AtomicU64,
 }
 
 /// How long a stalled connection stays silent.
@@ -172,9 +174,16 @@ fn proxy(upstream: String) -> (String, Arc<Faults>) {
                 let _ = std::io::copy(&mut c2, &mut s2);
                 let _ = s2.shutdown(std::net::Shutdown::Write);
             });
+            let f = f.clone();
             std::thread::spawn(move || {
                 let (mut client, mut server) = (client, server);
-                let _ = std::io::copy(&mut server, &mut client);
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n @ 1..) = server.read(&mut buf) {
+                    f.downloaded.fetch_add(n as u64, Ordering::SeqCst);
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
                 let _ = client.shutdown(std::net::Shutdown::Write);
             });
         }
@@ -321,4 +330,82 @@ fn server_errors_are_retried_and_a_lasting_one_is_a_clear_error() {
         Duration::ZERO,
         "failed (503 Service Unavailable)",
     );
+}
+
+/// Delta snapshots of a training run into S3 read their references (the
+/// keyframe chunks) from the local reference cache, which the keyframe
+/// snapshot filled: a new checkpoint does not download the previous one.
+/// With the cache off, it does, and both ways restore bit for bit.
+#[test]
+fn delta_snapshots_on_s3_read_their_references_from_the_local_cache() {
+    let Some(p) = Proxied::new("s3_ref_cache") else {
+        return;
+    };
+    let client = |cache: &str, budget: &str| {
+        let mut cmd = p.client(3);
+        cmd.env("CAIRN_CACHE_DIR", p.dir.path().join(cache))
+            .env("CAIRN_REF_CACHE_BYTES", budget);
+        cmd
+    };
+    let ok = |mut cmd: Command| -> String {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok({
+        let mut c = client("cache-a", "100000000");
+        c.args(["init", "--pack-target", "1M"]);
+        c
+    });
+    let mut run = crate::delta::Run::new();
+    let ckpt = p.dir.path().join("ckpt");
+    let snapshot = |cache: &str, budget: &str, bytes: &[u8]| -> (u64, serde_json::Value) {
+        write(&ckpt.join("model.safetensors"), bytes);
+        let before = p.faults.downloaded.load(Ordering::SeqCst);
+        let mut c = client(cache, budget);
+        c.arg("snapshot")
+            .arg(&ckpt)
+            .args(["--kind", "model", "--name", "run", "--json"]);
+        let report: serde_json::Value = serde_json::from_str(&ok(c)).unwrap();
+        (p.faults.downloaded.load(Ordering::SeqCst) - before, report)
+    };
+    let first = run.checkpoint();
+    let size = first.len() as u64;
+    snapshot("cache-a", "100000000", &first);
+    let refs = std::fs::read_dir(p.dir.path().join("cache-a"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("refs"))
+        .find(|d| d.is_dir())
+        .expect("the keyframe snapshot filled a reference cache");
+    assert!(std::fs::read_dir(&refs).unwrap().count() > 0);
+
+    run.train(50);
+    let second = run.checkpoint();
+    let (cached, report) = snapshot("cache-a", "100000000", &second);
+    let stored = report["added_stored"].as_u64().unwrap();
+    assert!(stored < size * 6 / 10, "delta-coded: {stored} of {size}");
+    assert!(
+        cached < size / 10,
+        "with the cache, {cached} bytes downloaded for a {size}-byte checkpoint"
+    );
+
+    run.train(50);
+    let third = run.checkpoint();
+    let (uncached, report) = snapshot("cache-b", "0", &third);
+    let stored = report["added_stored"].as_u64().unwrap();
+    assert!(stored < size * 6 / 10, "delta-coded: {stored} of {size}");
+    assert!(
+        uncached > size / 3,
+        "without the cache the references are downloaded: {uncached} bytes"
+    );
+    eprintln!("downloaded for a {size}-byte checkpoint: {cached} bytes cached, {uncached} not");
+
+    for (cache, budget) in [("cache-a", "100000000"), ("cache-c", "0")] {
+        let target = p.dir.path().join(format!("restore-{cache}"));
+        let mut c = client(cache, budget);
+        c.args(["restore", "run"]).arg(&target);
+        ok(c);
+        let got = std::fs::read(target.join("ckpt/model.safetensors")).unwrap();
+        assert!(got == third, "restored bit for bit through {cache}");
+    }
 }

@@ -18,7 +18,7 @@ use crate::format::pack::ChunkLocation;
 use crate::format::seal::{Crypt, Sealed};
 use crate::storage::Storage;
 
-use super::SealedChunk;
+use super::{RefCache, SealedChunk};
 
 /// Finds where a chunk is stored (the catalog implements it; the blob
 /// layer sits below the catalog and knows it only through this).
@@ -34,6 +34,8 @@ const CACHE_BYTES: usize = 64 << 20;
 pub struct References<'a> {
     source: Option<(&'a dyn Storage, &'a dyn Locate)>,
     cache: Mutex<Cache>,
+    /// Where reference chunks of a remote repository are kept on disk.
+    local: Option<&'a RefCache>,
 }
 
 #[derive(Default)]
@@ -49,7 +51,46 @@ impl<'a> References<'a> {
         Self {
             source: Some((storage, locate)),
             cache: Mutex::default(),
+            local: None,
         }
+    }
+
+    /// These references, read from `local` before storage, and kept there
+    /// once read (see [`RefCache`]).
+    pub fn with_local(mut self, local: Option<&'a RefCache>) -> Self {
+        self.local = local;
+        self
+    }
+
+    /// The local reference cache these references use, if any.
+    pub fn local(&self) -> Option<&'a RefCache> {
+        self.local
+    }
+
+    /// Reads the chunk at `loc` as a reference would be read: a standalone
+    /// chunk from the local cache when it holds a copy that opens to its
+    /// id, else from storage (and then kept in the cache). A delta chunk
+    /// is read from storage with these references.
+    pub fn read(&self, crypt: &Crypt, loc: &ChunkLocation) -> Result<Vec<u8>> {
+        let (storage, _) = self.source.ok_or_else(|| {
+            crate::error::Error::InvalidArgument(format!(
+                "chunk {}: no storage to read it from",
+                loc.entry.chunk.to_hex()
+            ))
+        })?;
+        let Some(local) = self.local.filter(|_| loc.entry.codec != Codec::Delta) else {
+            return super::read_chunk(storage, crypt, self, loc);
+        };
+        let none = References::none();
+        if let Some(stored) = local.get(&loc.entry.chunk) {
+            match super::open_chunk(crypt, &none, &loc.pack, &loc.entry, &stored) {
+                Ok(raw) => return Ok(raw),
+                Err(_) => local.forget(&loc.entry.chunk),
+            }
+        }
+        let (stored, raw) = super::read_verified(storage, crypt, &none, loc)?;
+        local.put(&loc.entry.chunk, &stored);
+        Ok(raw)
     }
 
     /// No references: for stores that hold no delta chunks (tests, a
@@ -58,6 +99,7 @@ impl<'a> References<'a> {
         Self {
             source: None,
             cache: Mutex::default(),
+            local: None,
         }
     }
 
@@ -89,7 +131,7 @@ impl<'a> References<'a> {
         if let Some(c) = self.lock().chunks.get(id) {
             return Ok(c.clone());
         }
-        let (storage, locate) = self
+        let (_, locate) = self
             .source
             .ok_or("a delta chunk needs its reference, and none can be read here")?;
         let why = |e: String| format!("reference chunk {}: {e}", id.to_hex());
@@ -100,8 +142,7 @@ impl<'a> References<'a> {
         if loc.entry.codec == Codec::Delta {
             return Err(why("is itself a delta chunk".into()));
         }
-        let raw = super::read_chunk(storage, crypt, &References::none(), &loc)
-            .map_err(|e| why(e.to_string()))?;
+        let raw = self.read(crypt, &loc).map_err(|e| why(e.to_string()))?;
         let raw = Arc::new(raw);
         let mut cache = self.lock();
         cache.bytes += raw.len();

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 pub(crate) mod delta;
 
-use crate::blob::{delta::seal_delta, HashedBatch, References, SealedChunk};
+use crate::blob::{delta::seal_delta, HashedBatch, RefCache, References, SealedChunk};
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::codec;
@@ -296,6 +296,7 @@ fn create_walked(
             level,
             verify,
             dry_run: opts.dry_run,
+            keyframes: !standalone && !opts.dry_run,
             previous,
         },
         &mut files,
@@ -551,6 +552,7 @@ fn store_all(
         level,
         verify,
         dry_run,
+        keyframes,
         previous,
     } = settings;
     let storage = repo.storage();
@@ -571,6 +573,7 @@ fn store_all(
         });
         let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
         storer.previous = previous;
+        storer.keyframes = repo.ref_cache().filter(|_| keyframes);
         let result = ingest
             .for_each_hashed(|batch| storer.take(batch, files, progress))
             .map(|Ingested { digests, issues }| {
@@ -640,6 +643,9 @@ struct Settings {
     level: i32,
     verify: bool,
     dry_run: bool,
+    /// Whether tensor chunks stored standalone (future keyframes) are also
+    /// kept in the local reference cache, when the repository has one.
+    keyframes: bool,
     previous: Option<Previous>,
 }
 
@@ -682,6 +688,8 @@ struct Storer<'r> {
     parent_files: Option<Vec<FileEntry>>,
     /// Opened reference chunks, kept across batches.
     refs: References<'r>,
+    /// Where new keyframe candidates are kept locally (see [`Settings`]).
+    keyframes: Option<&'r RefCache>,
 }
 
 impl<'r> Storer<'r> {
@@ -705,6 +713,7 @@ impl<'r> Storer<'r> {
             offsets: HashMap::new(),
             parent_files: None,
             refs: repo.references(),
+            keyframes: None,
         }
     }
 
@@ -726,6 +735,9 @@ impl<'r> Storer<'r> {
         }
         let offsets = self.chunk_offsets(batch);
         let sealed = self.seal_fresh(&hashed, &fresh, &offsets)?;
+        if let Some(local) = self.keyframes {
+            delta::keep_keyframes(local, &hashed, &fresh, &sealed);
+        }
         for piece in &batch.pieces {
             if let Piece::FileDone { file } = piece {
                 self.versions.remove(file);
@@ -829,9 +841,9 @@ impl<'r> Storer<'r> {
                     let parent_files = self.parent_files.as_deref().unwrap_or_default();
                     match delta::previous_version(parent_files, rel) {
                         Some(old) => delta::PreviousFile::open(
-                            repo.storage(),
                             repo.crypt(),
                             repo.catalog(),
+                            &self.refs,
                             path,
                             *size,
                             old.chunks.clone(),

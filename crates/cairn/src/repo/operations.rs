@@ -220,7 +220,7 @@ impl Repository {
     /// How readers of this repository find the references of delta
     /// chunks: its storage and catalog, with a cache of opened references.
     pub fn references(&self) -> crate::blob::References<'_> {
-        crate::blob::References::new(self.storage(), self.catalog())
+        crate::blob::References::new(self.storage(), self.catalog()).with_local(self.ref_cache())
     }
 }
 

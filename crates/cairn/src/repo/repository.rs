@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::blob::RefCache;
 use crate::catalog::location::{CatalogFile, CatalogLocation};
 use crate::catalog::{Catalog, ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
@@ -68,6 +69,9 @@ pub struct Repository {
     config: RepoConfig,
     id: String,
     catalog: Catalog,
+    /// For a repository whose catalog is a local cache (its packs are
+    /// remote): reference chunks kept on disk beside it.
+    ref_cache: Option<RefCache>,
     warnings: Mutex<Warnings>,
     /// Tells this open repository from every other in the process: a plan
     /// (whose mark set lives in this instance's catalog connection) is
@@ -162,7 +166,9 @@ impl Repository {
         // The catalog first, the config last: storage with a config is a
         // complete repository. Created exclusively, so of two racing inits
         // one fails rather than both believing they made it.
-        let catalog = catalog.file(&id).create()?;
+        let file = catalog.file(&id);
+        let ref_cache = ref_cache_for(&file)?;
+        let catalog = file.create()?;
         if let Some(k) = &new_key {
             storage.put_with(&k.key, &k.file, PutMode::CreateNew)?;
         }
@@ -198,6 +204,7 @@ impl Repository {
             config,
             id,
             catalog,
+            ref_cache,
             warnings: Mutex::default(),
             instance: next_instance(),
         })
@@ -278,6 +285,12 @@ impl Repository {
     /// Names the repository (see [`RepoStorage::id`]).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The local cache of reference chunks (a repository with remote
+    /// packs; `None` for a local one, or with `CAIRN_REF_CACHE_BYTES=0`).
+    pub(crate) fn ref_cache(&self) -> Option<&RefCache> {
+        self.ref_cache.as_ref()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -468,6 +481,7 @@ impl RepoStorage {
             true => file.open()?,
             false => file.open_read_only()?,
         };
+        let ref_cache = ref_cache_for(file)?;
         Ok(Repository {
             root: self.root,
             storage: self.storage,
@@ -475,6 +489,7 @@ impl RepoStorage {
             config: self.config,
             id: self.id,
             catalog,
+            ref_cache,
             warnings: Mutex::new(Warnings {
                 seen: self.warnings,
                 hook: None,
@@ -482,6 +497,15 @@ impl RepoStorage {
             instance: next_instance(),
         })
     }
+}
+
+/// The reference cache beside a catalog that is itself a cache (the
+/// repository's packs are remote; docs/FORMAT.md, "Reference cache").
+fn ref_cache_for(file: &CatalogFile) -> Result<Option<RefCache>> {
+    Ok(match (file.rebuilds_when_missing(), file.path().parent()) {
+        (true, Some(dir)) => RefCache::new(dir.join("refs"), RefCache::budget_from_env()?),
+        _ => None,
+    })
 }
 
 /// `cairn repair --config` for the local repository at `path`: makes

@@ -21,9 +21,10 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::blob::References;
+use crate::blob::{HashedBatch, RefCache, References, SealedChunk};
 use crate::catalog::{Catalog, DeltaRefs};
 use crate::error::Result;
+use crate::format::codec::{Codec, Hint};
 use crate::format::delta::{DeltaHeader, Op, Segment};
 use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
@@ -57,9 +58,9 @@ impl PreviousFile {
     /// The previous version of the file at `path` (the new version, read
     /// for its tensor layout only) when both are model files with tensors.
     pub(super) fn open(
-        storage: &dyn Storage,
         crypt: &Crypt,
         catalog: &Catalog,
+        refs: &References,
         path: &Path,
         size: u64,
         old_chunks: Vec<ChunkId>,
@@ -86,11 +87,9 @@ impl PreviousFile {
             at += l.entry.raw_len as u64;
         }
         let deltas = catalog.delta_refs(&old_chunks)?;
-        let refs = References::new(storage, catalog);
         let mut reader = ChunkFile {
-            storage,
             crypt,
-            refs: &refs,
+            refs,
             locs: &locs,
             starts: &starts,
             len: at,
@@ -253,9 +252,25 @@ fn compose(segments: &[Segment], off: u64, n: u64, out: &mut Vec<Segment>) -> Op
     (left == 0).then_some(())
 }
 
+/// Keeps in `local` the stored bytes of the tensor chunks of `fresh` that
+/// were sealed standalone (`sealed`, in the same order): the keyframes the
+/// next snapshots of the history will read as references.
+pub(super) fn keep_keyframes(
+    local: &RefCache,
+    hashed: &HashedBatch,
+    fresh: &[usize],
+    sealed: &[SealedChunk],
+) {
+    for (&i, chunk) in fresh.iter().zip(sealed) {
+        let tensor = matches!(hashed.chunks[i].hint, Hint::Planes { .. });
+        if tensor && chunk.codec != Codec::Delta {
+            local.put(&chunk.id, &chunk.stored);
+        }
+    }
+}
+
 /// A stored file read back chunk by chunk (for the old version's header).
 struct ChunkFile<'a> {
-    storage: &'a dyn Storage,
     crypt: &'a Crypt,
     refs: &'a References<'a>,
     locs: &'a [ChunkLocation],
@@ -272,7 +287,9 @@ impl Read for ChunkFile<'_> {
         }
         let i = self.starts.partition_point(|&s| s <= self.pos) - 1;
         if self.current.as_ref().map(|c| c.0) != Some(i) {
-            let raw = crate::blob::read_chunk(self.storage, self.crypt, self.refs, &self.locs[i])
+            let raw = self
+                .refs
+                .read(self.crypt, &self.locs[i])
                 .map_err(io::Error::other)?;
             self.current = Some((i, raw));
         }
