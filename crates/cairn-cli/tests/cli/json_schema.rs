@@ -153,6 +153,7 @@ fn snapshot_and_reading_commands_match_the_schema() {
     command(&env, "verify", &["verify", "llama"], 0);
     command(&env, "check", &["check"], 0);
     command(&env, "check", &["check", "--read-data"], 0);
+    command(&env, "check", &["check", "--read-data-subset", "50"], 0);
     command(&env, "stats", &["stats"], 0);
     command(&env, "ls", &["ls", "llama"], 0);
     command(&env, "ls", &["ls", "llama", "src/sub"], 0);
