@@ -150,7 +150,9 @@ pub fn rebuild_catalog(ctx: &Ctx, a: RebuildArgs) -> Result<ExitCode> {
             "replacing a healthy catalog",
         )?
     {
-        outln!("nothing changed");
+        if !a.json {
+            outln!("nothing changed");
+        }
         return Ok(ExitCode::from(output::DECLINED));
     }
     let r = repo.rebuild_catalog(&ctx.bar())?;

@@ -148,7 +148,9 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !output::confirmed(a.yes, &format!("Delete {n}?"), &format!("deleting {n}"))? {
-        outln!("nothing deleted");
+        if !a.json {
+            outln!("nothing deleted");
+        }
         return Ok(ExitCode::from(output::DECLINED));
     }
     let report = repo.forget(&plan)?;
