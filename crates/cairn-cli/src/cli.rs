@@ -23,6 +23,7 @@ mod browse;
 mod commands;
 mod copy;
 mod integrity;
+mod json;
 mod keys;
 mod maintenance;
 mod mount;

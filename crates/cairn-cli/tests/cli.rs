@@ -59,6 +59,8 @@ mod gc;
 mod incomplete;
 #[path = "cli/integrity.rs"]
 mod integrity;
+#[path = "cli/json_schema.rs"]
+mod json_schema;
 #[path = "cli/kill.rs"]
 mod kill;
 #[path = "cli/kill_keys.rs"]

@@ -223,12 +223,18 @@ pub struct NewPasswordArgs {
     /// Read the new password from the first line of FILE [else $CAIRN_NEW_PASSWORD_FILE, $CAIRN_NEW_PASSWORD, or asked twice on the terminal]
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct KeyRemoveArgs {
     /// The key's id, as `cairn key list` shows it
     pub id: String,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +284,9 @@ pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
     #[arg(long)]
     pub all: bool,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `90`, `90s`, `10m` or `2h`.
@@ -361,6 +370,9 @@ pub struct InitArgs {
     /// The password of --from-repo: the first line of FILE (without it, --from-repo's password comes from the same places as --repo's)
     #[arg(long, value_name = "FILE", requires = "from_repo")]
     pub from_password_file: Option<PathBuf>,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

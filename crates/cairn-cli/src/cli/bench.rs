@@ -37,7 +37,10 @@ pub fn bench(ctx: &Ctx, a: BenchArgs) -> Result<()> {
         plot::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {
-        return output::json(&report);
+        return output::json(&super::json::with_aliases(
+            &report,
+            &super::json::BENCH_ALIASES,
+        ));
     }
     print_report(&report)?;
     if let Some(path) = &a.plot {
@@ -229,7 +232,7 @@ fn history(ctx: &Ctx, json: bool) -> Result<()> {
         .context("bench without PATH reports a repository; give PATHs to benchmark files")?;
     let h = bench::history::report(&repo)?;
     if json {
-        return output::json(&h);
+        return output::json(&super::json::growth(&h));
     }
     outln!(
         "repository {} (chunk avg {}, zstd {}): {} snapshots",

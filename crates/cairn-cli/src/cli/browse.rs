@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use cairn::{EntryKind, FileEntry, SnapshotFilter};
 
 use super::args::{DumpArgs, FindArgs, LsArgs};
-use super::output;
 use super::Ctx;
+use super::{json, output};
 
 pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<()> {
     let repo = ctx.open_read_only()?;
@@ -16,12 +16,12 @@ pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<()> {
     if a.json {
         #[derive(serde::Serialize)]
         struct Listed<'a> {
-            snapshot: &'a cairn::SnapshotInfo,
-            entries: Vec<serde_json::Value>,
+            snapshot: json::Snapshot,
+            entries: Vec<json::Entry<'a>>,
         }
         return output::json(&Listed {
-            snapshot: &snap,
-            entries: entries.iter().map(output::file_json).collect(),
+            snapshot: json::Snapshot::new(&snap),
+            entries: json::entries(&entries),
         });
     }
     print_entries(&entries, a.long)
@@ -72,13 +72,15 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<()> {
     };
     let found = repo.find(&a.pattern, &filter)?;
     if a.json {
-        let out: Vec<serde_json::Value> = found
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "snapshot": f.snapshot,
-                    "entries": f.entries.iter().map(output::file_json).collect::<Vec<_>>(),
-                })
+        #[derive(serde::Serialize)]
+        struct Matches<'a> {
+            snapshot: json::Snapshot,
+            entries: Vec<json::Entry<'a>>,
+        }
+        let out: Vec<Matches> = (found.iter())
+            .map(|f| Matches {
+                snapshot: json::Snapshot::new(&f.snapshot),
+                entries: json::entries(&f.entries),
             })
             .collect();
         return output::json(&out);

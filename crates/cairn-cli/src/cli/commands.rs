@@ -11,7 +11,7 @@ use cairn::{
 };
 
 use super::args::*;
-use super::output;
+use super::{json, output};
 use super::{printing_warnings, Ctx, DAMAGE, INCOMPLETE};
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
@@ -44,6 +44,13 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
              your data (`cairn init --encryption` seals everything)",
             location.display()
         );
+    }
+    if a.json {
+        return output::json(&serde_json::json!({
+            "repository": location.display().to_string(),
+            "encrypted": encrypted,
+            "from_repo": a.from_repo.as_ref().map(|p| p.display().to_string()),
+        }));
     }
     let how = if encrypted { "encrypted " } else { "" };
     outln!("created {how}cairn repository at {}", location.display());
@@ -97,7 +104,7 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> Result<ExitCode> {
     };
     let code = warn_left_out(&r);
     if a.json {
-        output::json(&r)?;
+        output::json(&json::SnapshotReport::new(&r))?;
         return Ok(code);
     }
     if ctx.verbose() && !r.unchanged {
@@ -250,7 +257,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<()> {
     };
     let snaps = repo.snapshots(&filter)?;
     if a.json {
-        return output::json(&snaps);
+        return output::json(&json::snapshots(&snaps));
     }
     let rows: Vec<Vec<String>> = snaps
         .iter()
@@ -280,13 +287,12 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
     if a.json {
         #[derive(serde::Serialize)]
         struct Shown<'a> {
-            snapshot: &'a SnapshotInfo,
-            files: Vec<serde_json::Value>,
+            snapshot: json::Snapshot,
+            entries: Vec<json::Entry<'a>>,
         }
-        let files = files.iter().map(output::file_json).collect();
         return output::json(&Shown {
-            snapshot: &snap,
-            files,
+            snapshot: json::Snapshot::new(&snap),
+            entries: json::entries(&files),
         });
     }
     print_header(&snap)?;
@@ -347,7 +353,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         ExitCode::from(DAMAGE)
     };
     if a.json {
-        output::json(&r)?;
+        output::json(&json::RestoreReport::new(&snap, &a.target, &r))?;
         return Ok(code);
     }
     for f in &r.failed {
@@ -398,7 +404,7 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     let (from, to) = (repo.resolve(&a.from)?, repo.resolve(&a.to)?);
     let d = repo.diff(&from, &to)?;
     if a.json {
-        return output::json(&d);
+        return output::json(&json::Diff::new(&from, &to, &d));
     }
     outln!("{} -> {}", from.id.short(), to.id.short());
     for c in &d.added {
@@ -433,7 +439,7 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     };
     let s = repo.stats(&filter)?;
     if a.json {
-        return output::json(&s);
+        return output::json(&json::Stats::new(&s, &repo.snapshots(&filter)?));
     }
     outln!("snapshots          {}", s.snapshots);
     outln!("logical bytes      {}", output::bytes(s.logical_bytes));

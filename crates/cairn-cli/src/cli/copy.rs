@@ -36,7 +36,7 @@ pub fn copy(ctx: &Ctx, a: CopyArgs) -> Result<()> {
     };
     let report = source.copy_to(&dest, &req, &ctx.bar())?;
     if a.json {
-        return output::json(&report);
+        return output::json(&super::json::CopyReport::new(&report));
     }
     print(&report)
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use cairn::{CheckOptions, CheckReport};
 
 use super::args::{CheckArgs, RebuildArgs, RepairArgs, UnlockArgs, VerifyArgs};
-use super::output;
+use super::{json, output};
 use super::{Ctx, DAMAGE};
 
 fn verdict(clean: bool) -> ExitCode {
@@ -25,7 +25,13 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<ExitCode> {
     };
     let r = repo.check(opts, &ctx.bar())?;
     if a.json {
-        output::json(&r)?;
+        // Affected snapshots are named by short id: look up the rest.
+        let affects = r.findings.iter().any(|f| !f.affected.is_empty());
+        let snaps = match affects {
+            true => repo.snapshots(&cairn::SnapshotFilter::default())?,
+            false => Vec::new(),
+        };
+        output::json(&json::CheckReport::new(&r, &snaps))?;
     } else {
         print_check(&r)?;
     }
@@ -109,7 +115,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     let snap = repo.resolve(&a.snapshot)?;
     let r = repo.verify(&snap, &ctx.bar())?;
     if a.json {
-        output::json(&r)?;
+        output::json(&json::VerifyReport::new(&snap, &r))?;
     } else {
         for f in &r.failures {
             outln!("FAILED {}: {}", f.path, f.error);
@@ -144,7 +150,9 @@ pub fn rebuild_catalog(ctx: &Ctx, a: RebuildArgs) -> Result<ExitCode> {
             "replacing a healthy catalog",
         )?
     {
-        outln!("nothing changed");
+        if !a.json {
+            outln!("nothing changed");
+        }
         return Ok(ExitCode::from(output::DECLINED));
     }
     let r = repo.rebuild_catalog(&ctx.bar())?;
@@ -230,7 +238,7 @@ fn repair_config(ctx: &Ctx, a: &RepairArgs) -> Result<ExitCode> {
     let recreated = recreate.is_some();
     let done = cairn::repair_config_at(&location, recreate)?;
     if a.json {
-        output::json(&done)?;
+        output::json(&serde_json::json!({ "outcome": done }))?;
         return Ok(ExitCode::SUCCESS);
     }
     use cairn::ConfigRepair;
@@ -260,7 +268,11 @@ pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
     let repo = ctx.open()?;
     let r = repo.repair(&ctx.bar())?;
     if a.json {
-        output::json(&r)?;
+        let snaps = match r.damaged_snapshots.is_empty() {
+            true => Vec::new(),
+            false => repo.snapshots(&cairn::SnapshotFilter::default())?,
+        };
+        output::json(&json::RepairReport::new(&r, &snaps))?;
     } else {
         for (pack, saved, lost) in &r.packs_rewritten {
             outln!("pack {pack}: {saved} chunks salvaged into a new pack, {lost} lost");
@@ -299,6 +311,10 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let repo = cairn::Repository::open_storage_location(&location)?;
     print_warnings(repo.warnings());
     let removed = repo.unlock(a.all)?;
+    if a.json {
+        output::json(&removed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for r in &removed.locks {
         outln!("removed {r}");
     }

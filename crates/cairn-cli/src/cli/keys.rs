@@ -8,8 +8,12 @@ use super::{output, password, Ctx};
 
 pub fn key(ctx: &Ctx, command: KeyCommand) -> Result<()> {
     let (path, _) = ctx.repo_path()?;
-    if let KeyCommand::Add(NewPasswordArgs { new_password_file })
-    | KeyCommand::Passwd(NewPasswordArgs { new_password_file }) = &command
+    if let KeyCommand::Add(NewPasswordArgs {
+        new_password_file, ..
+    })
+    | KeyCommand::Passwd(NewPasswordArgs {
+        new_password_file, ..
+    }) = &command
     {
         password::install(password::Sources {
             new_file: new_password_file.clone(),
@@ -24,6 +28,7 @@ pub fn key(ctx: &Ctx, command: KeyCommand) -> Result<()> {
         KeyCommand::List(a) => {
             let keys = repo.keys()?;
             if a.json {
+                let keys: Vec<super::json::Key> = keys.iter().map(super::json::Key::new).collect();
                 return output::json(&keys);
             }
             let rows: Vec<Vec<String>> = keys
@@ -44,17 +49,26 @@ pub fn key(ctx: &Ctx, command: KeyCommand) -> Result<()> {
                 .collect();
             output::table(&[" ID", "CREATED", "HOST", "KDF"], &rows)?;
         }
-        KeyCommand::Add(_) => {
+        KeyCommand::Add(a) => {
             let id = repo.add_key()?;
+            if a.json {
+                return output::json(&serde_json::json!({ "added": id }));
+            }
             outln!("added key {id}");
         }
         KeyCommand::Remove(a) => {
             repo.remove_key(&a.id)?;
+            if a.json {
+                return output::json(&serde_json::json!({ "removed": a.id }));
+            }
             outln!("removed key {}", a.id);
         }
-        KeyCommand::Passwd(_) => {
+        KeyCommand::Passwd(a) => {
             let old = repo.crypt().unlocked_with().unwrap_or_default().to_string();
             let id = repo.change_password()?;
+            if a.json {
+                return output::json(&serde_json::json!({ "removed": old, "added": id }));
+            }
             outln!("changed the password: key {old} replaced by {id}");
         }
     }

@@ -5,13 +5,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cairn::{ForgetPlan, ForgetRequest, GcPlan, GcReport, HistoryPlan, PackUsage, PolicySource};
+use cairn::{ForgetPlan, ForgetRequest, GcPlan, GcReport, PackUsage, PolicySource};
 use cairn::{Repository, RetentionPolicy, SnapshotFilter, SnapshotId, StoredPolicies};
 use chrono::Offset;
-use serde::Serialize;
 
 use super::args::*;
-use super::output;
+use super::{json, output};
 use super::{Ctx, DAMAGE};
 
 /// The rules given on the command line; `None` when no rule flag was given
@@ -61,32 +60,10 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<()> {
         repo.forget(&plan)?.removed
     };
     if a.json {
-        return output::json(&ForgetOutput::new(&plan, a.dry_run, &removed));
+        return output::json(&json::ForgetReport::new(&plan, a.dry_run, &removed));
     }
     print_forget_outcome(&plan, a.dry_run, removed.len())?;
     Ok(())
-}
-
-/// `forget --json`: the plan, and what was removed.
-#[derive(Serialize)]
-struct ForgetOutput<'a> {
-    dry_run: bool,
-    histories: &'a [HistoryPlan],
-    emptied: &'a [String],
-    interrupted: &'a [cairn::Intent],
-    removed: Vec<String>,
-}
-
-impl<'a> ForgetOutput<'a> {
-    fn new(plan: &'a ForgetPlan, dry_run: bool, removed: &[SnapshotId]) -> Self {
-        ForgetOutput {
-            dry_run,
-            histories: &plan.histories,
-            emptied: &plan.emptied,
-            interrupted: &plan.interrupted,
-            removed: removed.iter().map(SnapshotId::to_hex).collect(),
-        }
-    }
 }
 
 /// One table per history (a line for histories no policy touches).
@@ -157,18 +134,30 @@ pub fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<ExitCode> {
     let repo = ctx.open_to_reclaim()?;
     let plan = repo.delete_plan(&a.snapshots)?;
     let rows: Vec<Vec<String>> = plan.to_remove().map(output::snapshot_cells).collect();
-    output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
+    if !a.json {
+        output::table(&output::SNAPSHOT_COLUMNS, &rows)?;
+    }
     let n = output::count(rows.len() as u64, "snapshot");
+    if a.json && a.dry_run {
+        return output::json(&json::ForgetReport::new(&plan, true, &[]))
+            .map(|()| ExitCode::SUCCESS);
+    }
     if a.dry_run {
         print_interrupted(&plan, true)?;
         outln!("dry run: would delete {n}; nothing was changed");
         return Ok(ExitCode::SUCCESS);
     }
     if !output::confirmed(a.yes, &format!("Delete {n}?"), &format!("deleting {n}"))? {
-        outln!("nothing deleted");
+        if !a.json {
+            outln!("nothing deleted");
+        }
         return Ok(ExitCode::from(output::DECLINED));
     }
     let report = repo.forget(&plan)?;
+    if a.json {
+        return output::json(&json::ForgetReport::new(&plan, false, &report.removed))
+            .map(|()| ExitCode::SUCCESS);
+    }
     print_interrupted(&plan, false)?;
     outln!(
         "deleted {} (run `cairn gc` to reclaim their space)",
@@ -206,10 +195,16 @@ pub fn policy(ctx: &Ctx, cmd: PolicyCommand) -> Result<()> {
         PolicyCommand::Set(a) => {
             let policy = given_rules(&a.rules).unwrap_or_default();
             repo.set_policy(&a.scope, policy.clone())?;
+            if a.json {
+                return output::json(&serde_json::json!({ "scope": a.scope, "policy": policy }));
+            }
             outln!("policy for {}: {policy}", a.scope);
         }
         PolicyCommand::Unset(a) => {
             let old = repo.unset_policy(&a.scope)?;
+            if a.json {
+                return output::json(&serde_json::json!({ "scope": a.scope, "removed": old }));
+            }
             outln!("removed the policy for {} ({old})", a.scope);
         }
         PolicyCommand::Show(a) => show_policies(&repo, a.json)?,
@@ -262,16 +257,6 @@ pub fn gc(ctx: &Ctx, a: GcArgs) -> Result<ExitCode> {
     run_gc(ctx, &repo, &plan, &a, None)
 }
 
-/// `gc --json`: the plan and, unless a dry run, the report.
-#[derive(Serialize)]
-struct GcOutput<'a> {
-    dry_run: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    forget: Option<serde_json::Value>,
-    plan: &'a GcPlan,
-    report: Option<GcReport>,
-}
-
 /// Prints the plan, executes it unless `dry_run`, prints the report. Damage
 /// found on the way (a live chunk that does not verify) exits 1.
 fn run_gc(
@@ -289,11 +274,11 @@ fn run_gc(
         false => Some(repo.gc(plan, &ctx.bar())?),
     };
     if a.json {
-        output::json(&GcOutput {
+        output::json(&json::GcOutput {
             dry_run: a.dry_run,
             forget,
-            plan,
-            report: report.clone(),
+            plan: json::GcPlan::new(plan),
+            report: report.as_ref(),
         })?;
     } else if a.dry_run {
         outln!("dry run: nothing was changed");
@@ -432,7 +417,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<ExitCode> {
     };
     let forget_json =
         a.gc.json
-            .then(|| serde_json::to_value(ForgetOutput::new(&fplan, a.gc.dry_run, &removed)))
+            .then(|| serde_json::to_value(json::ForgetReport::new(&fplan, a.gc.dry_run, &removed)))
             .transpose()?;
     if !a.gc.json {
         print_forget_outcome(&fplan, a.gc.dry_run, removed.len())?;
@@ -462,6 +447,7 @@ pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<()> {
     };
     let done = repo.tag(&a.snapshots, &change)?;
     if a.json {
+        let done: Vec<json::Relabeled> = done.iter().map(json::Relabeled::new).collect();
         return output::json(&done);
     }
     for r in &done {

@@ -40,17 +40,6 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One file entry in `--json` output (`show`, `ls`, `find`).
-pub fn file_json(f: &cairn::FileEntry) -> serde_json::Value {
-    serde_json::json!({
-        "path": f.path, "kind": kind_name(f.kind), "size": f.size,
-        "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
-        "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
-        "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
-        "chunks": f.chunks.len(),
-    })
-}
-
 /// `file`, `dir` or `symlink`.
 pub fn kind_name(kind: cairn::EntryKind) -> &'static str {
     match kind {

@@ -184,7 +184,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         reports.push(report);
     }
     if a.json {
-        output::json(&reports)?;
+        output::json(&super::json::with_aliases(
+            &reports,
+            &super::json::RUN_ALIASES,
+        ))?;
     } else if reports.is_empty() {
         outln!(
             "nothing to run{}",
@@ -211,7 +214,10 @@ pub fn health(a: HealthArgs) -> Result<ExitCode> {
     let state = state(&a.state)?;
     let all = cairn_runner::health(&config, &state, chrono::Utc::now());
     if a.json {
-        output::json(&all)?;
+        output::json(&super::json::with_aliases(
+            &all,
+            &super::json::HEALTH_ALIASES,
+        ))?;
     } else {
         for h in &all {
             let when = h.last_success.map_or("never".into(), |t| {

@@ -42,7 +42,9 @@ fn cat_outputs_exactly_the_file_bytes() {
     );
 }
 
-fn paths(changes: &Value) -> Vec<(String, u64, u64)> {
+/// (path, size before, size after); a size is `null` on the side where
+/// the path does not exist.
+fn paths(changes: &Value) -> Vec<(String, Option<u64>, Option<u64>)> {
     changes
         .as_array()
         .unwrap()
@@ -50,8 +52,8 @@ fn paths(changes: &Value) -> Vec<(String, u64, u64)> {
         .map(|c| {
             (
                 c["path"].as_str().unwrap().to_string(),
-                u(c, "old_size"),
-                u(c, "new_size"),
+                c["old_size_bytes"].as_u64(),
+                c["new_size_bytes"].as_u64(),
             )
         })
         .collect()
@@ -82,12 +84,18 @@ fn diff_lists_added_removed_and_changed() {
     let s = |p: &str| p.to_string();
     assert_eq!(
         paths(&d["added"]),
-        [(s("src/new"), 0, 0), (s("src/new/added.txt"), 0, 9)]
+        [
+            (s("src/new"), None, Some(0)),
+            (s("src/new/added.txt"), None, Some(9))
+        ]
     );
-    assert_eq!(paths(&d["removed"]), [(s("src/gone.txt"), 13, 0)]);
+    assert_eq!(paths(&d["removed"]), [(s("src/gone.txt"), Some(13), None)]);
     assert_eq!(
         paths(&d["changed"]),
-        [(s("src/edit.txt"), 2, 11), (s("src/tool.sh"), 10, 10)]
+        [
+            (s("src/edit.txt"), Some(2), Some(11)),
+            (s("src/tool.sh"), Some(10), Some(10))
+        ]
     );
 
     let text = stdout(&run_ok(env.cmd(["diff", "d~1", "d"])));

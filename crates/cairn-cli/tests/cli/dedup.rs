@@ -50,7 +50,7 @@ fn forced_resnapshot_of_the_same_tree_stores_under_one_percent() {
     // Both snapshots describe the same content.
     let digests = |sel: &str| {
         let shown = env.json(["show", sel]);
-        shown["files"]
+        shown["entries"]
             .as_array()
             .unwrap()
             .iter()
@@ -131,7 +131,7 @@ fn touching_one_file_rereads_exactly_that_file() {
     assert_eq!(u(&second, "added_raw"), 0, "{second}");
     // The new mtime is what the snapshot recorded.
     let shown = env.json(["show", "touch"]);
-    let entry = shown["files"]
+    let entry = shown["entries"]
         .as_array()
         .unwrap()
         .iter()

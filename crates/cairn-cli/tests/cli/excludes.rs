@@ -24,7 +24,7 @@ fn tree(env: &Env) -> std::path::PathBuf {
 /// The file paths stored in the snapshot `name`.
 fn stored_files(env: &Env, name: &str) -> Vec<String> {
     let show = env.json(["show", name]);
-    let mut files: Vec<String> = show["files"]
+    let mut files: Vec<String> = show["entries"]
         .as_array()
         .unwrap()
         .iter()

@@ -154,8 +154,12 @@ pub(crate) fn affected(finding: &Value) -> Vec<(String, String, Vec<String>)> {
                 .collect();
             files.sort();
             (
-                a["snapshot"].as_str().unwrap().to_string(),
-                a["history"].as_str().unwrap().to_string(),
+                a["snapshot"]["short_id"].as_str().unwrap().to_string(),
+                format!(
+                    "{}/{}",
+                    a["snapshot"]["kind"].as_str().unwrap(),
+                    a["snapshot"]["name"].as_str().unwrap()
+                ),
                 files,
             )
         })
@@ -364,12 +368,15 @@ fn flipped_byte_is_found_named_and_repaired() {
     );
     assert_eq!(u(&first, "chunks_lost"), 1, "{first}");
     let rewritten = &first["packs_rewritten"][0];
-    assert_eq!(rewritten[0], c.pack.as_str(), "{first}");
+    assert_eq!(rewritten["pack"], c.pack.as_str(), "{first}");
     assert_eq!(
-        rewritten[2], 1,
+        rewritten["chunks_lost"], 1,
         "one chunk lost, the rest salvaged: {first}"
     );
-    assert!(rewritten[1].as_u64().unwrap() > 10, "{first}");
+    assert!(
+        rewritten["chunks_salvaged"].as_u64().unwrap() > 10,
+        "{first}"
+    );
     assert!(
         !c.pack_file.exists(),
         "the damaged pack is gone after repair"
@@ -436,7 +443,7 @@ fn truncated_pack_is_found_and_repaired() {
     );
     assert_eq!(
         first["packs_rewritten"],
-        serde_json::json!([[c.pack, intact, lost]]),
+        serde_json::json!([{"pack": c.pack, "chunks_salvaged": intact, "chunks_lost": lost}]),
         "{first}"
     );
 }
@@ -470,7 +477,7 @@ fn damaged_trailer_loses_no_chunk() {
     let r = env.json(["repair"]);
     assert_eq!(
         r["packs_rewritten"],
-        serde_json::json!([[c.pack, chunks, 0]]),
+        serde_json::json!([{"pack": c.pack, "chunks_salvaged": chunks, "chunks_lost": 0}]),
         "{r}"
     );
     assert_eq!(r["damaged_snapshots"], serde_json::json!([]), "{r}");
@@ -538,8 +545,12 @@ fn deleted_pack_is_found_and_repaired() {
     env.json(["verify", "alpha"]);
 
     let first = repair_cycle(&fx, &[("beta", "b/extra.bin")], &[("b", "beta")]);
-    assert_eq!(first["packs_rewritten"][0][0], c.pack.as_str(), "{first}");
-    assert_eq!(first["packs_rewritten"][0][1], 0, "{first}");
+    assert_eq!(
+        first["packs_rewritten"][0]["pack"],
+        c.pack.as_str(),
+        "{first}"
+    );
+    assert_eq!(first["packs_rewritten"][0]["chunks_salvaged"], 0, "{first}");
 }
 
 /// `list --json` output, for comparing a rebuilt catalog with the original.

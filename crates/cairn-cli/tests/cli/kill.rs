@@ -480,7 +480,7 @@ fn unexpected_damage(report: &Value) -> Vec<Value> {
                 a.iter().all(|s| {
                     REPAIR_DAMAGED
                         .iter()
-                        .any(|n| s["history"] == format!("model/{n}"))
+                        .any(|n| s["snapshot"]["kind"] == "model" && s["snapshot"]["name"] == *n)
                 })
             })
     };

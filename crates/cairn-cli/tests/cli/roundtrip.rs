@@ -82,7 +82,7 @@ fn restore_reproduces_a_generated_tree_bit_identically() {
     // The snapshot records the chunking we meant to exercise.
     let shown = env.json(["show", "roundtrip"]);
     let file = |p: &str| {
-        shown["files"]
+        shown["entries"]
             .as_array()
             .unwrap()
             .iter()

@@ -382,7 +382,7 @@ fn delta_snapshots_on_s3_read_their_references_from_the_local_cache() {
     run.train(50);
     let second = run.checkpoint();
     let (cached, report) = snapshot("cache-a", "100000000", &second);
-    let stored = report["added_stored"].as_u64().unwrap();
+    let stored = report["added_stored_bytes"].as_u64().unwrap();
     assert!(stored < size * 6 / 10, "delta-coded: {stored} of {size}");
     assert!(
         cached < size / 10,
@@ -392,7 +392,7 @@ fn delta_snapshots_on_s3_read_their_references_from_the_local_cache() {
     run.train(50);
     let third = run.checkpoint();
     let (uncached, report) = snapshot("cache-b", "0", &third);
-    let stored = report["added_stored"].as_u64().unwrap();
+    let stored = report["added_stored_bytes"].as_u64().unwrap();
     assert!(stored < size * 6 / 10, "delta-coded: {stored} of {size}");
     assert!(
         uncached > size / 3,

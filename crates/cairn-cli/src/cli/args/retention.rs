@@ -65,6 +65,9 @@ pub struct DeleteArgs {
     /// Show what would be removed; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +86,9 @@ pub struct PolicySetArgs {
     pub scope: String,
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +102,9 @@ pub struct PolicyShowArgs {
 pub struct PolicyUnsetArgs {
     /// KIND or KIND/NAME
     pub scope: String,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
