@@ -145,3 +145,39 @@ fn touching_one_file_rereads_exactly_that_file() {
         .unwrap();
     assert_eq!(entry["mtime_ns"].as_i64().unwrap() as u128, want.as_nanos());
 }
+
+/// The chunk filter beside the catalog never costs dedup: whatever state
+/// the file is in when a process starts (current, deleted, cut short,
+/// garbage, or left stale by another process that stored more since), a
+/// forced re-snapshot of stored data adds no chunk.
+#[test]
+fn the_chunk_filter_file_never_makes_a_resnapshot_store_chunks() {
+    let env = Env::new();
+    let src = make_tree(&env);
+    assert!(u(&env.snapshot(&src, "model", "cf", &[]), "chunks_new") > 0);
+    let filter = env.repo.join("catalog.chunkfilter");
+    assert!(filter.is_file(), "written by the first snapshot");
+    let more = env.path("more");
+    write(&more.join("other.bin"), &random_bytes(1_000_000, 24));
+    let stale = fs::read(&filter).unwrap();
+    assert!(u(&env.snapshot(&more, "model", "more", &[]), "chunks_new") > 0);
+    let current = fs::read(&filter).unwrap();
+    assert_ne!(current, stale, "rewritten by the run that added chunks");
+    let cases: [(&str, Option<&[u8]>); 5] = [
+        ("current", Some(&current)),
+        ("deleted", None),
+        ("cut short", Some(&current[..current.len() / 2])),
+        ("garbage", Some(b"\x89CCF\r\n\x1a\ngarbage")),
+        ("stale", Some(&stale)),
+    ];
+    for (what, file) in cases {
+        match file {
+            Some(bytes) => fs::write(&filter, bytes).unwrap(),
+            None => fs::remove_file(&filter).unwrap(),
+        }
+        for (path, name) in [(&src, "cf"), (&more, "more")] {
+            let again = env.snapshot(path, "model", name, &["--force"]);
+            assert_eq!(u(&again, "chunks_new"), 0, "{what}: {again}");
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Where a repository's catalog lives, and the only file work on it.
+//! Where a repository's catalog lives, and the only file work on it (and
+//! on the cache files beside it: the chunk filter).
 //!
 //! The catalog is a cache over packs and manifests (docs/FORMAT.md), so it
 //! is not kept through [`crate::storage::Storage`]; the opener says where it
@@ -187,6 +188,40 @@ fn remove_db(path: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(p, e)),
         }
+    }
+    Ok(())
+}
+
+/// Reads a cache file beside the catalog (the chunk filter) with `read`;
+/// `None` when it cannot be opened: a cache is rebuilt, not an error.
+pub(crate) fn read_cache_file<T>(
+    path: &Path,
+    read: impl FnOnce(&mut dyn std::io::Read) -> Option<T>,
+) -> Option<T> {
+    let file = fs::File::open(path).ok()?;
+    read(&mut std::io::BufReader::with_capacity(1 << 16, file))
+}
+
+/// Replaces the cache file `path` with what `write` writes: a temp file
+/// beside it, then a rename, so a reader sees a whole file or the previous
+/// one. No fsync: a cache validates what it reads (a file cut short by a
+/// crash fails its checksum and is rebuilt). On failure no temp file is left.
+pub(crate) fn write_cache_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::io::Write as _;
+    let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
+    let written = fs::File::create(&tmp)
+        .and_then(|f| {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+            write(&mut out)?;
+            out.flush()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
     }
     Ok(())
 }
