@@ -47,7 +47,7 @@ pub fn file_json(f: &cairn::FileEntry) -> serde_json::Value {
         "mode": format!("{:o}", f.mode), "mtime_ns": f.mtime_ns,
         "sha256": (f.kind == cairn::EntryKind::File).then(|| hex::encode(f.sha256)),
         "link_target": (!f.link_target.is_empty()).then_some(&f.link_target),
-        "chunks": f.chunks.len(),
+        "chunks": if f.kind == cairn::EntryKind::File { f.chunks.len() } else { 0 },
     })
 }
 

@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub(crate) mod delta;
+pub(crate) mod trees;
 
 use crate::blob::{delta::seal_delta, HashedBatch, References, SealedChunk};
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
@@ -289,7 +290,19 @@ fn create_walked(
         }
         None => read::spawn_with(jobs, chunker, opts.strict),
     };
-    let (stored, issues) = store_all(
+    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
+    let mut outcome = Outcome::default();
+    // Once every file is read, before the last pack is sealed: the
+    // reader's issues settle the file list, whose trees go into that pack.
+    let settle = |issues: Vec<ReadIssue>, files: &mut Vec<FileEntry>| {
+        if is_stream {
+            // The stream's size is known only now that it has been read.
+            files[0].size = streamed.load(Ordering::Relaxed);
+        }
+        outcome = apply_issues(issues, &walked, files, &mut inodes);
+        repo.config().writes_trees() && !unchanged
+    };
+    let (stored, root) = store_all(
         repo,
         ingest,
         Settings {
@@ -299,16 +312,13 @@ fn create_walked(
             previous,
         },
         &mut files,
+        settle,
         progress,
     )?;
     progress.finish();
     if is_stream {
-        // The stream's size is known only now that it has been read.
-        files[0].size = streamed.load(Ordering::Relaxed);
         to_read = files[0].size;
     }
-    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
-    let outcome = apply_issues(issues, &walked, &mut files, &mut inodes);
 
     let stats = RunStats {
         files_read: files_read - outcome.left_out_files,
@@ -333,7 +343,10 @@ fn create_walked(
     };
     // The last moment a watcher can stop it: nothing is visible yet.
     crate::progress::check_cancelled(progress)?;
-    let (mut id, bytes) = m.encode();
+    let (mut id, bytes) = match &root {
+        Some(root) => m.encode_v2(root, m.files.len() as u64, m.logical_bytes()),
+        None => m.encode(),
+    };
     match (&lock, &parent) {
         (_, Some(p)) if unchanged => id = p.id,
         // The commit: only while the lock holds, or a gc that judged it
@@ -462,7 +475,15 @@ fn same_files(repo: &Repository, parent: &SnapshotInfo, files: &[FileEntry]) -> 
     }
     let mut now: Vec<&FileEntry> = files.iter().collect();
     now.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(before.iter().zip(now).all(|(b, n)| b == n))
+    // A directory's `chunks` (its tree, manifest version 2) follows from
+    // the entries under it, which are compared themselves.
+    let same = |b: &FileEntry, n: &FileEntry| match b.kind {
+        EntryKind::Dir => {
+            (&b.path, b.kind, b.mode, b.mtime_ns) == (&n.path, n.kind, n.mode, n.mtime_ns)
+        }
+        _ => b == n,
+    };
+    Ok(before.iter().zip(now).all(|(b, n)| same(b, n)))
 }
 
 fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
@@ -539,14 +560,18 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
 /// the repository lacks, compresses those in parallel, fills packs.
 /// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs
 /// made durable and indexed on a writer thread so sealing a pack (fsync)
-/// overlaps with hashing and compressing the next one.
+/// overlaps with hashing and compressing the next one. Once all is read,
+/// `settle` takes the reader's issues into `files` and says whether to
+/// store trees; their new ones go into the last pack, and the root's id
+/// comes back.
 fn store_all(
     repo: &Repository,
     ingest: read::Ingest,
     settings: Settings,
-    files: &mut [FileEntry],
+    files: &mut Vec<FileEntry>,
+    settle: impl FnOnce(Vec<ReadIssue>, &mut Vec<FileEntry>) -> bool,
     progress: &dyn Progress,
-) -> Result<(Totals, Vec<ReadIssue>)> {
+) -> Result<(Totals, Option<ChunkId>)> {
     let Settings {
         level,
         verify,
@@ -579,12 +604,18 @@ fn store_all(
                 }
                 issues
             });
-        let result = result.and_then(|issues| storer.seal().map(|()| issues));
+        let result = result.and_then(|issues| {
+            let root = match settle(issues, files) {
+                true => storer.add_trees(files)?,
+                false => None,
+            };
+            storer.seal().map(|()| root)
+        });
         let totals = storer.totals;
         drop(storer);
         // The writer's own error explains a failed hand-over; report it first.
         writer.join().expect("pack writer does not panic")?;
-        result.map(|issues| (totals, issues))
+        result.map(|root| (totals, root))
     })
 }
 
@@ -844,6 +875,26 @@ impl<'r> Storer<'r> {
             self.versions.insert(file, found);
         }
         Ok(self.versions[&file].as_ref())
+    }
+
+    /// Builds the trees of `files` (each directory's `chunks` becomes its
+    /// tree) and adds those the repository lacks to the pack, as chunks.
+    fn add_trees(&mut self, files: &mut [FileEntry]) -> Result<Option<ChunkId>> {
+        let Some((root, fresh)) = trees::fresh(self.repo, files, &self.stored, self.level)? else {
+            return Ok(None);
+        };
+        for sealed in fresh {
+            self.stored.insert(sealed.id);
+            self.pack
+                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
+            self.totals.chunks_new += 1;
+            self.totals.added_raw += sealed.raw_len as u64;
+            self.totals.added_stored += sealed.stored.len() as u64;
+            if self.pack.is_full() {
+                self.seal()?;
+            }
+        }
+        Ok(Some(root))
     }
 
     /// Hands the current pack to the writer thread.
