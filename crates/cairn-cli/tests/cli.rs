@@ -97,5 +97,7 @@ mod tag;
 mod tensor;
 #[path = "cli/tiers.rs"]
 mod tiers;
+#[path = "cli/trees.rs"]
+mod trees;
 #[path = "cli/unchanged.rs"]
 mod unchanged;

@@ -296,8 +296,8 @@ fn an_older_repository_version_gets_no_delta_chunks() {
     for key in ["config", "config.backup"] {
         let path = old.repo.join(key);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 3"), "{text}");
-        fs::write(&path, text.replace("\"version\": 3", "\"version\": 1")).unwrap();
+        assert!(text.contains("\"version\": 4"), "{text}");
+        fs::write(&path, text.replace("\"version\": 4", "\"version\": 1")).unwrap();
     }
     let mut run = Run::new();
     let (first, _) = snap(&old, &run.checkpoint(), &[]);
