@@ -174,7 +174,7 @@ fn copy_of_trees_needs_a_version_4_destination() {
             .arg("--to")
             .arg(&new.repo),
     );
-    assert_eq!(ids(&new.list()), [snap.clone()]);
+    assert_eq!(ids(&new.list()), std::slice::from_ref(&snap));
     assert_eq!(manifest_version(&new.repo, &snap), 2);
     assert_diff_clean(&src, &new.restore(&snap).join("src"));
     new.ok(&["rebuild-catalog", "--yes"]);
