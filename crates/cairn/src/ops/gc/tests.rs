@@ -218,6 +218,25 @@ fn chunks_of_a_manifest_the_catalog_does_not_list_are_kept() {
     assert!(plan.live_chunks > 10);
 }
 
+/// Guards gc's walk of trees: an unlisted version-2 manifest whose root
+/// tree cannot be read stops gc, as an unreadable unlisted manifest does
+/// (freeing what the tree lists could destroy the only copy).
+#[test]
+fn an_unreadable_tree_of_an_unlisted_manifest_stops_gc() {
+    let t = TestRepo::new();
+    t.snap_files("model", "m", &[("w", random_bytes(7, 50_000))], &[]);
+    t.repo.catalog().drop_all_snapshot_rows().unwrap();
+    let pack = pack_files(&t.repo).remove(0);
+    t.repo.storage().delete(&pack.key).unwrap();
+    let Err(err) = plan(&t.repo, DEFAULT_MAX_UNUSED) else {
+        panic!("gc planned over an unreadable tree");
+    };
+    assert!(
+        matches!(&err, Error::CorruptManifest { reason, .. } if reason.contains("tree")),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_unlisted_pack_is_debris_only_if_its_live_chunks_are_located_elsewhere() {
     let t = TestRepo::new();

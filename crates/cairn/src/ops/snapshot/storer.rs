@@ -214,12 +214,11 @@ impl<'r> Storer<'r> {
             return Ok(None);
         };
         for sealed in fresh {
+            // Not in the run's totals, which count file content (as a
+            // version-1 manifest's own bytes were not counted either).
             self.stored.insert(sealed.id);
             self.pack
                 .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
-            self.totals.chunks_new += 1;
-            self.totals.added_raw += sealed.raw_len as u64;
-            self.totals.added_stored += sealed.stored.len() as u64;
             if self.pack.is_full() {
                 self.seal()?;
             }
