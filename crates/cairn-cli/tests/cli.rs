@@ -99,5 +99,7 @@ mod tag;
 mod tensor;
 #[path = "cli/tiers.rs"]
 mod tiers;
+#[path = "cli/trees.rs"]
+mod trees;
 #[path = "cli/unchanged.rs"]
 mod unchanged;

@@ -13,3 +13,4 @@ pub mod label;
 pub mod manifest;
 pub mod pack;
 pub mod seal;
+pub mod tree;

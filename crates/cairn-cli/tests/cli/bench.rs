@@ -83,7 +83,9 @@ fn bench_predicts_what_snapshots_add() {
     assert_eq!(u(&snaps[1], "cumulative_stored"), u(total, "stored_bytes"));
     assert_eq!(u(&snaps[1], "cumulative_logical"), 6_000_000);
     assert_eq!(snaps[1]["dedup_ratio"].as_f64(), Some(dedup));
-    assert_eq!(u(&h, "chunks"), u(total, "new_chunks"));
+    // The repository's chunks: the files', and the snapshots' few trees.
+    let trees = u(&h, "chunks") - u(total, "new_chunks");
+    assert!((1..=6).contains(&trees), "{h}");
 }
 
 /// Several settings: one entry per (chunk size, level), sorted; level 0

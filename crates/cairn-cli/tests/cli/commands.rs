@@ -178,24 +178,26 @@ fn stats_reports_counts_and_dedup_ratio() {
     let one = env.json(["stats"]);
     assert_eq!(u(&one, "snapshots"), 1);
     assert_eq!(u(&one, "logical_bytes"), 1_500_000);
-    assert_eq!(u(&one, "unique_bytes"), 1_500_000);
+    // The files' chunks and the tree of `src` (manifest version 2).
+    let tree = u(&one, "unique_bytes") - 1_500_000;
+    assert!(tree > 0 && tree < 1024, "{one}");
 
     env.snapshot(&src, "model", "s", &["--force"]);
     let two = env.json(["stats"]);
     assert_eq!(u(&two, "snapshots"), 2);
     assert_eq!(u(&two, "logical_bytes"), 3_000_000);
-    assert_eq!(u(&two, "unique_bytes"), 1_500_000);
+    assert_eq!(u(&two, "unique_bytes"), 1_500_000 + tree);
     let ratio = two["dedup_ratio"].as_f64().unwrap();
-    assert!(ratio > 1.0 && (ratio - 2.0).abs() < 1e-9, "{two}");
+    assert!(ratio > 1.0 && (ratio - 2.0).abs() < 1e-2, "{two}");
 
     // A third copy under another history dedups against both.
     env.snapshot(&src, "config", "other", &[]);
     let s = env.json(["stats"]);
     assert_eq!(u(&s, "snapshots"), 3);
     assert_eq!(u(&s, "logical_bytes"), 4_500_000);
-    assert_eq!(u(&s, "unique_bytes"), 1_500_000);
+    assert_eq!(u(&s, "unique_bytes"), 1_500_000 + tree);
     let ratio = s["dedup_ratio"].as_f64().unwrap();
-    assert!(ratio > 1.0 && (ratio - 3.0).abs() < 1e-9, "{s}");
+    assert!(ratio > 1.0 && (ratio - 3.0).abs() < 1e-2, "{s}");
     let histories: Vec<(&str, u64)> = s["histories"]
         .as_array()
         .unwrap()

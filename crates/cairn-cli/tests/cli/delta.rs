@@ -297,8 +297,8 @@ fn an_older_repository_version_gets_no_delta_chunks() {
     for key in ["config", "config.backup"] {
         let path = old.repo.join(key);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"version\": 3"), "{text}");
-        fs::write(&path, text.replace("\"version\": 3", "\"version\": 1")).unwrap();
+        assert!(text.contains("\"version\": 4"), "{text}");
+        fs::write(&path, text.replace("\"version\": 4", "\"version\": 1")).unwrap();
     }
     let mut run = Run::new();
     let (first, _) = snap(&old, &run.checkpoint(), &[]);
@@ -313,6 +313,13 @@ fn an_older_repository_version_gets_no_delta_chunks() {
     // The third checkpoint of the same run is new to `old` (it holds the
     // first two, standalone) and a delta in the source.
     let src = Env::new();
+    // A version-3 source: delta chunks, version-1 manifests (a version-2
+    // manifest would be refused first, for its trees).
+    for key in ["config", "config.backup"] {
+        let path = src.repo.join(key);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replace("\"version\": 4", "\"version\": 3")).unwrap();
+    }
     let snaps = chain(&src, 3);
     let err = run_code(
         src.cmd(["copy", &id(&snaps[2].0)])

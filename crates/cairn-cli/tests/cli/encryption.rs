@@ -107,7 +107,7 @@ fn snapshot_restore_check_and_dedup_work_encrypted() {
     run_ok(cairn(&env, &["check", "--read-data"]));
     let config = fs::read_to_string(env.repo.join("config")).unwrap();
     assert!(
-        config.contains("\"version\": 3") && config.contains("\"encryption\""),
+        config.contains("\"version\": 4") && config.contains("\"encryption\""),
         "{config}"
     );
 }

@@ -27,8 +27,14 @@ pub const ENCRYPTED_VERSION: u32 = 2;
 /// refuses it rather than misread its delta chunks as damage. Snapshots
 /// into a version-1 or -2 repository store every chunk standalone.
 pub const DELTA_VERSION: u32 = 3;
+/// Version 4: a repository whose snapshots are written as manifest version
+/// 2 with content-addressed tree objects (docs/FORMAT.md, "Tree object").
+/// Every repository `init` makes from now on; an older cairn refuses it
+/// rather than meet a manifest it cannot read. Snapshots into a repository
+/// of version 1–3 are still written as manifest version 1.
+pub const TREE_VERSION: u32 = 4;
 /// The highest version this build reads.
-pub const REPO_VERSION: u32 = DELTA_VERSION;
+pub const REPO_VERSION: u32 = TREE_VERSION;
 /// Marks the file as ours, so `init` never mistakes another tool's JSON.
 pub const FORMAT_NAME: &str = "cairn-repository";
 pub const KEY: &str = "config";
@@ -80,7 +86,7 @@ impl RepoConfig {
         codec::check_level(compression)?;
         Ok(Self {
             format: FORMAT_NAME.to_string(),
-            version: DELTA_VERSION,
+            version: TREE_VERSION,
             id: random_hex(16),
             chunker,
             compression,
@@ -103,6 +109,12 @@ impl RepoConfig {
 
     pub fn is_encrypted(&self) -> bool {
         self.encryption.is_some()
+    }
+
+    /// True when snapshots are written as manifest version 2 with trees
+    /// (version 4 or later).
+    pub fn writes_trees(&self) -> bool {
+        self.version >= TREE_VERSION
     }
 
     /// True when the repository may hold delta chunks (version 3 or later).
@@ -181,7 +193,9 @@ impl RepoConfig {
             });
         }
         match (cfg.version, &cfg.encryption) {
-            (PLAIN_VERSION, None) | (ENCRYPTED_VERSION, Some(_)) | (DELTA_VERSION, _) => {}
+            (PLAIN_VERSION, None)
+            | (ENCRYPTED_VERSION, Some(_))
+            | (DELTA_VERSION | TREE_VERSION, _) => {}
             (v, None) => return Err(bad(format!("version {v} needs an `encryption` object"))),
             (v, Some(_)) => {
                 return Err(bad(format!(
@@ -245,7 +259,7 @@ mod tests {
         assert!(RepoConfig::from_json(b"{}", "config").is_err());
         let newer = String::from_utf8(cfg.to_json())
             .unwrap()
-            .replace("\"version\": 3", "\"version\": 9");
+            .replace("\"version\": 4", "\"version\": 9");
         assert!(matches!(
             RepoConfig::from_json(newer.as_bytes(), "config"),
             Err(Error::UnsupportedVersion { found: 9, .. })
@@ -284,7 +298,7 @@ mod tests {
         );
         let downgraded = String::from_utf8(bytes)
             .unwrap()
-            .replace("\"version\": 3", "\"version\": 1");
+            .replace("\"version\": 4", "\"version\": 1");
         assert!(RepoConfig::from_json(downgraded.as_bytes(), "config").is_err());
     }
 }

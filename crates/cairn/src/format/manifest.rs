@@ -6,6 +6,11 @@
 //! where `body` is the bincode encoding (fixed-width little-endian integers)
 //! of [`Manifest`]. The snapshot id is the BLAKE3 of `body`, and the file is
 //! stored at `snapshots/<id hex>.snap`. See docs/FORMAT.md.
+//!
+//! Version 2 replaces the file list by the id of a root tree
+//! ([`crate::format::tree`]): [`Stored::root`]. In memory a manifest is
+//! always the logical [`Manifest`] with its `files`; a version-2 decode
+//! leaves `files` empty until the trees are read (`ops::snapshot::trees`).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +19,11 @@ use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::label::SnapshotLabel;
 
 pub const MAGIC: [u8; 8] = *b"\x89CAIRNSN";
-/// Version 1: the initial layout.
+/// Version 1: the initial layout (every file listed in the body).
 pub const VERSION: u32 = 1;
+/// Version 2: the body names a root tree instead of listing files; written
+/// only into repositories of version 4 (`format::config::TREE_VERSION`).
+pub const TREES_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 24;
 /// Refuse to inflate a manifest beyond this (a 20 GB model at 16 KiB chunks
 /// needs ~40 MiB of chunk ids; this leaves room for huge trees).
@@ -76,6 +84,54 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
+/// The body of a version-2 manifest: the version-1 fields with `files`
+/// replaced by the root tree and two totals (so `list` needs no walk).
+#[derive(Serialize, Deserialize)]
+struct BodyV2 {
+    label: SnapshotLabel,
+    host: String,
+    time_ns: i64,
+    sources: Vec<String>,
+    parent: Option<SnapshotId>,
+    stats: RunStats,
+    root: ChunkId,
+    file_count: u64,
+    logical_bytes: u64,
+}
+
+/// A decoded manifest file: the manifest (for version 2 with `files` not
+/// yet read from its trees) and, for version 2, the root tree and totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub manifest: Manifest,
+    /// `Some` exactly for a version-2 manifest.
+    pub root: Option<ChunkId>,
+    /// Entries and logical bytes the trees must add up to (version 2).
+    pub file_count: u64,
+    pub logical_bytes: u64,
+}
+
+impl Stored {
+    pub fn version(&self) -> u32 {
+        if self.root.is_some() {
+            TREES_VERSION
+        } else {
+            VERSION
+        }
+    }
+
+    /// Encodes again as the same version (the same bytes for the same
+    /// content: `tag` and `copy` keep ids).
+    pub fn encode(&self) -> (SnapshotId, Vec<u8>) {
+        match &self.root {
+            Some(root) => self
+                .manifest
+                .encode_v2(root, self.file_count, self.logical_bytes),
+            None => self.manifest.encode(),
+        }
+    }
+}
+
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
@@ -96,23 +152,67 @@ pub fn id_from_key(key: &str) -> Option<SnapshotId> {
     SnapshotId::from_hex(key.strip_prefix("snapshots/")?.strip_suffix(".snap")?)
 }
 
+fn framed(version: u32, body: &[u8]) -> (SnapshotId, Vec<u8>) {
+    let id = SnapshotId::of(body);
+    let packed = zstd::bulk::compress(body, 3).expect("zstd on a Vec cannot fail");
+    let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&packed);
+    (id, out)
+}
+
 impl Manifest {
-    /// Encodes to the file bytes and the snapshot id they name.
+    /// Encodes as version 1 (every file in the body) to the file bytes and
+    /// the snapshot id they name.
     pub fn encode(&self) -> (SnapshotId, Vec<u8>) {
         let body = bincode::serde::encode_to_vec(self, bincode_config()).expect("manifest encodes");
-        let id = SnapshotId::of(&body);
-        let packed = zstd::bulk::compress(&body, 3).expect("zstd on a Vec cannot fail");
-        let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&packed);
-        (id, out)
+        framed(VERSION, &body)
     }
 
-    /// Decodes file bytes; `expected` (from the key) must match the content.
-    pub fn decode(bytes: &[u8], expected: Option<&SnapshotId>, key: &str) -> Result<Self> {
+    /// Encodes as version 2: the label, host, time, sources, parent and
+    /// stats, then `root` (the tree [`crate::format::tree::build`] made of
+    /// `files`) and the totals of `files`, which are not in the body.
+    pub fn encode_v2(
+        &self,
+        root: &ChunkId,
+        file_count: u64,
+        logical_bytes: u64,
+    ) -> (SnapshotId, Vec<u8>) {
+        let body = BodyV2 {
+            label: self.label.clone(),
+            host: self.host.clone(),
+            time_ns: self.time_ns,
+            sources: self.sources.clone(),
+            parent: self.parent,
+            stats: self.stats.clone(),
+            root: *root,
+            file_count,
+            logical_bytes,
+        };
+        let body =
+            bincode::serde::encode_to_vec(&body, bincode_config()).expect("manifest encodes");
+        framed(TREES_VERSION, &body)
+    }
+
+    /// The version-1 form of this logical manifest: directories list no
+    /// chunks (in the logical model a version-2 directory's `chunks` is its
+    /// subtree). What `copy` writes into a repository of version < 4.
+    pub fn without_trees(mut self) -> Self {
+        for f in &mut self.files {
+            if f.kind == EntryKind::Dir {
+                f.chunks.clear();
+            }
+        }
+        self
+    }
+
+    /// Decodes file bytes of either version; `expected` (from the key) must
+    /// match the content. A version-2 manifest comes back with its `files`
+    /// empty: `ops::snapshot::trees::load` reads them from its trees.
+    pub fn decode_stored(bytes: &[u8], expected: Option<&SnapshotId>, key: &str) -> Result<Stored> {
         let corrupt = |reason: String| Error::CorruptManifest {
             key: key.to_string(),
             reason,
@@ -121,14 +221,73 @@ impl Manifest {
             return Err(corrupt("bad magic (not a cairn manifest)".into()));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if version != VERSION && version != TREES_VERSION {
             return Err(Error::UnsupportedVersion {
                 what: "manifest",
                 path: key.to_string(),
                 found: version,
-                supported: VERSION,
+                supported: TREES_VERSION,
             });
         }
+        let body = Self::body(bytes, expected, key)?;
+        if version == TREES_VERSION {
+            let (b, used): (BodyV2, usize) =
+                bincode::serde::decode_from_slice(&body, bincode_config())
+                    .map_err(|e| corrupt(e.to_string()))?;
+            if used != body.len() {
+                return Err(corrupt("trailing bytes after the body".into()));
+            }
+            let manifest = Manifest {
+                label: b.label,
+                host: b.host,
+                time_ns: b.time_ns,
+                sources: b.sources,
+                parent: b.parent,
+                stats: b.stats,
+                files: Vec::new(),
+            };
+            return Ok(Stored {
+                manifest,
+                root: Some(b.root),
+                file_count: b.file_count,
+                logical_bytes: b.logical_bytes,
+            });
+        }
+        let manifest = Self::decode_v1(&body, key)?;
+        Ok(Stored {
+            file_count: manifest.files.len() as u64,
+            logical_bytes: manifest.logical_bytes(),
+            manifest,
+            root: None,
+        })
+    }
+
+    /// Checks that a version-2 manifest's files, read from its trees, are
+    /// what its body says: no path twice, and its totals.
+    pub fn check_expanded(stored: &Stored, key: &str) -> Result<()> {
+        let m = &stored.manifest;
+        unique_paths(m, key)?;
+        if m.files.len() as u64 != stored.file_count || m.logical_bytes() != stored.logical_bytes {
+            return Err(Error::CorruptManifest {
+                key: key.to_string(),
+                reason: format!(
+                    "its trees list {} entries of {} bytes, the manifest says {} of {}",
+                    m.files.len(),
+                    m.logical_bytes(),
+                    stored.file_count,
+                    stored.logical_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The uncompressed body, checked against the header and `expected`.
+    fn body(bytes: &[u8], expected: Option<&SnapshotId>, key: &str) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| Error::CorruptManifest {
+            key: key.to_string(),
+            reason,
+        };
         let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
         if body_len > MAX_BODY_LEN {
             return Err(corrupt(format!("body length {body_len} exceeds the limit")));
@@ -143,21 +302,21 @@ impl Manifest {
                 return Err(corrupt("content does not match its id".into()));
             }
         }
+        Ok(body)
+    }
+
+    fn decode_v1(body: &[u8], key: &str) -> Result<Self> {
+        let corrupt = |reason: String| Error::CorruptManifest {
+            key: key.to_string(),
+            reason,
+        };
         let (manifest, used): (Manifest, usize) =
-            bincode::serde::decode_from_slice(&body, bincode_config())
+            bincode::serde::decode_from_slice(body, bincode_config())
                 .map_err(|e| corrupt(e.to_string()))?;
         if used != body.len() {
             return Err(corrupt("trailing bytes after the body".into()));
         }
-        let mut seen = std::collections::HashSet::with_capacity(manifest.files.len());
-        if let Some(dup) = manifest
-            .files
-            .iter()
-            .find(|f| !seen.insert(f.path.as_str()))
-        {
-            return Err(corrupt(format!("path `{}` appears twice", dup.path)));
-        }
-        drop(seen);
+        unique_paths(&manifest, key)?;
         Ok(manifest)
     }
 
@@ -167,9 +326,24 @@ impl Manifest {
     }
 }
 
+fn unique_paths(m: &Manifest, key: &str) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(m.files.len());
+    match m.files.iter().find(|f| !seen.insert(f.path.as_str())) {
+        Some(dup) => Err(Error::CorruptManifest {
+            key: key.to_string(),
+            reason: format!("path `{}` appears twice", dup.path),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    fn decode(bytes: &[u8], expected: Option<&SnapshotId>, key: &str) -> Result<Manifest> {
+        Manifest::decode_stored(bytes, expected, key).map(|s| s.manifest)
+    }
 
     pub(crate) fn sample() -> Manifest {
         Manifest {
@@ -202,10 +376,10 @@ pub(crate) mod tests {
     fn round_trip_and_id_check() {
         let m = sample();
         let (id, bytes) = m.encode();
-        assert_eq!(Manifest::decode(&bytes, Some(&id), "k").unwrap(), m);
+        assert_eq!(decode(&bytes, Some(&id), "k").unwrap(), m);
         let other = SnapshotId::of(b"other");
         assert!(matches!(
-            Manifest::decode(&bytes, Some(&other), "k"),
+            decode(&bytes, Some(&other), "k"),
             Err(Error::CorruptManifest { .. })
         ));
         assert_eq!(id_from_key(&key(&id)), Some(id));
@@ -268,7 +442,7 @@ pub(crate) mod tests {
         assert_eq!(hex, PINNED_BODY_HEX.concat());
         let (id, bytes) = m.encode();
         assert_eq!(id.to_hex(), PINNED_ID_HEX);
-        assert_eq!(Manifest::decode(&bytes, Some(&id), "k").unwrap(), m);
+        assert_eq!(decode(&bytes, Some(&id), "k").unwrap(), m);
     }
 
     const PINNED_BODY_HEX: &[&str] = &[
@@ -302,7 +476,7 @@ pub(crate) mod tests {
         let mut m = sample();
         m.files.push(m.files[0].clone());
         let (id, bytes) = m.encode();
-        let err = Manifest::decode(&bytes, Some(&id), "k").unwrap_err();
+        let err = decode(&bytes, Some(&id), "k").unwrap_err();
         assert!(
             matches!(&err, Error::CorruptManifest { reason, .. } if reason.contains("llama/weights.bin")),
             "{err}"
@@ -312,16 +486,16 @@ pub(crate) mod tests {
     #[test]
     fn damaged_manifests_are_errors() {
         let (_, bytes) = sample().encode();
-        assert!(Manifest::decode(&bytes[..bytes.len() - 2], None, "k").is_err());
-        assert!(Manifest::decode(&bytes[..10], None, "k").is_err());
+        assert!(decode(&bytes[..bytes.len() - 2], None, "k").is_err());
+        assert!(decode(&bytes[..10], None, "k").is_err());
         let mut huge = bytes.clone();
         huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(Manifest::decode(&huge, None, "k").is_err());
+        assert!(decode(&huge, None, "k").is_err());
         let mut newer = bytes;
-        newer[8] = 2;
+        newer[8] = 3;
         assert!(matches!(
-            Manifest::decode(&newer, None, "k"),
-            Err(Error::UnsupportedVersion { found: 2, .. })
+            decode(&newer, None, "k"),
+            Err(Error::UnsupportedVersion { found: 3, .. })
         ));
     }
 }

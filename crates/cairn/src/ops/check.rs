@@ -563,12 +563,10 @@ fn check_manifests(
             continue;
         }
         let key = manifest::key(&s.id);
-        let m = match repo
-            .storage()
-            .get(&key)
-            .and_then(|b| Manifest::decode(&b, Some(&s.id), &key))
-        {
-            Ok(m) => m,
+        // A version-2 manifest is read with its trees: an unreadable or
+        // unindexed tree (the root too) is reported naming its directory.
+        let m = match crate::ops::snapshot::trees::load_in(repo, &key, Some(&s.id)) {
+            Ok(stored) => stored.manifest,
             Err(e) => {
                 findings.add(
                     Problem::ManifestCorrupt {
@@ -654,11 +652,13 @@ fn attach_affected(
     let mut affected: Vec<BTreeMap<usize, Affected>> = vec![BTreeMap::new(); findings.list.len()];
     if !by_chunk.is_empty() {
         for (si, s) in snaps.iter().enumerate() {
+            // Files by their chunks; directories by their tree (manifest
+            // version 2), whose damage hides everything under them.
             for f in repo
                 .catalog()
                 .files(s)?
                 .iter()
-                .filter(|f| f.kind == EntryKind::File)
+                .filter(|f| f.kind != EntryKind::Symlink)
             {
                 let hit: HashSet<usize> = f
                     .chunks

@@ -311,6 +311,9 @@ fn plan(from: &Repository, to: &Repository, chosen: Vec<SnapshotInfo>) -> Result
             continue;
         }
         let mut ids = Vec::new();
+        if let Some(root) = root_tree(from, to, &snapshot)? {
+            ids.extend(seen.insert(root).then_some(root));
+        }
         for file in from.files(&snapshot)? {
             ids.extend(file.chunks.into_iter().filter(|c| seen.insert(*c)));
         }
@@ -329,6 +332,30 @@ fn plan(from: &Repository, to: &Repository, chosen: Vec<SnapshotInfo>) -> Result
     Ok(plan)
 }
 
+/// The root tree of `snap` when its manifest is version 2 (its trees then
+/// go with its chunks); refuses a destination that writes only version-1
+/// manifests (repository version < 4), which an older cairn must be able
+/// to read whole.
+fn root_tree(from: &Repository, to: &Repository, snap: &SnapshotInfo) -> Result<Option<ChunkId>> {
+    let key = manifest::key(&snap.id);
+    let head = Manifest::decode_stored(&from.storage().get(&key)?, Some(&snap.id), &key)?;
+    match head.root {
+        Some(_) if !to.config().writes_trees() => Err(Error::IncompatibleRepositories {
+            from: from.root().display().to_string(),
+            to: to.root().display().to_string(),
+            reason: format!(
+                "snapshot {} is stored with tree objects (manifest version 2), which a \
+                 version-{} repository cannot hold (make the destination with this cairn's \
+                 `init`, version {})",
+                snap.id.short(),
+                to.config().version,
+                crate::format::config::TREE_VERSION
+            ),
+        }),
+        root => Ok(root),
+    }
+}
+
 /// Makes a snapshot whose chunks are all in `to` visible there: its
 /// manifest, as the source stores it (checked against its id), durable
 /// first, then its catalog rows.
@@ -339,15 +366,21 @@ fn commit(
     snap: &SnapshotInfo,
 ) -> Result<()> {
     let key = manifest::key(&snap.id);
-    let m = Manifest::decode(&from.storage().get(&key)?, Some(&snap.id), &key)?;
-    let (id, bytes) = m.encode();
+    let stored = crate::ops::snapshot::trees::load_in(from, &key, Some(&snap.id))?;
+    let (id, bytes) = stored.encode();
+    let m = stored.manifest;
     if id != snap.id {
         return Err(Error::CorruptManifest {
             key,
             reason: "it does not encode back to its id".into(),
         });
     }
-    let ids: Vec<ChunkId> = m.files.iter().flat_map(|f| f.chunks.clone()).collect();
+    let ids: Vec<ChunkId> = m
+        .files
+        .iter()
+        .flat_map(|f| f.chunks.clone())
+        .chain(stored.root)
+        .collect();
     let there = to.catalog().existing(&ids)?;
     if let Some(missing) = ids.iter().find(|c| !there.contains(c)) {
         // Never make a snapshot visible whose chunks are not all there.

@@ -65,6 +65,7 @@ use crate::error::{Error, Result};
 use crate::format::id::{PackId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::{self, PackEntry, PackWriter, SealedPack};
+use crate::ops::snapshot::trees;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -375,6 +376,9 @@ fn mark_manifests(
     forgotten: &[SnapshotId],
 ) -> Result<Vec<SnapshotId>> {
     let mut unlisted = Vec::new();
+    // Trees already marked (with everything under them), across manifests:
+    // each distinct tree is read once.
+    let mut visited = HashSet::new();
     for obj in repo.storage().list("snapshots/")? {
         let Some(id) = manifest::id_from_key(&obj.key) else {
             continue;
@@ -383,19 +387,37 @@ fn mark_manifests(
             continue;
         }
         let is_listed = listed.contains(&id);
-        let decoded = repo
+        let marked = repo
             .storage()
             .get(&obj.key)
-            .and_then(|bytes| Manifest::decode(&bytes, Some(&id), &obj.key));
-        let m = match decoded {
-            Ok(m) => m,
+            .and_then(|bytes| Manifest::decode_stored(&bytes, Some(&id), &obj.key))
+            .and_then(|m| match m.root {
+                // Version 2: its trees and what they list. An unreadable
+                // tree counts as an unreadable manifest.
+                // What was marked is marked even when a tree fails: the
+                // trees counted as visited must have their chunks live.
+                Some(root) => {
+                    let mut live = Vec::new();
+                    let walked =
+                        trees::mark_reachable(repo, &root, &obj.key, &mut visited, &mut |ids| {
+                            live.extend_from_slice(ids);
+                            Ok(())
+                        });
+                    repo.catalog().mark_chunks(MarkSet::GcLive, &live)?;
+                    walked
+                }
+                None => {
+                    let chunks = m.manifest.files.iter().flat_map(|f| &f.chunks);
+                    repo.catalog().mark_chunks(MarkSet::GcLive, chunks)
+                }
+            });
+        match marked {
+            Ok(()) => {}
             Err(e) if is_listed && (e.is_damage() || matches!(e, Error::ObjectNotFound { .. })) => {
                 continue
             }
             Err(e) => return Err(e),
-        };
-        let chunks = m.files.iter().flat_map(|f| &f.chunks);
-        repo.catalog().mark_chunks(MarkSet::GcLive, chunks)?;
+        }
         if !is_listed {
             unlisted.push(id);
         }

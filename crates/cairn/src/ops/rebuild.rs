@@ -24,9 +24,10 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::format::id::SnapshotId;
-use crate::format::manifest::{self, Manifest};
+use crate::format::manifest;
 use crate::format::pack;
 use crate::ops::forget;
+use crate::ops::snapshot::trees;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::RepoStorage;
@@ -64,7 +65,7 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     forget::delete_manifests(storage, &forgotten)?;
     let old = repo.catalog_file().replace(|catalog| {
         import_packs(storage, repo.crypt(), catalog, &mut report, progress)?;
-        import_manifests(storage, catalog, &mut report, &forgotten)
+        import_manifests(storage, repo.crypt(), catalog, &mut report, &forgotten)
     })?;
     for intent in &intents {
         storage.delete(&intent.key)?;
@@ -94,7 +95,7 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
             &mut report,
             &crate::progress::NoProgress,
         )?;
-        import_manifests(storage, catalog, &mut report, &forgotten)
+        import_manifests(storage, repo.crypt(), catalog, &mut report, &forgotten)
     })?;
     Ok(())
 }
@@ -138,6 +139,7 @@ fn import_packs(
 
 fn import_manifests(
     storage: &dyn Storage,
+    crypt: &crate::format::seal::Crypt,
     catalog: &Catalog,
     report: &mut RebuildReport,
     forgotten: &HashSet<SnapshotId>,
@@ -153,10 +155,10 @@ fn import_manifests(
                 reason: "not a manifest name".into(),
             })
             .and_then(|id| {
-                Ok((
-                    id,
-                    Manifest::decode(&storage.get(&obj.key)?, Some(&id), &obj.key)?,
-                ))
+                // The packs are indexed first, so a version-2 manifest's
+                // trees are found through the new chunk index.
+                let stored = trees::load(storage, crypt, catalog, &obj.key, Some(&id))?;
+                Ok((id, stored.manifest))
             });
         match decoded {
             Ok(m) => manifests.push(m),

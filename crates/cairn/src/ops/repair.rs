@@ -21,9 +21,11 @@ use serde::Serialize;
 use crate::blob;
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, PackId, SnapshotId};
-use crate::format::manifest::{self, Manifest};
+use crate::format::manifest::{self, EntryKind, Manifest};
 use crate::format::pack::{self, PackWriter};
+use crate::format::tree;
 use crate::ops::check::{self, CheckOptions, Problem};
+use crate::ops::snapshot::trees;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -189,9 +191,33 @@ fn restore_manifest(repo: &Repository, hex: &str) -> Result<bool> {
         stats: snap.stats,
         files,
     };
-    let (again, bytes) = m.encode();
+    // Written as it was: a version-2 snapshot (its directories' `chunks`
+    // name their trees) with its trees, re-created where missing (a tree
+    // is a function of the entries under it); a version-1 one as before.
+    let has_trees = m
+        .files
+        .iter()
+        .any(|f| f.kind == EntryKind::Dir && !f.chunks.is_empty());
+    let no_dirs = !m.files.iter().any(|f| f.kind == EntryKind::Dir);
+    let mut v2 = m.clone();
+    let crypt = repo.crypt();
+    let built = match has_trees || no_dirs {
+        true => tree::build(&mut v2.files, &|b| blob::chunk_id(crypt, b)),
+        false => None,
+    };
+    let as_v2 = built.map(|b| v2.encode_v2(&b.root, v2.files.len() as u64, v2.logical_bytes()));
+    let (again, bytes, with_trees) = match as_v2 {
+        Some((again, bytes)) if again == id => (again, bytes, true),
+        _ => {
+            let (again, bytes) = m.without_trees().encode();
+            (again, bytes, false)
+        }
+    };
     if again != id {
         return Ok(false);
+    }
+    if with_trees {
+        trees::store(repo, &mut v2.files)?;
     }
     repo.storage().put(&manifest::key(&id), &bytes)?;
     Ok(true)
@@ -202,7 +228,7 @@ fn import_manifest(repo: &Repository, hex: &str) -> Result<()> {
         return Ok(());
     };
     let key = manifest::key(&id);
-    let m = Manifest::decode(&repo.storage().get(&key)?, Some(&id), &key)?;
+    let m = trees::load_in(repo, &key, Some(&id))?.manifest;
     repo.catalog().add_snapshot(&id, &m, &[])
 }
 
@@ -315,7 +341,10 @@ mod tests {
     fn an_unimportable_leftover_manifest_does_not_stop_repair() {
         let (_dir, _root, repo, snap) = one_file_repo("a.txt", b"hello");
         let key = manifest::key(&snap.id);
-        let mut m = Manifest::decode(&repo.storage().get(&key).unwrap(), None, &key).unwrap();
+        let mut m = trees::load_in(&repo, &key, None)
+            .unwrap()
+            .manifest
+            .without_trees();
         m.label.name = "dup".into();
         m.files.push(m.files[1].clone());
         let (dup, bytes) = m.encode();

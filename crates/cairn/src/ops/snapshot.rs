@@ -17,27 +17,27 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 pub(crate) mod delta;
+mod storer;
+pub(crate) mod trees;
 
-use crate::blob::{delta::seal_delta, HashedBatch, RefCache, References, SealedChunk};
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
-use crate::format::pack::{self, PackWriter, SealedPack};
+use crate::format::pack::{self, SealedPack};
 use crate::format::seal::Crypt;
 use crate::ingest::chunker::Chunker;
 use crate::ingest::exclude::Excludes;
-use crate::ingest::read::{self, Batch, Ingested, Piece, ReadIssue, ReadJob};
+use crate::ingest::read::{self, Ingested, ReadIssue, ReadJob};
 use crate::ingest::walk::{self, SourceEntry};
 pub use crate::ingest::walk::{SkipReason, Skipped};
 use crate::progress::Progress;
@@ -289,7 +289,19 @@ fn create_walked(
         }
         None => read::spawn_with(jobs, chunker, opts.strict),
     };
-    let (stored, issues) = store_all(
+    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
+    let mut outcome = Outcome::default();
+    // Once every file is read, before the last pack is sealed: the
+    // reader's issues settle the file list, whose trees go into that pack.
+    let settle = |issues: Vec<ReadIssue>, files: &mut Vec<FileEntry>| {
+        if is_stream {
+            // The stream's size is known only now that it has been read.
+            files[0].size = streamed.load(Ordering::Relaxed);
+        }
+        outcome = apply_issues(issues, &walked, files, &mut inodes);
+        repo.config().writes_trees() && !unchanged
+    };
+    let (stored, root) = store_all(
         repo,
         ingest,
         Settings {
@@ -300,16 +312,13 @@ fn create_walked(
             previous,
         },
         &mut files,
+        settle,
         progress,
     )?;
     progress.finish();
     if is_stream {
-        // The stream's size is known only now that it has been read.
-        files[0].size = streamed.load(Ordering::Relaxed);
         to_read = files[0].size;
     }
-    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
-    let outcome = apply_issues(issues, &walked, &mut files, &mut inodes);
 
     let stats = RunStats {
         files_read: files_read - outcome.left_out_files,
@@ -334,7 +343,10 @@ fn create_walked(
     };
     // The last moment a watcher can stop it: nothing is visible yet.
     crate::progress::check_cancelled(progress)?;
-    let (mut id, bytes) = m.encode();
+    let (mut id, bytes) = match &root {
+        Some(root) => m.encode_v2(root, m.files.len() as u64, m.logical_bytes()),
+        None => m.encode(),
+    };
     match (&lock, &parent) {
         (_, Some(p)) if unchanged => id = p.id,
         // The commit: only while the lock holds, or a gc that judged it
@@ -463,7 +475,15 @@ fn same_files(repo: &Repository, parent: &SnapshotInfo, files: &[FileEntry]) -> 
     }
     let mut now: Vec<&FileEntry> = files.iter().collect();
     now.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(before.iter().zip(now).all(|(b, n)| b == n))
+    // A directory's `chunks` (its tree, manifest version 2) follows from
+    // the entries under it, which are compared themselves.
+    let same = |b: &FileEntry, n: &FileEntry| match b.kind {
+        EntryKind::Dir => {
+            (&b.path, b.kind, b.mode, b.mtime_ns) == (&n.path, n.kind, n.mode, n.mtime_ns)
+        }
+        _ => b == n,
+    };
+    Ok(before.iter().zip(now).all(|(b, n)| same(b, n)))
 }
 
 fn latest_of(repo: &Repository, kind: &str, name: &str) -> Result<Option<SnapshotInfo>> {
@@ -540,14 +560,18 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
 /// the repository lacks, compresses those in parallel, fills packs.
 /// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs
 /// made durable and indexed on a writer thread so sealing a pack (fsync)
-/// overlaps with hashing and compressing the next one.
+/// overlaps with hashing and compressing the next one. Once all is read,
+/// `settle` takes the reader's issues into `files` and says whether to
+/// store trees; their new ones go into the last pack, and the root's id
+/// comes back.
 fn store_all(
     repo: &Repository,
     ingest: read::Ingest,
     settings: Settings,
-    files: &mut [FileEntry],
+    files: &mut Vec<FileEntry>,
+    settle: impl FnOnce(Vec<ReadIssue>, &mut Vec<FileEntry>) -> bool,
     progress: &dyn Progress,
-) -> Result<(Totals, Vec<ReadIssue>)> {
+) -> Result<(Totals, Option<ChunkId>)> {
     let Settings {
         level,
         verify,
@@ -571,7 +595,7 @@ fn store_all(
             }
             write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx)
         });
-        let mut storer = Storer::new(repo, level, pack_tx, recycle_rx);
+        let mut storer = storer::Storer::new(repo, level, pack_tx, recycle_rx);
         storer.previous = previous;
         storer.keyframes = repo.ref_cache().filter(|_| keyframes);
         let result = ingest
@@ -582,12 +606,18 @@ fn store_all(
                 }
                 issues
             });
-        let result = result.and_then(|issues| storer.seal().map(|()| issues));
+        let result = result.and_then(|issues| {
+            let root = match settle(issues, files) {
+                true => storer.add_trees(files)?,
+                false => None,
+            };
+            storer.seal().map(|()| root)
+        });
         let totals = storer.totals;
         drop(storer);
         // The writer's own error explains a failed hand-over; report it first.
         writer.join().expect("pack writer does not panic")?;
-        result.map(|issues| (totals, issues))
+        result.map(|root| (totals, root))
     })
 }
 
@@ -661,222 +691,4 @@ struct Totals {
     chunks_new: u64,
     added_raw: u64,
     added_stored: u64,
-}
-
-/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
-/// the repository lacks, compresses those in parallel, fills packs.
-struct Storer<'r> {
-    repo: &'r Repository,
-    level: i32,
-    pack: PackWriter,
-    packs: SyncSender<SealedPack>,
-    /// Buffers of packs the writer has finished with (one per pack).
-    recycled: Receiver<Vec<u8>>,
-    /// Whether a pack (and so a buffer) has gone to the writer yet.
-    sealed_any: bool,
-    /// Every chunk this run has stored: packs in flight are not in the
-    /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
-    stored: HashSet<ChunkId>,
-    totals: Totals,
-    /// Where delta references come from (`None`: all chunks standalone).
-    previous: Option<Previous>,
-    /// Per file being read: its previous version, when it has one.
-    versions: HashMap<usize, Option<delta::PreviousFile>>,
-    /// Per file being read: the offset of its next chunk.
-    offsets: HashMap<usize, u64>,
-    /// The previous snapshot's files, read on the first need.
-    parent_files: Option<Vec<FileEntry>>,
-    /// Opened reference chunks, kept across batches.
-    refs: References<'r>,
-    /// Where new keyframe candidates are kept locally (see [`Settings`]).
-    keyframes: Option<&'r RefCache>,
-}
-
-impl<'r> Storer<'r> {
-    fn new(
-        repo: &'r Repository,
-        level: i32,
-        packs: SyncSender<SealedPack>,
-        recycled: Receiver<Vec<u8>>,
-    ) -> Self {
-        Self {
-            repo,
-            level,
-            pack: repo.pack_writer(),
-            packs,
-            recycled,
-            sealed_any: false,
-            stored: HashSet::new(),
-            totals: Totals::default(),
-            previous: None,
-            versions: HashMap::new(),
-            offsets: HashMap::new(),
-            parent_files: None,
-            refs: repo.references(),
-            keyframes: None,
-        }
-    }
-
-    fn take(
-        &mut self,
-        batch: &Batch,
-        files: &mut [FileEntry],
-        progress: &dyn Progress,
-    ) -> Result<()> {
-        crate::progress::check_cancelled(progress)?;
-        let hashed = HashedBatch::new(batch, self.repo.crypt());
-        let ids = &hashed.ids;
-        let known = self.repo.catalog().existing(ids)?;
-        let mut fresh = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            if !known.contains(id) && self.stored.insert(*id) {
-                fresh.push(i);
-            }
-        }
-        let offsets = self.chunk_offsets(batch);
-        let sealed = self.seal_fresh(&hashed, &fresh, &offsets)?;
-        if let Some(local) = self.keyframes {
-            delta::keep_keyframes(local, &hashed, &fresh, &sealed);
-        }
-        for piece in &batch.pieces {
-            if let Piece::FileDone { file } = piece {
-                self.versions.remove(file);
-            }
-        }
-        for sealed in sealed {
-            self.pack
-                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
-            self.totals.chunks_new += 1;
-            self.totals.added_raw += sealed.raw_len as u64;
-            self.totals.added_stored += sealed.stored.len() as u64;
-            if self.pack.is_full() {
-                self.seal()?;
-            }
-        }
-        let mut next_id = ids.iter();
-        for piece in &batch.pieces {
-            match *piece {
-                Piece::Chunk { file, .. } => files[file]
-                    .chunks
-                    .push(*next_id.next().expect("one id per chunk")),
-                Piece::Reset { file } => files[file].chunks.clear(),
-                Piece::FileDone { .. } => {}
-            }
-        }
-        progress.advance(hashed.raw_bytes());
-        Ok(())
-    }
-
-    /// The file offset of every chunk of `batch`, in cut order.
-    fn chunk_offsets(&mut self, batch: &Batch) -> Vec<u64> {
-        let mut out = Vec::new();
-        for piece in &batch.pieces {
-            match *piece {
-                Piece::Chunk { file, len, .. } => {
-                    let at = self.offsets.entry(file).or_insert(0);
-                    out.push(*at);
-                    *at += len as u64;
-                }
-                Piece::Reset { file } => {
-                    self.offsets.insert(file, 0);
-                }
-                Piece::FileDone { file } => {
-                    self.offsets.remove(&file);
-                }
-            }
-        }
-        out
-    }
-
-    /// Seals the chunks `fresh` of `hashed` (at file `offsets`): standalone,
-    /// or as a delta of the previous version of their tensor when smaller.
-    fn seal_fresh(
-        &mut self,
-        hashed: &HashedBatch,
-        fresh: &[usize],
-        offsets: &[u64],
-    ) -> Result<Vec<SealedChunk>> {
-        let standalone = hashed.seal(fresh, self.level);
-        if self.previous.is_none() || self.level <= 0 {
-            return Ok(standalone);
-        }
-        let mut plans = Vec::with_capacity(fresh.len());
-        for &i in fresh {
-            let c = &hashed.chunks[i];
-            let width = crate::blob::delta::width_of(c.hint);
-            plans.push(match self.version_of(c.file)? {
-                Some(v) => v.plan(offsets[i], c.data.len() as u64, width),
-                None => None,
-            });
-        }
-        let (repo, level, refs) = (self.repo, self.level, &self.refs);
-        let sealed: Vec<SealedChunk> = standalone
-            .into_par_iter()
-            .zip(fresh.par_iter().zip(plans.par_iter()))
-            .map(|(alone, (&i, plan))| {
-                let c = &hashed.chunks[i];
-                match plan.as_ref().map(|p| (p, refs.bytes(repo.crypt(), p))) {
-                    Some((p, Ok(reference))) => {
-                        seal_delta(repo.crypt(), alone, c.data, &reference, p, c.hint, level)
-                    }
-                    _ => alone,
-                }
-            })
-            .collect();
-        Ok(sealed)
-    }
-
-    /// The previous version of file `file`, opened on its first chunk.
-    fn version_of(&mut self, file: usize) -> Result<Option<&delta::PreviousFile>> {
-        let Some(prev) = &self.previous else {
-            return Ok(None);
-        };
-        if !self.versions.contains_key(&file) {
-            let repo = self.repo;
-            let found = match prev.files.get(&file) {
-                Some((path, size, rel)) if *size >= crate::ingest::shape::PROBE_MIN => {
-                    if self.parent_files.is_none() {
-                        self.parent_files = Some(repo.catalog().files(&prev.snapshot)?);
-                    }
-                    let parent_files = self.parent_files.as_deref().unwrap_or_default();
-                    match delta::previous_version(parent_files, rel) {
-                        Some(old) => delta::PreviousFile::open(
-                            repo.crypt(),
-                            repo.catalog(),
-                            &self.refs,
-                            path,
-                            *size,
-                            old.chunks.clone(),
-                        )?,
-                        None => None,
-                    }
-                }
-                _ => None,
-            };
-            self.versions.insert(file, found);
-        }
-        Ok(self.versions[&file].as_ref())
-    }
-
-    /// Hands the current pack to the writer thread.
-    fn seal(&mut self) -> Result<()> {
-        if self.pack.is_empty() {
-            return Ok(());
-        }
-        // Exactly two pack buffers: after the first pack, wait for the
-        // writer to hand back the previous one (the send below would wait
-        // for the writer just as long) instead of growing a third.
-        let buffer = if self.sealed_any {
-            self.recycled.recv().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        self.sealed_any = true;
-        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer)
-            .sealing(self.repo.crypt());
-        let sealed = std::mem::replace(&mut self.pack, next).finish();
-        self.packs
-            .send(sealed)
-            .map_err(|_| Error::InvalidArgument("the pack writer stopped".into()))
-    }
 }

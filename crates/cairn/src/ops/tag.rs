@@ -97,10 +97,12 @@ pub fn tag(
     let mut out = Vec::with_capacity(snaps.len());
     for snap in snaps {
         let key = manifest::key(&snap.id);
-        let mut m = Manifest::decode(&repo.storage().get(&key)?, Some(&snap.id), &key)?;
-        let label = change.apply(&m.label);
+        // A version-2 manifest's trees are not read: only the label changes,
+        // the root stays.
+        let mut m = Manifest::decode_stored(&repo.storage().get(&key)?, Some(&snap.id), &key)?;
+        let label = change.apply(&m.manifest.label);
         label.validate()?;
-        if label == m.label {
+        if label == m.manifest.label {
             out.push(Relabeled {
                 old_id: snap.id,
                 new_id: snap.id,
@@ -109,7 +111,7 @@ pub fn tag(
             });
             continue;
         }
-        m.label = label.clone();
+        m.manifest.label = label.clone();
         let (new_id, bytes) = m.encode();
         lock.ensure_held()?;
         match repo

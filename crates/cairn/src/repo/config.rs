@@ -246,7 +246,7 @@ mod tests {
         let s = stored(&cfg);
         let newer = String::from_utf8(cfg.to_json())
             .unwrap()
-            .replace("\"version\": 3", "\"version\": 9");
+            .replace("\"version\": 4", "\"version\": 9");
         s.put(KEY, newer.as_bytes()).unwrap();
         assert!(matches!(
             load(&s, std::path::Path::new("mem")),

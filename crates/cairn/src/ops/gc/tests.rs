@@ -94,8 +94,8 @@ fn half_dead_pack_is_rewritten_two_percent_dead_is_not() {
     let only_c = t.snap_files("model", "cd", &[("c", c.clone())], &[]);
     assert_eq!(
         pack_files(&t.repo).len(),
-        2,
-        "one pack per snapshot that stored something"
+        4,
+        "one pack per snapshot (the second of each history holds only its new root tree)"
     );
     delete(&t.repo, &[both_ab, both_cd]);
 
@@ -107,7 +107,8 @@ fn half_dead_pack_is_rewritten_two_percent_dead_is_not() {
         (0.45..0.55).contains(&half),
         "the a+b pack is {half} unused"
     );
-    assert_eq!(plan.kept_packs, 1);
+    // The c+d pack and the packs of the two kept snapshots' root trees.
+    assert_eq!(plan.kept_packs, 3);
     let small = plan.kept_unused_bytes as f64 / plan.kept_bytes as f64;
     assert!(
         (0.015..0.03).contains(&small),
@@ -129,7 +130,7 @@ fn half_dead_pack_is_rewritten_two_percent_dead_is_not() {
         report.bytes_reclaimed > 190_000 && report.bytes_reclaimed < 210_000,
         "{report:?}"
     );
-    assert_eq!(pack_files(&t.repo).len(), 2);
+    assert_eq!(pack_files(&t.repo).len(), 4);
     assert_all_chunks_read(&t.repo);
     assert_restores(&t.repo, &only_b, &[("b", b)], t.dir.path());
     assert_restores(&t.repo, &only_c, &[("c", c)], t.dir.path());
@@ -215,6 +216,25 @@ fn chunks_of_a_manifest_the_catalog_does_not_list_are_kept() {
     assert_eq!(plan.unlisted_manifests, [id]);
     assert!(plan.is_empty(), "nothing may be freed");
     assert!(plan.live_chunks > 10);
+}
+
+/// Guards gc's walk of trees: an unlisted version-2 manifest whose root
+/// tree cannot be read stops gc, as an unreadable unlisted manifest does
+/// (freeing what the tree lists could destroy the only copy).
+#[test]
+fn an_unreadable_tree_of_an_unlisted_manifest_stops_gc() {
+    let t = TestRepo::new();
+    t.snap_files("model", "m", &[("w", random_bytes(7, 50_000))], &[]);
+    t.repo.catalog().drop_all_snapshot_rows().unwrap();
+    let pack = pack_files(&t.repo).remove(0);
+    t.repo.storage().delete(&pack.key).unwrap();
+    let Err(err) = plan(&t.repo, DEFAULT_MAX_UNUSED) else {
+        panic!("gc planned over an unreadable tree");
+    };
+    assert!(
+        matches!(&err, Error::CorruptManifest { reason, .. } if reason.contains("tree")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::catalog::location::CatalogFile;
 use crate::catalog::SnapshotFilter;
 use crate::error::Result;
 use crate::format::id::{PackId, SnapshotId};
-use crate::format::manifest::{self, Manifest};
+use crate::format::manifest;
 use crate::format::pack;
 use crate::ops::forget;
 use crate::storage::Storage;
@@ -105,11 +105,8 @@ pub fn catch_up(storage: &dyn Storage, crypt: &Crypt, file: &CatalogFile) -> Res
         if listed.contains(id) || forgotten.contains(id) {
             continue;
         }
-        match storage
-            .get(key)
-            .and_then(|bytes| Manifest::decode(&bytes, Some(id), key))
-        {
-            Ok(m) => new.push((*id, m)),
+        match crate::ops::snapshot::trees::load(storage, crypt, &catalog, key, Some(id)) {
+            Ok(stored) => new.push((*id, stored.manifest)),
             Err(_) => {
                 done.needs_rebuild = true;
                 return Ok(done);

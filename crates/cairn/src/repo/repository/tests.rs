@@ -180,7 +180,7 @@ fn life_cycle_on_encrypted_memory_storage() {
     let cache = CatalogLocation::cache_dir(dir.path().join("cache"));
     life_cycle_of(storage.clone(), cache, dir.path(), true);
     let cfg = String::from_utf8(storage.get("config").unwrap()).unwrap();
-    assert!(cfg.contains("\"version\": 3"), "{cfg}");
+    assert!(cfg.contains("\"version\": 4"), "{cfg}");
     for obj in storage.list("").unwrap() {
         let bytes = storage.get(&obj.key).unwrap();
         assert!(!bytes.windows(8).any(|w| w == b"same.bin"), "{}", obj.key);
