@@ -265,6 +265,7 @@ pub fn plan_locked(
             "gc needs the exclusive lock, not a shared one".into(),
         ));
     }
+    catch_up_under_lock(repo)?;
     let catalog = repo.catalog();
     catalog.ensure_sound(Integrity::Full)?;
     let mut snaps = catalog.snapshots(&SnapshotFilter::default())?;
@@ -353,6 +354,29 @@ pub fn plan_locked(
         }
     }
     Ok(plan)
+}
+
+/// A cached catalog (the packs are remote) was caught up when the
+/// repository was opened, before the exclusive lock: a snapshot another
+/// host committed in between is on storage only, and the trees of its
+/// manifest are found through the catalog's chunk index. So the catalog
+/// catches up again now that no snapshot can commit.
+fn catch_up_under_lock(repo: &Repository) -> Result<()> {
+    let file = repo.catalog_file();
+    if !file.rebuilds_when_missing() {
+        return Ok(());
+    }
+    let done = crate::ops::rebuild::catch_up::catch_up(repo.storage(), repo.crypt(), file)?;
+    if done.needs_rebuild {
+        return Err(Error::CatalogDamaged {
+            path: file.path().to_path_buf(),
+            problem: "this cache is out of date with the repository (a pack it lists is gone, \
+                      or something new cannot be read); run the command again: opening the \
+                      repository rebuilds the cache"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 fn check_max_unused(max_unused: f64) -> Result<()> {

@@ -72,6 +72,8 @@ pub struct Repository {
     /// For a repository whose catalog is a local cache (its packs are
     /// remote): reference chunks kept on disk beside it.
     ref_cache: Option<RefCache>,
+    /// Where the catalog is (a cache of remote packs, or a fixed file).
+    catalog_file: CatalogFile,
     warnings: Mutex<Warnings>,
     /// Tells this open repository from every other in the process: a plan
     /// (whose mark set lives in this instance's catalog connection) is
@@ -205,6 +207,7 @@ impl Repository {
             id,
             catalog,
             ref_cache,
+            catalog_file: file,
             warnings: Mutex::default(),
             instance: next_instance(),
         })
@@ -291,6 +294,11 @@ impl Repository {
     /// packs; `None` for a local one, or with `CAIRN_REF_CACHE_BYTES=0`).
     pub(crate) fn ref_cache(&self) -> Option<&RefCache> {
         self.ref_cache.as_ref()
+    }
+
+    /// Where this repository's catalog is.
+    pub(crate) fn catalog_file(&self) -> &CatalogFile {
+        &self.catalog_file
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -490,6 +498,7 @@ impl RepoStorage {
             id: self.id,
             catalog,
             ref_cache,
+            catalog_file: file.clone(),
             warnings: Mutex::new(Warnings {
                 seen: self.warnings,
                 hook: None,
