@@ -288,3 +288,175 @@ fn symlink_mtimes_are_restored() {
         Path::new("file")
     );
 }
+
+/// A tree of many small files for the restore-path tests: several modes
+/// (a set-uid one too) and mtimes in nested directories (one read-only),
+/// symlinks, an empty file, files at the top.
+fn build_mixed_tree(src: &Path) {
+    for i in 0..150u64 {
+        let p = src.join(format!("d{}/e{}/f{i:03}.bin", i % 3, i % 5));
+        write(&p, &random_bytes(1 + (i as usize * 397) % 9000, 900 + i));
+        chmod(&p, [0o644, 0o600, 0o755, 0o444, 0o4755][i as usize % 5]);
+        set_mtime(&p, 1_500_000_000 + i, (i * 7_777) as u32);
+    }
+    write(&src.join("top.txt"), b"top\n");
+    write(&src.join("empty"), b"");
+    std::os::unix::fs::symlink("top.txt", src.join("link")).unwrap();
+    std::os::unix::fs::symlink("../top.txt", src.join("d1/up")).unwrap();
+    for (i, dir) in ["d0", "d1/e1", "d2/e0", "d2"].iter().enumerate() {
+        set_mtime(&src.join(dir), 1_400_000_000 + i as u64, 11);
+    }
+    chmod(&src.join("d2/e0"), 0o555);
+}
+
+/// Gives every directory under `root` owner write permission again, so
+/// the temp dir can be removed.
+fn unlock_dirs(root: &Path) {
+    for (rel, meta) in walk(root) {
+        if meta.is_dir() {
+            chmod(&root.join(rel), 0o755);
+        }
+    }
+}
+
+/// Restore temp names (`.cairn-tmp-*`, files or stage directories)
+/// anywhere under `dir`.
+fn temp_names_under(dir: &Path) -> Vec<String> {
+    walk(dir)
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .filter(|rel| rel.split('/').any(|c| c.starts_with(".cairn-tmp-")))
+        .collect()
+}
+
+/// Guards the fresh-directory path: a restore into an empty TARGET builds
+/// each new directory under a temp name and moves it into place whole;
+/// modes (set-uid included), mtimes of files and directories, a read-only
+/// directory and symlinks come back exactly, and no temp name remains.
+#[test]
+fn a_fresh_target_restores_every_mode_mtime_and_symlink() {
+    let env = Env::new();
+    let src = env.path("mixed");
+    build_mixed_tree(&src);
+    env.snapshot(&src, "config", "mixed", &[]);
+    let out = env.path("out");
+    let report = env.json(["restore".as_ref(), "mixed".as_ref(), out.as_os_str()]);
+    assert_eq!(u(&report, "files"), 152, "{report}");
+    assert_eq!(u(&report, "symlinks"), 2, "{report}");
+    assert_eq!(tree_nodes(&src), tree_nodes(&out.join("mixed")));
+    assert_diff_clean(&src, &out.join("mixed"));
+    assert_eq!(temp_names_under(&out), Vec::<String>::new());
+    unlock_dirs(&src);
+    unlock_dirs(&out);
+}
+
+/// Guards the in-place path beside the staged one: into a TARGET holding
+/// the snapshot's directory with stale files, `--overwrite` replaces the
+/// snapshot's files (under temp names renamed over them), builds the
+/// directories that are missing as stages, leaves files the snapshot does
+/// not hold alone; without `--overwrite` it is refused and writes nothing.
+#[test]
+fn a_target_with_stale_files_is_overwritten_in_place() {
+    let env = Env::new();
+    let src = env.path("mixed");
+    build_mixed_tree(&src);
+    env.snapshot(&src, "config", "mixed", &[]);
+    let out = env.path("out");
+    let stale = out.join("mixed");
+    write(&stale.join("top.txt"), b"stale top\n");
+    write(&stale.join("d0/e0/f000.bin"), b"stale");
+    write(&stale.join("d0/e0/extra.txt"), b"not in the snapshot\n");
+    std::os::unix::fs::symlink("elsewhere", stale.join("link")).unwrap();
+    let before = tree_nodes(&out);
+    let err = run_code(
+        env.cmd(["restore".as_ref(), "mixed".as_ref(), out.as_os_str()]),
+        2,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(tree_nodes(&out), before, "a refused restore writes nothing");
+
+    run_ok(env.cmd([
+        "restore".as_ref(),
+        "mixed".as_ref(),
+        out.as_os_str(),
+        "--overwrite".as_ref(),
+    ]));
+    let mut got = tree_nodes(&stale);
+    assert_eq!(
+        fs::read(stale.join("d0/e0/extra.txt")).unwrap(),
+        b"not in the snapshot\n"
+    );
+    got.remove("d0/e0/extra.txt");
+    assert_eq!(tree_nodes(&src), got);
+    assert_eq!(fs::read(stale.join("top.txt")).unwrap(), b"top\n");
+    assert_eq!(temp_names_under(&out), Vec::<String>::new());
+    unlock_dirs(&src);
+    unlock_dirs(&out);
+}
+
+/// Guards "a fresh directory appears whole or not at all": a restore that
+/// fails on a damaged file removes the stage it built, so nothing of the
+/// snapshot and no temp name is left; with `--ignore-errors` the directory
+/// appears without the files that failed.
+#[test]
+fn a_failed_restore_into_a_fresh_target_leaves_nothing() {
+    let env = Env::new();
+    let src = env.path("mixed");
+    build_mixed_tree(&src);
+    env.snapshot(&src, "config", "mixed", &[]);
+    for pack in walk(&env.repo.join("packs")) {
+        if pack.0.ends_with(".pack") {
+            fs::remove_file(env.repo.join("packs").join(&pack.0)).unwrap();
+        }
+    }
+    let out = env.path("out");
+    let run = env
+        .cmd(["restore".as_ref(), "mixed".as_ref(), out.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "{}", stderr(&run));
+    assert!(
+        !out.join("mixed").exists(),
+        "the failed restore left mixed/"
+    );
+    assert_eq!(temp_names_under(&out), Vec::<String>::new());
+
+    let run = env
+        .cmd([
+            "restore".as_ref(),
+            "mixed".as_ref(),
+            out.as_os_str(),
+            "--ignore-errors".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "damage is still reported");
+    assert!(out.join("mixed/d2/e0").is_dir());
+    assert!(fs::symlink_metadata(out.join("mixed/link")).is_ok());
+    assert!(!out.join("mixed/top.txt").exists());
+    assert_eq!(temp_names_under(&out), Vec::<String>::new());
+    unlock_dirs(&src);
+    unlock_dirs(&out);
+}
+
+/// Regression guard for leftovers of the fresh-directory path: a killed
+/// restore leaves its stage `.cairn-tmp-PID-N/` (read-only directories
+/// and all) beside the directory it was building; the next restore there
+/// removes it whole and counts it once.
+#[test]
+fn a_leftover_stage_of_a_killed_restore_is_removed() {
+    let env = Env::new();
+    let src = env.path("mixed");
+    build_mixed_tree(&src);
+    env.snapshot(&src, "config", "mixed", &[]);
+    let out = env.path("out");
+    let stage = out.join(format!(".cairn-tmp-{}-0", dead_pid()));
+    write(&stage.join("d0/e0/f000.bin"), b"half");
+    chmod(&stage.join("d0/e0"), 0o500);
+    let report = env.json(["restore".as_ref(), "mixed".as_ref(), out.as_os_str()]);
+    assert_eq!(u(&report, "leftovers_removed"), 1, "{report}");
+    assert!(!stage.exists());
+    assert_eq!(tree_nodes(&src), tree_nodes(&out.join("mixed")));
+    unlock_dirs(&src);
+    unlock_dirs(&out);
+}

@@ -4,10 +4,16 @@
 //! relative with no `.`/`..` components; every ancestor of a written file
 //! must be a real directory under TARGET (never a symlink), and symlinks are
 //! created last so none can redirect a later write; no restored path may
-//! land inside the repository. Each file is written to a temp name beside
-//! its destination (whole blocks of zeros left as holes), checked against
-//! its SHA-256, given its mode and mtime, and only then renamed into place.
+//! land inside the repository. Nothing appears under a real name before it
+//! is complete and checked against its SHA-256: a directory that does not
+//! exist yet is built under a temp name and renamed into place whole
+//! ([`stage`]); a file in an existing directory is written to a temp name
+//! beside its destination (whole blocks of zeros left as holes), checked,
+//! given its mode and mtime, and only then renamed into place. Nothing is
+//! fsynced: when a restore returns its files are complete for every reader,
+//! durable once the kernel writes them back.
 
+mod stage;
 mod target;
 
 use std::collections::HashSet;
@@ -167,9 +173,42 @@ pub fn restore(
             target.display()
         ));
     }
-    prepare_target(target, &entries, opts.overwrite)?;
+    let mut layout = stage::Layout::plan(target, &entries)?;
+    // Nothing beneath a fresh directory can be there already.
+    let in_place: Vec<&FileEntry> = entries
+        .iter()
+        .filter(|e| layout.staged(&e.path).is_none())
+        .collect();
+    prepare_target(target, &in_place, opts.overwrite)?;
+    layout.create()?;
+    let written = write_entries(repo, target, &entries, &layout, opts, progress);
+    if written.is_err() {
+        layout.discard();
+    }
+    let (failed, dirs, links) = written?;
+    report.failed = failed;
+    report.dirs = dirs;
+    report.symlinks = links;
+    let files = entries.iter().filter(|e| e.kind == EntryKind::File);
+    report.files = files.clone().count() as u64 - report.failed.len() as u64;
+    report.bytes = files.map(|f| f.size).sum();
+    Ok(report)
+}
+
+/// Writes the directories, files and symlinks of `entries` (TARGET
+/// prepared, stages created), then the directories' modes and mtimes.
+/// Returns the failed files (with `ignore_errors`) and the numbers of
+/// directories and symlinks.
+fn write_entries(
+    repo: &Repository,
+    target: &Path,
+    entries: &[FileEntry],
+    layout: &stage::Layout,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<(Vec<RestoreFailure>, u64, u64)> {
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
-    for e in &entries {
+    for e in entries {
         match e.kind {
             EntryKind::Dir => dirs.push(e),
             EntryKind::File => files.push(e),
@@ -177,7 +216,13 @@ pub fn restore(
         }
     }
     for d in &dirs {
-        ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?;
+        match layout.staged(&d.path) {
+            // In a stage: the parent is new and ours (a stage root itself
+            // was made with the stage).
+            Some(_) if layout.is_root(&d.path) => {}
+            Some(path) => fs::create_dir(&path).at(&path)?,
+            None => ensure_dir(&safe_join(target, &d.path)?, opts.overwrite)?,
+        }
     }
     // Each made or found a real directory, reached through real ones (and
     // "" is TARGET itself).
@@ -195,16 +240,11 @@ pub fn restore(
     let refs = repo.references();
     located.into_par_iter().try_for_each(|(f, locs)| {
         let result = locs.and_then(|locs| {
-            restore_file(
-                storage,
-                repo.crypt(),
-                &refs,
-                target,
-                &verified_dirs,
-                f,
-                &locs,
-                progress,
-            )
+            let place = match layout.staged(&f.path) {
+                Some(path) => Place::New(path),
+                None => Place::Replace(in_place_dest(target, &verified_dirs, &f.path)?),
+            };
+            restore_file(storage, repo.crypt(), &refs, place, f, &locs, progress)
         });
         match result {
             Ok(()) => Ok(()),
@@ -224,22 +264,35 @@ pub fn restore(
     })?;
     progress.finish();
     for l in &links {
-        let path = safe_join(target, &l.path)?;
-        let _ = fs::remove_file(&path);
+        let path = match layout.staged(&l.path) {
+            Some(path) => path,
+            None => {
+                let path = safe_join(target, &l.path)?;
+                let _ = fs::remove_file(&path);
+                path
+            }
+        };
         std::os::unix::fs::symlink(&l.link_target, &path).at(&path)?;
         set_symlink_mtime(&path, l.mtime_ns)?;
     }
     // Directory mtimes last, deepest first: creating entries changes them.
-    for d in dirs.iter().rev() {
-        let path = safe_join(target, &d.path)?;
-        set_mode_and_mtime(&path, d.mode, d.mtime_ns)?;
+    // Staged ones first, then the stages are moved into place (which
+    // changes their parents' mtimes), then the directories set in place.
+    for staged in [true, false] {
+        for d in dirs.iter().rev() {
+            let path = match (layout.staged(&d.path), staged) {
+                (Some(path), true) => path,
+                (None, false) => safe_join(target, &d.path)?,
+                _ => continue,
+            };
+            set_mode_and_mtime(&path, d.mode, d.mtime_ns)?;
+        }
+        if staged {
+            layout.publish()?;
+        }
     }
-    report.failed = failures.into_inner().expect("no panics while held");
-    report.dirs = dirs.len() as u64;
-    report.symlinks = links.len() as u64;
-    report.files = files.len() as u64 - report.failed.len() as u64;
-    report.bytes = files.iter().map(|f| f.size).sum();
-    Ok(report)
+    let failed = failures.into_inner().expect("no panics while held");
+    Ok((failed, dirs.len() as u64, links.len() as u64))
 }
 
 /// Creates a directory, or accepts a real one already there. A symlink or
@@ -263,7 +316,7 @@ fn ensure_dir(path: &Path, overwrite: bool) -> Result<()> {
 /// TARGET must be a directory (created if missing); without `overwrite`,
 /// no file or symlink of the restore may already exist there. Checked up
 /// front so a refused restore writes nothing.
-fn prepare_target(target: &Path, entries: &[FileEntry], overwrite: bool) -> Result<()> {
+fn prepare_target(target: &Path, entries: &[&FileEntry], overwrite: bool) -> Result<()> {
     match fs::metadata(target) {
         Ok(m) if !m.is_dir() => {
             return Err(Error::InvalidArgument(format!(
@@ -307,58 +360,89 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a file is written.
+enum Place {
+    /// A new name in a stage: the file is written there directly.
+    New(PathBuf),
+    /// A name that may be taken: the file is written to a temp name beside
+    /// it and renamed over it once verified.
+    Replace(PathBuf),
+}
+
+/// `target/rel` for a file written in place: under a directory this
+/// restore made or checked, the path is safe as it is; elsewhere each
+/// ancestor is checked.
+fn in_place_dest(target: &Path, verified_dirs: &HashSet<&str>, rel: &str) -> Result<PathBuf> {
+    let parent = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+    if verified_dirs.contains(parent) {
+        Ok(target.join(rel))
+    } else {
+        safe_join(target, rel)
+    }
+}
+
 fn restore_file(
     storage: &dyn Storage,
     crypt: &Crypt,
     refs: &References,
-    target: &Path,
-    verified_dirs: &HashSet<&str>,
+    place: Place,
     f: &FileEntry,
     locs: &[ChunkLocation],
     progress: &dyn Progress,
 ) -> Result<()> {
-    // Under a directory this restore made or checked, the path is safe
-    // as it is; elsewhere each ancestor is checked.
-    let parent = f.path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let dest = if verified_dirs.contains(parent) {
-        target.join(&f.path)
-    } else {
-        safe_join(target, &f.path)?
+    let (dest, tmp) = match &place {
+        Place::New(path) => (path, None),
+        Place::Replace(dest) => (dest, Some(target::temp_path(dest))),
     };
-    let tmp = target::temp_path(&dest);
-    let result = write_verified(storage, crypt, refs, &tmp, f, locs, progress).and_then(|()| {
-        match fs::rename(&tmp, &dest) {
-            // A directory in the file's place (rename never replaces one
-            // with a file).
+    let written = tmp.as_deref().unwrap_or(dest);
+    let result = write_verified(
+        storage,
+        crypt,
+        refs,
+        written,
+        tmp.is_none(),
+        f,
+        locs,
+        progress,
+    )
+    .and_then(|()| match &tmp {
+        None => Ok(()),
+        Some(tmp) => match fs::rename(tmp, dest) {
+            // A directory in the file's place (rename never replaces
+            // one with a file).
             Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
                 Err(Error::TargetExists { path: dest.clone() })
             }
-            other => other.at(&dest),
-        }
+            other => other.at(dest),
+        },
     });
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(written);
     }
     result
 }
 
+/// Writes `f` to `path` and checks its SHA-256: a new name (`fresh`) is
+/// created with the file's mode, a temp name owner-only until the end.
+#[allow(clippy::too_many_arguments)]
 fn write_verified(
     storage: &dyn Storage,
     crypt: &Crypt,
     refs: &References,
     tmp: &Path,
+    fresh: bool,
     f: &FileEntry,
     locs: &[ChunkLocation],
     progress: &dyn Progress,
 ) -> Result<()> {
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(tmp)
-        .at(tmp)?;
+    let perm = f.mode & 0o7777;
+    let mut open = OpenOptions::new();
+    if fresh {
+        open.write(true).create_new(true).mode(perm);
+    } else {
+        open.write(true).create(true).truncate(true).mode(0o600);
+    }
+    let out = open.open(tmp).at(tmp)?;
     // Sized first: the blocks of zeros skipped below read back as holes.
     // A small file is written whole instead, saving a call per file where
     // a restore of many small files is all per-file calls.
@@ -380,7 +464,11 @@ fn write_verified(
         behind.wrote(&out, chunk.len());
         Ok(())
     })?;
-    set_open_mode_and_mtime(&out, tmp, f.mode, f.mtime_ns)
+    if fresh && stage::created_exactly(perm) {
+        set_open_mtime(&out, tmp, f.mtime_ns)
+    } else {
+        set_open_mode_and_mtime(&out, tmp, f.mode, f.mtime_ns)
+    }
 }
 
 /// Files from this size on are restored sparse (blocks of zeros left as
@@ -478,6 +566,11 @@ fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
 fn set_open_mode_and_mtime(file: &File, path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode))
         .at(path)?;
+    set_open_mtime(file, path, mtime_ns)
+}
+
+/// Sets the mtime of an open file (`path` names it in errors).
+fn set_open_mtime(file: &File, path: &Path, mtime_ns: i64) -> Result<()> {
     let mtime = if mtime_ns >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(mtime_ns as u64)
     } else {

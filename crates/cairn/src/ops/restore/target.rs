@@ -51,15 +51,19 @@ fn temp_owner(name: &str, files_here: &HashSet<&str>) -> Option<u32> {
 }
 
 /// Removes the temp files an interrupted restore left in the directories
-/// the files among `entries` are restored into, and returns how many. A
-/// temp file of a live process other than this one is left alone: it may
-/// be another restore's, still being written. Call before any file is
-/// written.
+/// `entries` are restored into, and the stages of fresh directories it
+/// left there (`super::stage`: a temp-named directory, removed whole), and
+/// returns how many. A temp file or stage of a live process other than
+/// this one is left alone: it may be another restore's, still being
+/// written. Call before anything is written.
 pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<u64> {
     let mut dirs: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
-        let (dir, file) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-        dirs.entry(dir).or_default().insert(file);
+    for e in entries {
+        let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+        let here = dirs.entry(dir).or_default();
+        if e.kind == EntryKind::File {
+            here.insert(name);
+        }
     }
     let me = pid();
     let mut removed = 0;
@@ -83,11 +87,17 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
             let Some(pid) = name.to_str().and_then(|n| temp_owner(n, files_here)) else {
                 continue;
             };
-            let is_file = child.file_type().at(child.path())?.is_file();
-            if is_file && (pid == me || !crate::host::pid_alive(pid)) {
-                fs::remove_file(child.path()).at(child.path())?;
-                removed += 1;
+            let kind = child.file_type().at(child.path())?;
+            let stage = kind.is_dir() && name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+            if !(kind.is_file() || stage) || (pid != me && crate::host::pid_alive(pid)) {
+                continue;
             }
+            if stage {
+                super::stage::remove_tree(&child.path())?;
+            } else {
+                fs::remove_file(child.path()).at(child.path())?;
+            }
+            removed += 1;
         }
     }
     Ok(removed)
