@@ -659,7 +659,8 @@ mod tests {
     use super::*;
     use crate::{ChunkerParams, NoProgress, RepoConfig, SnapshotOptions};
 
-    fn entry(path: &str, kind: EntryKind) -> FileEntry {
+    /// A bare entry (mode 644, no content), for tests of placement.
+    pub(super) fn entry(path: &str, kind: EntryKind) -> FileEntry {
         FileEntry {
             path: path.into(),
             kind,

@@ -202,20 +202,8 @@ pub(super) fn created_exactly(mode: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::entry;
     use super::*;
-
-    fn entry(path: &str, kind: EntryKind) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind,
-            mode: 0o755,
-            mtime_ns: 0,
-            size: 0,
-            sha256: [0; 32],
-            link_target: String::new(),
-            chunks: vec![],
-        }
-    }
 
     /// Only fresh directories whose parent exists are roots; everything
     /// beneath a root is placed in its stage, everything else in place.
