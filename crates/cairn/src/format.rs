@@ -11,6 +11,7 @@ pub mod id;
 pub mod keyfile;
 pub mod label;
 pub mod manifest;
+pub mod name;
 pub mod pack;
 pub mod seal;
 pub mod tree;
