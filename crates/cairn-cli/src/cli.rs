@@ -287,6 +287,10 @@ fn hint(e: &cairn::Error) -> Option<&'static str> {
     use cairn::Error as E;
     Some(match e {
         E::RepoNotFound { .. } => "create one with `cairn init`",
+        E::NonUtf8Name { .. } | E::NonUtf8LinkTarget { .. } => {
+            "a repository older than version 4 stores UTF-8 names only: `cairn upgrade` raises \
+             it to version 4, whose trees keep any name; or leave --strict off to skip such names"
+        }
         E::ConfigMissing { .. } => {
             "`cairn repair --config --chunk-avg BYTES [--compression N]` recreates the config \
              (use the chunk size the repository was created with, or new data will not \

@@ -71,6 +71,8 @@ mod locks;
 mod manifests;
 #[path = "cli/mount.rs"]
 mod mount;
+#[path = "cli/names.rs"]
+mod names;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/quiet.rs"]

@@ -33,7 +33,7 @@ fn print_entries(entries: &[FileEntry], long: bool) -> Result<()> {
         let mut out = std::io::stdout().lock();
         for e in entries {
             let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
-            writeln!(out, "{}{slash}", e.path)?;
+            writeln!(out, "{}{slash}", output::path(&e.path))?;
         }
         return Ok(());
     }
@@ -42,9 +42,15 @@ fn print_entries(entries: &[FileEntry], long: bool) -> Result<()> {
         .map(|e| {
             let time = chrono::DateTime::from_timestamp_nanos(e.mtime_ns);
             let path = match e.kind {
-                EntryKind::Symlink => format!("{} -> {}", e.path, e.link_target),
-                EntryKind::Dir => format!("{}/", e.path),
-                EntryKind::File => e.path.clone(),
+                EntryKind::Symlink => {
+                    format!(
+                        "{} -> {}",
+                        output::path(&e.path),
+                        output::path(&e.link_target)
+                    )
+                }
+                EntryKind::Dir => format!("{}/", output::path(&e.path)),
+                EntryKind::File => output::path(&e.path).into_owned(),
             };
             let size = match e.kind {
                 EntryKind::File => e.size.to_string(),

@@ -188,7 +188,7 @@ fn print_changes(repo: &Repository, r: &cairn::SnapshotReport) -> Result<()> {
         ("removed", &d.removed),
     ] {
         for c in changes {
-            outln!("{what:<8} {}", c.path);
+            outln!("{what:<8} {}", output::path(&c.path));
         }
     }
     Ok(())
@@ -302,9 +302,16 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
             let (size, digest) = match f.kind {
                 cairn::EntryKind::File => (f.size.to_string(), hex::encode(f.sha256)),
                 cairn::EntryKind::Dir => ("-".into(), "-".into()),
-                cairn::EntryKind::Symlink => ("-".into(), format!("-> {}", f.link_target)),
+                cairn::EntryKind::Symlink => {
+                    ("-".into(), format!("-> {}", output::path(&f.link_target)))
+                }
             };
-            vec![format!("{:o}", f.mode), size, digest, f.path.clone()]
+            vec![
+                format!("{:o}", f.mode),
+                size,
+                digest,
+                output::path(&f.path).into_owned(),
+            ]
         })
         .collect();
     output::table(&["MODE", "SIZE", "SHA256", "PATH"], &rows)?;
@@ -357,7 +364,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     for f in &r.failed {
-        eprintln!("cairn: failed: {}: {}", f.path, f.error);
+        eprintln!("cairn: failed: {}: {}", output::path(&f.path), f.error);
     }
     if ctx.verbose() {
         let failed: std::collections::HashSet<&str> =
@@ -369,7 +376,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
                     f.path == s || f.path.strip_prefix(s).is_some_and(|r| r.starts_with('/'))
                 });
             if wanted && !failed.contains(f.path.as_str()) {
-                outln!("restored {}", f.path);
+                outln!("restored {}", output::path(&f.path));
             }
         }
     }
@@ -408,15 +415,23 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<()> {
     }
     outln!("{} -> {}", from.id.short(), to.id.short());
     for c in &d.added {
-        outln!("+ {}  ({})", c.path, output::bytes(c.new_size));
+        outln!(
+            "+ {}  ({})",
+            output::path(&c.path),
+            output::bytes(c.new_size)
+        );
     }
     for c in &d.removed {
-        outln!("- {}  ({})", c.path, output::bytes(c.old_size));
+        outln!(
+            "- {}  ({})",
+            output::path(&c.path),
+            output::bytes(c.old_size)
+        );
     }
     for c in &d.changed {
         outln!(
             "M {}  ({} -> {})",
-            c.path,
+            output::path(&c.path),
             output::bytes(c.old_size),
             output::bytes(c.new_size)
         );

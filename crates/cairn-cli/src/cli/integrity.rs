@@ -118,7 +118,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
         output::json(&json::VerifyReport::new(&snap, &r))?;
     } else {
         for f in &r.failures {
-            outln!("FAILED {}: {}", f.path, f.error);
+            outln!("FAILED {}: {}", output::path(&f.path), f.error);
         }
         outln!(
             "verified {} files ({}) of snapshot {}: {}",

@@ -62,6 +62,12 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
 }
 
 /// `1.5 GiB`-style sizes.
+/// A stored path (or link target) for a person: bytes that are not UTF-8
+/// as `\xNN` (the JSON keeps the carried form, docs/JSON.md).
+pub fn path(stored: &str) -> std::borrow::Cow<'_, str> {
+    cairn::format::name::display(stored)
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n as f64;

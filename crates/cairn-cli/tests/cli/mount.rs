@@ -45,9 +45,9 @@ fn is_mounted(dir: &Path) -> bool {
 
 /// A running `cairn mount`; unmounted (lazily) and killed if the test
 /// fails before it unmounts.
-struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     helper: &'static str,
 }
 
@@ -146,7 +146,12 @@ impl Drop for Mounted {
 }
 
 /// Starts the mount, or says why the test is skipped.
-fn mount_or_skip(env: &Env, extra: &[&str], envs: &[(&str, &str)], test: &str) -> Option<Mounted> {
+pub(crate) fn mount_or_skip(
+    env: &Env,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    test: &str,
+) -> Option<Mounted> {
     let helper = match fusermount() {
         Ok(h) => h,
         Err(why) => return skip_unless_fuse(test, why),

@@ -12,7 +12,7 @@ use crate::common::*;
 
 /// Sets `version` in an unencrypted repository's config and its backup
 /// (an older cairn's repository, or one upgraded by hand).
-fn set_repo_version(repo: &Path, from: u32, to: u32) {
+pub(crate) fn set_repo_version(repo: &Path, from: u32, to: u32) {
     for key in ["config", "config.backup"] {
         let path = repo.join(key);
         let text = fs::read_to_string(&path).unwrap();
@@ -23,7 +23,7 @@ fn set_repo_version(repo: &Path, from: u32, to: u32) {
 }
 
 /// The manifest version (header bytes 8..12) of snapshot `id`, unencrypted.
-fn manifest_version(repo: &Path, id: &str) -> u32 {
+pub(crate) fn manifest_version(repo: &Path, id: &str) -> u32 {
     let bytes = fs::read(repo.join(format!("snapshots/{id}.snap"))).unwrap();
     u32::from_le_bytes(bytes[8..12].try_into().unwrap())
 }

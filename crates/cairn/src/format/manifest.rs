@@ -12,11 +12,14 @@
 //! always the logical [`Manifest`] with its `files`; a version-2 decode
 //! leaves `files` empty until the trees are read (`ops::snapshot::trees`).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::label::SnapshotLabel;
+use crate::format::name;
 
 pub const MAGIC: [u8; 8] = *b"\x89CAIRNSN";
 /// Version 1: the initial layout (every file listed in the body).
@@ -167,9 +170,24 @@ fn framed(version: u32, body: &[u8]) -> (SnapshotId, Vec<u8>) {
 impl Manifest {
     /// Encodes as version 1 (every file in the body) to the file bytes and
     /// the snapshot id they name.
+    /// Paths and link targets are written as the UTF-8 they stand for
+    /// ([`crate::format::name`]): a version-1 manifest holds names as plain
+    /// UTF-8, as every build wrote them, so an entry must
+    /// [`FileEntry::fits_v1`] (snapshot leaves out those that do not).
     pub fn encode(&self) -> (SnapshotId, Vec<u8>) {
-        let body = bincode::serde::encode_to_vec(self, bincode_config()).expect("manifest encodes");
-        framed(VERSION, &body)
+        let carried = |f: &FileEntry| name::is_carried(&f.path) || name::is_carried(&f.link_target);
+        let body = if self.files.iter().any(carried) {
+            let mut plain = self.clone();
+            for f in &mut plain.files {
+                debug_assert!(f.fits_v1(), "{} cannot be written in a v1 manifest", f.path);
+                f.path = plain_utf8(&f.path);
+                f.link_target = plain_utf8(&f.link_target);
+            }
+            bincode::serde::encode_to_vec(&plain, bincode_config())
+        } else {
+            bincode::serde::encode_to_vec(self, bincode_config())
+        };
+        framed(VERSION, &body.expect("manifest encodes"))
     }
 
     /// Encodes as version 2: the label, host, time, sources, parent and
@@ -316,6 +334,17 @@ impl Manifest {
         if used != body.len() {
             return Err(corrupt("trailing bytes after the body".into()));
         }
+        let mut manifest = manifest;
+        for f in &mut manifest.files {
+            // Plain UTF-8 to the carried form (the same string for all but
+            // names holding U+10FF80..U+10FFFF).
+            if let Cow::Owned(p) = name::from_bytes(f.path.as_bytes()) {
+                f.path = p;
+            }
+            if let Cow::Owned(t) = name::from_bytes(f.link_target.as_bytes()) {
+                f.link_target = t;
+            }
+        }
         unique_paths(&manifest, key)?;
         Ok(manifest)
     }
@@ -323,6 +352,21 @@ impl Manifest {
     /// Logical bytes: the sum of file sizes.
     pub fn logical_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// The plain UTF-8 a carried string stands for (itself if it is not UTF-8,
+/// which [`FileEntry::fits_v1`] rules out).
+fn plain_utf8(s: &str) -> String {
+    String::from_utf8(name::to_bytes(s).into_owned()).unwrap_or_else(|_| s.to_owned())
+}
+
+impl FileEntry {
+    /// Whether this entry's path and link target are UTF-8 (what a
+    /// version-1 manifest can hold; trees hold any bytes).
+    pub fn fits_v1(&self) -> bool {
+        let utf8 = |s: &str| std::str::from_utf8(&name::to_bytes(s)).is_ok();
+        utf8(&self.path) && utf8(&self.link_target)
     }
 }
 

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::name;
 
 /// Version 1: the initial tree layout.
 pub const VERSION: u8 = 1;
@@ -329,14 +330,14 @@ fn tree_entry(f: &FileEntry) -> TreeEntry {
         EntryKind::Symlink => TreeKind::Symlink,
     };
     TreeEntry {
-        name: name.as_bytes().to_vec(),
+        name: name::to_bytes(name).into_owned(),
         kind,
         mode: f.mode,
         mtime_ns: f.mtime_ns,
         size: f.size,
         sha256: f.sha256,
         owner: None,
-        link_target: f.link_target.as_bytes().to_vec(),
+        link_target: name::to_bytes(&f.link_target).into_owned(),
         chunks: if kind == TreeKind::File {
             f.chunks.clone()
         } else {
@@ -401,11 +402,7 @@ fn expand_into(
         )));
     }
     for e in read(fetch, id, dir, key)?.entries {
-        let name = std::str::from_utf8(&e.name).map_err(|_| {
-            corrupt(format!(
-                "a name under `{dir}` is not UTF-8 (this build cannot list it)"
-            ))
-        })?;
+        let name = name::from_bytes(&e.name);
         let path = if dir.is_empty() {
             name.to_string()
         } else {
@@ -421,8 +418,7 @@ fn expand_into(
                 )))
             }
         };
-        let link_target = String::from_utf8(e.link_target)
-            .map_err(|_| corrupt(format!("the link target of `{path}` is not UTF-8")))?;
+        let link_target = name::from_bytes(&e.link_target).into_owned();
         let subtree = e.subtree;
         out.push(FileEntry {
             path: path.clone(),

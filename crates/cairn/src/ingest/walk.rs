@@ -4,13 +4,18 @@
 //! so a restore recreates the same relative layout. Directories come before
 //! their contents; siblings are sorted by name so manifests are deterministic.
 //!
-//! A lenient walk ([`walk_with`] with `strict` false) leaves out what it
-//! cannot take (an entry it may not read, one that vanished after it was
-//! listed, a name or link target that is not UTF-8) and says why in
+//! Names and link targets that are not UTF-8 are kept byte for byte, in
+//! the carried form of [`crate::format::name`], except in a walk for a
+//! repository that writes version-1 manifests ([`Rules::utf8_only`]),
+//! which hold UTF-8 only.
+//!
+//! A lenient walk (`strict` false) leaves out what it cannot take (an entry
+//! it may not read, one that vanished after it was listed, in a `utf8_only`
+//! walk a name or link target that is not UTF-8) and says why in
 //! [`Walk::left_out`]; a strict walk fails on the first such entry. The
 //! sources themselves must always be there.
 //!
-//! [`walk_excluding`] leaves out, on purpose, what [`Excludes`] patterns
+//! [`Rules::excludes`] leaves out, on purpose, what [`Excludes`] patterns
 //! match (an excluded directory is not entered); those are only counted in
 //! [`Walk::excluded`].
 
@@ -25,12 +30,14 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::EntryKind;
+use crate::format::name;
 use crate::ingest::exclude::Excludes;
 
 /// One path found under a source.
 #[derive(Debug, Clone)]
 pub struct SourceEntry {
-    /// Relative, `/`-separated path as stored in the manifest.
+    /// Relative, `/`-separated path as stored in the manifest (bytes that
+    /// are not UTF-8 carried, see [`crate::format::name`]).
     pub rel: String,
     pub abs: PathBuf,
     pub kind: EntryKind,
@@ -63,11 +70,16 @@ pub enum SkipReason {
     /// Opening, listing or reading it was refused, or it vanished after
     /// it was listed.
     Unreadable,
-    /// Its name is not valid UTF-8, which the manifest cannot store yet.
+    /// Its name is not valid UTF-8, which a version-1 manifest cannot
+    /// store (repositories older than version 4).
     NonUtf8Name,
     /// The symlink's target is not valid UTF-8, likewise.
     NonUtf8LinkTarget,
 }
+
+/// Why a name that is not UTF-8 was left out.
+const V1_ONLY: &str =
+    "(a repository older than version 4 stores UTF-8 names only; `cairn upgrade` raises it)";
 
 /// An entry left out of a snapshot, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,11 +111,11 @@ impl Skipped {
             }
             Error::NonUtf8Name { .. } => (
                 SkipReason::NonUtf8Name,
-                "file name is not valid UTF-8".into(),
+                format!("file name is not valid UTF-8 {V1_ONLY}"),
             ),
             Error::NonUtf8LinkTarget { target, .. } => (
                 SkipReason::NonUtf8LinkTarget,
-                format!("symlink target is not valid UTF-8: {target}"),
+                format!("symlink target is not valid UTF-8: {target} {V1_ONLY}"),
             ),
             _ => return None,
         };
@@ -138,21 +150,38 @@ pub fn walk(sources: &[PathBuf]) -> Result<Walk> {
 /// it; below the sources, `strict` says whether an entry that cannot be
 /// taken is an error too or is left out and listed in [`Walk::left_out`].
 pub fn walk_with(sources: &[PathBuf], strict: bool) -> Result<Walk> {
-    walk_excluding(sources, strict, &Excludes::none())
+    let rules = Rules {
+        strict,
+        excludes: &Excludes::none(),
+        utf8_only: false,
+    };
+    walk_by(sources, &rules)
 }
 
-/// [`walk_with`], leaving out (and counting) every entry `excludes` matches.
-pub fn walk_excluding(sources: &[PathBuf], strict: bool, excludes: &Excludes) -> Result<Walk> {
+/// How a walk treats what it finds.
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    /// An entry that cannot be taken is an error, not left out.
+    pub strict: bool,
+    /// What to leave out (and count) on purpose.
+    pub excludes: &'a Excludes,
+    /// Names and link targets must be UTF-8 (a version-1 manifest's).
+    pub utf8_only: bool,
+}
+
+/// Walks every source by `rules`. A missing or unreadable source is an
+/// error naming it.
+pub fn walk_by(sources: &[PathBuf], rules: &Rules) -> Result<Walk> {
     let mut roots = Vec::with_capacity(sources.len());
     for source in sources {
         let abs = std::path::absolute(source).at(source)?;
         let meta = fs::symlink_metadata(&abs).at(&abs)?;
         refuse_special(&abs)?;
-        roots.push((base_name(&abs)?, abs, meta));
+        roots.push((base_name(&abs, rules.utf8_only)?, abs, meta));
     }
     // By name, not argument order: the manifest of the same sources is the
     // same however they were listed.
-    roots.sort_by(|a, b| a.0.cmp(&b.0));
+    roots.sort_by(|a, b| name::to_bytes(&a.0).cmp(&name::to_bytes(&b.0)));
     if let Some(pair) = roots.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Error::InvalidArgument(format!(
             "two sources are both named `{}`; snapshot their parent directory instead",
@@ -161,7 +190,7 @@ pub fn walk_excluding(sources: &[PathBuf], strict: bool, excludes: &Excludes) ->
     }
     let mut walk = Walk::default();
     for (name, abs, meta) in roots {
-        visit(&abs, name, &meta, &mut walk, (strict, excludes))?;
+        visit(&abs, name, &meta, &mut walk, rules)?;
     }
     Ok(walk)
 }
@@ -205,15 +234,17 @@ fn refuse_special(abs: &Path) -> Result<()> {
     })
 }
 
-pub(crate) fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
-    name.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::NonUtf8Name {
+/// `name` as stored: carried, or with `utf8_only` an error if not UTF-8.
+fn stored_name(path: &Path, name: &std::ffi::OsStr, utf8_only: bool) -> Result<String> {
+    match name.to_str() {
+        None if utf8_only => Err(Error::NonUtf8Name {
             path: escaped(path),
-        })
+        }),
+        _ => Ok(name::from_os(name).into_owned()),
+    }
 }
 
-fn base_name(abs: &Path) -> Result<String> {
+fn base_name(abs: &Path, utf8_only: bool) -> Result<String> {
     let resolved;
     let name = match abs.file_name() {
         Some(name) => name,
@@ -224,19 +255,25 @@ fn base_name(abs: &Path) -> Result<String> {
             })?
         }
     };
-    utf8_name(abs, name)
+    stored_name(abs, name, utf8_only)
 }
 
-fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<SourceEntry> {
+fn entry(
+    abs: &Path,
+    rel: String,
+    meta: &Metadata,
+    kind: EntryKind,
+    utf8_only: bool,
+) -> Result<SourceEntry> {
     let link_target = if kind == EntryKind::Symlink {
         let target = fs::read_link(abs).at(abs)?;
-        target
-            .to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::NonUtf8LinkTarget {
+        if utf8_only && target.to_str().is_none() {
+            return Err(Error::NonUtf8LinkTarget {
                 path: escaped(abs),
                 target: escaped(&target),
-            })?
+            });
+        }
+        name::from_os(target.as_os_str()).into_owned()
     } else {
         String::new()
     };
@@ -256,26 +293,28 @@ fn entry(abs: &Path, rel: String, meta: &Metadata, kind: EntryKind) -> Result<So
     })
 }
 
-/// How a walk treats what it finds: strictly or not, and what it excludes.
-type Rules<'a> = (bool, &'a Excludes);
-
-fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: Rules) -> Result<()> {
-    let (strict, excludes) = rules;
+fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: &Rules) -> Result<()> {
+    let Rules {
+        strict,
+        excludes,
+        utf8_only,
+    } = *rules;
     let ft = meta.file_type();
     if excludes.excludes(&rel, abs, ft.is_dir()) {
         walk.excluded += 1;
     } else if ft.is_file() {
-        walk.entries.push(entry(abs, rel, meta, EntryKind::File)?);
+        walk.entries
+            .push(entry(abs, rel, meta, EntryKind::File, utf8_only)?);
     } else if ft.is_symlink() {
-        match entry(abs, rel, meta, EntryKind::Symlink) {
+        match entry(abs, rel, meta, EntryKind::Symlink, utf8_only) {
             Ok(e) => walk.entries.push(e),
             Err(e) => walk.leave_out(abs, e, strict)?,
         }
     } else if ft.is_dir() {
         walk.entries
-            .push(entry(abs, rel.clone(), meta, EntryKind::Dir)?);
+            .push(entry(abs, rel.clone(), meta, EntryKind::Dir, utf8_only)?);
         // A directory that cannot be listed stays in the snapshot, empty.
-        let children = match children(abs, walk, strict) {
+        let children = match children(abs, walk, rules) {
             Ok(children) => children,
             Err(e) => return walk.leave_out(abs, e, strict),
         };
@@ -291,18 +330,23 @@ fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: Rules
     Ok(())
 }
 
-/// The entries of directory `abs` sorted by name; those whose name is not
-/// UTF-8 are left out (lenient) or an error (strict).
-fn children(abs: &Path, walk: &mut Walk, strict: bool) -> Result<Vec<(String, PathBuf)>> {
-    let mut children = Vec::new();
+/// The entries of directory `abs` sorted by name bytes (a tree's order),
+/// each with its stored name; in a `utf8_only` walk those whose name is
+/// not UTF-8 are left out (lenient) or an error (strict).
+fn children(abs: &Path, walk: &mut Walk, rules: &Rules) -> Result<Vec<(String, PathBuf)>> {
+    let mut listed = Vec::new();
     for child in fs::read_dir(abs).at(abs)? {
-        let child = child.at(abs)?;
-        match utf8_name(&child.path(), &child.file_name()) {
-            Ok(name) => children.push((name, child.path())),
-            Err(e) => walk.leave_out(&child.path(), e, strict)?,
+        listed.push(child.at(abs)?.path());
+    }
+    listed.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    let mut children = Vec::with_capacity(listed.len());
+    for path in listed {
+        let os_name = path.file_name().unwrap_or_default();
+        match stored_name(&path, os_name, rules.utf8_only) {
+            Ok(name) => children.push((name, path)),
+            Err(e) => walk.leave_out(&path, e, rules.strict)?,
         }
     }
-    children.sort();
     Ok(children)
 }
 
@@ -331,11 +375,37 @@ mod tests {
         assert!(walk(&[root.clone(), root]).is_err());
     }
 
-    /// A lenient walk leaves out a name or link target that is not UTF-8
-    /// and says why, with the bad bytes escaped; a strict one fails with
-    /// a message naming which of the two it is.
+    /// Names and link targets that are not UTF-8 are walked like any
+    /// other, strict or not, carried byte for byte and sorted by bytes.
     #[test]
-    fn non_utf8_names_are_left_out_unless_strict() {
+    fn non_utf8_names_and_link_targets_are_kept() {
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("src");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("ok"), b"1").unwrap();
+        fs::write(root.join("\u{e9}"), b"3").unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"a\xff.bin")), b"2").unwrap();
+        std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfe"), root.join("link")).unwrap();
+        for strict in [true, false] {
+            let w = walk_with(std::slice::from_ref(&root), strict).unwrap();
+            assert!(w.left_out.is_empty());
+            let rels: Vec<_> = w.entries.iter().map(|e| name::display(&e.rel)).collect();
+            assert_eq!(
+                rels,
+                ["src", "src/a\\xff.bin", "src/link", "src/ok", "src/\u{e9}"]
+            );
+            assert_eq!(name::to_bytes(&w.entries[1].rel).as_ref(), b"src/a\xff.bin");
+            assert_eq!(name::to_bytes(&w.entries[2].link_target).as_ref(), b"t\xfe");
+        }
+    }
+
+    /// A `utf8_only` walk (for a version-1 manifest): a lenient one leaves
+    /// out a name or link target that is not UTF-8 and says why, with the
+    /// bad bytes escaped; a strict one fails with a message naming which of
+    /// the two it is.
+    #[test]
+    fn utf8_only_walks_leave_out_non_utf8_names_unless_strict() {
         use std::ffi::OsStr;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("src");
@@ -343,7 +413,15 @@ mod tests {
         fs::write(root.join("ok"), b"1").unwrap();
         fs::write(root.join(OsStr::from_bytes(b"a\xff.bin")), b"2").unwrap();
         std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfe"), root.join("link")).unwrap();
-        let w = walk_with(std::slice::from_ref(&root), false).unwrap();
+        let utf8_walk = |strict| {
+            let rules = Rules {
+                strict,
+                excludes: &Excludes::none(),
+                utf8_only: true,
+            };
+            walk_by(std::slice::from_ref(&root), &rules)
+        };
+        let w = utf8_walk(false).unwrap();
         let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(rels, ["src", "src/ok"]);
         let shown = |name: &str| format!("{}/{name}", root.display());
@@ -359,14 +437,18 @@ mod tests {
                 (SkipReason::NonUtf8LinkTarget, shown("link")),
             ]
         );
-        assert!(w.left_out[1].detail.ends_with("t\\xfe"), "{:?}", w.left_out);
-        let err = walk(std::slice::from_ref(&root)).unwrap_err().to_string();
+        assert!(
+            w.left_out[1].detail.contains(": t\\xfe "),
+            "{:?}",
+            w.left_out
+        );
+        let err = utf8_walk(true).unwrap_err().to_string();
         assert_eq!(
             err,
             format!("file name is not valid UTF-8: {}", shown("a\\xff.bin"))
         );
         fs::remove_file(root.join(OsStr::from_bytes(b"a\xff.bin"))).unwrap();
-        let err = walk(std::slice::from_ref(&root)).unwrap_err().to_string();
+        let err = utf8_walk(true).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(

@@ -18,6 +18,7 @@ use crate::blob::{read_chunks, References};
 use crate::catalog::{ChunkLocation, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::name;
 use crate::format::seal::Crypt;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
@@ -138,13 +139,21 @@ pub fn dump(
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
                 report.dirs += 1;
-                tar.append_data(&mut header, format!("{}/", e.path), io::empty())
+                tar.append_data(
+                    &mut header,
+                    name::to_path(&format!("{}/", e.path)),
+                    io::empty(),
+                )
             }
             EntryKind::Symlink => {
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
                 report.symlinks += 1;
-                tar.append_link(&mut header, &e.path, &e.link_target)
+                tar.append_link(
+                    &mut header,
+                    name::to_path(&e.path),
+                    name::to_path(&e.link_target),
+                )
             }
             EntryKind::File => {
                 let locs = repo
@@ -155,7 +164,7 @@ pub fn dump(
                 report.files += 1;
                 report.bytes += e.size;
                 let reader = FileReader::new(repo.storage(), repo.crypt(), &refs, e, locs);
-                tar.append_data(&mut header, &e.path, reader)
+                tar.append_data(&mut header, name::to_path(&e.path), reader)
             }
         };
         written.map_err(|err| from_io(err, &e.path))?;

@@ -33,6 +33,7 @@ use crate::catalog::{ChunkLocation, SnapshotInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::name;
 use crate::format::seal::Crypt;
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
@@ -272,7 +273,7 @@ fn write_entries(
                 path
             }
         };
-        std::os::unix::fs::symlink(&l.link_target, &path).at(&path)?;
+        std::os::unix::fs::symlink(name::to_path(&l.link_target), &path).at(&path)?;
         set_symlink_mtime(&path, l.mtime_ns)?;
     }
     // Directory mtimes last, deepest first: creating entries changes them.
@@ -329,7 +330,7 @@ fn prepare_target(target: &Path, entries: &[&FileEntry], overwrite: bool) -> Res
     }
     if !overwrite {
         for e in entries {
-            let path = target.join(&e.path);
+            let path = target.join(name::to_path(&e.path));
             let taken = match fs::symlink_metadata(&path) {
                 Ok(m) => e.kind != EntryKind::Dir || !m.is_dir(),
                 Err(_) => false,
@@ -347,7 +348,7 @@ fn safe_join(target: &Path, rel: &str) -> Result<PathBuf> {
     let mut path = target.to_path_buf();
     let mut parts = rel.split('/').peekable();
     while let Some(part) = parts.next() {
-        path.push(part);
+        path.push(name::to_path(part));
         if parts.peek().is_some() {
             let meta = fs::symlink_metadata(&path).at(&path)?;
             if !meta.is_dir() {
@@ -375,7 +376,7 @@ enum Place {
 fn in_place_dest(target: &Path, verified_dirs: &HashSet<&str>, rel: &str) -> Result<PathBuf> {
     let parent = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
     if verified_dirs.contains(parent) {
-        Ok(target.join(rel))
+        Ok(target.join(name::to_path(rel)))
     } else {
         safe_join(target, rel)
     }

@@ -33,6 +33,7 @@ use crate::format::codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
+use crate::format::name;
 use crate::format::pack::{self, SealedPack};
 use crate::format::seal::Crypt;
 use crate::ingest::chunker::Chunker;
@@ -145,7 +146,13 @@ pub fn create(
     let level = codec::check_level(opts.compression.unwrap_or(repo.config().compression))?;
     let lock = take_lock(repo, opts)?;
     let excludes = Excludes::new(&opts.exclude)?;
-    let walked = walk::walk_excluding(sources, opts.strict, &excludes)?;
+    let rules = walk::Rules {
+        strict: opts.strict,
+        excludes: &excludes,
+        // A version-1 manifest holds UTF-8 names only.
+        utf8_only: !repo.config().writes_trees(),
+    };
+    let walked = walk::walk_by(sources, &rules)?;
     let run = Run {
         started,
         level,
@@ -319,6 +326,19 @@ fn create_walked(
     if is_stream {
         to_read = files[0].size;
     }
+    // A directory too large for one tree makes this a version-1 manifest,
+    // which holds UTF-8 names only: what it cannot hold is left out (its
+    // chunks are gc's to reclaim), or with --strict the snapshot stops.
+    let misfits = if root.is_none() && repo.config().writes_trees() && !unchanged {
+        take_v1_misfits(&mut files, &mut inodes)
+    } else {
+        Vec::new()
+    };
+    if let (true, Some(first)) = (opts.strict, misfits.first()) {
+        return Err(Error::NonUtf8Name {
+            path: name::display(&first.path).into_owned(),
+        });
+    }
 
     let stats = RunStats {
         files_read: files_read - outcome.left_out_files,
@@ -368,6 +388,15 @@ fn create_walked(
         })
         .chain(walked.left_out)
         .chain(outcome.skipped)
+        .chain(misfits.iter().map(|f| {
+            Skipped {
+                path: name::display(&f.path).into_owned(),
+                reason: SkipReason::NonUtf8Name,
+                detail: "a directory too large for one tree made this a version-1 manifest, \
+                     which holds UTF-8 names only"
+                    .into(),
+            }
+        }))
         .collect();
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SnapshotReport {
@@ -390,6 +419,30 @@ fn create_walked(
         unchanged,
         dry_run: opts.dry_run,
     })
+}
+
+/// Removes from `files` (and the parallel `inodes`) the entries a
+/// version-1 manifest cannot hold (not [`FileEntry::fits_v1`]) and returns
+/// them.
+fn take_v1_misfits(files: &mut Vec<FileEntry>, inodes: &mut Vec<u64>) -> Vec<FileEntry> {
+    if files.iter().all(FileEntry::fits_v1) {
+        return Vec::new();
+    }
+    let mut misfits = Vec::new();
+    let mut kept = (
+        Vec::with_capacity(files.len()),
+        Vec::with_capacity(inodes.len()),
+    );
+    for (f, inode) in files.drain(..).zip(inodes.drain(..)) {
+        if f.fits_v1() {
+            kept.0.push(f);
+            kept.1.push(inode);
+        } else {
+            misfits.push(f);
+        }
+    }
+    (*files, *inodes) = kept;
+    misfits
 }
 
 /// A stream that counts the bytes read from it (a stream's size is known
@@ -691,4 +744,47 @@ struct Totals {
     chunks_new: u64,
     added_raw: u64,
     added_stored: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a version-1 manifest cannot hold leaves the list with its
+    /// inode; the rest keeps its order and inodes.
+    #[test]
+    fn v1_misfits_leave_with_their_inodes() {
+        let entry = |raw: &[u8], target: &[u8]| FileEntry {
+            path: name::from_bytes(raw).into_owned(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            mtime_ns: 0,
+            size: 0,
+            sha256: [0; 32],
+            link_target: name::from_bytes(target).into_owned(),
+            chunks: Vec::new(),
+        };
+        let mut files = vec![
+            entry(b"a", b""),
+            entry(b"b\xff", b""),
+            entry("\u{10ffab}".as_bytes(), b""),
+            entry(b"l", b"t\xfe"),
+        ];
+        let mut inodes = vec![1, 2, 3, 4];
+        let out = take_v1_misfits(&mut files, &mut inodes);
+        let paths = |v: &[FileEntry]| {
+            v.iter()
+                .map(|f| name::display(&f.path).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(paths(&out), ["b\\xff", "l"]);
+        // Shown by its bytes, kept as itself.
+        assert_eq!(paths(&files), ["a", "\\xf4\\x8f\\xbe\\xab"]);
+        assert_eq!(
+            name::to_bytes(&files[1].path).as_ref(),
+            "\u{10ffab}".as_bytes()
+        );
+        assert_eq!(inodes, [1, 3]);
+        assert!(take_v1_misfits(&mut files, &mut inodes).is_empty());
+    }
 }

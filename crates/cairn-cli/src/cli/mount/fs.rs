@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use cairn::format::name as names;
 use cairn::{ChunkCache, EntryKind, OpenFile, Repository, SnapshotFilter, SnapshotInfo};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -153,7 +154,7 @@ impl Filesystem for CairnFs {
         let found = st.children(parent.0).and_then(|children| {
             children
                 .into_iter()
-                .find(|(n, _)| OsStr::new(n) == name)
+                .find(|(n, _)| names::to_path(n).as_os_str() == name)
                 .map(|(_, ino)| ino)
                 .ok_or(Errno::ENOENT)
         });
@@ -182,7 +183,7 @@ impl Filesystem for CairnFs {
             _ => None,
         };
         match target {
-            Some(t) => reply.data(t.as_bytes()),
+            Some(t) => reply.data(&names::to_bytes(&t)),
             None => reply.error(Errno::EINVAL),
         }
     }
@@ -278,7 +279,12 @@ impl Filesystem for CairnFs {
                 Some(EntryKind::Symlink) => FileType::Symlink,
                 _ => FileType::Directory,
             };
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, &name) {
+            if reply.add(
+                INodeNo(child),
+                (i + 1) as u64,
+                kind,
+                names::to_path(&name).as_os_str(),
+            ) {
                 break;
             }
         }

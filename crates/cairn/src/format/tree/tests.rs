@@ -213,6 +213,36 @@ fn build_then_expand_gives_the_files_back() {
     assert_eq!(marked.len(), before, "a visited tree is not read again");
 }
 
+/// Names and link targets that are not UTF-8 reach the tree as their own
+/// bytes and come back as the same carried strings.
+#[test]
+fn names_that_are_not_utf8_are_stored_as_bytes_and_come_back() {
+    let carried = |b: &[u8]| name::from_bytes(b).into_owned();
+    let mut files = vec![
+        fe(&carried(b"d\xff"), EntryKind::Dir, 0),
+        fe(&carried(b"d\xff/a\xfe"), EntryKind::File, 1),
+        fe(&carried(b"d\xff/l"), EntryKind::Symlink, 0),
+        fe("z", EntryKind::File, 2),
+    ];
+    files[2].link_target = carried(b"t\x80");
+    let id_of = |b: &[u8]| ChunkId::of(b);
+    let built = build(&mut files, &id_of).unwrap();
+    let store: HashMap<ChunkId, Vec<u8>> = built.trees.iter().cloned().collect();
+    let dir = Tree::decode(&store[&files[0].chunks[0]]).unwrap();
+    assert_eq!(dir.entries[0].name, b"a\xfe");
+    assert_eq!(dir.entries[1].link_target, b"t\x80");
+    let mut fetch = |id: &ChunkId| {
+        store
+            .get(id)
+            .cloned()
+            .ok_or(Error::ChunkMissing { chunk: *id })
+    };
+    let mut back = expand(&built.root, &mut fetch, "k").unwrap();
+    back.sort_by(|a, b| a.path.cmp(&b.path));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(back, files);
+}
+
 #[test]
 fn ids_are_deterministic_and_unchanged_dirs_keep_theirs() {
     let id_of = |b: &[u8]| ChunkId::of(b);

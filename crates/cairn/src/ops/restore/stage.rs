@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::name;
 
 /// One fresh directory built under a temp name.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ impl Layout {
                 fresh.insert(&d.path);
                 continue;
             }
-            match fs::symlink_metadata(target.join(&d.path)) {
+            match fs::symlink_metadata(target.join(name::to_path(&d.path))) {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 _ => continue,
             }
@@ -79,7 +80,7 @@ impl Layout {
         ends.filter_map(|end| {
             let stage = self.roots.get(&rel[..end])?;
             Some(match rel.get(end + 1..) {
-                Some(rest) => stage.staged.join(rest),
+                Some(rest) => stage.staged.join(name::to_path(rest)),
                 None => stage.staged.clone(),
             })
         })

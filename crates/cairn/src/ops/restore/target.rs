@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
+use crate::format::name;
 
 const TEMP_PREFIX: &str = ".cairn-tmp-";
 
@@ -70,7 +71,7 @@ pub(super) fn remove_leftovers(target: &Path, entries: &[&FileEntry]) -> Result<
     for (dir, files_here) in &dirs {
         // A directory that does not exist yet holds no leftovers; one that
         // does is reached only through real directories.
-        if fs::metadata(target.join(dir)).is_err() {
+        if fs::metadata(target.join(name::to_path(dir))).is_err() {
             continue;
         }
         let path = if dir.is_empty() {
@@ -119,9 +120,11 @@ pub(super) fn check_target(
     let repo_resolved = fs::canonicalize(repo).at(repo)?;
     let inside = resolved.starts_with(&repo_resolved)
         || (repo_resolved.starts_with(&resolved)
-            && entries
-                .iter()
-                .any(|e| resolved.join(&e.path).starts_with(&repo_resolved)));
+            && entries.iter().any(|e| {
+                resolved
+                    .join(name::to_path(&e.path))
+                    .starts_with(&repo_resolved)
+            }));
     if inside {
         return Err(Error::TargetInRepository {
             target: target.to_path_buf(),
