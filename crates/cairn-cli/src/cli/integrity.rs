@@ -283,6 +283,9 @@ pub fn repair(ctx: &Ctx, a: RepairArgs) -> Result<ExitCode> {
         for m in &r.manifests_imported {
             outln!("snapshot {m} imported from its manifest");
         }
+        for m in &r.trees_restored {
+            outln!("trees of {m} built again from the catalog");
+        }
         for s in &r.forgets_finished {
             outln!("snapshot {s} removed: finished an interrupted forget");
         }

@@ -8,6 +8,8 @@
 //!   again (its stat cache re-reads any file whose chunks are gone);
 //! - a lost or corrupt manifest is re-written from the catalog when that
 //!   reproduces its id exactly; a manifest the catalog lacks is imported;
+//! - a tree that was in a damaged pack is built again from the catalog's
+//!   entries when that reproduces the ids the snapshot names;
 //! - except for snapshots an interrupted forget was removing (a forget
 //!   intent names them): their removal is finished instead (manifests and
 //!   rows deleted, then the intent), never undone;
@@ -37,6 +39,9 @@ pub struct RepairReport {
     pub chunks_lost: u64,
     pub manifests_restored: Vec<String>,
     pub manifests_imported: Vec<String>,
+    /// Version-2 snapshots whose lost trees were built again from the
+    /// catalog's entries.
+    pub trees_restored: Vec<String>,
     /// Snapshots of interrupted forgets whose removal repair finished.
     pub forgets_finished: Vec<String>,
     /// Snapshots that still need chunks the repository does not have.
@@ -110,8 +115,56 @@ pub fn repair(repo: &Repository, progress: &dyn Progress) -> Result<RepairReport
         report.chunks_lost += lost;
         report.packs_rewritten.push((hex, saved, lost));
     }
+    restore_trees(repo, &mut report)?;
     report.damaged_snapshots = mark_damaged(repo)?;
     Ok(report)
+}
+
+/// Builds again the trees a salvage (or anything else) lost. A tree is a
+/// function of the entries under it, which the catalog keeps, so building a
+/// version-2 snapshot's trees from its entries gives the ids its manifest
+/// and directories name; only the trees the repository lacks are stored.
+/// A snapshot whose entries build another root is left unresolved.
+fn restore_trees(repo: &Repository, report: &mut RepairReport) -> Result<()> {
+    let cat = repo.catalog();
+    let crypt = repo.crypt();
+    for s in repo.snapshots(&Default::default())? {
+        let key = manifest::key(&s.id);
+        let bytes = match repo.storage().get(&key) {
+            Ok(bytes) => bytes,
+            // Missing or undecodable manifests are the findings' business.
+            Err(Error::ObjectNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(root) = Manifest::decode_stored(&bytes, Some(&s.id), &key)
+            .ok()
+            .and_then(|m| m.root)
+        else {
+            continue;
+        };
+        let mut files = cat.files(&s)?;
+        let mut lost = !cat.has_chunk(&root)?;
+        for dir in files.iter().filter(|f| f.kind == EntryKind::Dir) {
+            for c in &dir.chunks {
+                lost |= !cat.has_chunk(c)?;
+            }
+        }
+        if !lost {
+            continue;
+        }
+        files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+        let rebuilt = tree::build(&mut files.clone(), &|b| blob::chunk_id(crypt, b));
+        if rebuilt.is_none_or(|b| b.root != root) {
+            report.unresolved.push(format!(
+                "snapshot {}: trees are lost and the catalog's entries do not rebuild them",
+                s.id.to_hex()
+            ));
+            continue;
+        }
+        trees::store(repo, &mut files)?;
+        report.trees_restored.push(s.id.to_hex());
+    }
+    Ok(())
 }
 
 /// Copies the intact chunks of a damaged pack into a new pack, then drops
@@ -332,6 +385,41 @@ mod tests {
         );
         let after = check::check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
         assert!(after.is_clean(), "{:?}", after.findings);
+    }
+
+    /// A tree in a damaged pack is lost when the pack is salvaged; repair
+    /// builds it again from the catalog's entries (the same bytes, so the
+    /// same id), and the snapshot restores instead of being marked damaged.
+    #[test]
+    fn a_tree_lost_with_its_pack_is_built_again() {
+        let (dir, root, repo, snap) = one_file_repo("a.txt", b"hello, trees");
+        let info = repo.resolve(&snap.id.to_hex()).unwrap();
+        let files = repo.catalog().files(&info).unwrap();
+        let tree_id = files
+            .iter()
+            .find(|f| f.kind == EntryKind::Dir)
+            .map(|d| d.chunks[0])
+            .expect("a directory with its tree");
+        let loc = repo.catalog().locate(&tree_id).unwrap().unwrap();
+        let path = root.join(pack::key(&loc.pack));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(loc.entry.offset + loc.entry.stored_len as u64 / 2) as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let report = repair(&repo, &NoProgress).unwrap();
+        assert!(report.chunks_lost >= 1, "{report:?}");
+        assert_eq!(report.trees_restored, [snap.id.to_hex()], "{report:?}");
+        assert!(report.damaged_snapshots.is_empty(), "{report:?}");
+        assert!(report.unresolved.is_empty(), "{report:?}");
+        let after = check::check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
+        assert!(after.is_clean(), "{:?}", after.findings);
+        let out = dir.path().join("out");
+        repo.restore(&info, &out, &Default::default(), &NoProgress)
+            .unwrap();
+        assert_eq!(
+            std::fs::read(out.join("src/a.txt")).unwrap(),
+            b"hello, trees"
+        );
     }
 
     /// Regression: a leftover manifest that does not decode (garbage, or a
