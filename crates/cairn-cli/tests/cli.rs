@@ -75,6 +75,8 @@ mod mount;
 mod notify;
 #[path = "cli/quiet.rs"]
 mod quiet;
+#[path = "cli/rebuild_stat_cache.rs"]
+mod rebuild_stat_cache;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]
