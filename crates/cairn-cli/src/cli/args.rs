@@ -166,7 +166,7 @@ pub enum Command {
     Run(super::runner::RunArgs),
     /// OK / LATE / FAILING / NEVER for each target of the config file (exit 0 only if all OK)
     Health(super::runner::HealthArgs),
-    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter)
+    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter); Prometheus text, no --json (`cairn health --json` has the same facts)
     Metrics(super::runner::MetricsArgs),
     /// Stay up and run the config's targets on their schedules; SIGTERM/SIGINT stop (after the run in flight), SIGHUP reloads the config
     Daemon(super::runner::DaemonArgs),
@@ -276,6 +276,16 @@ pub struct RebuildArgs {
     pub dry_run: bool,
     /// Print JSON
     #[arg(long)]
+    pub json: bool,
+}
+
+/// `--json` on a command that has no JSON form (raw data, a file format
+/// of its own, or a foreground process): accepted by the parser only to be
+/// refused, saying why and what to use instead (`cli::refuse_json`;
+/// docs/JSON.md, "Commands without JSON").
+#[derive(Debug, Args)]
+pub struct NoJson {
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
@@ -493,6 +503,8 @@ pub struct CatArgs {
     pub snapshot: String,
     /// The file's path in the snapshot, as shown by `cairn show`
     pub file: String,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -527,12 +539,16 @@ pub struct TagArgs {
 pub struct CompletionsArgs {
     /// The shell
     pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing)
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +592,8 @@ pub struct DumpArgs {
     /// Write the archive to this file (complete or not at all) instead of standard output
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -690,4 +708,6 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
