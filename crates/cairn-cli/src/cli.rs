@@ -30,6 +30,7 @@ mod mount;
 mod output;
 mod password;
 mod runner;
+mod upgrade;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -158,6 +159,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
         Command::Repair(a) => integrity::repair(&ctx, a),
         Command::Unlock(a) => integrity::unlock(&ctx, a),
+        Command::Upgrade(a) => upgrade::upgrade(&ctx, a),
         Command::Forget(a) => done(maintenance::forget(&ctx, a)),
         Command::Delete(a) => maintenance::delete(&ctx, a),
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),

@@ -105,3 +105,5 @@ mod tiers;
 mod trees;
 #[path = "cli/unchanged.rs"]
 mod unchanged;
+#[path = "cli/upgrade.rs"]
+mod upgrade;

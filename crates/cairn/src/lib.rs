@@ -85,6 +85,7 @@ pub use ops::restore::{RestoreFailure, RestoreOptions, RestoreReport};
 pub use ops::snapshot::{Changed, SkipReason, Skipped, SnapshotOptions, SnapshotReport};
 pub use ops::stats::{HistoryLatest, Stats};
 pub use ops::tag::{LabelChange, Relabeled};
+pub use ops::upgrade::UpgradeReport;
 pub use policy::retention::{parse_duration, KeepWithin, RetentionPolicy};
 pub use policy::stored::StoredPolicies;
 pub use progress::{NoProgress, Progress};

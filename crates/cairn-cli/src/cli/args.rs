@@ -83,6 +83,7 @@ impl Command {
             C::Key(k) => !matches!(k, KeyCommand::List(_)),
             C::Init(_) | C::Snapshot(_) | C::Restore(_) | C::Tag(_) | C::Check(_) => true,
             C::Verify(_) | C::RebuildCatalog(_) | C::Repair(_) | C::Unlock(_) => true,
+            C::Upgrade(_) => true,
             C::Forget(_) | C::Delete(_) | C::Prune(_) | C::Gc(_) | C::Copy(_) | C::Run(_) => true,
             _ => false,
         }
@@ -133,6 +134,17 @@ pub enum Command {
     Repair(RepairArgs),
     /// Remove stale locks (of processes that are gone), or all locks with --all
     Unlock(UnlockArgs),
+    /// Raise the repository version to the newest this cairn writes (older cairn builds then refuse the repository)
+    #[command(
+        long_about = "Raise the repository version to the newest this cairn writes (4: snapshots \
+                  with tree objects). A repository made by an earlier cairn keeps its version, and \
+                  with it the older way of writing snapshots, until upgraded. Only the config \
+                  changes: every stored snapshot stays as it is and reads as before. A cairn that \
+                  reads only up to the old version refuses the upgraded repository (every command, \
+                  reading or writing), and there is no way back. Asks first on a terminal (--yes \
+                  for scripts)."
+    )]
+    Upgrade(UpgradeArgs),
     /// Remove snapshots by retention rules (those given, else the stored policies)
     #[command(
         long_about = "Remove snapshots by retention rules, applied to each kind/name history \
@@ -290,6 +302,19 @@ pub struct NoJson {
 }
 
 #[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Say what would change; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
     #[arg(long)]
@@ -374,6 +399,10 @@ pub struct InitArgs {
     /// Seal packs at this much chunk data instead of 32M (small packs: finer-grained gc; used by tests)
     #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
     pub pack_target: Option<u64>,
+    /// Make the repository at an older repository version (1–4), as an
+    /// earlier cairn made it: for tests of `upgrade` and of old repositories
+    #[arg(long, value_name = "N", hide = true)]
+    pub repo_version: Option<u32>,
     /// Make this repository take `cairn copy` from REPO (and give to it) as stored: it gets REPO's chunker and, if REPO is encrypted, REPO's master key under this repository's own password
     #[arg(long, value_name = "REPO", conflicts_with = "chunk_avg")]
     pub from_repo: Option<PathBuf>,

@@ -351,6 +351,21 @@ fn config_check_matches_the_schema() {
     assert!(bad["problems"][0]["line"].is_u64(), "{bad}");
 }
 
+/// `upgrade` of a version-3 repository: dry run, upgrade, nothing to do.
+#[test]
+fn upgrade_matches_the_schema() {
+    let env = Env::with_init(&["--repo-version", "3"]);
+    let dry = command(&env, "upgrade", &["upgrade", "--dry-run"], 0);
+    assert_eq!((&dry["from"], &dry["to"]), (&json!(3), &json!(4)), "{dry}");
+    let done = command(&env, "upgrade", &["upgrade", "--yes"], 0);
+    assert_eq!(done["upgraded"], true, "{done}");
+    let again = command(&env, "upgrade", &["upgrade", "--yes"], 0);
+    assert_eq!(
+        (&again["from"], &again["upgraded"]),
+        (&json!(4), &json!(false))
+    );
+}
+
 /// The commands without a JSON form refuse `--json` as a usage error that
 /// says why (docs/JSON.md, "Commands without JSON"), printing nothing on
 /// stdout.
