@@ -30,6 +30,7 @@ mod mount;
 mod output;
 mod password;
 mod runner;
+mod upgrade;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -134,6 +135,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         });
     }
     let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    refuse_json(&cli.command)?;
     use args::Command;
     match cli.command {
         Command::Init(a) => done(commands::init(&ctx, a)),
@@ -157,6 +159,7 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::RebuildCatalog(a) => integrity::rebuild_catalog(&ctx, a),
         Command::Repair(a) => integrity::repair(&ctx, a),
         Command::Unlock(a) => integrity::unlock(&ctx, a),
+        Command::Upgrade(a) => upgrade::upgrade(&ctx, a),
         Command::Forget(a) => done(maintenance::forget(&ctx, a)),
         Command::Delete(a) => maintenance::delete(&ctx, a),
         Command::Policy(a) => done(maintenance::policy(&ctx, a)),
@@ -170,6 +173,26 @@ fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         Command::Daemon(a) => runner::daemon(a),
         Command::Key(c) => done(keys::key(&ctx, c)),
     }
+}
+
+/// The commands without a JSON form refuse `--json` (a usage error, exit
+/// 2), saying why and where the same facts are as JSON (docs/JSON.md,
+/// "Commands without JSON").
+fn refuse_json(command: &args::Command) -> Result<()> {
+    use args::Command as C;
+    use runner::ConfigCommand;
+    let (name, why) = match command {
+        C::Cat(a) if a.no_json.json => ("cat", "it writes the file's bytes to standard output; `cairn ls SNAPSHOT PATH --json` describes the file"),
+        C::Dump(a) if a.no_json.json => ("dump", "it writes a tar stream; `cairn ls SNAPSHOT [PATH] --json` lists the entries"),
+        C::Mount(a) if a.no_json.json => ("mount", "it serves a file system in the foreground until unmounted; `cairn list --json` lists what it shows"),
+        C::Metrics(a) if a.no_json.json => ("metrics", "it prints the Prometheus text format; `cairn health --json` has the same facts as JSON"),
+        C::Daemon(a) if a.no_json.json => ("daemon", "it runs in the foreground and logs lines; `cairn health --json` reports its targets"),
+        C::Completions(a) if a.no_json.json => ("completions", "it prints a shell script"),
+        C::Man(a) if a.no_json.json => ("man", "it writes man pages"),
+        C::Config(ConfigCommand::Example(a)) if a.json => ("config example", "it prints a TOML file"),
+        _ => return Ok(()),
+    };
+    anyhow::bail!("`cairn {name}` has no --json: {why} (docs/JSON.md, \"Commands without JSON\")")
 }
 
 /// Exit code when a verification found damage or a mismatch.

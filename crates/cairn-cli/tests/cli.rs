@@ -77,6 +77,8 @@ mod names;
 mod notify;
 #[path = "cli/quiet.rs"]
 mod quiet;
+#[path = "cli/rebuild_stat_cache.rs"]
+mod rebuild_stat_cache;
 #[path = "cli/repo.rs"]
 mod repo;
 #[path = "cli/restore_edge.rs"]
@@ -105,3 +107,5 @@ mod tiers;
 mod trees;
 #[path = "cli/unchanged.rs"]
 mod unchanged;
+#[path = "cli/upgrade.rs"]
+mod upgrade;

@@ -79,12 +79,13 @@ pub use ops::forget::{
     ForgetPlan, ForgetReport, ForgetRequest, HistoryPlan, Intent, PolicySource, Verdict,
 };
 pub use ops::gc::{GcPlan, GcReport, PackUsage, Unverified, DEFAULT_MAX_UNUSED};
-pub use ops::rebuild::{RebuildReport, Unreadable};
+pub use ops::rebuild::{RebuildReport, StatCache, Unreadable};
 pub use ops::repair::RepairReport;
 pub use ops::restore::{RestoreFailure, RestoreOptions, RestoreReport};
 pub use ops::snapshot::{Changed, SkipReason, Skipped, SnapshotOptions, SnapshotReport};
 pub use ops::stats::{HistoryLatest, Stats};
 pub use ops::tag::{LabelChange, Relabeled};
+pub use ops::upgrade::UpgradeReport;
 pub use policy::retention::{parse_duration, KeepWithin, RetentionPolicy};
 pub use policy::stored::StoredPolicies;
 pub use progress::{NoProgress, Progress};

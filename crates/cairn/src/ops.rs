@@ -1,6 +1,6 @@
 //! One module per operation on a repository, each driven by the facade:
 //! the way in (`snapshot`) and out (`restore`), checking (`check`, `repair`,
-//! `rebuild`), replicating (`copy`), giving space back (`forget`, `gc`) and reports (`diff`,
+//! `rebuild`), replicating (`copy`), giving space back (`forget`, `gc`), raising the repository version (`upgrade`) and reports (`diff`,
 //! `stats`, `bench`).
 
 pub mod bench;
@@ -16,3 +16,4 @@ pub mod restore;
 pub mod snapshot;
 pub mod stats;
 pub mod tag;
+pub mod upgrade;

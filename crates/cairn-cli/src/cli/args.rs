@@ -83,6 +83,7 @@ impl Command {
             C::Key(k) => !matches!(k, KeyCommand::List(_)),
             C::Init(_) | C::Snapshot(_) | C::Restore(_) | C::Tag(_) | C::Check(_) => true,
             C::Verify(_) | C::RebuildCatalog(_) | C::Repair(_) | C::Unlock(_) => true,
+            C::Upgrade(_) => true,
             C::Forget(_) | C::Delete(_) | C::Prune(_) | C::Gc(_) | C::Copy(_) | C::Run(_) => true,
             _ => false,
         }
@@ -133,6 +134,17 @@ pub enum Command {
     Repair(RepairArgs),
     /// Remove stale locks (of processes that are gone), or all locks with --all
     Unlock(UnlockArgs),
+    /// Raise the repository version to the newest this cairn writes (older cairn builds then refuse the repository)
+    #[command(
+        long_about = "Raise the repository version to the newest this cairn writes (4: snapshots \
+                  with tree objects). A repository made by an earlier cairn keeps its version, and \
+                  with it the older way of writing snapshots, until upgraded. Only the config \
+                  changes: every stored snapshot stays as it is and reads as before. A cairn that \
+                  reads only up to the old version refuses the upgraded repository (every command, \
+                  reading or writing), and there is no way back. Asks first on a terminal (--yes \
+                  for scripts)."
+    )]
+    Upgrade(UpgradeArgs),
     /// Remove snapshots by retention rules (those given, else the stored policies)
     #[command(
         long_about = "Remove snapshots by retention rules, applied to each kind/name history \
@@ -166,7 +178,7 @@ pub enum Command {
     Run(super::runner::RunArgs),
     /// OK / LATE / FAILING / NEVER for each target of the config file (exit 0 only if all OK)
     Health(super::runner::HealthArgs),
-    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter)
+    /// Prometheus metrics of the config's targets, to stdout or atomically to --textfile PATH (node_exporter); Prometheus text, no --json (`cairn health --json` has the same facts)
     Metrics(super::runner::MetricsArgs),
     /// Stay up and run the config's targets on their schedules; SIGTERM/SIGINT stop (after the run in flight), SIGHUP reloads the config
     Daemon(super::runner::DaemonArgs),
@@ -279,6 +291,29 @@ pub struct RebuildArgs {
     pub json: bool,
 }
 
+/// `--json` on a command that has no JSON form (raw data, a file format
+/// of its own, or a foreground process): accepted by the parser only to be
+/// refused, saying why and what to use instead (`cli::refuse_json`;
+/// docs/JSON.md, "Commands without JSON").
+#[derive(Debug, Args)]
+pub struct NoJson {
+    #[arg(long, hide = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Say what would change; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the result as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// Remove every lock, even those of live processes (make sure nothing runs)
@@ -364,6 +399,10 @@ pub struct InitArgs {
     /// Seal packs at this much chunk data instead of 32M (small packs: finer-grained gc; used by tests)
     #[arg(long, value_name = "SIZE", value_parser = parse_size, hide = true)]
     pub pack_target: Option<u64>,
+    /// Make the repository at an older repository version (1–4), as an
+    /// earlier cairn made it: for tests of `upgrade` and of old repositories
+    #[arg(long, value_name = "N", hide = true)]
+    pub repo_version: Option<u32>,
     /// Make this repository take `cairn copy` from REPO (and give to it) as stored: it gets REPO's chunker and, if REPO is encrypted, REPO's master key under this repository's own password
     #[arg(long, value_name = "REPO", conflicts_with = "chunk_avg")]
     pub from_repo: Option<PathBuf>,
@@ -493,6 +532,8 @@ pub struct CatArgs {
     pub snapshot: String,
     /// The file's path in the snapshot, as shown by `cairn show`
     pub file: String,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -527,12 +568,16 @@ pub struct TagArgs {
 pub struct CompletionsArgs {
     /// The shell
     pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Directory to write the pages into (created if missing)
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +621,8 @@ pub struct DumpArgs {
     /// Write the archive to this file (complete or not at all) instead of standard output
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -690,4 +737,6 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub no_json: NoJson,
 }

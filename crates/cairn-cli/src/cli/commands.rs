@@ -25,6 +25,12 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<()> {
     if a.encryption {
         config = config.with_encryption();
     }
+    if let Some(v) = a.repo_version {
+        config.version = v;
+        // The same checks as reading it back (a version-1 repository is
+        // never encrypted, a version-2 one always).
+        RepoConfig::from_json(&config.to_json(), "--repo-version")?;
+    }
     let repo = match &a.from_repo {
         Some(from) => {
             let like = super::copy::open_source(

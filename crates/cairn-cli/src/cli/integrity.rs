@@ -174,8 +174,30 @@ pub fn rebuild_catalog(ctx: &Ctx, a: RebuildArgs) -> Result<ExitCode> {
         if let Some(old) = &r.old_catalog {
             outln!("the previous catalog was kept as {}", old.display());
         }
+        print_stat_cache(&r.stat_cache)?;
     }
     Ok(verdict(r.unreadable.is_empty()))
+}
+
+/// Whether the next snapshot will re-read unchanged files.
+fn print_stat_cache(s: &cairn::StatCache) -> Result<()> {
+    if s.kept > 0 {
+        outln!(
+            "stat cache kept for {}: unchanged files are not read again",
+            output::count(s.kept, "snapshot")
+        );
+    }
+    if s.lost > 0 {
+        let why = match &s.error {
+            Some(e) => format!(" (the previous catalog could not be read: {e})"),
+            None => String::new(),
+        };
+        outln!(
+            "stat cache lost for {}{why}: the next snapshot of each of their histories reads its files again, once",
+            output::count(s.lost, "snapshot")
+        );
+    }
+    Ok(())
 }
 
 /// `rebuild-catalog --dry-run`: what a rebuild would read, and whether it

@@ -29,9 +29,18 @@ pub struct StateArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config file: every problem with its file, line and key (exit 1 if any)
-    Check(ConfigFileArgs),
+    Check(ConfigCheckArgs),
     /// Print a commented example config
-    Example,
+    Example(super::args::NoJson),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Print the verdict, the targets and every problem as JSON (docs/JSON.md)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub file: ConfigFileArgs,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +80,8 @@ pub struct MetricsArgs {
     pub file: ConfigFileArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub no_json: super::args::NoJson,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +93,8 @@ pub struct DaemonArgs {
     pub file: ConfigFileArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub no_json: super::args::NoJson,
 }
 
 /// The config, found and validated; its problems are the error.
@@ -99,7 +112,7 @@ pub fn load(args: &ConfigFileArgs) -> Result<Config> {
 
 pub fn config(cmd: ConfigCommand) -> Result<ExitCode> {
     match cmd {
-        ConfigCommand::Example => {
+        ConfigCommand::Example(_) => {
             outln!("{}", cairn_runner::EXAMPLE.trim_end());
             Ok(ExitCode::SUCCESS)
         }
@@ -107,26 +120,39 @@ pub fn config(cmd: ConfigCommand) -> Result<ExitCode> {
     }
 }
 
-fn check(args: &ConfigFileArgs) -> Result<ExitCode> {
-    let config = match load(args) {
+fn check(args: &ConfigCheckArgs) -> Result<ExitCode> {
+    let (config, problems) = match load(&args.file) {
         Err(e) => match e.downcast_ref::<cairn_runner::Error>() {
-            Some(cairn_runner::Error::Config(problems)) => {
-                for p in &problems.0 {
-                    eprintln!("{p}");
-                }
-                return Ok(ExitCode::from(1));
-            }
+            Some(cairn_runner::Error::Config(problems)) => (None, problems.0.clone()),
             _ => return Err(e),
         },
-        Ok(c) => c,
+        Ok(c) => {
+            let missing = c.missing_paths();
+            (Some(c), missing)
+        }
     };
-    let missing = config.missing_paths();
-    for p in &missing {
+    let code = match problems.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    };
+    if args.json {
+        let file = match &config {
+            Some(c) => c.file.clone(),
+            None => locate::config_file(args.file.config.as_deref())?.0,
+        };
+        output::json(&super::json::ConfigCheck::new(
+            &file,
+            config.as_ref(),
+            &problems,
+        ))?;
+        return Ok(code);
+    }
+    for p in &problems {
         eprintln!("{p}");
     }
-    if !missing.is_empty() {
-        return Ok(ExitCode::from(1));
-    }
+    let Some(config) = config.filter(|_| problems.is_empty()) else {
+        return Ok(code);
+    };
     outln!(
         "{}: ok ({} repositor{}, {} target{})",
         config.file.display(),
@@ -152,7 +178,7 @@ fn check(args: &ConfigFileArgs) -> Result<ExitCode> {
             t.repositories.join(", ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// The state at `--state-dir` (or its default place).

@@ -317,6 +317,93 @@ fn runner_reports_match_the_schema() {
     valid("health", runner(&["health"]));
 }
 
+/// `config check` of a good and a broken runner config.
+#[test]
+fn config_check_matches_the_schema() {
+    let env = Env::new();
+    let config = env.path("cairn.toml");
+    let repo = env.repo.display();
+    write(&env.path("data/state.json"), b"{}");
+    write(
+        &config,
+        format!(
+            "[repository.local]\npath = \"{repo}\"\n\n[target.book]\nkind = \"portfolio\"\npaths = [\"data\"]\nschedule = \"daily 02:00\"\n"
+        )
+        .as_bytes(),
+    );
+    let check = |code| {
+        let mut c = cairn_in(env.dir.path());
+        c.args(["config", "check", "--json", "--config"])
+            .arg(&config);
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        valid("config_check", serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let good = check(0);
+    assert_eq!(
+        (&good["ok"], &good["targets"][0]["target"]),
+        (&json!(true), &json!("book")),
+        "{good}"
+    );
+    write(&config, b"[target.book]\nkind = 3\n");
+    let bad = check(1);
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert!(bad["problems"][0]["line"].is_u64(), "{bad}");
+}
+
+/// `upgrade` of a version-3 repository: dry run, upgrade, nothing to do.
+#[test]
+fn upgrade_matches_the_schema() {
+    let env = Env::with_init(&["--repo-version", "3"]);
+    let dry = command(&env, "upgrade", &["upgrade", "--dry-run"], 0);
+    assert_eq!((&dry["from"], &dry["to"]), (&json!(3), &json!(4)), "{dry}");
+    let done = command(&env, "upgrade", &["upgrade", "--yes"], 0);
+    assert_eq!(done["upgraded"], true, "{done}");
+    let again = command(&env, "upgrade", &["upgrade", "--yes"], 0);
+    assert_eq!(
+        (&again["from"], &again["upgraded"]),
+        (&json!(4), &json!(false))
+    );
+}
+
+/// The commands without a JSON form refuse `--json` as a usage error that
+/// says why (docs/JSON.md, "Commands without JSON"), printing nothing on
+/// stdout.
+#[test]
+fn commands_without_json_refuse_it_clearly() {
+    let env = Env::new();
+    let config = env.path("cairn.toml");
+    let c = config.to_str().unwrap();
+    let mnt = env.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let m = mnt.to_str().unwrap();
+    for args in [
+        vec!["cat", "x", "y"],
+        vec!["dump", "x"],
+        vec!["mount", m],
+        vec!["metrics", "--config", c],
+        vec!["daemon", "--config", c],
+        vec!["completions", "bash"],
+        vec!["man", m],
+        vec!["config", "example"],
+    ] {
+        let mut cmd = env.cmd(&args);
+        cmd.arg("--json");
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+        let name = match args[0] {
+            "config" => "config example",
+            other => other,
+        };
+        assert!(
+            err.contains(&format!("`cairn {name}` has no --json: ")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// The definitions are closed: an unknown field or a missing required one
 /// is an error, so a command printing a field the schema does not know
 /// fails the tests above.

@@ -97,6 +97,52 @@ impl Catalog {
         })
     }
 
+    /// The stat-cache inodes this catalog holds for `files`, the entries of
+    /// snapshot `id` as its manifest lists them: `inodes[i]` for `files[i]`,
+    /// 0 where this catalog's entry differs in what the stat cache relies
+    /// on (kind, size, mtime, SHA-256, chunks), so a damaged row never
+    /// vouches for a file. `None` when the snapshot is not listed. A
+    /// rebuild keeps the stat cache with it.
+    pub(crate) fn stat_inodes(
+        &self,
+        id: &SnapshotId,
+        files: &[crate::format::manifest::FileEntry],
+    ) -> Result<Option<Vec<u64>>> {
+        let conn = self.lock();
+        let rowid: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM snapshots WHERE snapshot_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        let Some(rowid) = rowid else {
+            return Ok(None);
+        };
+        let tx = conn.unchecked_transaction().map_err(self.err())?;
+        let known: std::collections::HashMap<String, (crate::format::manifest::FileEntry, u64)> =
+            super::entries::load(&tx, rowid)
+                .map_err(self.err())?
+                .into_iter()
+                .map(|(f, inode)| (f.path.clone(), (f, inode)))
+                .collect();
+        let inodes = files
+            .iter()
+            .map(|f| match known.get(&f.path) {
+                Some((old, inode))
+                    if (old.kind, old.size, old.mtime_ns, old.sha256)
+                        == (f.kind, f.size, f.mtime_ns, f.sha256)
+                        && old.chunks == f.chunks =>
+                {
+                    *inode
+                }
+                _ => 0,
+            })
+            .collect();
+        Ok(Some(inodes))
+    }
+
     /// Sets or clears snapshot `id`'s mark that chunks it needs are lost.
     pub(crate) fn set_snapshot_damaged(&self, id: &SnapshotId, damaged: bool) -> Result<()> {
         self.lock()

@@ -5,8 +5,11 @@
 //!
 //! The new catalog replaces the old one only when complete; the old one, if
 //! any, is kept aside for inspection (the file work is in
-//! [`crate::catalog::location`]). Stat-cache inodes are not in manifests,
-//! so the next snapshot of each history re-reads its files once.
+//! [`crate::catalog::location`]). Stat-cache inodes are not in manifests:
+//! they are carried over from the previous catalog when it can be read
+//! ([`StatCache`]), so the next snapshot of unchanged files reads nothing;
+//! a snapshot whose stat cache is lost has its files re-read once by the
+//! next snapshot of its history.
 //!
 //! Manifests that a forget intent names are not imported: an interrupted
 //! forget was removing them (docs/FORMAT.md, "Forgetting a snapshot"). The
@@ -50,6 +53,71 @@ pub struct RebuildReport {
     pub forgets_finished: Vec<String>,
     /// Where the previous catalog was moved, if there was one.
     pub old_catalog: Option<PathBuf>,
+    /// What became of the stat cache.
+    pub stat_cache: StatCache,
+}
+
+/// The stat cache through a rebuild: the inodes of the previous catalog's
+/// entries, carried over to the new one per snapshot.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatCache {
+    /// Snapshots whose stat cache was carried over.
+    pub kept: u64,
+    /// Snapshots imported without it (the previous catalog did not list
+    /// them, or could not be read): the next snapshot of each of their
+    /// histories reads its files again, once.
+    pub lost: u64,
+    /// Why the previous catalog could not be read; `None` when it was, or
+    /// when there was none.
+    pub error: Option<String>,
+}
+
+/// The previous catalog, read for its stat cache while the new one fills.
+struct PreviousCatalog(Option<Catalog>);
+
+impl PreviousCatalog {
+    fn open(repo: &RepoStorage, stat: &mut StatCache) -> Self {
+        let file = repo.catalog_file();
+        if !file.exists() {
+            return Self(None);
+        }
+        match file.open_read_only() {
+            Ok(c) => Self(Some(c)),
+            Err(e) => {
+                stat.error = Some(e.to_string());
+                Self(None)
+            }
+        }
+    }
+
+    /// The inodes for snapshot `id`'s `files`, empty (all lost) when the
+    /// previous catalog cannot say.
+    fn inodes(
+        &self,
+        id: &SnapshotId,
+        files: &[manifest::FileEntry],
+        stat: &mut StatCache,
+    ) -> Vec<u64> {
+        let found = match &self.0 {
+            Some(c) => c.stat_inodes(id, files),
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(inodes)) => {
+                stat.kept += 1;
+                inodes
+            }
+            Ok(None) => {
+                stat.lost += 1;
+                Vec::new()
+            }
+            Err(e) => {
+                stat.lost += 1;
+                stat.error.get_or_insert_with(|| e.to_string());
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Rebuilds the catalog of `repo` where its opener put it, under the
@@ -63,9 +131,19 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     let intents = forget::load_intents(storage)?;
     let forgotten = forget::named_by(&intents);
     forget::delete_manifests(storage, &forgotten)?;
+    let previous = PreviousCatalog::open(repo, &mut report.stat_cache);
     let old = repo.catalog_file().replace(|catalog| {
         import_packs(storage, repo.crypt(), catalog, &mut report, progress)?;
-        import_manifests(storage, repo.crypt(), catalog, &mut report, &forgotten)
+        // Closed before the previous catalog's file is moved aside.
+        let previous = previous;
+        import_manifests(
+            storage,
+            repo.crypt(),
+            catalog,
+            &mut report,
+            &forgotten,
+            &previous,
+        )
     })?;
     for intent in &intents {
         storage.delete(&intent.key)?;
@@ -87,6 +165,8 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
     let _lock = Lock::shared(repo.shared_storage(), "catalog cache rebuild")?;
     let forgotten = forget::named_by(&forget::load_intents(storage)?);
     let mut report = RebuildReport::default();
+    // A stale cache keeps its stat cache too.
+    let previous = PreviousCatalog::open(repo, &mut report.stat_cache);
     repo.catalog_file().replace(|catalog| {
         import_packs(
             storage,
@@ -95,7 +175,15 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
             &mut report,
             &crate::progress::NoProgress,
         )?;
-        import_manifests(storage, repo.crypt(), catalog, &mut report, &forgotten)
+        let previous = previous;
+        import_manifests(
+            storage,
+            repo.crypt(),
+            catalog,
+            &mut report,
+            &forgotten,
+            &previous,
+        )
     })?;
     Ok(())
 }
@@ -143,6 +231,7 @@ fn import_manifests(
     catalog: &Catalog,
     report: &mut RebuildReport,
     forgotten: &HashSet<SnapshotId>,
+    previous: &PreviousCatalog,
 ) -> Result<()> {
     let mut manifests = Vec::new();
     for obj in storage.list("snapshots/")? {
@@ -170,7 +259,8 @@ fn import_manifests(
     }
     manifests.sort_by_key(|(id, m)| (m.time_ns, *id));
     for (id, m) in &manifests {
-        catalog.add_snapshot(id, m, &[])?;
+        let inodes = previous.inodes(id, &m.files, &mut report.stat_cache);
+        catalog.add_snapshot(id, m, &inodes)?;
         report.snapshots += 1;
     }
     Ok(())

@@ -25,6 +25,7 @@ use crate::ops::restore::{self, RestoreOptions, RestoreReport};
 use crate::ops::snapshot::{self, SnapshotOptions, SnapshotReport};
 use crate::ops::stats::{self, Stats};
 use crate::ops::tag::{self, LabelChange, Relabeled};
+use crate::ops::upgrade::{self, UpgradeReport};
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::stored::{self, StoredPolicies};
 use crate::progress::Progress;
@@ -300,6 +301,12 @@ impl RepoStorage {
     /// Recreates the catalog from packs and manifests.
     pub fn rebuild_catalog(&self, progress: &dyn Progress) -> Result<RebuildReport> {
         rebuild::rebuild_catalog(self, progress)
+    }
+
+    /// Raises the repository version to the newest this build writes (see
+    /// [`upgrade::upgrade`]); `dry_run` writes nothing.
+    pub fn upgrade(&self, dry_run: bool) -> Result<UpgradeReport> {
+        upgrade::upgrade(self, dry_run)
     }
 
     /// Removes stale locks (every lock with `all`) and the temp files of

@@ -478,6 +478,11 @@ impl RepoStorage {
         &self.id
     }
 
+    /// The repository as the user named it (a path or URL), for messages.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// This repository's catalog file.
     pub fn catalog_file(&self) -> CatalogFile {
         self.catalog.file(&self.id)

@@ -80,3 +80,66 @@ pub fn growth(h: &cairn::HistoryReport) -> serde_json::Value {
     }
     v
 }
+
+/// `cairn config check --json`: the verdict on the runner's config file.
+#[derive(Serialize)]
+pub struct ConfigCheck {
+    pub file: String,
+    pub ok: bool,
+    pub repositories: Vec<String>,
+    pub targets: Vec<ConfigTarget>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+#[derive(Serialize)]
+pub struct ConfigTarget {
+    pub target: String,
+    pub kind: String,
+    pub name: String,
+    pub repositories: Vec<String>,
+    pub schedule: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ConfigProblem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigCheck {
+    /// `config` is `None` when it did not parse (its problems say why).
+    pub fn new(
+        file: &std::path::Path,
+        config: Option<&cairn_runner::Config>,
+        problems: &[cairn_runner::ConfigProblem],
+    ) -> Self {
+        let targets = config.into_iter().flat_map(|c| c.targets.values());
+        ConfigCheck {
+            file: file.display().to_string(),
+            ok: problems.is_empty(),
+            repositories: config
+                .map(|c| c.repositories.keys().cloned().collect())
+                .unwrap_or_default(),
+            targets: targets
+                .map(|t| ConfigTarget {
+                    target: t.key.clone(),
+                    kind: t.label.kind.clone(),
+                    name: t.label.name.clone(),
+                    repositories: t.repositories.clone(),
+                    schedule: t.schedule.as_ref().map(|s| s.to_string()),
+                })
+                .collect(),
+            problems: problems
+                .iter()
+                .map(|p| ConfigProblem {
+                    file: p.file.display().to_string(),
+                    line: p.line,
+                    key: p.key.clone(),
+                    message: p.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
