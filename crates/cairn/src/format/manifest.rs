@@ -233,12 +233,17 @@ impl Manifest {
 
     /// The version-1 form of this logical manifest: directories list no
     /// chunks (in the logical model a version-2 directory's `chunks` is its
-    /// subtree). What `copy` writes into a repository of version < 4.
+    /// subtree), and every entry's owner, hard-link group, rdev and
+    /// `incomplete` are dropped (so the catalog holds what the version-1
+    /// manifest does). What `copy` writes into a repository of version < 4.
+    /// (FIFO and device entries stay: this build reads them in either
+    /// version, an older one refuses them.)
     pub fn without_trees(mut self) -> Self {
         for f in &mut self.files {
             if f.kind == EntryKind::Dir {
                 f.chunks.clear();
             }
+            (f.owner, f.hardlink, f.rdev, f.incomplete) = (None, None, 0, false);
         }
         self
     }

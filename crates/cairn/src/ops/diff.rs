@@ -104,7 +104,7 @@ mod tests {
             owner: Some((2, 1)),
             ..entry("a", 1)
         };
-        assert_eq!(diff(&[a.clone()], &[b]).changed.len(), 1);
+        assert_eq!(diff(std::slice::from_ref(&a), &[b]).changed.len(), 1);
         assert!(diff(&[entry("a", 1)], &[a]).is_empty());
     }
 

@@ -49,9 +49,10 @@ pub(crate) fn special_action(kind: EntryKind, privileged: bool) -> SpecialAction
 /// them: `(later, first)` pairs, `first` being the first selected path of
 /// its group (so a group split by `restore --path` still restores each
 /// selected file, linked to the others selected with it).
-pub(super) fn split_links<'a>(
-    files: Vec<&'a FileEntry>,
-) -> (Vec<&'a FileEntry>, Vec<(&'a FileEntry, &'a FileEntry)>) {
+/// A hard link to make: `(later, first)`.
+pub(super) type Link<'a> = (&'a FileEntry, &'a FileEntry);
+
+pub(super) fn split_links(files: Vec<&FileEntry>) -> (Vec<&FileEntry>, Vec<Link<'_>>) {
     let mut first: HashMap<u64, &FileEntry> = HashMap::new();
     let (mut write, mut links) = (Vec::new(), Vec::new());
     for f in files {
