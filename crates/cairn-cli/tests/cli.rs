@@ -45,6 +45,8 @@ mod encrypted_run;
 mod encryption;
 #[path = "cli/excludes.rs"]
 mod excludes;
+#[path = "cli/fidelity.rs"]
+mod fidelity;
 #[path = "cli/fixture.rs"]
 mod fixture;
 #[path = "cli/forget.rs"]

@@ -46,7 +46,10 @@ use crate::format::pack::PackEntry;
 /// (`entries`, `dirs`, `snapshots.dirs` replace `files`; see `entries`) and
 /// table `delta_refs` ([`delta`]). A version-1 catalog is upgraded when
 /// opened, by a reader too (its one write; it holds no delta chunks).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: `entries` gains owner, hard-link group, rdev and
+/// `incomplete` columns (see `entries::V3_COLUMNS`); a version-2 catalog
+/// gains them in place when opened, the same way.
+pub const SCHEMA_VERSION: u32 = 3;
 pub const FILE_NAME: &str = "catalog.db";
 
 const SCHEMA: &str = "
@@ -185,18 +188,18 @@ fn blob_to_chunks(blob: &[u8]) -> Vec<ChunkId> {
         .collect()
 }
 
+/// The `entries.kind` codes: the tree kind bytes (docs/FORMAT.md).
 fn kind_code(kind: EntryKind) -> i64 {
-    match kind {
-        EntryKind::File => 0,
-        EntryKind::Dir => 1,
-        EntryKind::Symlink => 2,
-    }
+    crate::format::tree::TreeKind::of(kind) as i64
 }
 
 fn kind_from_code(code: i64) -> EntryKind {
     match code {
         1 => EntryKind::Dir,
         2 => EntryKind::Symlink,
+        3 => EntryKind::Fifo,
+        4 => EntryKind::CharDevice,
+        5 => EntryKind::BlockDevice,
         _ => EntryKind::File,
     }
 }
@@ -265,7 +268,7 @@ impl Catalog {
         };
         // A schema-1 catalog is upgraded first: the one write a reader
         // makes, once per catalog (it fails like any write on a full disk).
-        if catalog.schema_version()? == "1" {
+        if matches!(catalog.schema_version()?.as_str(), "1" | "2") {
             drop(catalog);
             Self::open(path)?;
             return Self::open_read_only_with(path, immutable);
@@ -310,6 +313,7 @@ impl Catalog {
             let tx = connection.unchecked_transaction().map_err(self.err())?;
             tx.execute_batch(SCHEMA).map_err(self.err())?;
             tx.execute_batch(entries::TABLES).map_err(self.err())?;
+            tx.execute_batch(entries::V3_COLUMNS).map_err(self.err())?;
             tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
@@ -322,6 +326,9 @@ impl Catalog {
         drop(connection);
         if self.schema_version()? == "1" {
             entries::migrate_from_v1(&mut self.lock()).map_err(self.err())?;
+        }
+        if self.schema_version()? == "2" {
+            entries::migrate_from_v2(&mut self.lock()).map_err(self.err())?;
         }
         self.check_schema_version()
     }

@@ -101,6 +101,11 @@ pub enum Command {
     /// Show the files, sizes and SHA-256 digests in a snapshot
     Show(ShowArgs),
     /// Restore a snapshot (or parts of it) into a directory, verifying every file
+    ///
+    /// Hard links, FIFOs and symlinks are recreated. As root, device nodes
+    /// are created and owners set from the recorded numeric uid/gid (names
+    /// are not stored: always as borg's --numeric-owner); as another user,
+    /// device nodes are skipped and counted and ownership is not attempted.
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Cat(CatArgs),

@@ -50,22 +50,27 @@ fn print_entries(entries: &[FileEntry], long: bool) -> Result<()> {
                     )
                 }
                 EntryKind::Dir => format!("{}/", output::path(&e.path)),
-                EntryKind::File => output::path(&e.path).into_owned(),
+                _ => output::path(&e.path).into_owned(),
             };
             let size = match e.kind {
                 EntryKind::File => e.size.to_string(),
+                EntryKind::CharDevice | EntryKind::BlockDevice => output::device(e.rdev),
                 _ => "-".into(),
             };
             vec![
                 output::kind_name(e.kind).into(),
                 format!("{:04o}", e.mode),
+                output::owner(e),
                 size,
                 output::local_time(&time),
-                path,
+                path + &output::entry_notes(e),
             ]
         })
         .collect();
-    output::table(&["KIND", "MODE", "SIZE", "MODIFIED", "PATH"], &rows)?;
+    output::table(
+        &["KIND", "MODE", "OWNER", "SIZE", "MODIFIED", "PATH"],
+        &rows,
+    )?;
     Ok(())
 }
 

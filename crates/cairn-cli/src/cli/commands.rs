@@ -311,16 +311,20 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<()> {
                 cairn::EntryKind::Symlink => {
                     ("-".into(), format!("-> {}", output::path(&f.link_target)))
                 }
+                cairn::EntryKind::Fifo => ("-".into(), "fifo".into()),
+                _ => (output::device(f.rdev), output::kind_name(f.kind).into()),
             };
+            let path = output::path(&f.path).into_owned() + &output::entry_notes(f);
             vec![
                 format!("{:o}", f.mode),
+                output::owner(f),
                 size,
                 digest,
-                output::path(&f.path).into_owned(),
+                path,
             ]
         })
         .collect();
-    output::table(&["MODE", "SIZE", "SHA256", "PATH"], &rows)?;
+    output::table(&["MODE", "OWNER", "SIZE", "SHA256", "PATH"], &rows)?;
     Ok(())
 }
 
@@ -395,6 +399,23 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
         snap.id.short(),
         a.target.display()
     );
+    if r.hardlinks + r.fifos + r.devices > 0 {
+        outln!(
+            "  of them {} as hard links; also {} and {}",
+            r.hardlinks,
+            output::count(r.fifos, "FIFO"),
+            output::count(r.devices, "device node")
+        );
+    }
+    if r.devices_skipped > 0 {
+        outln!(
+            "{} skipped: need root",
+            output::count(r.devices_skipped, "device node")
+        );
+    }
+    if r.owners_restored {
+        outln!("owners set as recorded (numeric uid/gid)");
+    }
     if !r.failed.is_empty() {
         outln!(
             "{} could not be restored (listed above)",

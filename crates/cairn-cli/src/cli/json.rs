@@ -137,6 +137,11 @@ pub struct Entry<'a> {
     pub kind: &'static str,
     /// Deprecated: `size_bytes`.
     pub size: u64,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub hardlink: Option<u64>,
+    pub rdev: Option<u64>,
+    pub incomplete: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -153,6 +158,12 @@ impl<'a> Entry<'a> {
             chunks: file.then_some(f.chunks.len()),
             kind: super::output::kind_name(f.kind),
             size: f.size,
+            uid: f.owner.map(|o| o.0),
+            gid: f.owner.map(|o| o.1),
+            hardlink: f.hardlink,
+            rdev: matches!(f.kind, EntryKind::CharDevice | EntryKind::BlockDevice)
+                .then_some(f.rdev),
+            incomplete: f.incomplete,
         }
     }
 }
@@ -231,6 +242,11 @@ pub struct RestoreReport<'a> {
     pub leftovers_removed: u64,
     /// Deprecated: `logical_bytes`.
     pub bytes: u64,
+    pub hardlinks: u64,
+    pub fifos: u64,
+    pub devices: u64,
+    pub devices_skipped: u64,
+    pub owners_restored: bool,
 }
 
 impl<'a> RestoreReport<'a> {
@@ -245,6 +261,11 @@ impl<'a> RestoreReport<'a> {
             failed: &r.failed,
             leftovers_removed: r.leftovers_removed,
             bytes: r.bytes,
+            hardlinks: r.hardlinks,
+            fifos: r.fifos,
+            devices: r.devices,
+            devices_skipped: r.devices_skipped,
+            owners_restored: r.owners_restored,
         }
     }
 }

@@ -40,13 +40,41 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `file`, `dir` or `symlink`.
+/// `file`, `dir`, `symlink`, `fifo`, `char_device` or `block_device`.
 pub fn kind_name(kind: cairn::EntryKind) -> &'static str {
     match kind {
         cairn::EntryKind::File => "file",
         cairn::EntryKind::Dir => "dir",
         cairn::EntryKind::Symlink => "symlink",
+        cairn::EntryKind::Fifo => "fifo",
+        cairn::EntryKind::CharDevice => "char_device",
+        cairn::EntryKind::BlockDevice => "block_device",
     }
+}
+
+/// `uid:gid` when recorded, else `-`.
+pub fn owner(e: &cairn::FileEntry) -> String {
+    e.owner.map_or("-".into(), |(u, g)| format!("{u}:{g}"))
+}
+
+/// `major,minor` of a device number (Linux's encoding, as `ls -l` shows it).
+pub fn device(rdev: u64) -> String {
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    format!("{major},{minor}")
+}
+
+/// What `ls -l` and `show` add after a path: `[hard link N]` (its group)
+/// and `[incomplete]` (stored while it changed).
+pub fn entry_notes(e: &cairn::FileEntry) -> String {
+    let mut notes = String::new();
+    if let Some(g) = e.hardlink {
+        notes.push_str(&format!(" [hard link {g}]"));
+    }
+    if e.incomplete {
+        notes.push_str(" [incomplete]");
+    }
+    notes
 }
 
 /// `1 snapshot`, `2 snapshots`, `3 directories`: a count with its noun.

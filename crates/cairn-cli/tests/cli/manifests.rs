@@ -176,6 +176,7 @@ fn dir_entry(path: &str) -> cairn::format::manifest::FileEntry {
         sha256: [0; 32],
         link_target: String::new(),
         chunks: vec![],
+        ..Default::default()
     }
 }
 

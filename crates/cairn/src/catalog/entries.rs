@@ -1,4 +1,5 @@
-//! File entries stored once (catalog schema 2).
+//! File entries stored once (catalog schema 2; schema 3 adds owner,
+//! hard-link group, rdev and `incomplete` columns).
 //!
 //! Schema 1 kept one `files` row per file per snapshot: 30,000 files cost
 //! 6 MB of catalog per snapshot even when nothing changed. Now an entry
@@ -49,6 +50,17 @@ CREATE TABLE dirs (
     refs INTEGER NOT NULL,
     entries BLOB NOT NULL
 );
+";
+
+/// The columns schema 3 adds to `entries` (also in a new catalog): the
+/// owner (`uid`/`gid` NULL when not recorded), the hard-link group (NULL
+/// when none), the device number and the `incomplete` flag.
+pub(super) const V3_COLUMNS: &str = "
+ALTER TABLE entries ADD COLUMN uid INTEGER;
+ALTER TABLE entries ADD COLUMN gid INTEGER;
+ALTER TABLE entries ADD COLUMN hardlink INTEGER;
+ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;
 ";
 
 const HASH_LEN: usize = 16;
@@ -122,6 +134,18 @@ fn entry_hash(f: &FileEntry, inode: u64) -> [u8; HASH_LEN] {
     put_bytes(&mut h, f.link_target.as_bytes());
     h.update(&inode.to_le_bytes());
     put_bytes(&mut h, &chunks_to_blob(&f.chunks));
+    // Schema 3's fields, only when one is set: an entry without them keys
+    // the row a schema-2 catalog already holds.
+    if f.owner.is_some() || f.hardlink.is_some() || f.rdev != 0 || f.incomplete {
+        h.update(&[3]);
+        let (uid, gid) = f.owner.map_or((None, None), |(u, g)| (Some(u), Some(g)));
+        for v in [uid.map(u64::from), gid.map(u64::from), f.hardlink] {
+            h.update(&[v.is_some() as u8]);
+            h.update(&v.unwrap_or(0).to_le_bytes());
+        }
+        h.update(&f.rdev.to_le_bytes());
+        h.update(&[f.incomplete as u8]);
+    }
     truncate(h)
 }
 
@@ -174,8 +198,9 @@ pub(super) fn store(
 ) -> rusqlite::Result<Vec<u8>> {
     let mut find_entry = conn.prepare_cached("SELECT id FROM entries WHERE hash = ?1")?;
     let mut add_entry = conn.prepare_cached(
-        "INSERT INTO entries(hash, refs, path, kind, mode, mtime_ns, size, sha256, link_target, inode, chunks)
-         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO entries(hash, refs, path, kind, mode, mtime_ns, size, sha256, link_target, inode, chunks,
+                             uid, gid, hardlink, rdev, incomplete)
+         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let mut find_dir = conn.prepare_cached("SELECT id FROM dirs WHERE hash = ?1")?;
     let mut ref_dir = conn.prepare_cached("UPDATE dirs SET refs = refs + 1 WHERE id = ?1")?;
@@ -203,6 +228,11 @@ pub(super) fn store(
                         f.link_target,
                         inode as i64,
                         chunks_to_blob(&f.chunks),
+                        f.owner.map(|o| o.0),
+                        f.owner.map(|o| o.1),
+                        f.hardlink.map(|g| g as i64),
+                        f.rdev as i64,
+                        f.incomplete,
                     ])?;
                     conn.last_insert_rowid()
                 }
@@ -303,6 +333,7 @@ fn entry_row(r: &rusqlite::Row) -> rusqlite::Result<(FileEntry, u64)> {
         sha256: sha.try_into().unwrap_or([0; 32]),
         link_target: r.get(6)?,
         chunks: blob_to_chunks(&chunks),
+        ..FileEntry::default()
     };
     Ok((entry, r.get::<_, i64>(8)? as u64))
 }
@@ -310,16 +341,32 @@ fn entry_row(r: &rusqlite::Row) -> rusqlite::Result<(FileEntry, u64)> {
 /// The columns [`entry_row`] reads.
 const ENTRY_COLUMNS: &str = "path, kind, mode, mtime_ns, size, sha256, link_target, chunks, inode";
 
+/// [`ENTRY_COLUMNS`] and then schema 3's, which [`entry_row_v3`] reads.
+const ENTRY_COLUMNS_V3: &str =
+    "path, kind, mode, mtime_ns, size, sha256, link_target, chunks, inode, \
+                                uid, gid, hardlink, rdev, incomplete";
+
+/// [`entry_row`] of an `entries` row with schema 3's columns.
+fn entry_row_v3(r: &rusqlite::Row) -> rusqlite::Result<(FileEntry, u64)> {
+    let (mut entry, inode) = entry_row(r)?;
+    let (uid, gid): (Option<u32>, Option<u32>) = (r.get(9)?, r.get(10)?);
+    entry.owner = uid.zip(gid);
+    entry.hardlink = r.get::<_, Option<i64>>(11)?.map(|g| g as u64);
+    entry.rdev = r.get::<_, i64>(12)? as u64;
+    entry.incomplete = r.get(13)?;
+    Ok((entry, inode))
+}
+
 /// The entries of snapshot row `rowid` with their stat-cache inodes,
 /// sorted by path.
 pub(super) fn load(conn: &Connection, rowid: i64) -> rusqlite::Result<Vec<(FileEntry, u64)>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"
+        "SELECT {ENTRY_COLUMNS_V3} FROM entries WHERE id = ?1"
     ))?;
     let mut out = Vec::new();
     for dir in snapshot_dirs(conn, rowid)? {
         for id in dir_entries(conn, dir)? {
-            out.push(stmt.query_row([id], entry_row)?);
+            out.push(stmt.query_row([id], entry_row_v3)?);
         }
     }
     out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
@@ -372,6 +419,7 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     tx.execute_batch(TABLES)?;
+    tx.execute_batch(V3_COLUMNS)?;
     tx.execute_batch(super::delta::SCHEMA)?;
     tx.execute_batch("ALTER TABLE snapshots ADD COLUMN dirs BLOB NOT NULL DEFAULT x'';")?;
     let rowids: Vec<i64> = tx
@@ -393,6 +441,28 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()?;
     // The dropped rows' pages go back to the file system.
     conn.execute_batch("VACUUM;")
+}
+
+/// Upgrades a schema-2 catalog in place: [`V3_COLUMNS`] with their
+/// defaults (no owner, group, device or flag, which is what every schema-2
+/// row is), in one immediate transaction like [`migrate_from_v1`]. Row
+/// hashes stay valid, as an entry without schema 3's fields hashes as before.
+pub(super) fn migrate_from_v2(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: String = tx.query_row(
+        "SELECT value FROM meta WHERE key='schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version != "2" {
+        return Ok(());
+    }
+    tx.execute_batch(V3_COLUMNS)?;
+    tx.execute_batch(&format!(
+        "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
+        super::SCHEMA_VERSION
+    ))?;
+    tx.commit()
 }
 
 /// One snapshot's schema-1 rows, in the order they were written (the

@@ -32,16 +32,36 @@ pub const HEADER_LEN: usize = 24;
 /// needs ~40 MiB of chunk ids; this leaves room for huge trees).
 pub const MAX_BODY_LEN: u64 = 1 << 30;
 
-/// What a manifest entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a manifest entry is. The last three are recorded only in trees
+/// (manifest version 2): a version-1 manifest never holds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
+    #[default]
     File,
     Dir,
     Symlink,
+    /// A named pipe (no content).
+    Fifo,
+    /// A character device node (`rdev` says which).
+    CharDevice,
+    /// A block device node (`rdev` says which).
+    BlockDevice,
+}
+
+impl EntryKind {
+    /// FIFOs and device nodes: entries with neither content nor children.
+    pub fn is_special(self) -> bool {
+        matches!(self, Self::Fifo | Self::CharDevice | Self::BlockDevice)
+    }
 }
 
 /// One path in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The fields after `chunks` exist only in trees (manifest version 2) and
+/// the catalog: they are `serde(skip)`, so a version-1 manifest body (the
+/// bincode of this struct) is byte for byte what it was before them, and
+/// decodes them as their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Relative, `/`-separated, no `.`/`..` components.
     pub path: String,
@@ -58,6 +78,20 @@ pub struct FileEntry {
     pub link_target: String,
     /// The file's chunks, in order.
     pub chunks: Vec<ChunkId>,
+    /// `(uid, gid)`, numeric, when recorded.
+    #[serde(skip)]
+    pub owner: Option<(u32, u32)>,
+    /// Regular files of one snapshot with the same group are one inode
+    /// (hard links); `None` for a file with no other link in the snapshot.
+    #[serde(skip)]
+    pub hardlink: Option<u64>,
+    /// Device number of a character or block device (0 otherwise).
+    #[serde(skip)]
+    pub rdev: u64,
+    /// The file kept changing while it was read: what was stored may mix
+    /// old and new content.
+    #[serde(skip)]
+    pub incomplete: bool,
 }
 
 /// What a snapshot run did, recorded for `list`/`stats`.
@@ -217,12 +251,17 @@ impl Manifest {
 
     /// The version-1 form of this logical manifest: directories list no
     /// chunks (in the logical model a version-2 directory's `chunks` is its
-    /// subtree). What `copy` writes into a repository of version < 4.
+    /// subtree), and every entry's owner, hard-link group, rdev and
+    /// `incomplete` are dropped (so the catalog holds what the version-1
+    /// manifest does). What `copy` writes into a repository of version < 4.
+    /// (FIFO and device entries stay: this build reads them in either
+    /// version, an older one refuses them.)
     pub fn without_trees(mut self) -> Self {
         for f in &mut self.files {
             if f.kind == EntryKind::Dir {
                 f.chunks.clear();
             }
+            (f.owner, f.hardlink, f.rdev, f.incomplete) = (None, None, 0, false);
         }
         self
     }
@@ -412,6 +451,7 @@ pub(crate) mod tests {
                 sha256: [1; 32],
                 link_target: String::new(),
                 chunks: vec![ChunkId::of(b"abc")],
+                ..Default::default()
             }],
         }
     }
@@ -511,6 +551,21 @@ pub(crate) mod tests {
         "01000000000000006437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85", // chunks: [ChunkId::of(b"abc")]
     ];
     const PINNED_ID_HEX: &str = "f34ad62bfec74eb4bc071baf766ddb04a8f5476ac24ffd88a090ac2871ffa977";
+
+    /// The fields only trees hold leave a version-1 body as it was: the
+    /// same bytes (and id) with them set, and defaults when decoded.
+    #[test]
+    fn tree_only_fields_leave_v1_bytes_unchanged() {
+        let m = sample();
+        let mut with = m.clone();
+        with.files[0].owner = Some((1000, 1000));
+        with.files[0].hardlink = Some(7);
+        with.files[0].rdev = 9;
+        with.files[0].incomplete = true;
+        assert_eq!(with.encode(), m.encode());
+        let (id, bytes) = with.encode();
+        assert_eq!(decode(&bytes, Some(&id), "k").unwrap(), m);
+    }
 
     /// Regression: a manifest listing one path twice decoded fine, and the
     /// catalog's unique (snapshot, path) key then failed the whole of

@@ -6,8 +6,8 @@
 //!
 //! The encoding is hand-specified and deterministic: a version byte, then
 //! the entries sorted by name bytes, each with every field #10/#18 need
-//! (owner, devices, hard links, an `incomplete` flag) even where ingest does
-//! not record them yet. Nothing here does I/O: [`build`] turns a snapshot's
+//! (owner, devices, hard links, an `incomplete` flag), which ingest fills
+//! in repositories of version 4. Nothing here does I/O: [`build`] turns a snapshot's
 //! logical file list into trees, [`expand`] turns a root tree back into the
 //! list through a `fetch` callback, [`visit`] walks distinct trees for gc.
 
@@ -56,6 +56,30 @@ impl TreeKind {
 
     fn is_device(self) -> bool {
         matches!(self, Self::CharDevice | Self::BlockDevice)
+    }
+
+    /// The tree kind of a manifest entry kind (one to one).
+    pub fn of(kind: EntryKind) -> Self {
+        match kind {
+            EntryKind::File => Self::File,
+            EntryKind::Dir => Self::Dir,
+            EntryKind::Symlink => Self::Symlink,
+            EntryKind::Fifo => Self::Fifo,
+            EntryKind::CharDevice => Self::CharDevice,
+            EntryKind::BlockDevice => Self::BlockDevice,
+        }
+    }
+
+    /// The manifest entry kind of this tree kind.
+    pub fn entry_kind(self) -> EntryKind {
+        match self {
+            Self::File => EntryKind::File,
+            Self::Dir => EntryKind::Dir,
+            Self::Symlink => EntryKind::Symlink,
+            Self::Fifo => EntryKind::Fifo,
+            Self::CharDevice => EntryKind::CharDevice,
+            Self::BlockDevice => EntryKind::BlockDevice,
+        }
     }
 }
 
@@ -324,11 +348,7 @@ fn parent_of(path: &str) -> &str {
 
 fn tree_entry(f: &FileEntry) -> TreeEntry {
     let name = f.path.rsplit('/').next().unwrap_or_default();
-    let kind = match f.kind {
-        EntryKind::File => TreeKind::File,
-        EntryKind::Dir => TreeKind::Dir,
-        EntryKind::Symlink => TreeKind::Symlink,
-    };
+    let kind = TreeKind::of(f.kind);
     TreeEntry {
         name: name::to_bytes(name).into_owned(),
         kind,
@@ -336,7 +356,7 @@ fn tree_entry(f: &FileEntry) -> TreeEntry {
         mtime_ns: f.mtime_ns,
         size: f.size,
         sha256: f.sha256,
-        owner: None,
+        owner: f.owner,
         link_target: name::to_bytes(&f.link_target).into_owned(),
         chunks: if kind == TreeKind::File {
             f.chunks.clone()
@@ -344,9 +364,9 @@ fn tree_entry(f: &FileEntry) -> TreeEntry {
             Vec::new()
         },
         subtree: (kind == TreeKind::Dir).then(|| f.chunks[0]),
-        rdev: 0,
-        hardlink: None,
-        incomplete: false,
+        rdev: if kind.is_device() { f.rdev } else { 0 },
+        hardlink: f.hardlink.filter(|_| kind == TreeKind::File),
+        incomplete: f.incomplete,
     }
 }
 
@@ -408,16 +428,7 @@ fn expand_into(
         } else {
             format!("{dir}/{name}")
         };
-        let kind = match e.kind {
-            TreeKind::File => EntryKind::File,
-            TreeKind::Dir => EntryKind::Dir,
-            TreeKind::Symlink => EntryKind::Symlink,
-            other => {
-                return Err(corrupt(format!(
-                    "`{path}` is a {other:?}, which this build cannot restore"
-                )))
-            }
-        };
+        let kind = e.kind.entry_kind();
         let link_target = name::from_bytes(&e.link_target).into_owned();
         let subtree = e.subtree;
         out.push(FileEntry {
@@ -429,6 +440,10 @@ fn expand_into(
             sha256: e.sha256,
             link_target,
             chunks: subtree.map_or(e.chunks, |s| vec![s]),
+            owner: e.owner,
+            hardlink: e.hardlink,
+            rdev: e.rdev,
+            incomplete: e.incomplete,
         });
         if let Some(sub) = subtree {
             expand_into(&sub, &path, depth + 1, fetch, key, out)?;

@@ -34,7 +34,7 @@ use crate::format::name;
 use crate::ingest::exclude::Excludes;
 
 /// One path found under a source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceEntry {
     /// Relative, `/`-separated path as stored in the manifest (bytes that
     /// are not UTF-8 carried, see [`crate::format::name`]).
@@ -46,10 +46,17 @@ pub struct SourceEntry {
     pub size: u64,
     pub inode: u64,
     pub link_target: String,
+    /// `(st_uid, st_gid)` (`None` for a stream).
+    pub owner: Option<(u32, u32)>,
+    /// `st_dev` and `st_nlink`: with `inode`, what tells hard links apart.
+    pub dev: u64,
+    pub nlink: u64,
+    /// `st_rdev` of a character or block device (0 otherwise).
+    pub rdev: u64,
 }
 
-/// The result of a walk: entries, plus paths skipped because their type
-/// (socket, fifo, device) cannot be backed up, plus (lenient walks only)
+/// The result of a walk: entries (FIFOs and device nodes among them), plus
+/// paths skipped because their type (a socket) cannot be backed up, plus (lenient walks only)
 /// entries left out because they could not be taken.
 #[derive(Debug, Default)]
 pub struct Walk {
@@ -65,7 +72,8 @@ pub struct Walk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
-    /// A socket, FIFO or device: nothing a backup can hold.
+    /// A socket (as restic and borg, never stored), or a FIFO or device
+    /// in a repository whose manifests cannot record one (version < 4).
     Unsupported,
     /// Opening, listing or reading it was refused, or it vanished after
     /// it was listed.
@@ -290,6 +298,10 @@ fn entry(
         },
         inode: meta.ino(),
         link_target,
+        owner: Some((meta.uid(), meta.gid())),
+        dev: meta.dev(),
+        nlink: meta.nlink(),
+        rdev: if kind.is_special() { meta.rdev() } else { 0 },
     })
 }
 
@@ -324,10 +336,71 @@ fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: &Rule
                 Err(e) => walk.leave_out(&path, e, strict)?,
             }
         }
+    } else if let Some(kind) = special_kind(&ft) {
+        walk.entries.push(entry(abs, rel, meta, kind, utf8_only)?);
     } else {
         walk.skipped.push(abs.to_path_buf());
     }
     Ok(())
+}
+
+/// The kind of a FIFO or device node; `None` for anything else (a socket).
+fn special_kind(ft: &fs::FileType) -> Option<EntryKind> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        Some(EntryKind::Fifo)
+    } else if ft.is_char_device() {
+        Some(EntryKind::CharDevice)
+    } else if ft.is_block_device() {
+        Some(EntryKind::BlockDevice)
+    } else {
+        None
+    }
+}
+
+impl Walk {
+    /// Gives every regular file that shares its inode with another file
+    /// of this walk (hard links: `st_nlink` > 1, same `st_dev` and
+    /// `st_ino`) a group number: the inode number, or the next free number
+    /// after it when another device's file took it. Deterministic, and
+    /// stable while the inodes are, so unchanged directories keep their
+    /// trees. `groups[i]` belongs to `entries[i]`.
+    pub fn hardlink_groups(&self) -> Vec<Option<u64>> {
+        use std::collections::HashMap;
+        let linked = |e: &SourceEntry| e.kind == EntryKind::File && e.nlink > 1 && e.inode != 0;
+        let mut count: HashMap<(u64, u64), usize> = HashMap::new();
+        for e in self.entries.iter().filter(|e| linked(e)) {
+            *count.entry((e.dev, e.inode)).or_default() += 1;
+        }
+        let mut group_of: HashMap<(u64, u64), u64> = HashMap::new();
+        let mut taken: std::collections::HashSet<u64> = Default::default();
+        self.entries
+            .iter()
+            .map(|e| {
+                let key = (e.dev, e.inode);
+                if !linked(e) || count.get(&key).copied().unwrap_or(0) < 2 {
+                    return None;
+                }
+                Some(*group_of.entry(key).or_insert_with(|| {
+                    let mut g = e.inode;
+                    while !taken.insert(g) {
+                        g = g.wrapping_add(1);
+                    }
+                    g
+                }))
+            })
+            .collect()
+    }
+
+    /// Moves FIFOs and device nodes from `entries` to `skipped`, for a
+    /// repository whose manifests (version 1) cannot record them.
+    pub fn skip_special(&mut self) {
+        let (special, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| e.kind.is_special());
+        self.entries = kept;
+        self.skipped.extend(special.into_iter().map(|e| e.abs));
+    }
 }
 
 /// The entries of directory `abs` sorted by name bytes (a tree's order),
@@ -373,6 +446,38 @@ mod tests {
             .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
         assert!(walk(&[root.clone(), root]).is_err());
+    }
+
+    /// FIFOs are entries (with owner); sockets are skipped; hard links in
+    /// one walk share a group and a lone file has none.
+    #[test]
+    fn records_fifos_owners_and_hard_link_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("src");
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("a"), b"1").unwrap();
+        fs::hard_link(root.join("a"), root.join("b")).unwrap();
+        fs::write(root.join("c"), b"2").unwrap();
+        fs::hard_link(root.join("c"), dir.path().join("outside")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("p").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path, not kept after the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+        let _sock = std::os::unix::net::UnixListener::bind(root.join("s")).unwrap();
+        let w = walk(std::slice::from_ref(&root)).unwrap();
+        let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, ["src", "src/a", "src/b", "src/c", "src/p"]);
+        assert_eq!(w.entries[4].kind, EntryKind::Fifo);
+        assert_eq!(w.entries[4].mode, 0o640);
+        let me = fs::metadata(&root).unwrap();
+        assert_eq!(w.entries[1].owner, Some((me.uid(), me.gid())));
+        assert_eq!(w.skipped, [root.join("s")]);
+        let groups = w.hardlink_groups();
+        let ino = w.entries[1].inode;
+        assert_eq!(groups, [None, Some(ino), Some(ino), None, None]);
+        let mut w = w;
+        w.skip_special();
+        assert_eq!(w.entries.len(), 4);
+        assert_eq!(w.skipped, [root.join("s"), root.join("p")]);
     }
 
     /// Names and link targets that are not UTF-8 are walked like any

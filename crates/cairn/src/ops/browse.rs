@@ -109,6 +109,8 @@ pub struct DumpReport {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// FIFOs and device nodes.
+    pub specials: u64,
 }
 
 /// Writes the entries at or under `path` of `snap` to `out` as a tar
@@ -132,8 +134,9 @@ pub fn dump(
         let mut header = tar::Header::new_gnu();
         header.set_mode(e.mode);
         header.set_mtime(u64::try_from(e.mtime_ns.div_euclid(1_000_000_000)).unwrap_or(0));
-        header.set_uid(0);
-        header.set_gid(0);
+        let (uid, gid) = e.owner.unwrap_or((0, 0));
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
         let written = match e.kind {
             EntryKind::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
@@ -165,6 +168,23 @@ pub fn dump(
                 report.bytes += e.size;
                 let reader = FileReader::new(repo.storage(), repo.crypt(), &refs, e, locs);
                 tar.append_data(&mut header, name::to_path(&e.path), reader)
+            }
+            special => {
+                header.set_entry_type(match special {
+                    EntryKind::Fifo => tar::EntryType::Fifo,
+                    EntryKind::CharDevice => tar::EntryType::Char,
+                    _ => tar::EntryType::Block,
+                });
+                header.set_size(0);
+                // Linux's encoding of a dev_t (glibc `major`/`minor`).
+                let major = ((e.rdev >> 32) & 0xffff_f000) | ((e.rdev >> 8) & 0xfff);
+                let minor = ((e.rdev >> 12) & 0xffff_ff00) | (e.rdev & 0xff);
+                header
+                    .set_device_major(major as u32)
+                    .and_then(|()| header.set_device_minor(minor as u32))
+                    .map_err(|err| from_io(err, &e.path))?;
+                report.specials += 1;
+                tar.append_data(&mut header, &e.path, io::empty())
             }
         };
         written.map_err(|err| from_io(err, &e.path))?;

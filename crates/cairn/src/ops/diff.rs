@@ -29,7 +29,7 @@ impl Diff {
 
 /// Compares two path-sorted entry lists. Content is compared by SHA-256, so
 /// a file that was rewritten with the same bytes is unchanged; a change of
-/// type, mode or symlink target counts as changed.
+/// type, mode, owner, device number or symlink target counts as changed.
 pub fn diff(old: &[FileEntry], new: &[FileEntry]) -> Diff {
     let mut out = Diff::default();
     let (mut i, mut j) = (0, 0);
@@ -50,8 +50,12 @@ pub fn diff(old: &[FileEntry], new: &[FileEntry]) -> Diff {
             }
             std::cmp::Ordering::Equal => {
                 let (a, b) = (&old[i], &new[j]);
-                if (a.kind, a.mode, &a.sha256, &a.link_target)
-                    != (b.kind, b.mode, &b.sha256, &b.link_target)
+                // An owner counts when both snapshots recorded one: one
+                // taken before the repository recorded owners is not a change.
+                let owner = a.owner.is_some() && b.owner.is_some() && a.owner != b.owner;
+                if owner
+                    || (a.kind, a.mode, &a.sha256, &a.link_target, a.rdev)
+                        != (b.kind, b.mode, &b.sha256, &b.link_target, b.rdev)
                 {
                     out.changed.push(change(Some(a), Some(b)));
                 }
@@ -86,7 +90,22 @@ mod tests {
             sha256: [sha; 32],
             link_target: String::new(),
             chunks: vec![],
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_owner_change_is_a_change_unless_one_side_has_none() {
+        let a = FileEntry {
+            owner: Some((1, 1)),
+            ..entry("a", 1)
+        };
+        let b = FileEntry {
+            owner: Some((2, 1)),
+            ..entry("a", 1)
+        };
+        assert_eq!(diff(std::slice::from_ref(&a), &[b]).changed.len(), 1);
+        assert!(diff(&[entry("a", 1)], &[a]).is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! fsynced: when a restore returns its files are complete for every reader,
 //! durable once the kernel writes them back.
 
+mod fidelity;
 mod stage;
 mod target;
 
@@ -69,6 +70,15 @@ pub struct RestoreReport {
     pub failed: Vec<RestoreFailure>,
     /// Temp files of an interrupted restore found and removed.
     pub leftovers_removed: u64,
+    /// Files restored as a hard link to another restored file (also
+    /// counted in `files`).
+    pub hardlinks: u64,
+    pub fifos: u64,
+    pub devices: u64,
+    /// Device nodes not created: that needs root.
+    pub devices_skipped: u64,
+    /// Whether the recorded owners were set (only as root).
+    pub owners_restored: bool,
 }
 
 /// Checks a manifest path is a plain relative path.
@@ -186,10 +196,15 @@ pub fn restore(
     if written.is_err() {
         layout.discard();
     }
-    let (failed, dirs, links) = written?;
+    let (failed, dirs, links, made) = written?;
     report.failed = failed;
     report.dirs = dirs;
     report.symlinks = links;
+    let mut skip: HashSet<String> = report.failed.iter().map(|f| f.path.clone()).collect();
+    skip.extend(made.not_restored);
+    report.owners_restored = fidelity::set_owners(target, &entries, &skip)?;
+    (report.hardlinks, report.fifos) = (made.hardlinks, made.fifos);
+    (report.devices, report.devices_skipped) = (made.devices, made.devices_skipped);
     let files = entries.iter().filter(|e| e.kind == EntryKind::File);
     report.files = files.clone().count() as u64 - report.failed.len() as u64;
     report.bytes = files.map(|f| f.size).sum();
@@ -207,15 +222,18 @@ fn write_entries(
     layout: &stage::Layout,
     opts: &RestoreOptions,
     progress: &dyn Progress,
-) -> Result<(Vec<RestoreFailure>, u64, u64)> {
-    let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
+) -> Result<(Vec<RestoreFailure>, u64, u64, fidelity::Made)> {
+    let (mut dirs, mut files, mut links, mut specials) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for e in entries {
         match e.kind {
             EntryKind::Dir => dirs.push(e),
             EntryKind::File => files.push(e),
             EntryKind::Symlink => links.push(e),
+            _ => specials.push(e),
         }
     }
+    let (files, hardlinks) = fidelity::split_links(files);
     for d in &dirs {
         match layout.staged(&d.path) {
             // In a stage: the parent is new and ours (a stage root itself
@@ -264,6 +282,15 @@ fn write_entries(
         }
     })?;
     progress.finish();
+    let mut failed = failures.into_inner().expect("no panics while held");
+    let made = fidelity::link_and_make(
+        target,
+        layout,
+        &verified_dirs,
+        &hardlinks,
+        &specials,
+        &mut failed,
+    )?;
     for l in &links {
         let path = match layout.staged(&l.path) {
             Some(path) => path,
@@ -292,8 +319,7 @@ fn write_entries(
             layout.publish()?;
         }
     }
-    let failed = failures.into_inner().expect("no panics while held");
-    Ok((failed, dirs.len() as u64, links.len() as u64))
+    Ok((failed, dirs.len() as u64, links.len() as u64, made))
 }
 
 /// Creates a directory, or accepts a real one already there. A symlink or
@@ -633,6 +659,8 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
         EntryKind::File => None,
         EntryKind::Dir => Some("directory"),
         EntryKind::Symlink => Some("symlink"),
+        EntryKind::Fifo => Some("FIFO"),
+        EntryKind::CharDevice | EntryKind::BlockDevice => Some("device node"),
     };
     if let Some(kind) = kind {
         return Err(Error::NotAFile {
@@ -671,6 +699,7 @@ mod tests {
             sha256: [0; 32],
             link_target: String::new(),
             chunks: vec![],
+            ..Default::default()
         }
     }
 

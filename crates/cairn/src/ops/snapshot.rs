@@ -10,8 +10,10 @@
 //! Unless [`SnapshotOptions::strict`], one bad entry does not cost the whole
 //! snapshot: what cannot be read (or named in UTF-8) is left out, a file
 //! that keeps changing is stored as last read, and the report lists both
-//! ([`SnapshotReport::complete`] is false). The manifest does not record
-//! that the snapshot is incomplete: that needs a format change.
+//! ([`SnapshotReport::complete`] is false). In a repository of version 4
+//! (trees) such a file's entry is marked `incomplete`, and every entry
+//! records its owner, hard-link group and (FIFOs, devices) kind and rdev;
+//! older repositories skip FIFOs and devices, as sockets always are.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -187,9 +189,7 @@ pub fn create_from_reader(
             kind: EntryKind::File,
             mode: 0o644,
             mtime_ns: now_ns(),
-            size: 0,
-            inode: 0,
-            link_target: String::new(),
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -221,7 +221,7 @@ fn take_lock(repo: &Repository, opts: &SnapshotOptions) -> Result<Option<Lock>> 
 fn create_walked(
     repo: &Repository,
     run: Run,
-    walked: walk::Walk,
+    mut walked: walk::Walk,
     stream: Option<Box<dyn Read + Send>>,
     opts: &SnapshotOptions,
     progress: &dyn Progress,
@@ -232,6 +232,12 @@ fn create_walked(
         lock,
     } = run;
     let parent = latest_of(repo, &opts.label.kind, &opts.label.name)?;
+    // Owners, hard links, FIFOs, devices and `incomplete` live in trees.
+    let fidelity = repo.config().writes_trees();
+    if !fidelity {
+        walked.skip_special();
+    }
+    let groups = walked.hardlink_groups();
     let mut files = Vec::with_capacity(walked.entries.len());
     let mut jobs = Vec::new();
     for (i, e) in walked.entries.iter().enumerate() {
@@ -240,6 +246,11 @@ fn create_walked(
             _ => None,
         };
         let mut entry = file_entry(e);
+        if fidelity {
+            entry.owner = e.owner;
+            entry.hardlink = groups[i];
+            entry.rdev = e.rdev;
+        }
         match reused {
             Some(cached) => {
                 entry.sha256 = cached.sha256;
@@ -305,7 +316,7 @@ fn create_walked(
             // The stream's size is known only now that it has been read.
             files[0].size = streamed.load(Ordering::Relaxed);
         }
-        outcome = apply_issues(issues, &walked, files, &mut inodes);
+        outcome = apply_issues(issues, &walked, files, &mut inodes, fidelity);
         repo.config().writes_trees() && !unchanged
     };
     let (stored, root) = store_all(
@@ -384,7 +395,7 @@ fn create_walked(
         .map(|p| Skipped {
             path: walk::escaped(p),
             reason: SkipReason::Unsupported,
-            detail: "not a file, directory or symlink".into(),
+            detail: unsupported_detail(p).into(),
         })
         .chain(walked.left_out)
         .chain(outcome.skipped)
@@ -445,6 +456,19 @@ fn take_v1_misfits(files: &mut Vec<FileEntry>, inodes: &mut Vec<u64>) -> Vec<Fil
     misfits
 }
 
+/// Why an entry of this type is not stored: sockets never are (as restic
+/// and borg); FIFOs and devices only in repositories of version 4.
+fn unsupported_detail(path: &std::path::Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
+        Ok(ft) if ft.is_socket() => "a socket: sockets are not stored",
+        Ok(ft) if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() => {
+            "a FIFO or device node: recorded only in repositories of version 4"
+        }
+        _ => "not a file, directory, symlink, FIFO or device node",
+    }
+}
+
 /// A stream that counts the bytes read from it (a stream's size is known
 /// only at its end).
 struct Counted {
@@ -478,6 +502,7 @@ fn apply_issues(
     walked: &walk::Walk,
     files: &mut Vec<FileEntry>,
     inodes: &mut Vec<u64>,
+    mark_incomplete: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut gone = HashSet::new();
@@ -502,6 +527,7 @@ fn apply_issues(
                 files[file].mtime_ns = mtime_ns;
                 if let Some(detail) = still_changing {
                     inodes[file] = 0;
+                    files[file].incomplete = mark_incomplete;
                     outcome.changed.push(Changed {
                         path: walk::escaped(&walked.entries[file].abs),
                         detail,
@@ -606,6 +632,7 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
         sha256: [0; 32],
         link_target: e.link_target.clone(),
         chunks: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -758,11 +785,8 @@ mod tests {
             path: name::from_bytes(raw).into_owned(),
             kind: EntryKind::File,
             mode: 0o644,
-            mtime_ns: 0,
-            size: 0,
-            sha256: [0; 32],
             link_target: name::from_bytes(target).into_owned(),
-            chunks: Vec::new(),
+            ..Default::default()
         };
         let mut files = vec![
             entry(b"a", b""),

@@ -128,6 +128,9 @@ fn file_attr(ino: Ino, node: &Node, uid: u32, gid: u32) -> FileAttr {
         EntryKind::Dir => FileType::Directory,
         EntryKind::File => FileType::RegularFile,
         EntryKind::Symlink => FileType::Symlink,
+        EntryKind::Fifo => FileType::NamedPipe,
+        EntryKind::CharDevice => FileType::CharDevice,
+        EntryKind::BlockDevice => FileType::BlockDevice,
     };
     FileAttr {
         ino: INodeNo(ino),

@@ -141,7 +141,7 @@ impl SnapTree {
                 size: match e.kind {
                     EntryKind::File => e.size,
                     EntryKind::Symlink => e.link_target.len() as u64,
-                    EntryKind::Dir => 0,
+                    _ => 0,
                 },
                 mtime_ns: e.mtime_ns,
                 content,
@@ -405,6 +405,7 @@ mod tests {
                 String::new()
             },
             chunks: Vec::new(),
+            ..Default::default()
         }
     }
 

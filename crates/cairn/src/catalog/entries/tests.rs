@@ -27,6 +27,7 @@ fn file(path: &str, kind: EntryKind, version: u8) -> FileEntry {
         sha256: [version; 32],
         link_target: String::new(),
         chunks: vec![ChunkId::of(&[version, path.len() as u8])],
+        ..Default::default()
     }
 }
 
@@ -199,7 +200,10 @@ fn a_schema_1_catalog_is_upgraded_on_open() {
         } else {
             Catalog::open(&path).unwrap()
         };
-        assert_eq!(cat.schema_version().unwrap(), "2");
+        assert_eq!(
+            cat.schema_version().unwrap(),
+            crate::catalog::SCHEMA_VERSION.to_string()
+        );
         let listed = snaps(&cat);
         assert_eq!(listed.len(), 3);
         let total: usize = listed.iter().map(|s| cat.files(s).unwrap().len()).sum();
@@ -217,5 +221,59 @@ fn a_schema_1_catalog_is_upgraded_on_open() {
             )
             .unwrap();
         assert_eq!(has_files, 0);
+    }
+}
+
+/// A schema-2 catalog (what cairn wrote before owners and hard links:
+/// today's made without schema 3's columns) gains them in place when
+/// opened, read-only too, keeps its snapshots and stat cache, and then
+/// stores and returns the new fields.
+#[test]
+fn a_schema_2_catalog_is_upgraded_on_open() {
+    for read_only in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let a = SnapshotId::of(b"a");
+        {
+            let cat = Catalog::open(&path).unwrap();
+            cat.add_snapshot(&a, &manifest(tree(2, 3, None), 1), &[])
+                .unwrap();
+            cat.lock()
+                .execute_batch(
+                    "ALTER TABLE entries DROP COLUMN uid; ALTER TABLE entries DROP COLUMN gid;
+                     ALTER TABLE entries DROP COLUMN hardlink; ALTER TABLE entries DROP COLUMN rdev;
+                     ALTER TABLE entries DROP COLUMN incomplete;
+                     UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                )
+                .unwrap();
+        }
+        let cat = if read_only {
+            Catalog::open_read_only(&path).unwrap()
+        } else {
+            Catalog::open(&path).unwrap()
+        };
+        assert_eq!(cat.schema_version().unwrap(), "3");
+        let before = cat.files(&snaps(&cat)[0]).unwrap();
+        assert_eq!(before.len(), manifest(tree(2, 3, None), 1).files.len());
+        assert!(before.iter().all(|f| f.owner.is_none() && !f.incomplete));
+        drop(cat);
+        let cat = Catalog::open(&path).unwrap();
+        let mut m = manifest(tree(2, 3, None), 2);
+        m.files[0].owner = Some((1000, 100));
+        m.files[0].hardlink = Some(42);
+        m.files[0].incomplete = true;
+        m.files[0].rdev = 7;
+        let b = SnapshotId::of(b"b");
+        cat.add_snapshot(&b, &m, &[]).unwrap();
+        let listed = snaps(&cat);
+        let got = cat.files(&listed[1]).unwrap();
+        let f = got.iter().find(|f| f.path == m.files[0].path).unwrap();
+        assert_eq!(
+            (f.owner, f.hardlink, f.rdev, f.incomplete),
+            (Some((1000, 100)), Some(42), 7, true)
+        );
+        // The unchanged entries are the same rows as before the upgrade.
+        assert_eq!(cat.files(&listed[0]).unwrap(), before);
+        assert_eq!(miscounted_rows(&cat.lock()).unwrap(), 0);
     }
 }

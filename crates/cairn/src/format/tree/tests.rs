@@ -163,6 +163,7 @@ fn fe(path: &str, kind: EntryKind, sha: u8) -> FileEntry {
         } else {
             vec![]
         },
+        ..Default::default()
     }
 }
 

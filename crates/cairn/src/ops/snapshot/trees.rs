@@ -38,6 +38,11 @@ pub(crate) fn fresh(
             .iter_mut()
             .filter(|f| f.kind == EntryKind::Dir)
             .for_each(|f| f.chunks.clear());
+        // A version-1 manifest cannot hold them: the catalog must not
+        // either (a rebuild from the manifest would lose them).
+        files.iter_mut().for_each(|f| {
+            (f.owner, f.hardlink, f.rdev, f.incomplete) = (None, None, 0, false);
+        });
         return Ok(None);
     };
     let ids: Vec<ChunkId> = built.trees.iter().map(|(id, _)| *id).collect();
