@@ -131,20 +131,7 @@ pub fn rebuild_catalog(repo: &RepoStorage, progress: &dyn Progress) -> Result<Re
     let intents = forget::load_intents(storage)?;
     let forgotten = forget::named_by(&intents);
     forget::delete_manifests(storage, &forgotten)?;
-    let previous = PreviousCatalog::open(repo, &mut report.stat_cache);
-    let old = repo.catalog_file().replace(|catalog| {
-        import_packs(storage, repo.crypt(), catalog, &mut report, progress)?;
-        // Closed before the previous catalog's file is moved aside.
-        let previous = previous;
-        import_manifests(
-            storage,
-            repo.crypt(),
-            catalog,
-            &mut report,
-            &forgotten,
-            &previous,
-        )
-    })?;
+    let old = refill(repo, &mut report, &forgotten, progress)?;
     for intent in &intents {
         storage.delete(&intent.key)?;
     }
@@ -164,28 +151,29 @@ pub(crate) fn rebuild_cache(repo: &RepoStorage) -> Result<()> {
     let storage = repo.storage();
     let _lock = Lock::shared(repo.shared_storage(), "catalog cache rebuild")?;
     let forgotten = forget::named_by(&forget::load_intents(storage)?);
-    let mut report = RebuildReport::default();
     // A stale cache keeps its stat cache too.
+    let mut report = RebuildReport::default();
+    refill(repo, &mut report, &forgotten, &crate::progress::NoProgress)?;
+    Ok(())
+}
+
+/// Replaces the catalog with one filled from the packs and the manifests
+/// (but those `forgotten` names), keeping the stat cache of the catalog it
+/// replaces; the path the old catalog was set aside under, if any.
+fn refill(
+    repo: &RepoStorage,
+    report: &mut RebuildReport,
+    forgotten: &HashSet<SnapshotId>,
+    progress: &dyn Progress,
+) -> Result<Option<PathBuf>> {
+    let storage = repo.storage();
     let previous = PreviousCatalog::open(repo, &mut report.stat_cache);
     repo.catalog_file().replace(|catalog| {
-        import_packs(
-            storage,
-            repo.crypt(),
-            catalog,
-            &mut report,
-            &crate::progress::NoProgress,
-        )?;
+        import_packs(storage, repo.crypt(), catalog, report, progress)?;
+        // Closed before the previous catalog's file is moved aside.
         let previous = previous;
-        import_manifests(
-            storage,
-            repo.crypt(),
-            catalog,
-            &mut report,
-            &forgotten,
-            &previous,
-        )
-    })?;
-    Ok(())
+        import_manifests(storage, repo.crypt(), catalog, report, forgotten, &previous)
+    })
 }
 
 fn import_packs(
