@@ -11,10 +11,14 @@ WORK=${WORK:-bench-data/demo}
 cargo build --release --quiet --bin cairn --example gen_model
 # Where cargo put them: $CARGO_TARGET_DIR when set (relative to the repository root).
 target=${CARGO_TARGET_DIR:-target}
-cairn=$target/release/cairn
-gen=$target/release/examples/gen_model
+cairn=$(realpath "$target/release/cairn")
+gen=$(realpath "$target/release/examples/gen_model")
 rm -rf "$WORK" && mkdir -p "$WORK/model"
+WORK=$(realpath "$WORK")
 export CAIRN_REPO="$WORK/repo"
+# Sources are stored under their path as given: snapshot `model` from
+# inside WORK, so the snapshot holds `model/model.safetensors`.
+cd "$WORK"
 
 echo "== generating a $SIZE bf16 safetensors model"
 "$gen" "$WORK/model/model.safetensors" --size "$SIZE" --seed 1 --tensors-mb 8
@@ -24,12 +28,12 @@ sha_v1=$(sha256sum "$WORK/model/model.safetensors" | cut -d' ' -f1)
 echo "== cairn init"
 "$cairn" init
 echo "== first snapshot"
-"$cairn" snapshot "$WORK/model" --kind model --name demo --version v1 --tag milestone
+"$cairn" snapshot model --kind model --name demo --version v1 --tag milestone
 echo "== same file again (stat cache: nothing is re-read)"
-"$cairn" snapshot "$WORK/model" --kind model --name demo
+"$cairn" snapshot model --kind model --name demo
 echo "== after fine-tuning 1/8 of the tensors"
 mv "$WORK/finetuned.safetensors" "$WORK/model/model.safetensors"
-"$cairn" snapshot "$WORK/model" --kind model --name demo --version v2
+"$cairn" snapshot model --kind model --name demo --version v2
 echo "== history"
 "$cairn" list
 "$cairn" diff demo:v1 demo:v2

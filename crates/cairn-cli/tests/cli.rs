@@ -77,6 +77,8 @@ mod mount;
 mod names;
 #[path = "cli/notify.rs"]
 mod notify;
+#[path = "cli/paths.rs"]
+mod paths;
 #[path = "cli/quiet.rs"]
 mod quiet;
 #[path = "cli/rebuild_stat_cache.rs"]

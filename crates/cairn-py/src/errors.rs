@@ -96,6 +96,7 @@ fn classify(e: &Error) -> Mapped {
         | Error::ConfigMissing { path } => M::new("CorruptRepository").path(path.display()),
         Error::InvalidArgument(_) | Error::WouldEmptyHistory { .. } => M::new("InvalidArgument"),
         Error::BadPasswordFile { path, .. } => M::new("InvalidArgument").path(path.display()),
+        Error::RefusedSource { path, .. } => M::new("InvalidArgument").path(path),
         Error::Io { path, .. } | Error::NoSpace { path } | Error::SourceChanged { path, .. } => {
             M::new("CairnError").path(path.display())
         }

@@ -14,6 +14,13 @@ def random_bytes(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch):
+    """Each test runs in its temp directory, so sources given relative to it
+    are stored under those short paths (cairn keeps a path as given)."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def repo(tmp_path: Path):
     """An empty repository, closed after the test."""
@@ -23,8 +30,9 @@ def repo(tmp_path: Path):
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    """A small model directory: weights, a nested config, an empty file, a symlink."""
-    d = tmp_path / "trading_model"
+    """A small model directory: weights, a nested config, an empty file, a
+    symlink; given relative (`trading_model`), so it is stored under that name."""
+    d = Path("trading_model")
     (d / "cfg").mkdir(parents=True)
     (d / "weights.bin").write_bytes(random_bytes(1, 700_000))
     (d / "cfg" / "config.json").write_text('{"layers": 4}')

@@ -292,6 +292,12 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// A source given to `snapshot` cannot be stored under its path as
+    /// given (a `..` after a name, or two sources that would share a
+    /// stored path); nothing was written.
+    #[error("cannot snapshot {path}: {reason}")]
+    RefusedSource { path: String, reason: String },
+
     /// A source given to `snapshot` is a pipe, socket or device (for
     /// example `/dev/stdin` fed by a pipe): its bytes cannot be walked as
     /// a file; nothing was written.

@@ -122,3 +122,15 @@ pub(crate) fn use_passwords(password: &str, new: &str) {
         parallelism: 1,
     });
 }
+
+/// Where a snapshot stores source `path` (under its path as given; an
+/// absolute temp dir is kept whole, without its leading `/`), joined with
+/// `below` when that is not empty: `stored(&src, "a.txt")`.
+pub(crate) fn stored(path: &std::path::Path, below: &str) -> String {
+    let top = crate::ops::restore::layout::normalize(&path.to_string_lossy());
+    if below.is_empty() {
+        top
+    } else {
+        format!("{top}/{below}")
+    }
+}

@@ -421,7 +421,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
-    /// Files or directories to snapshot; each is stored under its base name
+    /// Files or directories to snapshot; each is stored under its path as given (`models/a.h5` as `models/a.h5`, `/data/llama` as `data/llama`, `.` as the top), and restores to that layout under the target
     #[arg(required_unless_present_any = ["files_from", "stdin"], value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Store standard input as one file named by --stdin-filename (e.g. `pg_dump app | cairn snapshot --stdin --stdin-filename app.sql ...`)

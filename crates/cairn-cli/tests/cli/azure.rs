@@ -33,7 +33,7 @@ fn an_azure_repository_snapshots_restores_checks_and_takes_copies() {
     assert!(stdout(&run_ok(on(&["list"]))).contains("1 snapshot"));
     let target = dir.path().join("restored");
     run_ok(on(&["restore", "m"]).arg(&target));
-    assert_diff_clean(&src, &target.join("model"));
+    assert_diff_clean(&src, &target.join(crate::common::stored(&src)));
     assert!(stdout(&run_ok(on(&["check", "--read-data"]))).contains("no damage found"));
 
     // A local repository copied into it: only what it lacks travels.

@@ -271,9 +271,9 @@ fn restore_path_selects_top_level_sources() {
     run_ok(
         env.cairn()
             .arg("snapshot")
-            .arg(&tree)
-            .arg(&solo)
-            .arg(&other)
+            .arg(env.rel(&tree))
+            .arg(env.rel(&solo))
+            .arg(env.rel(&other))
             .args(["--kind", "model", "--name", "multi"]),
     );
     let out = env.path("out");

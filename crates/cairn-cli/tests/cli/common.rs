@@ -154,6 +154,13 @@ impl Env {
         self.dir.path().join(rel)
     }
 
+    /// `path` relative to the temp dir, where commands run: a source given
+    /// so is stored under that short path (`src/…`), as a user in that
+    /// directory would give it; a path elsewhere is returned as it is.
+    pub fn rel<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(self.dir.path()).unwrap_or(path)
+    }
+
     /// `cairn --repo <repo>`, isolated from the user's environment.
     pub fn cairn(&self) -> Command {
         let mut cmd = cairn_in(self.dir.path());
@@ -187,7 +194,7 @@ impl Env {
     pub fn snapshot(&self, path: &Path, kind: &str, name: &str, extra: &[&str]) -> Value {
         let mut cmd = self.cairn();
         cmd.arg("snapshot")
-            .arg(path)
+            .arg(self.rel(path))
             .args(["--kind", kind, "--name", name])
             .args(extra)
             .arg("--json");
@@ -217,7 +224,8 @@ impl Env {
 
     /// Restores every listed snapshot into a fresh directory and asserts it
     /// reproduces its source bit for bit (content, modes, mtimes, links).
-    /// `source_of` maps a snapshot's name to the directory it was taken of.
+    /// `source_of` maps a snapshot's name to the directory it was taken of
+    /// (given relative to this temp dir, or absolute).
     pub fn assert_all_restore(&self, source_of: &dyn Fn(&str) -> PathBuf) {
         let list = self.list();
         assert!(!list.is_empty(), "no snapshots to restore");
@@ -226,7 +234,7 @@ impl Env {
             let src = source_of(s["name"].as_str().unwrap());
             let out = self.path(&format!("restore-all-{id}-{}", now_ns()));
             run_ok(self.cmd(["restore".as_ref(), id.as_ref(), out.as_os_str()]));
-            let restored = out.join(src.file_name().unwrap());
+            let restored = restored_source(&out, self.dir.path(), &src);
             assert_diff_clean(&src, &restored);
             assert_eq!(
                 tree_nodes(&src),
@@ -659,8 +667,7 @@ impl Env {
         for (file, data) in files {
             fs::write(src.join(file), data).unwrap();
         }
-        let src = src.display().to_string();
-        let out = self.ok(&[&["snapshot", "--json", "--force", src.as_str()], args].concat());
+        let out = self.ok(&[&["snapshot", "--json", "--force", dir], args].concat());
         let report: Value = serde_json::from_str(&out).unwrap();
         report["id"].as_str().unwrap().to_string()
     }
@@ -775,4 +782,24 @@ pub fn verify_repository(repo_path: &Path) -> Verified {
         "catalog and storage list the same packs"
     );
     v
+}
+
+/// Where a restore into `out` put source `src` of a snapshot taken in
+/// `cwd`: `src` was given relative to `cwd` (stored so), or whole.
+pub fn restored_source(out: &Path, cwd: &Path, src: &Path) -> PathBuf {
+    let given = out.join(src.strip_prefix(cwd).unwrap_or(src));
+    if given.exists() {
+        given
+    } else {
+        out.join(stored(src))
+    }
+}
+
+/// Where a snapshot stores a source given as `path` (its path as given,
+/// without a leading `/` or `.` components): `out.join(stored(&src))` is
+/// where a restore into `out` puts it.
+pub fn stored(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect()
 }

@@ -96,10 +96,11 @@ fn destination(src: &Env) -> Env {
     dst
 }
 
-/// Restores `id` from `env` and compares it with `src` bit for bit.
-fn assert_restores(env: &Env, id: &str, src: &Path) {
+/// Restores `id` from `env` and compares it with `src`, stored as
+/// `stored`, bit for bit.
+fn assert_restores(env: &Env, id: &str, stored: &Path, src: &Path) {
     let out = env.restore(id);
-    let restored = out.join(src.file_name().unwrap());
+    let restored = out.join(stored);
     assert_diff_clean(src, &restored);
     assert_eq!(tree_nodes(src), tree_nodes(&restored), "snapshot {id}");
     fs::remove_dir_all(out).unwrap();
@@ -122,7 +123,7 @@ fn copy_everything_then_a_second_run_copies_nothing() {
         .all(|s| s["state"] == "copied"));
     assert_eq!(identity(&dst.list()), identity(&src.list()));
     for (s, dir) in src.list().iter().zip(&dirs) {
-        assert_restores(&dst, s["id"].as_str().unwrap(), dir);
+        assert_restores(&dst, s["id"].as_str().unwrap(), src.rel(dir), dir);
     }
     assert!(dst.check_read_data().is_empty(), "nothing left over");
 
@@ -197,7 +198,7 @@ fn copy_a_selector_then_a_history_sends_only_the_new_chunks() {
     );
     assert_eq!(identity(&dst.list()), identity(&src.list()));
     for (r, dir) in reports.iter().zip(&dirs) {
-        assert_restores(&dst, r["id"].as_str().unwrap(), dir);
+        assert_restores(&dst, r["id"].as_str().unwrap(), src.rel(dir), dir);
     }
     dst.check_read_data();
 }
@@ -326,7 +327,7 @@ fn copy_killed_at_random_moments_finishes_on_rerun_without_duplicates() {
         }
         dst_env.check_read_data();
         for (s, dir) in src.list().iter().zip(&dirs) {
-            assert_restores(&dst_env, s["id"].as_str().unwrap(), dir);
+            assert_restores(&dst_env, s["id"].as_str().unwrap(), src.rel(dir), dir);
         }
     }
     eprintln!(
@@ -424,7 +425,7 @@ fn init_from_repo_shares_the_key_so_encrypted_repositories_copy() {
     write(&src.join("c.json"), b"{}");
     run_ok(
         cairn(pa, &["snapshot", "--kind", "model", "--name", "m"])
-            .arg(&src)
+            .arg(env.rel(&src))
             .arg("--repo")
             .arg(&a),
     );
@@ -463,7 +464,7 @@ fn init_from_repo_shares_the_key_so_encrypted_repositories_copy() {
             .arg("--repo")
             .arg(&b),
     );
-    assert_diff_clean(&src, &restored.join("m"));
+    assert_diff_clean(&src, &restored.join("src/m"));
     run_ok(cairn(pb, &["check", "--read-data"]).arg("--repo").arg(&b));
     // Its own key file: a's password does not open b.
     let err = run_code(cairn(pa, &["list"]).arg("--repo").arg(&b), 2);
@@ -475,7 +476,7 @@ fn init_from_repo_shares_the_key_so_encrypted_repositories_copy() {
     write(&src.join("w.bin"), &w);
     run_ok(
         cairn(pb, &["snapshot", "--kind", "model", "--name", "m"])
-            .arg(&src)
+            .arg(env.rel(&src))
             .arg("--repo")
             .arg(&b),
     );

@@ -268,7 +268,7 @@ fn run_trial(big: &Path, small: &Path, moment: Moment, ctx: &str) -> (bool, Vec<
     }
     let out = env.path("restored-good");
     run_ok(env.cmd(["restore".as_ref(), "good".as_ref(), out.as_os_str()]));
-    assert_diff_clean(small, &out.join("small"));
+    assert_diff_clean(small, &out.join(crate::common::stored(small)));
 
     // The killed process's lock, if it left one, is its own and stale.
     for name in lock_files(&env.repo) {

@@ -47,7 +47,7 @@ fn snapshot(env: &Env, src: &Path, name: &str) -> serde_json::Value {
         env,
         &[
             "snapshot",
-            src.to_str().unwrap(),
+            env.rel(src).to_str().unwrap(),
             "--kind",
             "model",
             "--name",
@@ -87,7 +87,7 @@ fn snapshot_restore_check_and_dedup_work_encrypted() {
         &env,
         &[
             "snapshot",
-            src.to_str().unwrap(),
+            env.rel(&src).to_str().unwrap(),
             "--kind",
             "model",
             "--name",

@@ -42,7 +42,7 @@ fn exclude_patterns_and_files_leave_entries_out_and_count_them() {
     let patterns = env.path("excludes.txt");
     write(&patterns, b"# build leftovers\n\n*.tmp\n!keep.tmp\n");
     let mut cmd = env.cmd(["snapshot"]);
-    cmd.arg(&data)
+    cmd.arg(env.rel(&data))
         .args(["--kind", "config", "--name", "ex", "--json"])
         .args(["--exclude", "cache/", "--exclude", "data/logs"])
         .arg("--exclude-file")
@@ -61,7 +61,7 @@ fn exclude_patterns_and_files_leave_entries_out_and_count_them() {
 
     // The text report says how many were excluded.
     let mut cmd = env.cmd(["snapshot"]);
-    cmd.arg(&data)
+    cmd.arg(env.rel(&data))
         .args(["--kind", "config", "--name", "ex2", "--exclude", "*.tmp"]);
     let text = stdout(&run_ok(cmd));
     assert!(text.contains("excluded    3"), "{text}");
@@ -74,10 +74,11 @@ fn files_from_lists_the_sources_and_absolute_patterns_match_on_disk() {
     let other = env.path("other.txt");
     write(&other, b"other\n");
     let list = env.path("list.txt");
+    // Relative to where the command runs, as given on a command line.
     let text = format!(
         "# what to back up\n{}\n\n{}\n",
-        data.display(),
-        other.display()
+        env.rel(&data).display(),
+        env.rel(&other).display()
     );
     write(&list, text.as_bytes());
     let absolute = format!("{}/sub", data.display());

@@ -101,7 +101,7 @@ fn owners_hard_links_fifos_and_devices_round_trip() {
     assert!(skipped[0]["detail"].as_str().unwrap().contains("socket"));
     let text = run_ok(
         env.cmd(["snapshot", "--kind", "config", "--name", "fid2"])
-            .arg(&src),
+            .arg(env.rel(&src)),
     );
     assert!(
         stderr(&text).contains("skipped") && stderr(&text).contains("socket"),
@@ -248,13 +248,13 @@ fn a_file_stored_while_changing_is_marked_incomplete() {
     write(&env.path("src/ok"), b"ok\n");
     let out = env
         .cmd(["snapshot", "--kind", "config", "--name", "inc", "--json"])
-        .arg(env.path("src"))
+        .arg("src")
         .arg(changing)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let shown = env.json(["show", "config/inc"]);
-    assert_eq!(entry(&shown, "version")["incomplete"], true, "{shown}");
+    assert_eq!(entry(&shown, "proc/version")["incomplete"], true, "{shown}");
     assert_eq!(entry(&shown, "src/ok")["incomplete"], false);
     let ls = stdout(&run_ok(env.cmd(["ls", "-l", "config/inc"])));
     assert!(ls.contains("version [incomplete]"), "{ls}");
@@ -282,7 +282,7 @@ fn older_repositories_skip_fifos_with_a_count() {
     assert!(skipped[0]["detail"].as_str().unwrap().contains("version 4"));
     let out = run_ok(
         env.cmd(["snapshot", "--kind", "config", "--name", "old"])
-            .arg(&src),
+            .arg(env.rel(&src)),
     );
     assert!(
         stderr(&out).contains("skipped") && stderr(&out).contains("src/p"),

@@ -144,12 +144,12 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
     write(&keep.join("a-small.bin"), &small);
     run_ok(
         cairn(&["snapshot"])
-            .arg(&old)
+            .arg(env.rel(&old))
             .args(["--kind", "model", "--name", "old"]),
     );
     run_ok(
         cairn(&["snapshot"])
-            .arg(&keep)
+            .arg(env.rel(&keep))
             .args(["--kind", "model", "--name", "keep"]),
     );
 
@@ -189,7 +189,7 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
     write(&fresh.join("new.bin"), &random_bytes(1 << 20, 3));
     let err = run_code(
         cairn(&["snapshot"])
-            .arg(&fresh)
+            .arg(env.rel(&fresh))
             .args(["--kind", "model", "--name", "fresh"]),
         2,
     );
@@ -228,7 +228,7 @@ fn a_full_disk_keeps_restore_list_check_and_gc_working() {
     fs::remove_file(&junk).unwrap();
     run_ok(
         cairn(&["snapshot"])
-            .arg(&fresh)
+            .arg(env.rel(&fresh))
             .args(["--kind", "model", "--name", "fresh"]),
     );
 }
@@ -253,7 +253,7 @@ fn delete_and_gc_run_on_a_completely_full_disk() {
     for (dir, name) in [(&old, "old"), (&keep, "keep")] {
         run_ok(
             cairn(&["snapshot"])
-                .arg(dir)
+                .arg(env.rel(dir))
                 .args(["--kind", "model", "--name", name]),
         );
     }

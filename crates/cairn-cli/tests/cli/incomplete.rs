@@ -41,8 +41,11 @@ fn snapshot_args(sources: &[&Path], extra: &[&str]) -> Vec<OsString> {
     args
 }
 
+/// The snapshot command, its sources given relative to the temp dir (so
+/// stored as `src/…`).
 fn snapshot_cmd(env: &Env, sources: &[&Path], extra: &[&str]) -> assert_cmd::Command {
-    env.cmd(snapshot_args(sources, extra))
+    let sources: Vec<&Path> = sources.iter().map(|s| env.rel(s)).collect();
+    env.cmd(snapshot_args(&sources, extra))
 }
 
 fn parse(out: &Output) -> Value {
@@ -211,7 +214,7 @@ fn unreadable_file_and_directory_are_skipped_with_exit_3() {
     chmod(&closed, 0o000);
 
     let state = env.state();
-    let out = without_root(&env, snapshot_args(&[&src], &["--strict"]));
+    let out = without_root(&env, snapshot_args(&[env.rel(&src)], &["--strict"]));
     assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
     assert!(
         stderr(&out).contains("Permission denied"),
@@ -220,7 +223,7 @@ fn unreadable_file_and_directory_are_skipped_with_exit_3() {
     );
     assert_eq!(env.state(), state);
 
-    let out = without_root(&env, snapshot_args(&[&src], &["--json"]));
+    let out = without_root(&env, snapshot_args(&[env.rel(&src)], &["--json"]));
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -297,7 +300,7 @@ fn file_changing_while_read_is_stored_with_exit_3() {
         b"good content\n"
     );
     assert_eq!(
-        fs::read(restored.join("version")).unwrap(),
+        fs::read(restored.join("proc/version")).unwrap(),
         fs::read(changing).unwrap()
     );
     run_ok(env.cmd(["check"]));

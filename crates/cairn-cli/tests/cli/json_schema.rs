@@ -87,7 +87,7 @@ fn source(env: &Env) -> PathBuf {
 fn snapshot_and_reading_commands_match_the_schema() {
     let env = Env::new();
     let src = source(&env);
-    let s = src.to_str().unwrap();
+    let s = env.rel(&src).to_str().unwrap();
     let first = command(
         &env,
         "snapshot_report",

@@ -265,9 +265,10 @@ pub(crate) fn same_tree(src: &Path, restored: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Restores snapshot `selector` into a fresh directory and compares the
-/// restored `src.file_name()` with `src`.
-fn restores_as(env: &Env, selector: &str, src: &Path) -> Result<(), String> {
+/// Restores snapshot `selector` into a fresh directory and compares what
+/// it stored of `src` with `src`; `template` took the snapshot (so `src`
+/// is stored relative to its directory).
+fn restores_as(env: &Env, selector: &str, template: &Env, src: &Path) -> Result<(), String> {
     let out = env.path(&format!("restore-{selector}-{}", now_ns()));
     let run = env
         .cmd(["restore".as_ref(), selector.as_ref(), out.as_os_str()])
@@ -276,7 +277,7 @@ fn restores_as(env: &Env, selector: &str, src: &Path) -> Result<(), String> {
     if !run.status.success() {
         return Err(format!("restore {selector} failed: {}", stderr(&run)));
     }
-    let result = same_tree(src, &out.join(src.file_name().unwrap()));
+    let result = same_tree(src, &out.join(template.rel(src)));
     let _ = fs::remove_dir_all(&out);
     result.map_err(|e| format!("snapshot {selector}: {e}"))
 }
@@ -370,7 +371,7 @@ fn forget_killed_at_random_moments_loses_nothing_it_keeps() {
             ));
         }
         for (id, src) in snaps.iter().filter(|(id, _)| listed.contains(id)) {
-            if let Err(e) = restores_as(&env, id, src) {
+            if let Err(e) = restores_as(&env, id, &template, src) {
                 tally.broken.push(format!("{ctx}: after the kill: {e}"));
             }
         }
@@ -388,7 +389,7 @@ fn forget_killed_at_random_moments_loses_nothing_it_keeps() {
         want.sort();
         assert_eq!(left, want, "{ctx}: the rerun leaves exactly the kept set");
         for (id, src) in kept {
-            if let Err(e) = restores_as(&env, id, src) {
+            if let Err(e) = restores_as(&env, id, &template, src) {
                 tally.broken.push(format!("{ctx}: after the rerun: {e}"));
             }
         }
@@ -527,7 +528,7 @@ fn repair_killed_at_random_moments_keeps_intact_snapshots_and_a_rerun_finishes()
         tally.killed += killed as usize;
         tally.midway += (killed && pack_names(&env.repo) != before) as usize;
         for name in REPAIR_INTACT {
-            if let Err(e) = restores_as(&env, name, &template.path(name)) {
+            if let Err(e) = restores_as(&env, name, &template, &template.path(name)) {
                 tally.broken.push(format!("{ctx}: after the kill: {e}"));
             }
         }
@@ -544,7 +545,7 @@ fn repair_killed_at_random_moments_keeps_intact_snapshots_and_a_rerun_finishes()
             ));
         }
         for name in REPAIR_INTACT {
-            if let Err(e) = restores_as(&env, name, &template.path(name)) {
+            if let Err(e) = restores_as(&env, name, &template, &template.path(name)) {
                 tally.broken.push(format!("{ctx}: after the rerun: {e}"));
             }
         }

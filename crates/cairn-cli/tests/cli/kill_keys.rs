@@ -57,7 +57,7 @@ fn template() -> (Env, PathBuf, String) {
             None,
             &["snapshot", "--kind", "model", "--name", "m"],
         )
-        .arg(&src),
+        .arg(env.rel(&src)),
     );
     let out = stdout(&run_ok(cairn(&env, OLD, Some(SPARE), &["key", "add"])));
     let spare = out
@@ -79,7 +79,7 @@ fn intact(env: &Env, password: &str, src: &Path) -> Result<(), String> {
     if !out.status.success() {
         return Err(format!("restore failed: {}", stderr(&out)));
     }
-    same_tree(src, &target.join("m"))?;
+    same_tree(src, &target.join("src/m"))?;
     let check = cairn(env, password, None, &["check", "--read-data"])
         .output()
         .unwrap();

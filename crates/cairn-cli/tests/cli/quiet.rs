@@ -67,7 +67,9 @@ fn verbose_lists_each_file_of_snapshot_and_restore() {
     write(&src.join("d/b.txt"), b"b\n");
     let snap = |env: &Env| {
         let mut cmd = env.cmd(["-v", "snapshot"]);
-        stdout(&run_ok(cmd.arg(&src).args(["--kind", "k", "--name", "n"])))
+        stdout(&run_ok(
+            cmd.arg(env.rel(&src)).args(["--kind", "k", "--name", "n"]),
+        ))
     };
     let out = snap(&env);
     for line in [

@@ -29,7 +29,7 @@ fn default_repository_is_created_on_first_snapshot_only() {
     let out = run_ok(
         cairn()
             .arg("snapshot")
-            .arg(&src)
+            .arg("src")
             .args(["--kind", "config", "--name", "app", "--json"]),
     );
     assert!(
@@ -52,7 +52,7 @@ fn default_repository_is_created_on_first_snapshot_only() {
     let out = run_ok(
         cairn()
             .arg("snapshot")
-            .arg(&src)
+            .arg("src")
             .args(["--kind", "config", "--name", "app"]),
     );
     assert!(!stderr(&out).contains("creating"), "{}", stderr(&out));
@@ -74,7 +74,7 @@ fn default_repository_is_created_on_first_snapshot_only() {
             .arg("--repo")
             .arg(&missing)
             .arg("snapshot")
-            .arg(&src)
+            .arg("src")
             .args(["--kind", "config", "--name", "app"]),
         2,
     );
@@ -102,7 +102,7 @@ fn repo_flag_overrides_environment() {
             .arg("--repo")
             .arg(&nested)
             .arg("snapshot")
-            .arg(&src)
+            .arg("src")
             .args(["--kind", "k", "--name", "n"]),
     );
     assert!(!env.path("elsewhere").exists());

@@ -124,10 +124,21 @@ fn restore_into_the_repository_is_refused() {
     let env = Env::new();
     let locks = env.path("src/locks");
     write(&locks.join("x.lock"), b"not a lock\n");
-    env.snapshot(&locks, "config", "locks", &[]);
+    // Given as `locks` from inside `src`: stored as `locks/x.lock`.
+    let args = ["snapshot", "locks", "--kind", "config", "--name", "locks"];
+    run_ok(env.cmd(args).current_dir(env.path("src")));
     let named_repo = env.path("other/repo");
     write(&named_repo.join("config"), b"a file named config\n");
-    env.snapshot(&named_repo, "config", "named-repo", &[]);
+    // Likewise stored as `repo/config`.
+    let args = [
+        "snapshot",
+        "repo",
+        "--kind",
+        "config",
+        "--name",
+        "named-repo",
+    ];
+    run_ok(env.cmd(args).current_dir(env.path("other")));
     std::os::unix::fs::symlink(&env.repo, env.path("alias")).unwrap();
     let before = env.state();
 

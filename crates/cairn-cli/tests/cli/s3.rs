@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-use crate::common::{assert_diff_clean, cairn_in, random_bytes, run_code, run_ok, stdout, write};
+use crate::common::{
+    assert_diff_clean, cairn_in, random_bytes, restored_source, run_code, run_ok, stdout, write,
+};
 use crate::test_server::{self, S3Server};
 
 /// A temp directory (sources, restore targets, catalog caches) and a
@@ -73,7 +75,8 @@ impl S3Env {
             crate::common::now_ns()
         ));
         self.run(host, &["restore", selector, target.to_str().unwrap()]);
-        assert_diff_clean(src, &target.join(src.file_name().unwrap()));
+        let restored = crate::common::restored_source(&target, self.dir.path(), src);
+        assert_diff_clean(src, &restored);
     }
 }
 
@@ -411,7 +414,7 @@ fn copy_replicates_between_a_local_and_an_s3_repository() {
     );
     let target = t.path("restored-back");
     run_ok(t.on_repo("a", back).args(["restore", "m"]).arg(&target));
-    assert_diff_clean(&src, &target.join("model"));
+    assert_diff_clean(&src, &restored_source(&target, t.dir.path(), &src));
 }
 
 /// Guards `cairn upgrade` on S3: a version-3 repository (made with the

@@ -102,7 +102,10 @@ fn a_server_killed_mid_snapshot_loses_nothing_and_the_next_run_succeeds() {
     for (selector, src) in [(first.as_str(), &small), ("m", &big)] {
         let target = dir.path().join(format!("restore-{}", &selector[..1]));
         ok(client().args(["restore", selector]).arg(&target));
-        assert_diff_clean(src, &target.join("model"));
+        assert_diff_clean(
+            src,
+            &crate::common::restored_source(&target, dir.path(), src),
+        );
     }
     let check = ok(client().args(["check", "--read-data"]));
     assert!(check.contains("no damage found"), "{check}");
@@ -276,7 +279,8 @@ impl Proxied {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_diff_clean(&src, &target.join("model"));
+        let restored = crate::common::restored_source(&target, self.dir.path(), &src);
+        assert_diff_clean(&src, &restored);
     }
 
     /// `cairn --repo URL` through the proxy, retrying `retries` times.
@@ -405,7 +409,8 @@ fn delta_snapshots_on_s3_read_their_references_from_the_local_cache() {
         let mut c = client(cache, budget);
         c.args(["restore", "run"]).arg(&target);
         ok(c);
-        let got = std::fs::read(target.join("ckpt/model.safetensors")).unwrap();
+        let restored = target.join(crate::common::stored(&ckpt));
+        let got = std::fs::read(restored.join("model.safetensors")).unwrap();
         assert!(got == third, "restored bit for bit through {cache}");
     }
 }

@@ -8,7 +8,7 @@
 //! snapshot while gc runs, gc while a snapshot runs) is retried, as a
 //! scheduler would; any other failure fails the test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -135,7 +135,7 @@ fn four_hosts_snapshot_into_one_bucket_while_a_fifth_forgets_and_collects() {
             .output()
             .unwrap();
         assert!(out.status.success(), "restore {id}: {}", stderr(&out));
-        assert_diff_clean(src, &target.join(file_name(src)));
+        assert_diff_clean(src, &target.join(crate::common::stored(src)));
     }
     let out = client("reader")
         .args(["check", "--read-data"])
@@ -153,8 +153,4 @@ fn four_hosts_snapshot_into_one_bucket_while_a_fifth_forgets_and_collects() {
         listed.contains(&format!("{} snapshots", WRITERS * SNAPSHOTS_EACH)),
         "{listed}"
     );
-}
-
-fn file_name(p: &Path) -> &std::ffi::OsStr {
-    p.file_name().unwrap()
 }

@@ -23,7 +23,7 @@ fn skip_if_unchanged_saves_nothing_until_something_changes() {
     assert_eq!(again["unchanged"], true, "{again}");
     assert_eq!(again["id"], first["id"], "the parent's id: {again}");
     assert_eq!(env.state(), before, "nothing written");
-    let mut cmd = env.cmd(["snapshot".as_ref(), src.as_os_str()]);
+    let mut cmd = env.cmd(["snapshot".as_ref(), env.rel(&src).as_os_str()]);
     let out = run_ok(cmd.args(["--kind", "config", "--name", "app", "--skip-if-unchanged"]));
     let text = stdout(&out);
     assert!(
@@ -71,7 +71,7 @@ fn dry_run_reports_what_would_be_stored_and_writes_nothing() {
     );
     assert_eq!(real["chunks_new"], dry["chunks_new"]);
     let before = env.state();
-    let mut cmd = env.cmd(["snapshot".as_ref(), src.as_os_str()]);
+    let mut cmd = env.cmd(["snapshot".as_ref(), env.rel(&src).as_os_str()]);
     let out = run_ok(cmd.args(["--kind", "config", "--name", "app", "-n"]));
     let text = stdout(&out);
     assert!(text.contains("dry run: nothing written"), "{text}");

@@ -114,7 +114,7 @@ pub struct Manifest {
     pub host: String,
     /// When the snapshot was taken, nanoseconds since the Unix epoch (UTC).
     pub time_ns: i64,
-    /// The source paths as given (absolute).
+    /// Each source path, made absolute, in the order given.
     pub sources: Vec<String>,
     pub parent: Option<SnapshotId>,
     pub stats: RunStats,

@@ -6,8 +6,8 @@
 //! directories, and a pattern with a slash other than a trailing one is
 //! anchored. Anchored patterns are tried against two forms of each entry's
 //! path, and either match excludes it: the path as stored in the snapshot
-//! (`data/cache`, under the source's base name) and the absolute path on
-//! disk (`/srv/data/cache`). An excluded directory is not entered, so its
+//! (`data/cache` for a source given as `data`; `srv/data/cache` for one
+//! given as `/srv/data`) and the absolute path on disk (`/srv/data/cache`). An excluded directory is not entered, so its
 //! contents are excluded with it (as in git, a `!` pattern cannot bring
 //! back a file inside an excluded directory).
 //!
@@ -72,7 +72,7 @@ impl Excludes {
     }
 
     /// Whether the entry stored as `rel` (`/`-separated, under its source's
-    /// base name) and found at `abs` on disk is excluded.
+    /// path as given) and found at `abs` on disk is excluded.
     pub fn excludes(&self, rel: &str, abs: &Path, is_dir: bool) -> bool {
         let Some(m) = &self.matcher else {
             return false;

@@ -1,8 +1,10 @@
 //! Walks the source paths of a snapshot into a sorted list of entries.
 //!
-//! Each source is stored under its own base name (`/data/llama` → `llama/…`),
-//! so a restore recreates the same relative layout. Directories come before
-//! their contents; siblings are sorted by name so manifests are deterministic.
+//! Each source is stored under its path as given (`models/a.h5`;
+//! `/data/llama` → `data/llama/…`, see [`sources`]), with the directories
+//! above it, so a restore recreates that layout under its target.
+//! Directories come before their contents; siblings are sorted by name so
+//! manifests are deterministic.
 //!
 //! Names and link targets that are not UTF-8 are kept byte for byte, in
 //! the carried form of [`crate::format::name`], except in a walk for a
@@ -32,6 +34,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::manifest::EntryKind;
 use crate::format::name;
 use crate::ingest::exclude::Excludes;
+use crate::ingest::sources;
 
 /// One path found under a source.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +69,8 @@ pub struct Walk {
     /// Entries matched by an exclude pattern (a directory counts once; what
     /// is under it is not walked).
     pub excluded: u64,
+    /// The sources walked, absolute, in the order given.
+    pub sources: Vec<PathBuf>,
 }
 
 /// Why an entry is not in a snapshot.
@@ -177,30 +182,56 @@ pub struct Rules<'a> {
     pub utf8_only: bool,
 }
 
-/// Walks every source by `rules`. A missing or unreadable source is an
-/// error naming it.
+/// Walks every source by `rules`, each stored under its path as given
+/// ([`sources`]). A missing or unreadable source is an error naming it.
 pub fn walk_by(sources: &[PathBuf], rules: &Rules) -> Result<Walk> {
-    let mut roots = Vec::with_capacity(sources.len());
-    for source in sources {
-        let abs = std::path::absolute(source).at(source)?;
-        let meta = fs::symlink_metadata(&abs).at(&abs)?;
-        refuse_special(&abs)?;
-        roots.push((base_name(&abs, rules.utf8_only)?, abs, meta));
-    }
-    // By name, not argument order: the manifest of the same sources is the
-    // same however they were listed.
-    roots.sort_by(|a, b| name::to_bytes(&a.0).cmp(&name::to_bytes(&b.0)));
-    if let Some(pair) = roots.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Error::InvalidArgument(format!(
-            "two sources are both named `{}`; snapshot their parent directory instead",
-            pair[0].0
-        )));
-    }
+    let plan = sources::plan(sources)?;
+    plan.sources
+        .iter()
+        .try_for_each(|abs| refuse_special(abs))?;
     let mut walk = Walk::default();
-    for (name, abs, meta) in roots {
-        visit(&abs, name, &meta, &mut walk, rules)?;
-    }
+    walk_node(&plan.root, "", &mut walk, rules)?;
+    walk.sources = plan.sources;
     Ok(walk)
+}
+
+/// Walks a node of the stored layout found at `rel`: a source whole, or a
+/// directory above sources as one entry, then the nodes below it.
+fn walk_node(node: &sources::Node, rel: &str, walk: &mut Walk, rules: &Rules) -> Result<()> {
+    let abs = &node.abs;
+    if node.source.is_some() {
+        if rel.is_empty() {
+            // `.`, `..` or `/`: its contents are the top of the snapshot.
+            return visit_children(abs, rel, walk, rules);
+        }
+        let meta = fs::symlink_metadata(abs).at(abs)?;
+        return visit(abs, rel.to_string(), &meta, walk, rules);
+    }
+    if !rel.is_empty() {
+        // Followed: a symlink above a source is stored as the directory
+        // it leads to, since the source is read through it. Its mode and
+        // owner are kept, its mtime is not (0): it changes whenever a
+        // sibling of the source comes or goes (`~` at every shell exit),
+        // which is no change to what was backed up.
+        let meta = fs::metadata(abs).at(abs)?;
+        let mut dir = entry(abs, rel.to_string(), &meta, EntryKind::Dir, rules.utf8_only)?;
+        dir.mtime_ns = 0;
+        walk.entries.push(dir);
+    }
+    for (os_name, child) in node.children.values() {
+        let name = stored_name(&child.abs, os_name, rules.utf8_only)?;
+        walk_node(child, &join(rel, &name), walk, rules)?;
+    }
+    Ok(())
+}
+
+/// `rel/name`, or `name` at the top.
+fn join(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
 }
 
 impl Walk {
@@ -250,20 +281,6 @@ fn stored_name(path: &Path, name: &std::ffi::OsStr, utf8_only: bool) -> Result<S
         }),
         _ => Ok(name::from_os(name).into_owned()),
     }
-}
-
-fn base_name(abs: &Path, utf8_only: bool) -> Result<String> {
-    let resolved;
-    let name = match abs.file_name() {
-        Some(name) => name,
-        None => {
-            resolved = fs::canonicalize(abs).at(abs)?;
-            resolved.file_name().ok_or_else(|| {
-                Error::InvalidArgument(format!("cannot snapshot {}: it has no name", abs.display()))
-            })?
-        }
-    };
-    stored_name(abs, name, utf8_only)
 }
 
 fn entry(
@@ -325,21 +342,27 @@ fn visit(abs: &Path, rel: String, meta: &Metadata, walk: &mut Walk, rules: &Rule
     } else if ft.is_dir() {
         walk.entries
             .push(entry(abs, rel.clone(), meta, EntryKind::Dir, utf8_only)?);
-        // A directory that cannot be listed stays in the snapshot, empty.
-        let children = match children(abs, walk, rules) {
-            Ok(children) => children,
-            Err(e) => return walk.leave_out(abs, e, strict),
-        };
-        for (name, path) in children {
-            match fs::symlink_metadata(&path).at(&path) {
-                Ok(meta) => visit(&path, format!("{rel}/{name}"), &meta, walk, rules)?,
-                Err(e) => walk.leave_out(&path, e, strict)?,
-            }
-        }
+        visit_children(abs, &rel, walk, rules)?;
     } else if let Some(kind) = special_kind(&ft) {
         walk.entries.push(entry(abs, rel, meta, kind, utf8_only)?);
     } else {
         walk.skipped.push(abs.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Walks what directory `abs` (stored at `rel`) holds. A directory that
+/// cannot be listed stays in the snapshot, empty (lenient walks).
+fn visit_children(abs: &Path, rel: &str, walk: &mut Walk, rules: &Rules) -> Result<()> {
+    let children = match children(abs, walk, rules) {
+        Ok(children) => children,
+        Err(e) => return walk.leave_out(abs, e, rules.strict),
+    };
+    for (name, path) in children {
+        match fs::symlink_metadata(&path).at(&path) {
+            Ok(meta) => visit(&path, join(rel, &name), &meta, walk, rules)?,
+            Err(e) => walk.leave_out(&path, e, rules.strict)?,
+        }
     }
     Ok(())
 }
@@ -427,6 +450,17 @@ fn children(abs: &Path, walk: &mut Walk, rules: &Rules) -> Result<Vec<(String, P
 mod tests {
     use super::*;
 
+    /// `w` without the directories above `dir` (an absolute temp dir is
+    /// stored whole) and with paths relative to it.
+    fn under(mut w: Walk, dir: &Path) -> Walk {
+        let prefix = format!("{}/", crate::test_support::stored(dir, ""));
+        w.entries.retain(|e| e.rel.starts_with(&prefix));
+        for e in &mut w.entries {
+            e.rel.drain(..prefix.len());
+        }
+        w
+    }
+
     #[test]
     fn walks_sorted_with_dirs_first_and_names_missing_paths() {
         let dir = tempfile::tempdir().unwrap();
@@ -435,7 +469,7 @@ mod tests {
         fs::write(root.join("b/z"), b"1").unwrap();
         fs::write(root.join("a"), b"22").unwrap();
         std::os::unix::fs::symlink("a", root.join("c")).unwrap();
-        let w = walk(std::slice::from_ref(&root)).unwrap();
+        let w = under(walk(std::slice::from_ref(&root)).unwrap(), dir.path());
         let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(rels, ["src", "src/a", "src/b", "src/b/z", "src/c"]);
         assert_eq!(w.entries[1].size, 2);
@@ -445,7 +479,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
-        assert!(walk(&[root.clone(), root]).is_err());
+        // The same source twice is walked once.
+        let twice = under(walk(&[root.clone(), root]).unwrap(), dir.path());
+        assert_eq!(twice.entries.len(), 5);
     }
 
     /// FIFOs are entries (with owner); sockets are skipped; hard links in
@@ -463,7 +499,7 @@ mod tests {
         // SAFETY: a NUL-terminated path, not kept after the call.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
         let _sock = std::os::unix::net::UnixListener::bind(root.join("s")).unwrap();
-        let w = walk(std::slice::from_ref(&root)).unwrap();
+        let w = under(walk(std::slice::from_ref(&root)).unwrap(), dir.path());
         let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(rels, ["src", "src/a", "src/b", "src/c", "src/p"]);
         assert_eq!(w.entries[4].kind, EntryKind::Fifo);
@@ -493,7 +529,10 @@ mod tests {
         fs::write(root.join(OsStr::from_bytes(b"a\xff.bin")), b"2").unwrap();
         std::os::unix::fs::symlink(OsStr::from_bytes(b"t\xfe"), root.join("link")).unwrap();
         for strict in [true, false] {
-            let w = walk_with(std::slice::from_ref(&root), strict).unwrap();
+            let w = under(
+                walk_with(std::slice::from_ref(&root), strict).unwrap(),
+                dir.path(),
+            );
             assert!(w.left_out.is_empty());
             let rels: Vec<_> = w.entries.iter().map(|e| name::display(&e.rel)).collect();
             assert_eq!(
@@ -526,7 +565,7 @@ mod tests {
             };
             walk_by(std::slice::from_ref(&root), &rules)
         };
-        let w = utf8_walk(false).unwrap();
+        let w = under(utf8_walk(false).unwrap(), dir.path());
         let rels: Vec<_> = w.entries.iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(rels, ["src", "src/ok"]);
         let shown = |name: &str| format!("{}/{name}", root.display());

@@ -265,13 +265,17 @@ impl Plan {
                     .map(|p| p.display().to_string())
                     .collect(),
             });
-            // `dir/a/b` → `a/b`; a file version keeps its own name.
+            // Keyed by the path below the version's own: `…/v1/a/b` →
+            // `a/b`; a file version keeps its own name.
+            let prefix = crate::ops::restore::layout::normalize(&crate::format::name::from_os(
+                path.as_os_str(),
+            ));
             found.extend(files.into_iter().map(|e| {
-                let key = e
-                    .rel
-                    .split_once('/')
-                    .map_or(&*e.rel, |(_, k)| k)
-                    .to_string();
+                let key = match e.rel.strip_prefix(&prefix) {
+                    Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
+                    _ if prefix.is_empty() => e.rel.clone(),
+                    _ => e.rel.rsplit('/').next().unwrap_or(&e.rel).to_string(),
+                };
                 (v, key, e)
             }));
         }

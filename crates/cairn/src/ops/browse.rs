@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{EntryKind, FileEntry};
 use crate::format::name;
 use crate::format::seal::Crypt;
+use crate::ops::restore::layout;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
 
@@ -32,10 +33,10 @@ const WINDOW: usize = 32;
 /// order (as the catalog gives them). A path that names nothing in the snapshot is
 /// [`Error::PathNotInSnapshot`].
 pub fn ls(repo: &Repository, snap: &SnapshotInfo, path: &str) -> Result<Vec<FileEntry>> {
-    let path = path.trim_matches('/');
     let mut files = repo.catalog().files(snap)?;
+    let path = layout::resolve(&snap.sources, &files, path);
     if !path.is_empty() {
-        files.retain(|f| is_at_or_under(&f.path, path));
+        files.retain(|f| layout::at_or_under(&f.path, &path));
         if files.is_empty() {
             return Err(Error::PathNotInSnapshot {
                 path: path.to_string(),
@@ -44,13 +45,6 @@ pub fn ls(repo: &Repository, snap: &SnapshotInfo, path: &str) -> Result<Vec<File
         }
     }
     Ok(files)
-}
-
-fn is_at_or_under(entry: &str, path: &str) -> bool {
-    entry == path
-        || entry
-            .strip_prefix(path)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The snapshots (matching `filter`, oldest first) holding entries that
@@ -298,14 +292,6 @@ impl Read for FileReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_under_are_whole_components() {
-        assert!(is_at_or_under("a/b", "a"));
-        assert!(is_at_or_under("a", "a"));
-        assert!(!is_at_or_under("ab/c", "a"));
-        assert!(!is_at_or_under("b", "a"));
-    }
 
     #[test]
     fn patterns_match_names_or_whole_paths() {

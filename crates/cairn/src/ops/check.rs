@@ -776,8 +776,9 @@ mod tests {
                 .unwrap();
                 for i in 0..3 {
                     let name = format!("v1/f{i}.bin");
+                    let restored = crate::test_support::stored(&dir.path().join(&name), "");
                     assert_eq!(
-                        std::fs::read(out.join(&name)).unwrap(),
+                        std::fs::read(out.join(restored)).unwrap(),
                         std::fs::read(dir.path().join(&name)).unwrap()
                     );
                 }

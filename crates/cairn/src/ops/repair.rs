@@ -417,7 +417,11 @@ mod tests {
         repo.restore(&info, &out, &Default::default(), &NoProgress)
             .unwrap();
         assert_eq!(
-            std::fs::read(out.join("src/a.txt")).unwrap(),
+            std::fs::read(out.join(crate::test_support::stored(
+                &dir.path().join("src"),
+                "a.txt"
+            )))
+            .unwrap(),
             b"hello, trees"
         );
     }

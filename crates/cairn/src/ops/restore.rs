@@ -14,6 +14,7 @@
 //! durable once the kernel writes them back.
 
 mod fidelity;
+pub(crate) mod layout;
 mod stage;
 mod target;
 
@@ -133,9 +134,11 @@ pub fn select(
     if paths.is_empty() {
         return Ok(entries);
     }
-    let wanted: Vec<&str> = paths.iter().map(|p| p.trim_matches('/')).collect();
-    let under =
-        |path: &str, w: &str| path == w || path.strip_prefix(w).is_some_and(|r| r.starts_with('/'));
+    let wanted: Vec<String> = paths
+        .iter()
+        .map(|p| layout::resolve(&snapshot.sources, &entries, p))
+        .collect();
+    let under = layout::at_or_under;
     if let Some(missing) = wanted
         .iter()
         .find(|w| !entries.iter().any(|e| under(&e.path, w)))
@@ -582,9 +585,16 @@ pub(crate) fn stream_file(
     Ok(())
 }
 
-/// Sets the mode and mtime of the directory `path`.
+/// Sets the mode and mtime of the directory `path`; an mtime of 0 is one
+/// not recorded (a directory above a source, see `ingest::sources`), and
+/// is left as the restore made it.
 fn set_mode_and_mtime(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     let dir = File::open(path).at(path)?;
+    if mtime_ns == 0 {
+        return dir
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .at(path);
+    }
     set_open_mode_and_mtime(&dir, path, mode, mtime_ns)
 }
 
@@ -645,16 +655,16 @@ fn set_symlink_mtime(path: &Path, mtime_ns: i64) -> Result<()> {
 /// SHA-256 at the end.
 pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Write) -> Result<()> {
     let _lock = repo.read_lock("cat")?;
-    let path = path.trim_matches('/');
-    let file = repo
-        .catalog()
-        .files(snap)?
-        .into_iter()
-        .find(|f| f.path == path)
-        .ok_or_else(|| Error::PathNotInSnapshot {
-            path: path.to_string(),
-            snapshot: snap.id.short(),
-        })?;
+    let files = repo.catalog().files(snap)?;
+    let path = &layout::resolve(&snap.sources, &files, path);
+    let file =
+        files
+            .into_iter()
+            .find(|f| f.path == *path)
+            .ok_or_else(|| Error::PathNotInSnapshot {
+                path: path.to_string(),
+                snapshot: snap.id.short(),
+            })?;
     let kind = match file.kind {
         EntryKind::File => None,
         EntryKind::Dir => Some("directory"),
@@ -835,6 +845,10 @@ mod tests {
             &NoProgress,
         )
         .unwrap();
-        assert_eq!(std::fs::read(dir.path().join("out/f")).unwrap(), b"data");
+        let f = crate::test_support::stored(&dir.path().join("f"), "");
+        assert_eq!(
+            std::fs::read(dir.path().join("out").join(f)).unwrap(),
+            b"data"
+        );
     }
 }

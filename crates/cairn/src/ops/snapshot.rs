@@ -191,6 +191,7 @@ pub fn create_from_reader(
             mtime_ns: now_ns(),
             ..Default::default()
         }],
+        sources: vec![PathBuf::from(name)],
         ..Default::default()
     };
     let run = Run {
@@ -363,10 +364,9 @@ fn create_walked(
         host: crate::host::hostname(),
         time_ns: now_ns(),
         sources: walked
-            .entries
+            .sources
             .iter()
-            .filter(|e| !e.rel.contains('/'))
-            .map(|e| e.abs.display().to_string())
+            .map(|p| p.display().to_string())
             .collect(),
         parent: parent.as_ref().map(|p| p.id),
         stats: stats.clone(),

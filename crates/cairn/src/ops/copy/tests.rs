@@ -56,7 +56,8 @@ fn assert_restores(repo: &Repository, id: &SnapshotId, data: &[u8], scratch: &Pa
     let out = scratch.join(format!("restore-{}", crate::catalog::now_ns()));
     repo.restore(&snap, &out, &RestoreOptions::default(), &NoProgress)
         .unwrap();
-    let file = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap();
+    let top = out.join(crate::test_support::stored(scratch, ""));
+    let file = std::fs::read_dir(top).unwrap().next().unwrap().unwrap();
     assert_eq!(std::fs::read(file.path().join("w")).unwrap(), data, "{id}");
 }
 

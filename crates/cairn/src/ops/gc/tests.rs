@@ -39,7 +39,7 @@ fn assert_restores(repo: &Repository, id: &SnapshotId, files: &[(&str, Vec<u8>)]
         &NoProgress,
     )
     .unwrap();
-    let src = std::fs::read_dir(&target)
+    let src = std::fs::read_dir(target.join(crate::test_support::stored(scratch, "")))
         .unwrap()
         .next()
         .unwrap()

@@ -75,7 +75,9 @@ fn restore_latest(repo: &Repository, target: &Path) -> BTreeMap<String, Vec<u8>>
     let snap = repo.resolve("model/tree").unwrap();
     let r = restore::restore(repo, &snap, target, &RestoreOptions::default(), &NoProgress);
     assert!(r.unwrap().failed.is_empty());
-    read_tree(&target.join("src"))
+    // The source was `<work>/src`, the target is in `<work>` too.
+    let src = target.parent().unwrap().join("src");
+    read_tree(&target.join(crate::test_support::stored(&src, "")))
 }
 
 fn snapshot_options() -> SnapshotOptions {
