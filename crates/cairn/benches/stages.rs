@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 
 use cairn::format::codec::{self, Hint};
 use cairn::format::pack::PackWriter;
+use cairn::format::seal::{self, Sealed};
 use cairn::ingest::chunker::{Chunker, ChunkerParams};
 use cairn::ChunkId;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -127,6 +128,35 @@ fn stages(c: &mut Criterion) {
                 }
             }
             black_box(w.finish())
+        })
+    });
+    g.finish();
+    // An encrypted repository's extra work per chunk, on the same chunks:
+    // sealing on snapshot, opening (authenticate, then decrypt) on restore;
+    // per byte sealed, the codec's output.
+    let key = seal::SecretKey::from_bytes([7; 32]);
+    let stored: usize = encoded.iter().map(|(_, (_, s), _)| s.len()).sum();
+    let mut g = c.benchmark_group("aead");
+    g.throughput(Throughput::Bytes(stored as u64))
+        .sample_size(10);
+    g.bench_function("xchacha_seal", |b| {
+        b.iter(|| {
+            encoded
+                .iter()
+                .map(|(id, (_, s), _)| seal::seal(&key, Sealed::Chunk(id), s).len())
+                .sum::<usize>()
+        })
+    });
+    let sealed: Vec<_> = encoded
+        .iter()
+        .map(|(id, (_, s), _)| (*id, seal::seal(&key, Sealed::Chunk(id), s)))
+        .collect();
+    g.bench_function("xchacha_open", |b| {
+        b.iter(|| {
+            sealed
+                .iter()
+                .map(|(id, s)| seal::open(&key, Sealed::Chunk(id), s).unwrap().len())
+                .sum::<usize>()
         })
     });
     g.finish();

@@ -83,21 +83,53 @@ pub fn open_chunk(
     entry: &PackEntry,
     stored: &[u8],
 ) -> Result<Vec<u8>> {
-    let corrupt = |reason: String| Error::CorruptChunk {
+    let encoded = crypt
+        .open(Sealed::Chunk(&entry.chunk), stored)
+        .map_err(|reason| corrupt(pack, entry, reason))?;
+    decode_checked(crypt, refs, pack, entry, &encoded)
+}
+
+/// [`open_chunk`] for a reader that owns the stored bytes and no longer
+/// needs them sealed: they are decrypted where they lie, so the sealed
+/// bytes are never copied (restore's path). On `Err` they are still
+/// sealed, and nothing unauthenticated has been decoded.
+pub fn open_chunk_in_place(
+    crypt: &Crypt,
+    refs: &References,
+    pack: &PackId,
+    entry: &PackEntry,
+    stored: &mut [u8],
+) -> Result<Vec<u8>> {
+    let encoded = crypt
+        .open_in_place(Sealed::Chunk(&entry.chunk), stored)
+        .map_err(|reason| corrupt(pack, entry, reason))?;
+    decode_checked(crypt, refs, pack, entry, encoded)
+}
+
+fn corrupt(pack: &PackId, entry: &PackEntry, reason: String) -> Error {
+    Error::CorruptChunk {
         chunk: entry.chunk,
         pack: *pack,
         reason,
-    };
-    let encoded = crypt
-        .open(Sealed::Chunk(&entry.chunk), stored)
-        .map_err(corrupt)?;
-    let raw = match entry.codec {
-        Codec::Delta => delta::decode(crypt, refs, &encoded, entry.raw_len as usize),
-        other => codec::decode(other, &encoded, entry.raw_len as usize),
     }
-    .map_err(corrupt)?;
+}
+
+/// Decodes a chunk's authenticated codec output and checks the result
+/// hashes to its id.
+fn decode_checked(
+    crypt: &Crypt,
+    refs: &References,
+    pack: &PackId,
+    entry: &PackEntry,
+    encoded: &[u8],
+) -> Result<Vec<u8>> {
+    let raw = match entry.codec {
+        Codec::Delta => delta::decode(crypt, refs, encoded, entry.raw_len as usize),
+        other => codec::decode(other, encoded, entry.raw_len as usize),
+    }
+    .map_err(|reason| corrupt(pack, entry, reason))?;
     if chunk_id(crypt, &raw) != entry.chunk {
-        return Err(corrupt("content does not match its id".into()));
+        return Err(corrupt(pack, entry, "content does not match its id".into()));
     }
     Ok(raw)
 }
@@ -172,7 +204,9 @@ pub fn read_chunk(
     refs: &References,
     loc: &ChunkLocation,
 ) -> Result<Vec<u8>> {
-    read_verified(storage, crypt, refs, loc).map(|(_, raw)| raw)
+    let e = &loc.entry;
+    let mut stored = fetch(storage, loc, e.offset, e.stored_len as u64)?;
+    open_chunk_in_place(crypt, refs, &loc.pack, e, &mut stored)
 }
 
 /// Reads one chunk's stored bytes (as in the pack, possibly compressed)
@@ -217,7 +251,8 @@ fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> R
 
 /// Reads, opens and verifies `locs` in order. Chunks stored back to back
 /// in one pack (the usual case for a file snapshotted in one go) are read
-/// with one range request per run; opening runs in parallel.
+/// with one range request per run; opening runs in parallel, each chunk
+/// decrypted in the buffer it was read into (no copy of the sealed bytes).
 pub fn read_chunks(
     storage: &dyn Storage,
     crypt: &Crypt,
@@ -225,7 +260,7 @@ pub fn read_chunks(
     locs: &[ChunkLocation],
 ) -> Result<Vec<Vec<u8>>> {
     read_runs(storage, locs, |loc, stored| {
-        open_chunk(crypt, refs, &loc.pack, &loc.entry, stored)
+        open_chunk_in_place(crypt, refs, &loc.pack, &loc.entry, stored)
     })
 }
 
@@ -246,11 +281,12 @@ pub fn read_stored_chunks(
 
 /// Reads `locs` with one range request per run of adjacent chunks and
 /// passes each chunk's stored bytes to `open`, in parallel; the results
-/// come back in the order of `locs`.
+/// come back in the order of `locs`. The bytes are the read buffer itself,
+/// so `open` may decrypt them in place.
 fn read_runs<T: Send>(
     storage: &dyn Storage,
     locs: &[ChunkLocation],
-    open: impl Fn(&ChunkLocation, &[u8]) -> Result<T> + Sync,
+    open: impl Fn(&ChunkLocation, &mut [u8]) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     let mut runs: Vec<&[ChunkLocation]> = Vec::new();
     let mut start = 0;
@@ -265,7 +301,7 @@ fn read_runs<T: Send>(
             start = i;
         }
     }
-    let spans: Vec<Vec<u8>> = runs
+    let mut spans: Vec<Vec<u8>> = runs
         .par_iter()
         .map(|run| {
             let (first, last) = (&run[0].entry, &run[run.len() - 1].entry);
@@ -273,19 +309,18 @@ fn read_runs<T: Send>(
             fetch(storage, &run[0], first.offset, end - first.offset)
         })
         .collect::<Result<_>>()?;
-    let pieces: Vec<(&ChunkLocation, &[u8])> = runs
-        .iter()
-        .zip(&spans)
-        .flat_map(|(run, span)| {
-            let base = run[0].entry.offset;
-            run.iter().map(move |l| {
-                let at = (l.entry.offset - base) as usize;
-                (l, &span[at..at + l.entry.stored_len as usize])
-            })
-        })
-        .collect();
+    // A run's chunks lie back to back from the start of its span.
+    let mut pieces: Vec<(&ChunkLocation, &mut [u8])> = Vec::with_capacity(locs.len());
+    for (run, span) in runs.iter().zip(&mut spans) {
+        let mut rest = span.as_mut_slice();
+        for l in run.iter() {
+            let (piece, tail) = rest.split_at_mut(l.entry.stored_len as usize);
+            pieces.push((l, piece));
+            rest = tail;
+        }
+    }
     pieces
-        .par_iter()
+        .into_par_iter()
         .map(|(loc, stored)| open(loc, stored))
         .collect()
 }

@@ -152,6 +152,30 @@ pub fn open(key: &SecretKey, what: Sealed, sealed: &[u8]) -> Result<Vec<u8>, Str
 }
 
 fn open_in(cipher: &XChaCha20Poly1305, what: Sealed, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    let (nonce, body, tag) = split_sealed(sealed)?;
+    let mut plain = body.to_vec();
+    decrypt(cipher, what, nonce, &mut plain, tag)?;
+    Ok(plain)
+}
+
+/// [`open_in`] without a copy: the plaintext is decrypted where the
+/// ciphertext lies and returned as the middle of `sealed`. The tag is
+/// checked over the ciphertext before anything is decrypted, so on `Err`
+/// `sealed` holds what it held: no unauthenticated plaintext exists.
+fn open_in_place_in<'b>(
+    cipher: &XChaCha20Poly1305,
+    what: Sealed,
+    sealed: &'b mut [u8],
+) -> Result<&'b [u8], String> {
+    let (nonce, body, tag) = split_sealed(sealed)?;
+    let (nonce, tag, len) = (*nonce, *tag, body.len());
+    let body = &mut sealed[NONCE_LEN..NONCE_LEN + len];
+    decrypt(cipher, what, &nonce, body, &tag)?;
+    Ok(body)
+}
+
+/// `nonce | ciphertext | tag`, or why the bytes are too short to be one.
+fn split_sealed(sealed: &[u8]) -> Result<(&[u8; NONCE_LEN], &[u8], &[u8; TAG_LEN]), String> {
     if sealed.len() < OVERHEAD {
         return Err(format!(
             "sealed object too short ({} bytes, at least {OVERHEAD})",
@@ -160,16 +184,30 @@ fn open_in(cipher: &XChaCha20Poly1305, what: Sealed, sealed: &[u8]) -> Result<Ve
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut plain = body.to_vec();
+    Ok((
+        nonce.try_into().expect("24 bytes"),
+        body,
+        tag.try_into().expect("16 bytes"),
+    ))
+}
+
+/// Authenticates `body` (the ciphertext) with `tag` and, only if that
+/// holds, decrypts it in place (the crate checks before it decrypts).
+fn decrypt(
+    cipher: &XChaCha20Poly1305,
+    what: Sealed,
+    nonce: &[u8; NONCE_LEN],
+    body: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), String> {
     cipher
         .decrypt_inout_detached(
-            <&XNonce>::try_from(nonce).expect("24 bytes"),
+            <&XNonce>::from(nonce),
             &what.associated_data(),
-            plain.as_mut_slice().into(),
-            <&chacha20poly1305::Tag>::try_from(tag).expect("16 bytes"),
+            body.into(),
+            <&chacha20poly1305::Tag>::from(tag),
         )
-        .map_err(|_| "authentication failed (damaged, tampered with, or moved)".to_string())?;
-    Ok(plain)
+        .map_err(|_| "authentication failed (damaged, tampered with, or moved)".to_string())
 }
 
 /// The subkeys of a repository's master key, each for one purpose.
@@ -274,6 +312,20 @@ impl Crypt {
         match self.keys() {
             None => Ok(Cow::Borrowed(stored)),
             Some(k) => open_in(&k.cipher, what, stored).map(Cow::Owned),
+        }
+    }
+
+    /// [`Crypt::open`] in place: the opened bytes are a slice of `stored`,
+    /// decrypted where they lie, with no copy (plain: `stored` as it is).
+    /// On `Err`, `stored` is unchanged and still sealed.
+    pub fn open_in_place<'a>(
+        &self,
+        what: Sealed,
+        stored: &'a mut [u8],
+    ) -> Result<&'a [u8], String> {
+        match self.keys() {
+            None => Ok(stored),
+            Some(k) => open_in_place_in(&k.cipher, what, stored),
         }
     }
 

@@ -91,6 +91,44 @@ fn tampering_and_moving_fail() {
     assert_eq!(&*plain.seal(Sealed::Chunk(&a), b"x"), b"x");
 }
 
+/// Opening in place gives the bytes `open` gives, as a slice of the
+/// buffer; a tampered, moved or short seal fails and leaves the buffer as
+/// it was, so no unauthenticated plaintext is ever exposed.
+#[test]
+fn open_in_place_matches_open_and_leaves_tampered_bytes_sealed() {
+    let crypt = Crypt::with_keys(Keys::derive(master(), "k"));
+    let (a, b) = (ChunkId([1; 32]), ChunkId([2; 32]));
+    let plaintext = crate::test_support::random_bytes(5, 70_000);
+    let sealed = crypt.seal(Sealed::Chunk(&a), &plaintext).into_owned();
+    let mut buf = sealed.clone();
+    let opened = crypt.open_in_place(Sealed::Chunk(&a), &mut buf).unwrap();
+    assert_eq!(opened, &plaintext[..]);
+    assert_eq!(opened, &*crypt.open(Sealed::Chunk(&a), &sealed).unwrap());
+    assert_eq!(&buf[NONCE_LEN..buf.len() - TAG_LEN], &plaintext[..]);
+    let mut moved = sealed.clone();
+    assert!(crypt.open_in_place(Sealed::Chunk(&b), &mut moved).is_err());
+    assert_eq!(moved, sealed, "moved: left sealed");
+    for at in [0, NONCE_LEN + 1, sealed.len() / 2, sealed.len() - 1] {
+        let mut bad = sealed.clone();
+        bad[at] ^= 0x10;
+        let before = bad.clone();
+        assert!(
+            crypt.open_in_place(Sealed::Chunk(&a), &mut bad).is_err(),
+            "byte {at}"
+        );
+        assert_eq!(bad, before, "byte {at}: left as it was");
+    }
+    let mut short = sealed[..OVERHEAD - 1].to_vec();
+    assert!(crypt.open_in_place(Sealed::Chunk(&a), &mut short).is_err());
+    let mut plain_bytes = b"as is".to_vec();
+    assert_eq!(
+        Crypt::plain()
+            .open_in_place(Sealed::Chunk(&a), &mut plain_bytes)
+            .unwrap(),
+        b"as is"
+    );
+}
+
 const KAT_CHUNK_ID_KEY: &str = "aafc20bd8d5de4a7d71a11d0c66446187bb7c4e6dac69d68a44e5f6d588afc1a";
 const KAT_SEAL_KEY: &str = "e24321fc036dd3edf25cbfcb026a2af6ee961b05222183d18e703e7308d71d86";
 const KAT_CONFIG_MAC_KEY: &str = "a11f780ea9f5be86d54f27afd0f5b631a41e8450bdba529f7e95e7acebed1b89";
