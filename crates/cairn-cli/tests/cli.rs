@@ -23,6 +23,8 @@ mod bench;
 mod browse;
 #[path = "cli/catalog_damage.rs"]
 mod catalog_damage;
+#[path = "cli/catalog_v3.rs"]
+mod catalog_v3;
 #[path = "cli/commands.rs"]
 mod commands;
 #[path = "cli/config_backup.rs"]

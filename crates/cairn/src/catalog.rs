@@ -49,7 +49,12 @@ use crate::format::pack::PackEntry;
 /// Version 3: `entries` gains owner, hard-link group, rdev and
 /// `incomplete` columns (see `entries::V3_COLUMNS`); a version-2 catalog
 /// gains them in place when opened, the same way.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4: a directory's tree id is kept in `dirs.tree`, the row of its
+/// listing, instead of its own entry's `chunks`, so a change deep in the
+/// tree no longer makes a new entry row for every ancestor directory (see
+/// `entries::store`); a version-3 catalog gains the column in place when
+/// opened, and its rows stay valid as they are.
+pub const SCHEMA_VERSION: u32 = 4;
 pub const FILE_NAME: &str = "catalog.db";
 
 const SCHEMA: &str = "
@@ -266,9 +271,9 @@ impl Catalog {
             stat_memo: Mutex::new(None),
             filter: Mutex::default(),
         };
-        // A schema-1 catalog is upgraded first: the one write a reader
+        // An older catalog (schema 1 to 3) is upgraded first: the one write a reader
         // makes, once per catalog (it fails like any write on a full disk).
-        if matches!(catalog.schema_version()?.as_str(), "1" | "2") {
+        if matches!(catalog.schema_version()?.as_str(), "1" | "2" | "3") {
             drop(catalog);
             Self::open(path)?;
             return Self::open_read_only_with(path, immutable);
@@ -314,6 +319,7 @@ impl Catalog {
             tx.execute_batch(SCHEMA).map_err(self.err())?;
             tx.execute_batch(entries::TABLES).map_err(self.err())?;
             tx.execute_batch(entries::V3_COLUMNS).map_err(self.err())?;
+            tx.execute_batch(entries::V4_COLUMNS).map_err(self.err())?;
             tx.execute_batch(delta::SCHEMA).map_err(self.err())?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
@@ -329,6 +335,9 @@ impl Catalog {
         }
         if self.schema_version()? == "2" {
             entries::migrate_from_v2(&mut self.lock()).map_err(self.err())?;
+        }
+        if self.schema_version()? == "3" {
+            entries::migrate_from_v3(&mut self.lock()).map_err(self.err())?;
         }
         self.check_schema_version()
     }

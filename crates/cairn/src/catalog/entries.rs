@@ -1,5 +1,6 @@
 //! File entries stored once (catalog schema 2; schema 3 adds owner,
-//! hard-link group, rdev and `incomplete` columns).
+//! hard-link group, rdev and `incomplete` columns; schema 4 keeps each
+//! directory's tree id in the dirs row of its listing, see [`store`]).
 //!
 //! Schema 1 kept one `files` row per file per snapshot: 30,000 files cost
 //! 6 MB of catalog per snapshot even when nothing changed. Now an entry
@@ -12,10 +13,12 @@
 //! and a new row for its directory.
 //!
 //! Id lists are blobs of zigzag-encoded deltas between consecutive ids, as
-//! LEB128 varints: ids written together are mostly consecutive, so most
-//! take one byte. `refs` counts the holders of a row (snapshots for a dir,
-//! dirs for an entry); removing a snapshot releases its dirs, and a row
-//! whose count reaches zero is deleted, so nothing unreferenced stays.
+//! LEB128 varints, in ascending order since schema 4 (readers take them as
+//! sets and sort entries by path): ids written together are mostly
+//! consecutive, so most take one byte. `refs` counts the holders of a row
+//! (snapshots for a dir, dirs for an entry); removing a snapshot releases
+//! its dirs, and a row whose count reaches zero is deleted, so nothing
+//! unreferenced stays.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,7 +26,7 @@ use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{blob_to_chunks, chunks_to_blob, kind_code, kind_from_code, CachedFile};
-use crate::format::id::SnapshotId;
+use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{EntryKind, FileEntry};
 
 /// The tables schema 2 adds to schema 1 (and `snapshots.dirs`, see
@@ -61,6 +64,14 @@ ALTER TABLE entries ADD COLUMN gid INTEGER;
 ALTER TABLE entries ADD COLUMN hardlink INTEGER;
 ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE entries ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;
+";
+
+/// The column schema 4 adds to `dirs` (also in a new catalog): the tree id
+/// of the directory the row lists, NULL in rows written before (whose
+/// directory entries hold their trees) and for a version-1 manifest's
+/// directories, which have none. See [`store`].
+pub(super) const V4_COLUMNS: &str = "
+ALTER TABLE dirs ADD COLUMN tree BLOB;
 ";
 
 const HASH_LEN: usize = 16;
@@ -149,13 +160,18 @@ fn entry_hash(f: &FileEntry, inode: u64) -> [u8; HASH_LEN] {
     truncate(h)
 }
 
-/// The key of a dir row: its path and its entries' keys, in order.
-fn dir_hash(parent: &str, entries: &[[u8; HASH_LEN]]) -> [u8; HASH_LEN] {
+/// The key of a dir row: its path, its entries' keys in order, and (schema
+/// 4, when there is one) the tree id of the directory itself.
+fn dir_hash(parent: &str, entries: &[[u8; HASH_LEN]], tree: Option<&ChunkId>) -> [u8; HASH_LEN] {
     let mut h = blake3::Hasher::new();
     put_bytes(&mut h, parent.as_bytes());
     h.update(&(entries.len() as u64).to_le_bytes());
     for e in entries {
         h.update(e);
+    }
+    if let Some(tree) = tree {
+        h.update(&[4]);
+        h.update(&tree.0);
     }
     truncate(h)
 }
@@ -187,10 +203,32 @@ fn group_by_parent(files: &[FileEntry]) -> Vec<(&str, Vec<usize>)> {
     groups
 }
 
+/// The directories of `files` whose tree id moves into the dirs row of
+/// their listing (schema 4): each directory entry with one chunk (its tree)
+/// that has entries of its own, by path. An empty directory has no listing
+/// row, so its entry keeps its tree.
+fn moved_trees<'f>(
+    files: &'f [FileEntry],
+    groups: &[(&str, Vec<usize>)],
+) -> HashMap<&'f str, ChunkId> {
+    let listed: HashSet<&str> = groups.iter().map(|(parent, _)| *parent).collect();
+    files
+        .iter()
+        .filter(|f| f.kind == EntryKind::Dir && f.chunks.len() == 1)
+        .filter(|f| listed.contains(f.path.as_str()))
+        .map(|f| (f.path.as_str(), f.chunks[0]))
+        .collect()
+}
+
 /// Stores the entries of one snapshot (inside the caller's transaction):
 /// finds or inserts each entry and each directory row, counts one more
 /// reference to every directory, and returns the snapshot's dir-id list.
 /// `inodes[i]` is the stat-cache inode of `files[i]` (0 when absent).
+///
+/// A directory's tree id is kept in the dirs row of its listing, not in its
+/// own entry (see [`moved_trees`]): a change deep in the tree then makes a
+/// new listing row for each ancestor, but leaves the ancestors' entries
+/// the rows they were, which is most of what a snapshot used to add.
 pub(super) fn store(
     conn: &Connection,
     files: &[FileEntry],
@@ -205,14 +243,26 @@ pub(super) fn store(
     let mut find_dir = conn.prepare_cached("SELECT id FROM dirs WHERE hash = ?1")?;
     let mut ref_dir = conn.prepare_cached("UPDATE dirs SET refs = refs + 1 WHERE id = ?1")?;
     let mut add_dir =
-        conn.prepare_cached("INSERT INTO dirs(hash, refs, entries) VALUES (?1, 1, ?2)")?;
+        conn.prepare_cached("INSERT INTO dirs(hash, refs, entries, tree) VALUES (?1, 1, ?2, ?3)")?;
     let mut ref_entry = conn.prepare_cached("UPDATE entries SET refs = refs + 1 WHERE id = ?1")?;
+    let groups = group_by_parent(files);
+    let trees = moved_trees(files, &groups);
     let mut dir_ids = Vec::new();
-    for (parent, members) in group_by_parent(files) {
+    for (parent, members) in groups {
         let mut hashes = Vec::with_capacity(members.len());
         let mut ids = Vec::with_capacity(members.len());
         for i in members {
-            let (f, inode) = (&files[i], inodes.get(i).copied().unwrap_or(0));
+            let inode = inodes.get(i).copied().unwrap_or(0);
+            let stripped;
+            let f = if trees.contains_key(files[i].path.as_str()) {
+                stripped = FileEntry {
+                    chunks: Vec::new(),
+                    ..files[i].clone()
+                };
+                &stripped
+            } else {
+                &files[i]
+            };
             let hash = entry_hash(f, inode);
             let id = match find_entry.query_row([&hash[..]], |r| r.get(0)).optional()? {
                 Some(id) => id,
@@ -240,14 +290,23 @@ pub(super) fn store(
             hashes.push(hash);
             ids.push(id);
         }
-        let hash = dir_hash(parent, &hashes);
+        let tree = trees.get(parent);
+        let hash = dir_hash(parent, &hashes, tree);
         let dir = match find_dir.query_row([&hash[..]], |r| r.get(0)).optional()? {
             Some(dir) => {
                 ref_dir.execute([dir])?;
                 dir
             }
             None => {
-                add_dir.execute(params![&hash[..], encode_ids(&ids)])?;
+                // Ascending (schema 4): a listing whose files changed in
+                // different snapshots pays one long delta per changed
+                // entry, not one there and one back.
+                ids.sort_unstable();
+                add_dir.execute(params![
+                    &hash[..],
+                    encode_ids(&ids),
+                    tree.map(|t| t.0.to_vec())
+                ])?;
                 for id in &ids {
                     ref_entry.execute([id])?;
                 }
@@ -256,6 +315,7 @@ pub(super) fn store(
         };
         dir_ids.push(dir);
     }
+    dir_ids.sort_unstable();
     Ok(encode_ids(&dir_ids))
 }
 
@@ -290,26 +350,41 @@ fn snapshot_dirs(conn: &Connection, rowid: i64) -> rusqlite::Result<Vec<i64>> {
     decode_ids(&blob.unwrap_or_default())
 }
 
-/// The entry ids dir `dir` lists.
-fn dir_entries(conn: &Connection, dir: i64) -> rusqlite::Result<Vec<i64>> {
-    let blob: Vec<u8> = conn
-        .prepare_cached("SELECT entries FROM dirs WHERE id = ?1")?
-        .query_row([dir], |r| r.get(0))?;
-    decode_ids(&blob)
+/// The entry ids dir `dir` lists, and the tree id of the directory it
+/// lists when the row holds it (schema 4; `None` in older rows, whose
+/// directory entries hold their trees themselves).
+fn dir_entries(conn: &Connection, dir: i64) -> rusqlite::Result<(Vec<i64>, Option<ChunkId>)> {
+    let (blob, tree): (Vec<u8>, Option<Vec<u8>>) = conn
+        .prepare_cached("SELECT entries, tree FROM dirs WHERE id = ?1")?
+        .query_row([dir], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let tree = match tree {
+        None => None,
+        Some(t) => Some(
+            ChunkId::from_slice(&t).ok_or_else(|| malformed("a dir's tree id is not 32 bytes"))?,
+        ),
+    };
+    Ok((decode_ids(&blob)?, tree))
 }
 
-/// The distinct entry ids of the snapshot rows `rowids`: each dir, which
-/// many snapshots share, is read once.
-pub(super) fn entry_ids_of(conn: &Connection, rowids: &[i64]) -> rusqlite::Result<HashSet<i64>> {
+/// The distinct entry ids of the snapshot rows `rowids`, and the distinct
+/// tree ids their dirs rows hold: each dir, which many snapshots share, is
+/// read once.
+pub(super) fn entry_ids_of(
+    conn: &Connection,
+    rowids: &[i64],
+) -> rusqlite::Result<(HashSet<i64>, HashSet<ChunkId>)> {
     let mut dirs = HashSet::new();
     for &rowid in rowids {
         dirs.extend(snapshot_dirs(conn, rowid)?);
     }
     let mut entries = HashSet::new();
+    let mut trees = HashSet::new();
     for dir in dirs {
-        entries.extend(dir_entries(conn, dir)?);
+        let (ids, tree) = dir_entries(conn, dir)?;
+        entries.extend(ids);
+        trees.extend(tree);
     }
-    Ok(entries)
+    Ok((entries, trees))
 }
 
 /// The chunk-id blob of entry `id`.
@@ -358,15 +433,31 @@ fn entry_row_v3(r: &rusqlite::Row) -> rusqlite::Result<(FileEntry, u64)> {
 }
 
 /// The entries of snapshot row `rowid` with their stat-cache inodes,
-/// sorted by path.
+/// sorted by path. A directory whose tree its listing's dirs row holds
+/// (schema 4) gets it back as its one chunk.
 pub(super) fn load(conn: &Connection, rowid: i64) -> rusqlite::Result<Vec<(FileEntry, u64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ENTRY_COLUMNS_V3} FROM entries WHERE id = ?1"
     ))?;
     let mut out = Vec::new();
+    let mut trees: HashMap<String, ChunkId> = HashMap::new();
     for dir in snapshot_dirs(conn, rowid)? {
-        for id in dir_entries(conn, dir)? {
+        let (ids, tree) = dir_entries(conn, dir)?;
+        let first = out.len();
+        for id in ids {
             out.push(stmt.query_row([id], entry_row_v3)?);
+        }
+        if let (Some(tree), Some((entry, _))) = (tree, out.get(first)) {
+            trees.insert(parent_of(&entry.path).to_string(), tree);
+        }
+    }
+    if !trees.is_empty() {
+        for (entry, _) in &mut out {
+            if entry.kind == EntryKind::Dir && entry.chunks.is_empty() {
+                if let Some(tree) = trees.get(&entry.path) {
+                    entry.chunks = vec![*tree];
+                }
+            }
         }
     }
     out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
@@ -420,6 +511,7 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     tx.execute_batch(TABLES)?;
     tx.execute_batch(V3_COLUMNS)?;
+    tx.execute_batch(V4_COLUMNS)?;
     tx.execute_batch(super::delta::SCHEMA)?;
     tx.execute_batch("ALTER TABLE snapshots ADD COLUMN dirs BLOB NOT NULL DEFAULT x'';")?;
     let rowids: Vec<i64> = tx
@@ -443,7 +535,8 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("VACUUM;")
 }
 
-/// Upgrades a schema-2 catalog in place: [`V3_COLUMNS`] with their
+/// Upgrades a schema-2 catalog in place: [`V3_COLUMNS`] (and
+/// [`V4_COLUMNS`]) with their
 /// defaults (no owner, group, device or flag, which is what every schema-2
 /// row is), in one immediate transaction like [`migrate_from_v1`]. Row
 /// hashes stay valid, as an entry without schema 3's fields hashes as before.
@@ -458,6 +551,30 @@ pub(super) fn migrate_from_v2(conn: &mut Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     tx.execute_batch(V3_COLUMNS)?;
+    tx.execute_batch(V4_COLUMNS)?;
+    tx.execute_batch(&format!(
+        "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
+        super::SCHEMA_VERSION
+    ))?;
+    tx.commit()
+}
+
+/// Upgrades a schema-3 catalog in place: [`V4_COLUMNS`], in one immediate
+/// transaction like [`migrate_from_v1`]. No row is rewritten: a dirs row
+/// without a tree lists directory entries that hold their own, which
+/// [`load`] returns as they are; new snapshots write the schema-4 layout,
+/// and the old rows go as the snapshots that list them are forgotten.
+pub(super) fn migrate_from_v3(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: String = tx.query_row(
+        "SELECT value FROM meta WHERE key='schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version != "3" {
+        return Ok(());
+    }
+    tx.execute_batch(V4_COLUMNS)?;
     tx.execute_batch(&format!(
         "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
         super::SCHEMA_VERSION
@@ -522,16 +639,23 @@ pub(super) fn miscounted_rows(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(bad)
 }
 
-/// Every chunk id the catalog's entries reference, once per entry row.
+/// Every chunk id the catalog's entries reference, once per entry row,
+/// then the tree ids the dirs rows hold, once per row.
 pub(super) fn for_each_chunk_list(
     conn: &Connection,
     mut f: impl FnMut(&[u8]) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT chunks FROM entries")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let blob: Vec<u8> = row.get(0)?;
-        f(&blob)?;
+    // Schema 4: the trees of directories are in their listings' rows.
+    for sql in [
+        "SELECT chunks FROM entries",
+        "SELECT tree FROM dirs WHERE tree IS NOT NULL",
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let blob: Vec<u8> = row.get(0)?;
+            f(&blob)?;
+        }
     }
     Ok(())
 }

@@ -75,7 +75,8 @@ impl Catalog {
             .map_err(self.err())?;
             {
                 let rowids: Vec<i64> = snaps.iter().map(|s| s.rowid).collect();
-                let entries = super::entries::entry_ids_of(&tx, &rowids).map_err(self.err())?;
+                let (entries, trees) =
+                    super::entries::entry_ids_of(&tx, &rowids).map_err(self.err())?;
                 let mut insert = tx
                     .prepare_cached(&format!(
                         "INSERT OR IGNORE INTO temp.{table}(chunk_id) VALUES (?1)"
@@ -86,6 +87,10 @@ impl Catalog {
                     for id in blob.chunks_exact(32) {
                         insert.execute([id]).map_err(self.err())?;
                     }
+                }
+                // Schema 4: directories' trees, held by their listings.
+                for tree in trees {
+                    insert.execute([&tree.0[..]]).map_err(self.err())?;
                 }
             }
             tx.commit().map_err(self.err())?;

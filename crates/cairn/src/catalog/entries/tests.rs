@@ -1,5 +1,6 @@
 //! Entries stored once: dedup across snapshots, release on removal, the
-//! stat cache, and the upgrade of a schema-1 catalog.
+//! stat cache, directories' trees in their listings' rows, and the upgrade
+//! of catalogs of schemas 1 to 3.
 
 use super::super::{Catalog, SnapshotFilter, SnapshotInfo};
 use super::*;
@@ -236,11 +237,18 @@ fn a_schema_2_catalog_is_upgraded_on_open() {
         let a = SnapshotId::of(b"a");
         {
             let cat = Catalog::open(&path).unwrap();
-            cat.add_snapshot(&a, &manifest(tree(2, 3, None), 1), &[])
-                .unwrap();
+            // Schema 2 kept each directory's tree in its own entry; these
+            // directories have none, so the rows are what it wrote.
+            let mut m = manifest(tree(2, 3, None), 1);
+            m.files
+                .iter_mut()
+                .filter(|f| f.kind == EntryKind::Dir)
+                .for_each(|f| f.chunks.clear());
+            cat.add_snapshot(&a, &m, &[]).unwrap();
             cat.lock()
                 .execute_batch(
-                    "ALTER TABLE entries DROP COLUMN uid; ALTER TABLE entries DROP COLUMN gid;
+                    "ALTER TABLE dirs DROP COLUMN tree;
+                     ALTER TABLE entries DROP COLUMN uid; ALTER TABLE entries DROP COLUMN gid;
                      ALTER TABLE entries DROP COLUMN hardlink; ALTER TABLE entries DROP COLUMN rdev;
                      ALTER TABLE entries DROP COLUMN incomplete;
                      UPDATE meta SET value = '2' WHERE key = 'schema_version';",
@@ -252,7 +260,10 @@ fn a_schema_2_catalog_is_upgraded_on_open() {
         } else {
             Catalog::open(&path).unwrap()
         };
-        assert_eq!(cat.schema_version().unwrap(), "3");
+        assert_eq!(
+            cat.schema_version().unwrap(),
+            crate::catalog::SCHEMA_VERSION.to_string()
+        );
         let before = cat.files(&snaps(&cat)[0]).unwrap();
         assert_eq!(before.len(), manifest(tree(2, 3, None), 1).files.len());
         assert!(before.iter().all(|f| f.owner.is_none() && !f.incomplete));
@@ -274,6 +285,150 @@ fn a_schema_2_catalog_is_upgraded_on_open() {
         );
         // The unchanged entries are the same rows as before the upgrade.
         assert_eq!(cat.files(&listed[0]).unwrap(), before);
+        assert_eq!(miscounted_rows(&cat.lock()).unwrap(), 0);
+    }
+}
+
+/// `tree(dirs, per_dir, changed)` with tree ids as a real snapshot has
+/// them: a directory's id changes when anything below it does, up to the
+/// top, as in manifest version 2. `empty` adds an empty directory.
+fn merkle_tree(dirs: usize, per_dir: usize, changed: Option<(usize, usize)>) -> Vec<FileEntry> {
+    let mut files = tree(dirs, per_dir, changed);
+    let version = |path: &str| {
+        let hit = changed.is_some_and(|(d, _)| path == "root" || path == format!("root/d{d:03}"));
+        if hit {
+            2
+        } else {
+            1
+        }
+    };
+    for f in files.iter_mut().filter(|f| f.kind == EntryKind::Dir) {
+        f.chunks = vec![ChunkId::of(
+            format!("tree {} v{}", f.path, version(&f.path)).as_bytes(),
+        )];
+    }
+    files.push(FileEntry {
+        chunks: vec![ChunkId::of(b"the empty tree")],
+        ..file("root/empty", EntryKind::Dir, 0)
+    });
+    files
+}
+
+/// Guards schema 4's layout: a changed file deep in the tree adds its own
+/// entry and a listing row per changed directory, but no entry row for the
+/// ancestors whose tree ids changed; every directory still reads back with
+/// its tree (an empty one too), and gc's mark set and the reference scan
+/// still hold every tree.
+#[test]
+fn ancestors_trees_live_in_their_listings_not_their_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+    let first = merkle_tree(10, 20, None);
+    let changed = merkle_tree(10, 20, Some((3, 7)));
+    cat.add_snapshot(&SnapshotId::of(b"1"), &manifest(first.clone(), 1), &[])
+        .unwrap();
+    let (entries, dirs) = (count(&cat, "entries"), count(&cat, "dirs"));
+    cat.add_snapshot(&SnapshotId::of(b"2"), &manifest(changed.clone(), 2), &[])
+        .unwrap();
+    assert_eq!(
+        (count(&cat, "entries"), count(&cat, "dirs")),
+        (entries + 1, dirs + 2),
+        "the file's entry, and the listings of root and root/d003 with their new trees"
+    );
+    let listed = snaps(&cat);
+    assert_eq!(cat.files(&listed[0]).unwrap(), sorted(first.clone()));
+    assert_eq!(cat.files(&listed[1]).unwrap(), sorted(changed.clone()));
+    let all: HashSet<ChunkId> = first
+        .iter()
+        .chain(&changed)
+        .flat_map(|f| f.chunks.clone())
+        .collect();
+    let marked = cat
+        .mark_referenced(crate::catalog::MarkSet::GcLive, &listed)
+        .unwrap();
+    assert_eq!(marked, all.len() as u64);
+    assert_eq!(cat.reference_scan().unwrap().missing, all);
+    // Every id list ascends (the changed file's new id sorts last in its
+    // listing, not in its manifest place).
+    let lists: Vec<Vec<u8>> = cat
+        .lock()
+        .prepare("SELECT entries FROM dirs UNION ALL SELECT dirs FROM snapshots")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for list in lists {
+        let ids = decode_ids(&list).unwrap();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+    cat.remove_snapshots([&SnapshotId::of(b"1")]).unwrap();
+    assert_eq!(cat.orphaned_file_rows().unwrap(), 0);
+    assert_eq!(cat.files(&snaps(&cat)[0]).unwrap(), sorted(changed));
+}
+
+fn v3_fixture_catalog() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cairn-cli/tests/fixtures/catalog-v3/repo/catalog.db")
+}
+
+/// A catalog written by the cairn of schema 3 (directories' trees in their
+/// own entries) is upgraded in place by a read-write or a read-only open;
+/// its snapshots read back with every directory's tree, and storing the
+/// same files again in schema 4's layout reads back the same list, with
+/// the same chunks marked live.
+#[test]
+fn a_schema_3_catalog_is_upgraded_on_open() {
+    for read_only in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        std::fs::copy(v3_fixture_catalog(), &path).unwrap();
+        let cat = if read_only {
+            Catalog::open_read_only(&path).unwrap()
+        } else {
+            Catalog::open(&path).unwrap()
+        };
+        assert_eq!(
+            cat.schema_version().unwrap(),
+            crate::catalog::SCHEMA_VERSION.to_string()
+        );
+        let listed = snaps(&cat);
+        assert_eq!(listed.len(), 2);
+        let old: Vec<Vec<FileEntry>> = listed.iter().map(|s| cat.files(s).unwrap()).collect();
+        for (s, files) in listed.iter().zip(&old) {
+            assert_eq!(files.len() as u64, s.file_count);
+            let dirs: Vec<&FileEntry> = files.iter().filter(|f| f.kind == EntryKind::Dir).collect();
+            assert_eq!(dirs.len(), 6, "tree, a, a/b, a/b/c, empty, x");
+            assert!(dirs.iter().all(|d| d.chunks.len() == 1), "{dirs:?}");
+        }
+        assert_ne!(old[0], old[1]);
+        let marked_before = cat
+            .mark_referenced(crate::catalog::MarkSet::GcLive, &listed)
+            .unwrap();
+        drop(cat);
+
+        let cat = Catalog::open(&path).unwrap();
+        let mut m = manifest(old[1].clone(), i64::MAX - 1);
+        m.label.name = "again".into();
+        cat.add_snapshot(&SnapshotId::of(b"again"), &m, &[])
+            .unwrap();
+        let all = snaps(&cat);
+        let again = all.iter().find(|s| s.label.name == "again").unwrap();
+        assert_eq!(cat.files(again).unwrap(), old[1]);
+        let trees: i64 = cat
+            .lock()
+            .query_row(
+                "SELECT count(*) FROM dirs WHERE tree IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(trees, 5, "the listings of tree, a, a/b, a/b/c and x");
+        assert_eq!(
+            cat.mark_referenced(crate::catalog::MarkSet::GcLive, &all)
+                .unwrap(),
+            marked_before
+        );
         assert_eq!(miscounted_rows(&cat.lock()).unwrap(), 0);
     }
 }
