@@ -59,7 +59,8 @@ run_mode() {
     cat "$src/model.safetensors" >/dev/null
     timed "$mode.snap2.$round" "$CAIRN_BIN" --repo "$repo" snapshot "$src" --kind model --name m -q
     timed "$mode.restore.$round" "$CAIRN_BIN" --repo "$repo" restore m "$WORK/restore" -q
-    cmp "$WORK/v2/model.safetensors" "$WORK/restore/src/model.safetensors"
+    # Sources are stored under their path as given: $src is absolute.
+    cmp "$WORK/v2/model.safetensors" "$WORK/restore/${src#/}/model.safetensors"
 }
 
 : >"$WORK/results"
