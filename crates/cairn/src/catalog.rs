@@ -333,11 +333,10 @@ impl Catalog {
         if self.schema_version()? == "1" {
             entries::migrate_from_v1(&mut self.lock()).map_err(self.err())?;
         }
-        if self.schema_version()? == "2" {
-            entries::migrate_from_v2(&mut self.lock()).map_err(self.err())?;
-        }
-        if self.schema_version()? == "3" {
-            entries::migrate_from_v3(&mut self.lock()).map_err(self.err())?;
+        for from in ["2", "3"] {
+            if self.schema_version()? == from {
+                entries::migrate_columns(&mut self.lock(), from).map_err(self.err())?;
+            }
         }
         self.check_schema_version()
     }

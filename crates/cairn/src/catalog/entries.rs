@@ -535,46 +535,30 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("VACUUM;")
 }
 
-/// Upgrades a schema-2 catalog in place: [`V3_COLUMNS`] (and
-/// [`V4_COLUMNS`]) with their
-/// defaults (no owner, group, device or flag, which is what every schema-2
-/// row is), in one immediate transaction like [`migrate_from_v1`]. Row
-/// hashes stay valid, as an entry without schema 3's fields hashes as before.
-pub(super) fn migrate_from_v2(conn: &mut Connection) -> rusqlite::Result<()> {
+/// Upgrades a schema-2 or schema-3 catalog in place by adding columns, in
+/// one immediate transaction like [`migrate_from_v1`]; no row is rewritten.
+/// From 2: [`V3_COLUMNS`] with their defaults (no owner, group, device or
+/// flag, which is what every schema-2 row is; row hashes stay valid, as an
+/// entry without schema 3's fields hashes as before), then as from 3.
+/// From 3: [`V4_COLUMNS`]: a dirs row without a tree lists directory
+/// entries that hold their own, which [`load`] returns as they are; new
+/// snapshots write the schema-4 layout, and the old rows go as the
+/// snapshots that list them are forgotten.
+pub(super) fn migrate_columns(conn: &mut Connection, from: &str) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: String = tx.query_row(
         "SELECT value FROM meta WHERE key='schema_version'",
         [],
         |r| r.get(0),
     )?;
-    if version != "2" {
-        return Ok(());
+    let added: &[&str] = match (from, version.as_str()) {
+        ("2", "2") => &[V3_COLUMNS, V4_COLUMNS],
+        ("3", "3") => &[V4_COLUMNS],
+        _ => return Ok(()), // another process upgraded it first
+    };
+    for columns in added {
+        tx.execute_batch(columns)?;
     }
-    tx.execute_batch(V3_COLUMNS)?;
-    tx.execute_batch(V4_COLUMNS)?;
-    tx.execute_batch(&format!(
-        "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
-        super::SCHEMA_VERSION
-    ))?;
-    tx.commit()
-}
-
-/// Upgrades a schema-3 catalog in place: [`V4_COLUMNS`], in one immediate
-/// transaction like [`migrate_from_v1`]. No row is rewritten: a dirs row
-/// without a tree lists directory entries that hold their own, which
-/// [`load`] returns as they are; new snapshots write the schema-4 layout,
-/// and the old rows go as the snapshots that list them are forgotten.
-pub(super) fn migrate_from_v3(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: String = tx.query_row(
-        "SELECT value FROM meta WHERE key='schema_version'",
-        [],
-        |r| r.get(0),
-    )?;
-    if version != "3" {
-        return Ok(());
-    }
-    tx.execute_batch(V4_COLUMNS)?;
     tx.execute_batch(&format!(
         "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
         super::SCHEMA_VERSION

@@ -174,8 +174,11 @@ fn open_in_place_in<'b>(
     Ok(body)
 }
 
+/// The nonce, ciphertext and tag of a sealed object.
+type SealedParts<'a> = (&'a [u8; NONCE_LEN], &'a [u8], &'a [u8; TAG_LEN]);
+
 /// `nonce | ciphertext | tag`, or why the bytes are too short to be one.
-fn split_sealed(sealed: &[u8]) -> Result<(&[u8; NONCE_LEN], &[u8], &[u8; TAG_LEN]), String> {
+fn split_sealed(sealed: &[u8]) -> Result<SealedParts<'_>, String> {
     if sealed.len() < OVERHEAD {
         return Err(format!(
             "sealed object too short ({} bytes, at least {OVERHEAD})",
