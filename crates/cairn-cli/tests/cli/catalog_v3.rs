@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, write, Env};
+use crate::common::{copy_dir, run_ok, write, Env};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalog-v3/repo")
@@ -96,7 +96,9 @@ fn a_schema_3_catalog_is_upgraded_and_still_answers() {
     // directories' trees still read back (check compares them with the
     // manifest) and gc keeps them.
     write(&root.join("a/b/c/deep.txt"), b"deep v3\n");
-    env.snapshot(&root, "config", "tree", &[]);
+    // Given as `tree` from where it was restored, so stored as `tree/…`.
+    let args = ["snapshot", "tree", "--kind", "config", "--name", "tree"];
+    run_ok(env.cmd(args).current_dir(root.parent().unwrap()));
     let d = env.json(["diff", "tree~1", "tree"]);
     assert_eq!(changed_paths(&d), ["tree/a/b/c/deep.txt"], "{d}");
     env.check_read_data();
