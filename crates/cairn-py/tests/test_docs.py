@@ -17,7 +17,9 @@ def test_model_backup_manager(tmp_path):
     scope: dict = {}
     exec(examples()[0], scope)
     m = scope["ModelBackupManager"](tmp_path / "repo", max_backups=2)
-    model = tmp_path / "trading_model.joblib"
+    # Relative to tmp_path, where the test runs: stored (and rolled back)
+    # under that name.
+    model = Path("trading_model.joblib")
     for v in range(4):
         model.write_bytes(random_bytes(v, 100_000))
         m.create_backup(model, "trading_model", f"1.{v}", tags=["milestone"] if v == 0 else ())

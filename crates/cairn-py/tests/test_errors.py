@@ -58,7 +58,7 @@ def test_invalid_arguments(repo, tmp_path):
 def test_corrupt_pack_verify_names_the_file_and_restore_refuses(repo, tmp_path):
     src = tmp_path / "weights.bin"
     src.write_bytes(random_bytes(3, 400_000))
-    repo.snapshot([src], kind="model", name="m")
+    repo.snapshot([src.name], kind="model", name="m")  # stored as `weights.bin`
     flip_a_pack_byte(tmp_path / "repo")
     with pytest.raises(cairn.VerificationError) as e:
         repo.verify("m")

@@ -63,7 +63,7 @@ def test_ctrl_c_during_a_long_snapshot(repo, tmp_path):
         assert [s.name for s in again.snapshots()] == ["big"]
 
     # A restore interrupted leaves no half-written file and no lock.
-    repo.snapshot([big], kind="model", name="big")
+    repo.snapshot([big.name], kind="model", name="big")  # stored as `big.bin`
     out = tmp_path / "out"
     interrupt_child(repo, "restore", str(out))
     assert not out.exists() or list(out.iterdir()) == [], "no file, no temp file"
@@ -87,7 +87,7 @@ def test_a_raising_callback_aborts_and_propagates(repo, tmp_path):
     with pytest.raises(Boom):
         repo.snapshot([src], kind="model", name="m", progress=progress)
     assert list(repo.snapshots()) == []
-    repo.snapshot([src], kind="model", name="m")
+    repo.snapshot([src.name], kind="model", name="m")  # stored as `w.bin`
     with pytest.raises(Boom):
         repo.restore("m", tmp_path / "out", progress=progress)
     assert not (tmp_path / "out" / "w.bin").exists()
@@ -107,7 +107,8 @@ def test_threads_share_one_repository(repo, tmp_path):
             src.mkdir()
             (src / "w.bin").write_bytes(random_bytes(100 + i, 1_000_000))
             for v in range(3):
-                repo.snapshot([src], kind="model", name=f"m{i}", version=str(v), force=True)
+                # Given relative (the test runs in tmp_path): stored as `src<i>`.
+                repo.snapshot([src.name], kind="model", name=f"m{i}", version=str(v), force=True)
                 list(repo.snapshots())
             repo.restore(f"m{i}:1", tmp_path / f"out{i}")
             assert (tmp_path / f"out{i}" / f"src{i}" / "w.bin").read_bytes() == \
