@@ -23,7 +23,9 @@
 //!
 //! let snap = repo.resolve("demo")?;
 //! repo.restore(&snap, &dir.path().join("out"), &RestoreOptions::default(), &NoProgress)?;
-//! assert_eq!(std::fs::read(dir.path().join("out/weights.bin")).unwrap(), vec![7u8; 100_000]);
+//! // A source is stored under its path as given: an absolute one whole, without its `/`.
+//! let restored = dir.path().join("out").join(dir.path().strip_prefix("/").unwrap());
+//! assert_eq!(std::fs::read(restored.join("weights.bin")).unwrap(), vec![7u8; 100_000]);
 //! assert!(repo.check(cairn::CheckOptions::READ_ALL, &NoProgress)?.is_clean());
 //! # Ok(()) }
 //! ```
