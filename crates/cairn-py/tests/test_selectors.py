@@ -14,7 +14,7 @@ def history(repo, tmp_path):
     src = tmp_path / "w.bin"
     for seed, v in enumerate(("1.0", "2.0", "3.0")):
         src.write_bytes(random_bytes(seed, 50_000))
-        repo.snapshot([src], kind="model", name="m", version=v)
+        repo.snapshot([src.name], kind="model", name="m", version=v)  # stored as `w.bin`
     snaps = list(repo.snapshots(name="m"))
     return repo, snaps
 
