@@ -7,9 +7,10 @@
 //! anchored. Anchored patterns are tried against two forms of each entry's
 //! path, and either match excludes it: the path as stored in the snapshot
 //! (`data/cache` for a source given as `data`; `srv/data/cache` for one
-//! given as `/srv/data`) and the absolute path on disk (`/srv/data/cache`). An excluded directory is not entered, so its
-//! contents are excluded with it (as in git, a `!` pattern cannot bring
-//! back a file inside an excluded directory).
+//! given as `/srv/data`) and the absolute path on disk (`/srv/data/cache`).
+//! An excluded directory is not entered, so its contents are excluded with
+//! it (as in git, a `!` pattern cannot bring back a file inside an excluded
+//! directory).
 //!
 //! Excluded entries are not "left out": the snapshot is still complete,
 //! and the report only counts them.
