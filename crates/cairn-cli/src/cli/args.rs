@@ -127,7 +127,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Snapshot counts, logical and stored bytes, dedup and compression ratios
     Stats(StatsArgs),
-    /// Compare dedup, compression and speed of chunk sizes and levels on successive versions (nothing is written); without PATH, the repository's growth snapshot by snapshot
+    /// Compare dedup, compression, delta coding and speed of chunk sizes and levels on successive versions (nothing is written); without PATH, the repository's growth snapshot by snapshot
+    ///
+    /// Model files (safetensors, GGUF, PyTorch) are broken down by dtype and by tensor group (the tensor name with its layer numbers as N). A tensor with a previous version (the same file in an earlier version, or the previous version when both are single files) is also measured as a delta of it, with the snapshot's keyframe rule, in the WITH DELTA columns: what a snapshot with delta coding would store.
     Bench(BenchArgs),
     /// Check the repository: catalog, packs and manifests agree; --read-data re-hashes every chunk
     Check(CheckArgs),

@@ -100,7 +100,9 @@ fn print_setting(s: &SettingReport, several_files: bool, histogram: bool) -> Res
         tally: s.total.clone(),
     };
     let versions: Vec<&NamedTally> = s.versions.iter().chain([&total]).collect();
-    tally_table("VERSION", &versions)?;
+    // Delta columns only when some chunk had a previous version to code against.
+    let delta = s.total.delta_stored_bytes != s.total.stored_bytes;
+    tally_table("VERSION", &versions, delta)?;
     outln!(
         "dedup {:.2}x, compression {:.2}x, overall {:.2}x; {}/s ({:.2} s)",
         s.dedup_ratio,
@@ -109,14 +111,34 @@ fn print_setting(s: &SettingReport, several_files: bool, histogram: bool) -> Res
         output::bytes(s.throughput_bytes_per_sec as u64),
         s.seconds
     );
+    if delta {
+        outln!(
+            "with delta coding: {} stored, {:.2}x less than standalone",
+            output::bytes(s.total.delta_stored_bytes),
+            s.total.delta_ratio()
+        );
+    }
     outln!();
-    tally_table("DTYPE", &s.dtypes.iter().collect::<Vec<_>>())?;
+    tally_table("DTYPE", &s.dtypes.iter().collect::<Vec<_>>(), delta)?;
+    if delta {
+        const SHOWN: usize = 20;
+        let mut groups: Vec<&NamedTally> = s.groups.iter().collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.tally.stored_bytes));
+        outln!();
+        tally_table("TENSOR GROUP", &groups[..groups.len().min(SHOWN)], delta)?;
+        if groups.len() > SHOWN {
+            outln!(
+                "... {} more groups (--json lists every group)",
+                groups.len() - SHOWN
+            );
+        }
+    }
     if several_files {
         const SHOWN: usize = 20;
         let mut files: Vec<&NamedTally> = s.files.iter().collect();
         files.sort_by_key(|f| std::cmp::Reverse(f.tally.stored_bytes));
         outln!();
-        tally_table("FILE", &files[..files.len().min(SHOWN)])?;
+        tally_table("FILE", &files[..files.len().min(SHOWN)], delta)?;
         if files.len() > SHOWN {
             outln!(
                 "... {} more files (--json lists every file)",
@@ -131,13 +153,14 @@ fn print_setting(s: &SettingReport, several_files: bool, histogram: bool) -> Res
     Ok(())
 }
 
-/// One row per tally: what was read, what dedup and compression leave.
-fn tally_table(first: &str, rows: &[&NamedTally]) -> Result<()> {
+/// One row per tally: what was read, what dedup and compression leave,
+/// and with `delta`, what delta coding leaves.
+fn tally_table(first: &str, rows: &[&NamedTally], delta: bool) -> Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|n| {
             let t = &n.tally;
-            vec![
+            let mut row = vec![
                 n.name.clone(),
                 output::bytes(t.logical_bytes),
                 t.chunks.to_string(),
@@ -146,10 +169,15 @@ fn tally_table(first: &str, rows: &[&NamedTally]) -> Result<()> {
                 output::bytes(t.stored_bytes),
                 format!("{:.2}x", t.dedup_ratio()),
                 format!("{:.2}x", t.compression_ratio()),
-            ]
+            ];
+            if delta {
+                row.push(output::bytes(t.delta_stored_bytes));
+                row.push(format!("{:.2}x", t.delta_ratio()));
+            }
+            row
         })
         .collect();
-    let header = [
+    let mut header = vec![
         first,
         "LOGICAL",
         "CHUNKS",
@@ -159,6 +187,9 @@ fn tally_table(first: &str, rows: &[&NamedTally]) -> Result<()> {
         "DEDUP",
         "COMPRESSION",
     ];
+    if delta {
+        header.extend(["WITH DELTA", "DELTA"]);
+    }
     output::table(&header, &rows)?;
     Ok(())
 }
@@ -189,10 +220,13 @@ fn print_histogram(s: &SettingReport) -> Result<()> {
 }
 
 fn print_summary(settings: &[SettingReport]) -> Result<()> {
+    let delta = settings
+        .iter()
+        .any(|s| s.total.delta_stored_bytes != s.total.stored_bytes);
     let rows: Vec<Vec<String>> = settings
         .iter()
         .map(|s| {
-            vec![
+            let mut row = vec![
                 bench::size_label(s.chunk_avg.into()),
                 s.level.to_string(),
                 output::bytes(s.total.logical_bytes),
@@ -203,24 +237,29 @@ fn print_summary(settings: &[SettingReport]) -> Result<()> {
                 format!("{:.2}x", s.overall_ratio),
                 s.total.chunks.to_string(),
                 format!("{}/s", output::bytes(s.throughput_bytes_per_sec as u64)),
-            ]
+            ];
+            if delta {
+                row.push(output::bytes(s.total.delta_stored_bytes));
+            }
+            row
         })
         .collect();
-    output::table(
-        &[
-            "CHUNK AVG",
-            "ZSTD",
-            "LOGICAL",
-            "AFTER DEDUP",
-            "STORED",
-            "DEDUP",
-            "COMPRESSION",
-            "OVERALL",
-            "CHUNKS",
-            "THROUGHPUT",
-        ],
-        &rows,
-    )?;
+    let mut header = vec![
+        "CHUNK AVG",
+        "ZSTD",
+        "LOGICAL",
+        "AFTER DEDUP",
+        "STORED",
+        "DEDUP",
+        "COMPRESSION",
+        "OVERALL",
+        "CHUNKS",
+        "THROUGHPUT",
+    ];
+    if delta {
+        header.push("WITH DELTA");
+    }
+    output::table(&header, &rows)?;
     Ok(())
 }
 

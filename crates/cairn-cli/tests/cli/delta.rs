@@ -335,3 +335,74 @@ fn an_older_repository_version_gets_no_delta_chunks() {
     );
     assert_eq!(old.list().len(), 2, "nothing was copied");
 }
+
+/// `cairn bench` over the checkpoints of a run predicts what delta-coded
+/// snapshots of them store (within the bench's simplifications: one
+/// reference segment per header, chains per tensor), shows the delta
+/// columns, and groups the tensors.
+#[test]
+fn bench_measures_what_delta_coding_stores() {
+    crate::skip_if_encrypted!("bench models an unencrypted repository");
+    let env = Env::new();
+    let mut run = Run::new();
+    let mut versions = Vec::new();
+    for k in 0..3 {
+        let path = env.path(&format!("v{k}/model.safetensors"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, run.checkpoint()).unwrap();
+        versions.push(path.parent().unwrap().to_path_buf());
+        run.train(50);
+    }
+    let mut cmd = env.cmd(["bench"]);
+    cmd.args(&versions).arg("--json");
+    let report: serde_json::Value = serde_json::from_slice(&run_ok(cmd).stdout).unwrap();
+    let setting = &report["settings"][0];
+    let benched = setting["versions"].as_array().unwrap();
+    for (k, dir) in versions.iter().enumerate() {
+        fs::create_dir_all(env.path("ckpt")).unwrap();
+        fs::copy(
+            dir.join("model.safetensors"),
+            env.path("ckpt/model.safetensors"),
+        )
+        .unwrap();
+        let snap = env.snapshot(&env.path("ckpt"), "model", "run", &[]);
+        let (predicted, stored) = (
+            u(&benched[k], "delta_stored_bytes"),
+            u(&snap, "added_stored"),
+        );
+        let off = predicted.abs_diff(stored) as f64 / stored as f64;
+        assert!(
+            off < 0.02,
+            "version {k}: bench {predicted}, snapshot {stored}"
+        );
+        if k > 0 {
+            assert!(
+                predicted * 10 < u(&benched[k], "stored_bytes") * 8,
+                "version {k}: deltas should save: {}",
+                benched[k]
+            );
+        }
+    }
+    let groups: Vec<&str> = setting["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "attn.v.weight",
+            "ffn.down.weight",
+            "ffn.up.weight",
+            "non-tensor"
+        ]
+    );
+    let mut cmd = env.cmd(["bench"]);
+    cmd.args(&versions);
+    let text = String::from_utf8(run_ok(cmd).stdout).unwrap();
+    assert!(
+        text.contains("WITH DELTA") && text.contains("TENSOR GROUP"),
+        "{text}"
+    );
+}

@@ -16,30 +16,49 @@
 //! a snapshot's, plus the set of chunk ids seen: about 40 bytes per distinct
 //! chunk (~25 MB for 40 GiB of distinct data at 64 KiB chunks).
 //!
+//! Delta coding (docs/FORMAT.md, "Delta chunks") is measured beside:
+//! each new chunk that lies in a tensor whose previous version (the same
+//! tensor name, dtype and length in the same file of an earlier version, or
+//! in the previous version when both are single files) is also encoded as
+//! a delta against that version's bytes at the same offsets, read from the
+//! file given, and counted at the smaller of the two
+//! ([`Tally::delta_stored_bytes`]). Chains follow the snapshot's keyframe
+//! rule as if every chunk of a tensor changed in every version: the first
+//! version of a file and every [`KEYFRAME_INTERVAL`]th after it are
+//! standalone, the versions between are deltas against that keyframe. The
+//! record header is counted with one reference segment (a snapshot's
+//! reference may span a few chunks, 40 bytes each).
+//!
 //! [`history`] reports the same figures for the snapshots of an existing
 //! repository, from what each snapshot recorded.
+//!
+//! [`KEYFRAME_INTERVAL`]: crate::ops::snapshot::delta::KEYFRAME_INTERVAL
 
 pub mod history;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::blob::HashedBatch;
+use crate::blob::{delta::width_of, HashedBatch};
 use crate::error::{Error, IoContext, Result};
-use crate::format::codec;
+use crate::format::codec::{self, Hint};
+use crate::format::delta::{self, DeltaHeader, Op, Segment};
 use crate::format::id::ChunkId;
 use crate::format::manifest::EntryKind;
 use crate::ingest::chunker::{Chunker, ChunkerParams};
 use crate::ingest::read::{self, Batch, ReadJob};
 use crate::ingest::shape::FileShape;
-use crate::ingest::tensor::{self, TensorLayout};
+use crate::ingest::tensor::{self, TensorLayout, TensorRegion};
 use crate::ingest::walk;
+use crate::ops::snapshot::delta::KEYFRAME_INTERVAL;
 use crate::progress::Progress;
 
 /// Label of bytes that lie in no tensor: headers, and files of no known
@@ -122,6 +141,11 @@ pub struct Tally {
     pub new_bytes: u64,
     /// Encoded bytes of the new chunks: what is left after compression.
     pub stored_bytes: u64,
+    /// The same with delta coding: each new chunk of a tensor that has a
+    /// previous version counted as a delta of it where that is smaller
+    /// (the module doc says how references are chosen); equals
+    /// `stored_bytes` where nothing has a previous version.
+    pub delta_stored_bytes: u64,
 }
 
 impl Tally {
@@ -133,6 +157,11 @@ impl Tally {
     /// Bytes after dedup per stored byte.
     pub fn compression_ratio(&self) -> f64 {
         ratio(self.new_bytes, self.stored_bytes)
+    }
+
+    /// Stored bytes without delta coding per stored byte with it.
+    pub fn delta_ratio(&self) -> f64 {
+        ratio(self.stored_bytes, self.delta_stored_bytes)
     }
 }
 
@@ -186,6 +215,10 @@ pub struct SettingReport {
     /// By the tensor dtype each chunk lies in (safetensors/GGUF), or
     /// [`NON_TENSOR`], sorted by name.
     pub dtypes: Vec<NamedTally>,
+    /// By tensor group: the tensor's name with every run of digits as `N`
+    /// (`layer.N.mlp.weight` gathers that weight of every layer), or
+    /// [`NON_TENSOR`], sorted by name.
+    pub groups: Vec<NamedTally>,
     /// Every chunk cut (repeats included) by length, power-of-two buckets
     /// from the smallest to the largest non-empty one.
     pub histogram: Vec<Bucket>,
@@ -242,6 +275,9 @@ struct PlannedFile {
     job: ReadJob,
     /// The tensor layout the reader will also find (cuts fall on its edges).
     layout: Option<TensorLayout>,
+    /// The planned file (of an earlier version) this one's tensors are
+    /// delta-coded against: see the module doc.
+    reference: Option<usize>,
 }
 
 impl Plan {
@@ -302,8 +338,10 @@ impl Plan {
                     mtime_ns: e.mtime_ns,
                 },
                 layout,
+                reference: None,
             });
         }
+        choose_references(&mut files, &versions);
         Ok(Self {
             versions,
             files,
@@ -316,6 +354,39 @@ impl Plan {
     }
 }
 
+/// Sets each model file's delta reference: its keyframe among the earlier
+/// versions of the same file (the same key, or the only file of the
+/// previous version when both versions are single files), the first and
+/// every [`KEYFRAME_INTERVAL`]th version of a chain being its own keyframe.
+fn choose_references(files: &mut [PlannedFile], versions: &[VersionSource]) {
+    let single = |v: usize| versions[v].files == 1;
+    let mut last_of_key: HashMap<usize, usize> = HashMap::new();
+    let mut last_single: Option<usize> = None;
+    // Per file: its place in its chain and the chain's current keyframe.
+    let mut place: Vec<(usize, usize)> = Vec::with_capacity(files.len());
+    for i in 0..files.len() {
+        let (key, version) = (files[i].key, files[i].version);
+        let previous = last_of_key.get(&key).copied().or_else(|| {
+            last_single.filter(|&j| single(version) && files[j].version + 1 == version)
+        });
+        let at = match previous {
+            Some(j) if files[i].layout.is_some() && files[j].layout.is_some() => {
+                let (at, keyframe) = place[j];
+                let at = at + 1;
+                if at % KEYFRAME_INTERVAL as usize != 0 {
+                    files[i].reference = Some(keyframe);
+                }
+                at
+            }
+            _ => 0,
+        };
+        let keyframe = files[i].reference.unwrap_or(i);
+        place.push((at, keyframe));
+        last_of_key.insert(key, i);
+        last_single = single(version).then_some(i);
+    }
+}
+
 /// A [`Tally`] for every level at once: all but the stored bytes are the
 /// same whatever the level.
 #[derive(Debug, Clone)]
@@ -325,6 +396,8 @@ struct PassTally {
     new_chunks: u64,
     new_bytes: u64,
     stored: Vec<u64>,
+    /// With delta coding, per level.
+    delta: Vec<u64>,
 }
 
 impl PassTally {
@@ -335,17 +408,22 @@ impl PassTally {
             new_chunks: 0,
             new_bytes: 0,
             stored: vec![0; levels],
+            delta: vec![0; levels],
         }
     }
 
-    /// Adds one chunk; `stored` holds its encoded length per level if new.
-    fn add(&mut self, len: u64, stored: Option<&[u64]>) {
+    /// Adds one chunk; `stored` holds its encoded length per level if new,
+    /// standalone and with delta coding.
+    fn add(&mut self, len: u64, stored: Option<Encoded>) {
         self.logical += len;
         self.chunks += 1;
-        if let Some(stored) = stored {
+        if let Some((stored, delta)) = stored {
             self.new_chunks += 1;
             self.new_bytes += len;
             for (acc, s) in self.stored.iter_mut().zip(stored) {
+                *acc += s;
+            }
+            for (acc, s) in self.delta.iter_mut().zip(delta) {
                 *acc += s;
             }
         }
@@ -358,9 +436,14 @@ impl PassTally {
             new_chunks: self.new_chunks,
             new_bytes: self.new_bytes,
             stored_bytes: self.stored[level],
+            delta_stored_bytes: self.delta[level],
         }
     }
 }
+
+/// A new chunk's encoded lengths per level: standalone, and the smaller of
+/// standalone and delta.
+type Encoded<'a> = (&'a [u64], &'a [u64]);
 
 /// One pass over every version with one chunk size.
 struct Pass<'l> {
@@ -372,6 +455,9 @@ struct Pass<'l> {
     versions: Vec<PassTally>,
     files: Vec<PassTally>,
     dtypes: BTreeMap<&'static str, PassTally>,
+    groups: BTreeMap<String, PassTally>,
+    /// Model files opened to read delta references, by planned file.
+    opened: HashMap<usize, File>,
     /// Chunks and bytes by floor(log2(len)).
     histogram: [(u64, u64); 64],
     /// Time spent encoding, per level.
@@ -396,6 +482,8 @@ impl<'l> Pass<'l> {
             versions: vec![PassTally::new(n); plan.versions.len()],
             files: vec![PassTally::new(n); plan.keys.len()],
             dtypes: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            opened: HashMap::new(),
             histogram: [(0, 0); 64],
             encoding: vec![Duration::ZERO; n],
             elapsed: Duration::ZERO,
@@ -426,12 +514,24 @@ impl<'l> Pass<'l> {
                 stored[k * n + l] = len;
             }
         }
+        // Each chunk's file offset (the reader sends a file's chunks in order).
+        let mut at = Vec::with_capacity(hashed.chunks.len());
+        let mut ends = HashMap::new();
+        for c in &hashed.chunks {
+            let end = ends.entry(c.file).or_insert(self.offsets[c.file]);
+            at.push(*end);
+            *end += c.data.len() as u64;
+        }
+        let t = Instant::now();
+        let delta = self.deltas(plan, &hashed, &fresh, &at, &stored)?;
+        let per_level = t.elapsed() / n as u32;
+        self.encoding.iter_mut().for_each(|e| *e += per_level);
         let mut next_fresh = fresh.iter().enumerate().peekable();
         for (i, c) in hashed.chunks.iter().enumerate() {
             let enc = match next_fresh.peek() {
                 Some(&(k, &j)) if j == i => {
                     next_fresh.next();
-                    Some(&stored[k * n..(k + 1) * n])
+                    Some((&stored[k * n..(k + 1) * n], &delta[k * n..(k + 1) * n]))
                 }
                 _ => None,
             };
@@ -441,22 +541,86 @@ impl<'l> Pass<'l> {
         Ok(())
     }
 
-    fn tally(&mut self, plan: &Plan, file: usize, len: u64, stored: Option<&[u64]>) {
+    /// The delta-coded lengths (`fresh.len() × levels`, as `stored`) of
+    /// the fresh chunks: the smaller of standalone and a delta against the
+    /// file's reference, encoded in parallel.
+    fn deltas(
+        &mut self,
+        plan: &Plan,
+        hashed: &HashedBatch,
+        fresh: &[usize],
+        at: &[u64],
+        stored: &[u64],
+    ) -> Result<Vec<u64>> {
+        let n = self.levels.len();
+        // The reference bytes of each fresh chunk that has some.
+        let mut references: Vec<Option<Vec<u8>>> = Vec::with_capacity(fresh.len());
+        for &i in fresh {
+            let c = &hashed.chunks[i];
+            let f = &plan.files[c.file];
+            let old = f.reference.and_then(|r| {
+                let new = tensor::region_at(f.layout.as_ref()?, at[i])?;
+                let old = plan.files[r].layout.as_ref()?.tensors.iter();
+                let old = old
+                    .filter(|t| t.name == new.name && t.dtype == new.dtype && t.len == new.len)
+                    .next()?;
+                (at[i] + c.data.len() as u64 <= new.offset + new.len)
+                    .then(|| (r, old.offset + (at[i] - new.offset)))
+            });
+            references.push(match old {
+                Some((r, offset)) => {
+                    let file = match self.opened.entry(r) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let path = &plan.files[r].job.path;
+                            e.insert(File::open(path).at(path)?)
+                        }
+                    };
+                    let mut bytes = vec![0; c.data.len()];
+                    let path = &plan.files[r].job.path;
+                    file.read_exact_at(&mut bytes, offset).at(path)?;
+                    Some(bytes)
+                }
+                None => None,
+            });
+        }
+        let levels = self.levels;
+        Ok((0..fresh.len())
+            .into_par_iter()
+            .flat_map_iter(|k| {
+                let c = &hashed.chunks[fresh[k]];
+                let standalone = &stored[k * n..(k + 1) * n];
+                let reference = references[k].as_deref();
+                (0..n).map(move |l| match reference {
+                    Some(r) if levels[l] > 0 => {
+                        standalone[l].min(delta_len(c.data, r, c.hint, levels[l]))
+                    }
+                    _ => standalone[l],
+                })
+            })
+            .collect())
+    }
+
+    fn tally(&mut self, plan: &Plan, file: usize, len: u64, stored: Option<Encoded>) {
         let f = &plan.files[file];
         let offset = self.offsets[file];
         self.offsets[file] += len;
         // Forced cuts at every tensor edge: a chunk lies in one tensor or none.
-        let dtype = f
+        let region = f
             .layout
             .as_ref()
-            .and_then(|layout| tensor::dtype_at(layout, offset))
-            .map_or(NON_TENSOR, |d| d.name());
+            .and_then(|layout| tensor::region_at(layout, offset));
+        let dtype = region.map_or(NON_TENSOR, |t| t.dtype.name());
         let n = self.levels.len();
         self.total.add(len, stored);
         self.versions[f.version].add(len, stored);
         self.files[f.key].add(len, stored);
         self.dtypes
             .entry(dtype)
+            .or_insert_with(|| PassTally::new(n))
+            .add(len, stored);
+        self.groups
+            .entry(region.map_or_else(|| NON_TENSOR.to_string(), group_of))
             .or_insert_with(|| PassTally::new(n))
             .add(len, stored);
         let bucket = &mut self.histogram[len.ilog2() as usize];
@@ -486,9 +650,46 @@ impl<'l> Pass<'l> {
             versions: named(plan.versions.iter().map(|v| &*v.path), &self.versions, l),
             files: named(plan.keys.iter().map(String::as_str), &self.files, l),
             dtypes: named(self.dtypes.keys().copied(), self.dtypes.values(), l),
+            groups: named(
+                self.groups.keys().map(String::as_str),
+                self.groups.values(),
+                l,
+            ),
             histogram: histogram(&self.histogram),
         }
     }
+}
+
+/// The length of `raw` stored as a delta against `reference` at `level`,
+/// as a snapshot would write it with a one-segment reference.
+fn delta_len(raw: &[u8], reference: &[u8], hint: Hint, level: i32) -> u64 {
+    let header = DeltaHeader {
+        width: width_of(hint),
+        op: Op::Xor,
+        age: 1,
+        segments: vec![Segment {
+            chunk: ChunkId([0; 32]),
+            offset: 0,
+            len: raw.len() as u32,
+        }],
+    };
+    let float = matches!(hint, Hint::Planes { float: true, .. });
+    delta::encode(raw, reference, &header, float, level).len() as u64
+}
+
+/// A tensor's group: its name with every run of ASCII digits as `N`.
+fn group_of(tensor: &TensorRegion) -> String {
+    let mut group = String::with_capacity(tensor.name.len());
+    let mut in_digits = false;
+    for ch in tensor.name.chars() {
+        match (ch.is_ascii_digit(), in_digits) {
+            (true, true) => {}
+            (true, false) => group.push('N'),
+            (false, _) => group.push(ch),
+        }
+        in_digits = ch.is_ascii_digit();
+    }
+    group
 }
 
 fn named<'a>(

@@ -112,6 +112,7 @@ fn levels_differ_only_in_stored_bytes_and_level_0_stores_raw() {
     );
     let without_stored = |t: &Tally| Tally {
         stored_bytes: 0,
+        delta_stored_bytes: 0,
         ..t.clone()
     };
     assert_eq!(without_stored(&raw.total), without_stored(&zstd.total));
@@ -274,5 +275,84 @@ fn history_accumulates_what_each_snapshot_added() {
     assert!(
         tree > 0 && tree < 2048 && h.stored_bytes == h.raw_bytes,
         "{tree}"
+    );
+}
+
+/// A BF16 checkpoint of two tensors `layer.0.w` and `layer.1.w` of `n`
+/// values each after `step` small optimizer-like steps from the same start:
+/// every weight moves a little, so chunks never repeat between steps.
+fn checkpoint(n: usize, step: u32) -> Vec<u8> {
+    let mut header = format!(
+        r#"{{"layer.0.w":{{"dtype":"BF16","shape":[{n}],"data_offsets":[0,{}]}},"layer.1.w":{{"dtype":"BF16","shape":[{n}],"data_offsets":[{},{}]}}}}"#,
+        2 * n,
+        2 * n,
+        4 * n
+    );
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    for _ in 0..2 * n {
+        let start = 0.05 * (uniform() + uniform() + uniform());
+        // The same drift for a weight at every step: a trained direction.
+        let drift = 2e-4 * uniform();
+        let w = start + drift * step as f32;
+        out.extend_from_slice(&((w.to_bits() >> 16) as u16).to_le_bytes());
+    }
+    out
+}
+
+/// Successive checkpoints cost less as deltas; the first version and every
+/// keyframe are standalone; tensors of all layers form one group.
+#[test]
+fn delta_coding_is_measured_per_version_and_group_with_keyframes() {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = crate::ops::snapshot::delta::KEYFRAME_INTERVAL as u32;
+    let versions: Vec<PathBuf> = (0..=interval)
+        .map(|step| {
+            let path = dir.path().join(format!("ckpt-{step}.safetensors"));
+            write(&path, &checkpoint(300_000, step))
+        })
+        .collect();
+    let r = one(&versions, 64 << 10, 3);
+    let v = &r.versions;
+    assert_eq!(v[0].tally.delta_stored_bytes, v[0].tally.stored_bytes);
+    for (k, version) in v.iter().enumerate().skip(1) {
+        let t = &version.tally;
+        // Only the header repeats.
+        assert!(t.new_bytes >= 1_200_000, "version {k}: {t:?}");
+        if k as u32 % interval == 0 {
+            assert_eq!(
+                t.delta_stored_bytes, t.stored_bytes,
+                "version {k} is a keyframe"
+            );
+        } else {
+            assert!(
+                t.delta_stored_bytes * 10 < t.stored_bytes * 9,
+                "version {k}: delta {} standalone {}",
+                t.delta_stored_bytes,
+                t.stored_bytes
+            );
+        }
+    }
+    let names: Vec<_> = r.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["layer.N.w", NON_TENSOR]);
+    let weights = &r.groups[0].tally;
+    assert_eq!(weights.logical_bytes, (interval as u64 + 1) * 1_200_000);
+    assert!(weights.delta_ratio() > 1.25, "{weights:?}");
+    assert_eq!(
+        r.total.delta_stored_bytes,
+        r.groups
+            .iter()
+            .map(|g| g.tally.delta_stored_bytes)
+            .sum::<u64>()
     );
 }
