@@ -74,7 +74,7 @@ pub use ops::check::{
     Affected, CheckOptions, CheckReport, Finding, Problem, VerifyFailure, VerifyReport,
 };
 pub use ops::copy::{
-    compatibility, Compatibility, CopiedSnapshot, CopyReport, CopyRequest, CopyState,
+    compatibility, Compatibility, CopiedSnapshot, CopyMode, CopyReport, CopyRequest, CopyState,
 };
 pub use ops::diff::{Change, Diff};
 pub use ops::forget::{

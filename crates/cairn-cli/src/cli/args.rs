@@ -172,10 +172,21 @@ pub enum Command {
     /// Copy snapshots to another repository, sending only the chunks it lacks
     #[command(
         long_about = "Copy snapshots from --from to --to, sending only the chunks the destination \
-                  lacks. Each snapshot keeps its id, label, time, tags and description, so a second \
-                  run copies nothing and an interrupted run, rerun, finishes without duplicates. \
-                  With no SNAPSHOT and no --kind/--name/--tag, every snapshot is copied. Both \
-                  repositories must use the same chunk size."
+                  lacks. With no SNAPSHOT and no --kind/--name/--tag, every snapshot is copied.\n\n\
+                  When both repositories cut and seal chunks alike (the same --chunk-avg, and both \
+                  unencrypted or both under the same key, as `init --from-repo` makes them), chunks \
+                  travel as stored and each snapshot keeps its id. Otherwise (plain <-> encrypted, \
+                  two keys, two chunk sizes) every file is re-encoded: read from --from and \
+                  verified, cut by --to's chunker, deduplicated against --to, compressed and sealed \
+                  with --to's key. That costs a full read + chunk + compress + seal of every file \
+                  copied (about a snapshot's time), and each copied snapshot gets a new id in --to \
+                  (shown as TO ID); its label, time, host, tags, description and every file's \
+                  metadata are kept.\n\n\
+                  A snapshot is already present when --to lists its id or, when re-encoding, a \
+                  snapshot of the same kind, name, version, host and time; so a second run copies \
+                  nothing and an interrupted run, rerun, finishes without duplicates. A dry run of \
+                  a re-encoding copy says which snapshots and how many raw bytes would be read, \
+                  not what would be sent: what deduplicates is known only by reading."
     )]
     Copy(CopyArgs),
     /// Validate the runner's config file, or print a commented example
@@ -217,7 +228,7 @@ pub struct CopyArgs {
     /// Also copy every snapshot with this tag
     #[arg(long)]
     pub tag: Option<String>,
-    /// Show what would be copied and sent; write nothing
+    /// Show what would be copied and sent (re-encoding: what would be read); write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// Print the report as JSON

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-use cairn::{CopyReport, CopyRequest, CopyState, Repository, SnapshotFilter};
+use cairn::{CopyMode, CopyReport, CopyRequest, CopyState, Repository, SnapshotFilter};
 
 use super::args::CopyArgs;
 use super::output;
@@ -64,10 +64,19 @@ pub fn open_source(
 }
 
 fn print(r: &CopyReport) -> Result<()> {
+    if let (CopyMode::ReEncoded, Some(reason)) = (r.mode, &r.reason) {
+        outln!(
+            "re-encoding: {reason}; every file is read, cut, compressed and sealed again for --to, \
+             and each copied snapshot gets a new id there"
+        );
+    }
     if !r.snapshots.is_empty() {
         let mut header = vec!["STATE"];
         header.extend(output::SNAPSHOT_COLUMNS);
         header.push("SENT");
+        if r.mode == CopyMode::ReEncoded {
+            header.push("TO ID");
+        }
         let rows: Vec<Vec<String>> = r
             .snapshots
             .iter()
@@ -80,6 +89,10 @@ fn print(r: &CopyReport) -> Result<()> {
                 let mut row = vec![state.to_string()];
                 row.extend(output::snapshot_cells(&s.snapshot));
                 row.push(output::bytes(s.bytes_sent));
+                if r.mode == CopyMode::ReEncoded {
+                    let to = s.to_id.map(|id| id.short()).unwrap_or_else(|| "-".into());
+                    row.push(to);
+                }
                 row
             })
             .collect();
@@ -104,5 +117,18 @@ fn print(r: &CopyReport) -> Result<()> {
         output::bytes(r.bytes_sent),
         output::bytes(r.raw_bytes_sent),
     );
+    if r.mode == CopyMode::ReEncoded {
+        let read = if r.dry_run { "would read" } else { "read" };
+        outln!(
+            "{read} {} of file content from --from{}",
+            output::bytes(r.raw_bytes_read),
+            if r.dry_run {
+                " (what of it the destination already holds is known only by reading it, \
+                 so a dry run cannot say what would be sent)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `cairn copy` between two local repositories through the real binary:
 //! everything, one selector, a history; a second run copies nothing; the
 //! copies restore bit for bit and `check --read-data` is clean; only the
-//! chunks the destination lacks travel; refusals leave the destination
-//! untouched; and a copy SIGKILLed at random moments, rerun, finishes
+//! chunks the destination lacks travel; between repositories that cut or
+//! seal chunks differently every snapshot is re-encoded; refusals leave
+//! the destination untouched; and a copy SIGKILLed at random moments, rerun, finishes
 //! without duplicates.
 
 use std::fs;
@@ -205,7 +206,6 @@ fn copy_a_selector_then_a_history_sends_only_the_new_chunks() {
 
 #[test]
 fn refusals_name_the_problem_and_leave_the_destination_untouched() {
-    crate::skip_if_encrypted!("it checks the plain repositories' refusals (a different chunker); copy_between_encrypted_repositories_is_refused checks the encrypted ones");
     let (src, _, _) = source();
     let dst = Env::new();
     copy_json(&src, &dst, &["book"]);
@@ -238,16 +238,6 @@ fn refusals_name_the_problem_and_leave_the_destination_untouched() {
         missing,
         &["source repository", "no-such-repo", "cairn init"],
     );
-    let other = Env::with_init(&["--chunk-avg", "16K"]);
-    let mut into_other = src.cmd(["copy", "--from"]);
-    into_other.arg(&dst.repo).arg("--to").arg(&other.repo);
-    let other_before = other.state();
-    let err = run_code(into_other, 2);
-    assert!(
-        err.contains("chunkers differ") && err.contains("hint:"),
-        "{err}"
-    );
-    assert_eq!(other.state(), other_before);
     let err = run_code(copy_cmd(&src, &src.path("nowhere"), &[]), 2);
     assert!(
         err.contains("destination repository") && err.contains("cairn init"),
@@ -337,12 +327,73 @@ fn copy_killed_at_random_moments_finishes_on_rerun_without_duplicates() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// An encrypted repository's chunk ids are keyed and its chunks sealed
-/// with its own master key, so chunks cannot travel as they are between
-/// two encrypted repositories, or between an encrypted and a plain one:
-/// copy refuses, naming why, and writes nothing.
+/// Into a repository with another chunker (in the encrypted run also
+/// another key), copy re-encodes: every snapshot gets a new id, keeps its
+/// label, time, host and sources, restores bit for bit with its metadata,
+/// `check --read-data` is clean, and a second run copies nothing (present
+/// by kind, name, version, host and time). A dry run says what it would
+/// read, and that it cannot say what would be sent.
 #[test]
-fn copy_between_encrypted_repositories_is_refused() {
+fn copy_into_another_chunker_re_encodes_every_snapshot() {
+    let (src, dirs, reports) = source();
+    let dst = Env::with_init(&["--chunk-avg", "16K"]);
+    let dry = run_ok(copy_cmd(&src, &dst.repo, &["--dry-run"]));
+    let dry = stdout(&dry);
+    assert!(
+        // Plain run: the chunkers differ; encrypted run: the keys first.
+        dry.contains("re-encoding: their") && dry.contains("differ") && dry.contains("would read"),
+        "{dry}"
+    );
+    assert!(dry.contains("known only by reading"), "{dry}");
+    assert_eq!(dst.list().len(), 0, "a dry run writes nothing");
+
+    let r = copy_json(&src, &dst, &[]);
+    assert_eq!(r["mode"], "re_encoded", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("differ"), "{r}");
+    assert_eq!(u(&r, "snapshots_copied"), 3, "{r}");
+    assert_eq!(u(&r, "raw_bytes_read"), 2 * (1_200_000 + 14) + 300_000);
+    let listed = dst.list();
+    let from = src.list();
+    let carried = |l: &[Value]| -> Vec<Value> {
+        identity(l)
+            .into_iter()
+            .map(|mut v| {
+                v.as_array_mut().unwrap().remove(0);
+                v
+            })
+            .collect()
+    };
+    assert_eq!(carried(&listed), carried(&from));
+    for ((copied, there), (report, dir)) in r["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&listed)
+        .zip(reports.iter().zip(&dirs))
+    {
+        assert_eq!(copied["to_id"], there["id"]);
+        assert_ne!(copied["to_id"], report["id"], "a new id");
+        assert_restores(&dst, there["id"].as_str().unwrap(), src.rel(dir), dir);
+    }
+    dst.check_read_data();
+
+    let again = copy_json(&src, &dst, &[]);
+    assert_eq!(
+        (
+            u(&again, "snapshots_copied"),
+            u(&again, "snapshots_present")
+        ),
+        (0, 3),
+        "{again}"
+    );
+    assert_eq!(u(&again, "chunks_sent"), 0);
+    assert_eq!(dst.list().len(), 3);
+}
+
+/// Plain -> encrypted -> encrypted under another key -> plain: each hop
+/// re-encodes, names why, and the last copy restores bit for bit.
+#[test]
+fn copy_between_plain_and_encrypted_repositories_re_encodes() {
     let env = Env::uninit();
     let cairn = |args: &[&std::ffi::OsStr]| {
         let mut cmd = cairn_in(env.dir.path());
@@ -351,8 +402,13 @@ fn copy_between_encrypted_repositories_is_refused() {
             .env("CAIRN_KDF_MEMORY_KIB", "64");
         cmd
     };
-    let (a, b, plain) = (env.path("a"), env.path("b"), env.path("plain"));
-    for (repo, enc) in [(&a, true), (&b, true), (&plain, false)] {
+    let (plain, a, b, back) = (
+        env.path("plain"),
+        env.path("a"),
+        env.path("b"),
+        env.path("back"),
+    );
+    for (repo, enc) in [(&plain, false), (&a, true), (&b, true), (&back, false)] {
         let mut args: Vec<&std::ffi::OsStr> =
             vec!["init".as_ref(), "--repo".as_ref(), repo.as_os_str()];
         if enc {
@@ -360,41 +416,54 @@ fn copy_between_encrypted_repositories_is_refused() {
         }
         run_ok(cairn(&args));
     }
-    write(&env.path("src/f"), &random_bytes(20_000, 3));
     let src = env.path("src");
+    write(&src.join("f"), &random_bytes(300_000, 3));
+    write(&src.join("d/g"), &random_bytes(20_000, 4));
     run_ok(cairn(&[
         "snapshot".as_ref(),
-        src.as_os_str(),
+        env.rel(&src).as_os_str(),
         "--kind".as_ref(),
         "model".as_ref(),
         "--name".as_ref(),
         "m".as_ref(),
         "--repo".as_ref(),
-        a.as_os_str(),
+        plain.as_os_str(),
     ]));
-    for (to, why) in [
-        (&b, "encryption keys differ"),
-        (&plain, "the source is encrypted"),
+    for (from, to, why) in [
+        (&plain, &a, "the destination is encrypted"),
+        (&a, &b, "encryption keys differ"),
+        (&b, &back, "the source is encrypted"),
     ] {
-        let err = run_code(
-            cairn(&[
-                "copy".as_ref(),
-                "--from".as_ref(),
-                a.as_os_str(),
-                "--to".as_ref(),
-                to.as_os_str(),
-            ]),
-            2,
+        let out = run_ok(cairn(&[
+            "copy".as_ref(),
+            "--from".as_ref(),
+            from.as_os_str(),
+            "--to".as_ref(),
+            to.as_os_str(),
+        ]));
+        let out = stdout(&out);
+        assert!(
+            out.contains(why) && out.contains("copied 1 snapshot"),
+            "{out}"
         );
-        assert!(err.contains(why), "{err}");
-        let listed = stdout(&run_ok(cairn(&[
-            "list".as_ref(),
-            "--json".as_ref(),
+        run_ok(cairn(&[
+            "check".as_ref(),
+            "--read-data".as_ref(),
             "--repo".as_ref(),
             to.as_os_str(),
-        ])));
-        assert_eq!(listed.trim(), "[]", "nothing copied into {}", to.display());
+        ]));
     }
+    let restored = env.path("restored");
+    run_ok(cairn(&[
+        "restore".as_ref(),
+        "m".as_ref(),
+        restored.as_os_str(),
+        "--repo".as_ref(),
+        back.as_os_str(),
+    ]));
+    let restored = restored.join(env.rel(&src));
+    assert_diff_clean(&src, &restored);
+    assert_eq!(tree_nodes(&src), tree_nodes(&restored));
 }
 
 /// `init --from-repo` makes a repository that shares the source's chunker

@@ -220,6 +220,42 @@ pub fn spawn_stream(
     })
 }
 
+/// One file's content handed to [`spawn_streams`]: its bytes are read from
+/// `input` to its end and cut as `shape` says (already probed by the
+/// caller, who can seek where a stream cannot); `path` names it in errors.
+pub struct Stream {
+    pub file: usize,
+    pub path: PathBuf,
+    pub shape: FileShape,
+    pub input: Box<dyn Read + Send>,
+}
+
+/// Starts a reader thread over the streams `streams` yields, in order, each
+/// read once, strictly, into the same batches as files are (`copy`
+/// re-encoding a snapshot: each stream is a file of the source).
+pub fn spawn_streams(streams: Receiver<Stream>, chunker: Chunker) -> Ingest {
+    spawn_reader(chunker, true, move |reader| {
+        for mut s in streams {
+            if reader
+                .chunk_from(s.file, &s.path, &mut s.input, &s.shape)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+            let job = ReadJob {
+                file: s.file,
+                path: s.path,
+                size: 0,
+                mtime_ns: 0,
+            };
+            if !reader.file_done(&job)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+}
+
 /// Runs `body` on a reader thread: it returns Ok(false) if the consumer
 /// quit; its error goes to the consumer; what it left in the batch is sent.
 fn spawn_reader(

@@ -25,9 +25,14 @@
 //! nothing and an interrupted run, rerun, finishes without duplicates.
 //!
 //! Chunks are copied by id only between repositories whose chunks mean the
-//! same ([`compatibility`]); re-chunking for another chunker is refused.
+//! same ([`compatibility`]). Between any others (one encrypted and the
+//! other not, two master keys, two chunkers) each snapshot is re-encoded
+//! ([`reencode`]): its files are read from the source as plaintext and
+//! stored as a snapshot stores them, under a new manifest (so a new id);
+//! it is then present when the destination lists a snapshot of the same
+//! kind, name, version, host and time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -42,6 +47,8 @@ use crate::ops::snapshot::write_pack;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
+
+mod reencode;
 
 /// Stored bytes read from the source per batch (one batch in memory).
 const READ_BATCH_BYTES: u64 = 16 << 20;
@@ -65,10 +72,21 @@ pub enum Compatibility {
     /// copied by id, their stored bytes unchanged (a pack entry records its
     /// codec, so a different zstd level needs no recompression).
     Same,
-    /// The destination cuts files differently: the source's chunks would
-    /// restore, but never deduplicate against what the destination stores
-    /// itself. Copying would mean re-chunking every file; refused.
+    /// The destination cuts, names or seals chunks differently: the
+    /// source's chunks mean nothing there, so every file is re-encoded
+    /// (read, cut, compressed and sealed again); `reason` says why.
     Rechunk { reason: String },
+}
+
+/// How a copy moved its snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyMode {
+    /// Chunks travelled as stored; each snapshot kept its id.
+    ById,
+    /// Files were read, cut, compressed and sealed again for the
+    /// destination; each copied snapshot has a new id there.
+    ReEncoded,
 }
 
 /// The one place that decides how chunks travel from `from` to `to`: by
@@ -86,9 +104,7 @@ pub fn compatibility(from: &Repository, to: &Repository) -> Compatibility {
             _ => "the destination is encrypted and the source is not",
         };
         return Compatibility::Rechunk {
-            reason: format!(
-                "{reason}; copying would mean re-chunking every file, which is not supported"
-            ),
+            reason: reason.to_string(),
         };
     }
     let (from, to) = (from.config(), to.config());
@@ -96,9 +112,7 @@ pub fn compatibility(from: &Repository, to: &Repository) -> Compatibility {
         let (a, b) = (from.chunker, to.chunker);
         return Compatibility::Rechunk {
             reason: format!(
-                "their chunkers differ (source min/avg/max {}/{}/{} bytes, destination {}/{}/{}); \
-                 copying needs both repositories made with the same --chunk-avg \
-                 (re-chunking is not supported)",
+                "their chunkers differ (source min/avg/max {}/{}/{} bytes, destination {}/{}/{})",
                 a.min, a.avg, a.max, b.min, b.avg, b.max
             ),
         };
@@ -112,7 +126,8 @@ pub fn compatibility(from: &Repository, to: &Repository) -> Compatibility {
 pub enum CopyState {
     /// Copied by this run.
     Copied,
-    /// The destination already lists it; nothing was sent.
+    /// The destination already lists it (by id; re-encoding: by kind,
+    /// name, version, host and time); nothing was sent.
     Present,
     /// A dry run would copy it.
     WouldCopy,
@@ -124,6 +139,10 @@ pub struct CopiedSnapshot {
     #[serde(flatten)]
     pub snapshot: SnapshotInfo,
     pub state: CopyState,
+    /// Its id in the destination: the same id when copied by id, a new one
+    /// when re-encoded; `None` for a re-encoding dry run's `WouldCopy`.
+    #[serde(serialize_with = "hex_opt")]
+    pub to_id: Option<SnapshotId>,
     /// Chunks (and their stored bytes) sent for this snapshot; chunks an
     /// earlier snapshot of the same run sent are not counted again.
     pub chunks_sent: u64,
@@ -136,6 +155,9 @@ pub struct CopyReport {
     pub from: String,
     pub to: String,
     pub dry_run: bool,
+    pub mode: CopyMode,
+    /// Why chunks could not travel as stored (`mode` is `ReEncoded`).
+    pub reason: Option<String>,
     /// Every selected snapshot, oldest first.
     pub snapshots: Vec<CopiedSnapshot>,
     /// Copied (dry run: to copy).
@@ -146,6 +168,10 @@ pub struct CopyReport {
     pub bytes_sent: u64,
     /// Their raw bytes.
     pub raw_bytes_sent: u64,
+    /// Re-encoding: the raw bytes of the files read from the source (a dry
+    /// run says how many would be; what of it deduplicates is known only
+    /// by reading it). Copied by id: 0.
+    pub raw_bytes_read: u64,
     pub packs_written: u64,
     pub duration_ms: u64,
 }
@@ -164,13 +190,7 @@ pub fn copy(
     progress: &dyn Progress,
 ) -> Result<CopyReport> {
     let started = Instant::now();
-    if let Compatibility::Rechunk { reason } = compatibility(from, to) {
-        return Err(Error::IncompatibleRepositories {
-            from: from.root().display().to_string(),
-            to: to.root().display().to_string(),
-            reason,
-        });
-    }
+    let compat = compatibility(from, to);
     let _source_lock = from.read_lock("copy")?;
     let chosen = select(from, req)?;
     let lock = if req.dry_run {
@@ -178,20 +198,30 @@ pub fn copy(
     } else {
         Some(Lock::shared(to.shared_storage(), "copy")?)
     };
-    let plan = plan(from, to, chosen)?;
     let mut report = CopyReport {
         from: from.root().display().to_string(),
         to: to.root().display().to_string(),
         dry_run: req.dry_run,
-        snapshots: Vec::with_capacity(plan.len()),
+        mode: CopyMode::ById,
+        reason: None,
+        snapshots: Vec::with_capacity(chosen.len()),
         snapshots_copied: 0,
         snapshots_present: 0,
         chunks_sent: 0,
         bytes_sent: 0,
         raw_bytes_sent: 0,
+        raw_bytes_read: 0,
         packs_written: 0,
         duration_ms: 0,
     };
+    if let Compatibility::Rechunk { reason } = compat {
+        report.mode = CopyMode::ReEncoded;
+        report.reason = Some(reason);
+        copy_reencoding(from, to, lock.as_ref(), chosen, &mut report, progress)?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let plan = plan(from, to, chosen)?;
     let total: u64 = plan
         .iter()
         .flat_map(|p| p.send.iter().flatten())
@@ -230,8 +260,90 @@ pub fn copy(
     Ok(report)
 }
 
+/// Re-encodes every selected snapshot the destination lacks (by
+/// [`reencode::Identity`]), oldest first; a dry run only counts the raw
+/// bytes it would read.
+fn copy_reencoding(
+    from: &Repository,
+    to: &Repository,
+    lock: Option<&Lock>,
+    chosen: Vec<SnapshotInfo>,
+    report: &mut CopyReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut present = reencode::Present::load(to)?;
+    let sources: HashMap<SnapshotId, SnapshotInfo> = from
+        .snapshots(&SnapshotFilter::default())?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut todo = Vec::new();
+    for snapshot in chosen {
+        if let Some(there) = present.find(&snapshot) {
+            report.snapshots_present += 1;
+            let mut done = outcome(snapshot, CopyState::Present, &[]);
+            done.to_id = Some(there);
+            report.snapshots.push(done);
+            continue;
+        }
+        root_tree(from, to, &snapshot)?;
+        let raw: u64 = from
+            .files(&snapshot)?
+            .iter()
+            .filter(|f| f.kind == crate::format::manifest::EntryKind::File)
+            .map(|f| f.size)
+            .sum();
+        report.raw_bytes_read += raw;
+        todo.push((snapshot, raw));
+    }
+    progress.start(
+        "copy",
+        if report.dry_run {
+            0
+        } else {
+            report.raw_bytes_read
+        },
+    );
+    for (snapshot, _) in todo {
+        report.snapshots_copied += 1;
+        let Some(lock) = lock.filter(|_| !report.dry_run) else {
+            report
+                .snapshots
+                .push(outcome(snapshot, CopyState::WouldCopy, &[]));
+            continue;
+        };
+        let done = reencode::reencode(from, to, lock, &snapshot, &sources, &mut present, progress)?;
+        let t = done.totals;
+        report.chunks_sent += t.chunks_new;
+        report.bytes_sent += t.added_stored;
+        report.raw_bytes_sent += t.added_raw;
+        report.packs_written += t.packs;
+        report.snapshots.push(CopiedSnapshot {
+            to_id: Some(done.id),
+            chunks_sent: t.chunks_new,
+            bytes_sent: t.added_stored,
+            snapshot,
+            state: CopyState::Copied,
+        });
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn hex_opt<S: serde::Serializer>(
+    id: &Option<SnapshotId>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_str(&id.to_hex()),
+        None => s.serialize_none(),
+    }
+}
+
 fn outcome(snapshot: SnapshotInfo, state: CopyState, send: &[ChunkLocation]) -> CopiedSnapshot {
+    let to_id = (state != CopyState::WouldCopy).then_some(snapshot.id);
     CopiedSnapshot {
+        to_id,
         snapshot,
         state,
         chunks_sent: send.len() as u64,

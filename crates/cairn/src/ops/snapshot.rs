@@ -636,15 +636,14 @@ fn file_entry(e: &SourceEntry) -> FileEntry {
     }
 }
 
-/// Turns batches into stored chunks: hashes in parallel, keeps only chunks
-/// the repository lacks, compresses those in parallel, fills packs.
 /// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs
 /// made durable and indexed on a writer thread so sealing a pack (fsync)
 /// overlaps with hashing and compressing the next one. Once all is read,
 /// `settle` takes the reader's issues into `files` and says whether to
 /// store trees; their new ones go into the last pack, and the root's id
-/// comes back.
-fn store_all(
+/// comes back. The one store path of new content: `snapshot` and a
+/// re-encoding `copy` (whose `ingest` streams the source's files) alike.
+pub(crate) fn store_all(
     repo: &Repository,
     ingest: read::Ingest,
     settings: Settings,
@@ -749,28 +748,30 @@ pub(crate) fn write_pack(
 /// How [`store_all`] works: zstd level, read-back of every new pack,
 /// whether packs are only counted, not written (a dry run), and where
 /// previous versions for delta chunks come from.
-struct Settings {
-    level: i32,
-    verify: bool,
-    dry_run: bool,
+pub(crate) struct Settings {
+    pub(crate) level: i32,
+    pub(crate) verify: bool,
+    pub(crate) dry_run: bool,
     /// Whether tensor chunks stored standalone (future keyframes) are also
     /// kept in the local reference cache, when the repository has one.
-    keyframes: bool,
-    previous: Option<Previous>,
+    pub(crate) keyframes: bool,
+    pub(crate) previous: Option<Previous>,
 }
 
 /// The previous snapshot of the same history and, per file to read, its
 /// path, size and relative path (the key into the previous snapshot).
-struct Previous {
+pub(crate) struct Previous {
     snapshot: SnapshotInfo,
     files: HashMap<usize, (PathBuf, u64, String)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Totals {
-    chunks_new: u64,
-    added_raw: u64,
-    added_stored: u64,
+pub(crate) struct Totals {
+    pub(crate) chunks_new: u64,
+    pub(crate) added_raw: u64,
+    pub(crate) added_stored: u64,
+    /// Packs handed to the writer (trees' included).
+    pub(crate) packs: u64,
 }
 
 #[cfg(test)]

@@ -95,6 +95,9 @@ pub struct CopiedSnapshot {
     #[serde(flatten)]
     pub snapshot: Snapshot,
     pub state: cairn::CopyState,
+    /// Its id in the destination (new when re-encoded); null for a
+    /// re-encoding dry run's `would_copy`.
+    pub to_id: Option<String>,
     pub chunks_sent: u64,
     pub bytes_sent: u64,
 }
@@ -105,12 +108,15 @@ pub struct CopyReport<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub dry_run: bool,
+    pub mode: cairn::CopyMode,
+    pub reason: Option<&'a str>,
     pub snapshots: Vec<CopiedSnapshot>,
     pub snapshots_copied: u64,
     pub snapshots_present: u64,
     pub chunks_sent: u64,
     pub bytes_sent: u64,
     pub raw_bytes_sent: u64,
+    pub raw_bytes_read: u64,
     pub packs_written: u64,
     pub duration_s: f64,
     /// Deprecated: `duration_s`.
@@ -123,10 +129,13 @@ impl<'a> CopyReport<'a> {
             from: &r.from,
             to: &r.to,
             dry_run: r.dry_run,
+            mode: r.mode,
+            reason: r.reason.as_deref(),
             snapshots: (r.snapshots.iter())
                 .map(|s| CopiedSnapshot {
                     snapshot: Snapshot::new(&s.snapshot),
                     state: s.state,
+                    to_id: s.to_id.map(|id| id.to_hex()),
                     chunks_sent: s.chunks_sent,
                     bytes_sent: s.bytes_sent,
                 })
@@ -136,6 +145,7 @@ impl<'a> CopyReport<'a> {
             chunks_sent: r.chunks_sent,
             bytes_sent: r.bytes_sent,
             raw_bytes_sent: r.raw_bytes_sent,
+            raw_bytes_read: r.raw_bytes_read,
             packs_written: r.packs_written,
             duration_s: seconds(r.duration_ms),
             duration_ms: r.duration_ms,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::catalog::location::CatalogLocation;
 use crate::format::config::RepoConfig;
+use crate::format::manifest;
 use crate::ingest::chunker::ChunkerParams;
 use crate::ops::check::CheckOptions;
 use crate::ops::restore::RestoreOptions;
@@ -161,18 +162,8 @@ fn a_dry_run_writes_nothing_and_says_what_a_copy_sends() {
 }
 
 #[test]
-fn another_chunker_or_a_bad_selector_is_refused_before_anything_is_written() {
+fn a_bad_selector_is_refused_before_anything_is_written() {
     let (src, _) = source();
-    let (storage, dest) = memory_dest(&src.dir.path().join("cache"), 8192);
-    assert!(matches!(
-        compatibility(&src.repo, &dest),
-        Compatibility::Rechunk { .. }
-    ));
-    let err = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap_err();
-    assert!(
-        matches!(&err, Error::IncompatibleRepositories { reason, .. } if reason.contains("chunk")),
-        "{err}"
-    );
     let (storage2, dest2) = memory_dest(&src.dir.path().join("cache2"), 4096);
     let req = CopyRequest {
         selectors: vec!["m".into(), "nope".into()],
@@ -192,11 +183,180 @@ fn another_chunker_or_a_bad_selector_is_refused_before_anything_is_written() {
         matches!(&err, Error::SnapshotNotFound { .. }) && err.to_string().contains("--name lama"),
         "{err}"
     );
-    for s in [&storage, &storage2] {
-        assert!(s.list("packs/").unwrap().is_empty());
-        assert!(s.list("snapshots/").unwrap().is_empty());
-        assert!(s.list("locks/").unwrap().is_empty());
+    assert!(storage2.list("packs/").unwrap().is_empty());
+    assert!(storage2.list("snapshots/").unwrap().is_empty());
+    assert!(storage2.list("locks/").unwrap().is_empty());
+}
+
+/// A repository on `MemoryStorage` with chunks of `chunk_avg`, encrypted
+/// or not (each encrypted one under a master key of its own).
+fn memory_repo(cache: &Path, chunk_avg: u32, encrypted: bool) -> (Arc<dyn Storage>, Repository) {
+    crate::test_support::use_passwords("pw", "pw");
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let mut config = RepoConfig::new(ChunkerParams::with_average(chunk_avg), 3)
+        .unwrap()
+        .with_pack_target(16 * 1024)
+        .unwrap();
+    if encrypted {
+        config = config.with_encryption();
     }
+    let repo =
+        Repository::init_with(storage.clone(), CatalogLocation::cache_dir(cache), config).unwrap();
+    (storage, repo)
+}
+
+/// The snapshots of `repo`, oldest first.
+fn listed(repo: &Repository) -> Vec<SnapshotInfo> {
+    repo.snapshots(&SnapshotFilter::default()).unwrap()
+}
+
+/// Plain -> encrypted, key A -> key B, encrypted -> plain with another
+/// chunker, and back to the source's chunker: each hop re-encodes, keeps
+/// every label, time and host under a new id, restores bit-identically,
+/// checks clean with every byte read, keeps the parent by history, and a
+/// second run copies nothing.
+#[test]
+fn re_encoding_copies_between_repositories_that_cut_or_seal_differently() {
+    let (src, snaps) = source();
+    let dir = src.dir.path();
+    let (_, key_a) = memory_repo(&dir.join("a"), 4096, true);
+    let (_, key_b) = memory_repo(&dir.join("b"), 4096, true);
+    let (_, plain_8k) = memory_repo(&dir.join("c"), 8192, false);
+    let (_, plain_4k) = memory_repo(&dir.join("d"), 4096, false);
+    let hops = [
+        (&src.repo, &key_a),
+        (&key_a, &key_b),
+        (&key_b, &plain_8k),
+        (&plain_8k, &plain_4k),
+    ];
+    for (n, (from, to)) in hops.into_iter().enumerate() {
+        assert!(
+            matches!(compatibility(from, to), Compatibility::Rechunk { .. }),
+            "hop {n}"
+        );
+        let r = from.copy_to(to, &all(), &NoProgress).unwrap();
+        assert_eq!(r.mode, CopyMode::ReEncoded, "hop {n}");
+        assert!(r.reason.is_some());
+        assert_eq!((r.snapshots_copied, r.snapshots_present), (3, 0), "hop {n}");
+        assert!(r.chunks_sent > 0 && r.packs_written > 0, "{r:?}");
+        let (a, b) = (listed(from), listed(to));
+        assert_eq!(a.len(), b.len());
+        for ((a, b), copied) in a.iter().zip(&b).zip(&r.snapshots) {
+            assert_eq!(
+                (
+                    &a.label,
+                    a.time,
+                    &a.host,
+                    &a.sources,
+                    a.file_count,
+                    a.logical_bytes
+                ),
+                (
+                    &b.label,
+                    b.time,
+                    &b.host,
+                    &b.sources,
+                    b.file_count,
+                    b.logical_bytes
+                )
+            );
+            assert_ne!(a.id, b.id, "a re-encoded manifest has its own id");
+            assert_eq!(copied.to_id, Some(b.id));
+        }
+        for (snap, (_, data)) in b.iter().zip(&snaps) {
+            assert_restores(to, &snap.id, data, dir);
+        }
+        assert_clean(to);
+        // The second `m` names the first as parent, by history.
+        let m: Vec<&SnapshotInfo> = b.iter().filter(|s| s.label.name == "m").collect();
+        let key = manifest::key(&m[1].id);
+        let second = crate::ops::snapshot::trees::load_in(to, &key, Some(&m[1].id)).unwrap();
+        assert_eq!(second.manifest.parent, Some(m[0].id), "hop {n}");
+
+        let again = from.copy_to(to, &all(), &NoProgress).unwrap();
+        assert_eq!((again.snapshots_copied, again.snapshots_present), (0, 3));
+        assert_eq!((again.chunks_sent, again.packs_written), (0, 0));
+        let present: Vec<_> = again.snapshots.iter().map(|s| s.to_id).collect();
+        assert_eq!(present, b.iter().map(|s| Some(s.id)).collect::<Vec<_>>());
+    }
+}
+
+/// Re-encoding the second version after the first stores only what the
+/// second changed; a dry run says what it would read and writes nothing.
+#[test]
+fn re_encoding_stores_only_the_new_part_of_a_second_version() {
+    let (src, snaps) = source();
+    let (storage, dest) = memory_repo(&src.dir.path().join("e"), 4096, true);
+    let dry = CopyRequest {
+        dry_run: true,
+        ..Default::default()
+    };
+    let d = src.repo.copy_to(&dest, &dry, &NoProgress).unwrap();
+    assert_eq!(d.mode, CopyMode::ReEncoded);
+    assert!(d.snapshots.iter().all(|s| s.state == CopyState::WouldCopy));
+    assert_eq!(d.raw_bytes_read, 400_000 + 400_000 + 20_000);
+    assert!(storage.list("packs/").unwrap().is_empty());
+    assert!(ids(&dest).is_empty());
+
+    let first = CopyRequest {
+        selectors: vec!["m~1".into()],
+        ..Default::default()
+    };
+    let r1 = src.repo.copy_to(&dest, &first, &NoProgress).unwrap();
+    let history = CopyRequest {
+        filter: Some(SnapshotFilter {
+            name: Some("m".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r2 = src.repo.copy_to(&dest, &history, &NoProgress).unwrap();
+    assert_eq!((r2.snapshots_copied, r2.snapshots_present), (1, 1));
+    assert_eq!(r2.raw_bytes_read, 400_000, "the whole file is read");
+    assert!(
+        r2.raw_bytes_sent * 4 < r1.raw_bytes_sent,
+        "v1 {} bytes, v2 {} bytes",
+        r1.raw_bytes_sent,
+        r2.raw_bytes_sent
+    );
+    let there = listed(&dest);
+    assert_restores(&dest, &there[1].id, &snaps[1].1, src.dir.path());
+    assert_clean(&dest);
+}
+
+/// A source chunk that does not open to its id fails a re-encoding copy,
+/// naming the pack and the file; the destination keeps what it had and
+/// shows no part of the failed snapshot.
+#[test]
+fn a_damaged_source_chunk_fails_a_re_encoding_copy_and_leaves_the_destination_intact() {
+    let (src, snaps) = source();
+    let (_, dest) = memory_repo(&src.dir.path().join("f"), 4096, true);
+    let config = CopyRequest {
+        selectors: vec!["c".into()],
+        ..Default::default()
+    };
+    src.repo.copy_to(&dest, &config, &NoProgress).unwrap();
+    let before = ids(&dest);
+    // Flip a byte inside the first chunk of `m`'s first version.
+    let snap = src.repo.resolve(&snaps[0].0.to_hex()).unwrap();
+    let file = src.repo.files(&snap).unwrap();
+    let w = file.iter().find(|f| f.path.ends_with("/w")).unwrap();
+    let loc = src.repo.locate_all(&w.chunks[..1]).unwrap()[0];
+    let pack = src.repo.root().join(crate::format::pack::key(&loc.pack));
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[loc.entry.offset as usize + 5] ^= 0x40;
+    std::fs::write(&pack, bytes).unwrap();
+
+    let err = src.repo.copy_to(&dest, &all(), &NoProgress).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&loc.pack.to_hex()[..8]) && shown.contains(&w.path),
+        "{shown}"
+    );
+    assert_eq!(ids(&dest), before, "no part of the failed copy is visible");
+    assert_clean(&dest);
+    let c = listed(&dest);
+    assert_restores(&dest, &c[0].id, &snaps[2].1, src.dir.path());
 }
 
 #[test]

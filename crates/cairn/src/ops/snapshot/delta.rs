@@ -87,15 +87,7 @@ impl PreviousFile {
             at += l.entry.raw_len as u64;
         }
         let deltas = catalog.delta_refs(&old_chunks)?;
-        let mut reader = ChunkFile {
-            crypt,
-            refs,
-            locs: &locs,
-            starts: &starts,
-            len: at,
-            pos: 0,
-            current: None,
-        };
+        let mut reader = ChunkFile::new(crypt, refs, &locs, &starts, at);
         let Ok(Some(old_layout)) = tensor::parse_layout(&mut reader, at) else {
             return Ok(None);
         };
@@ -269,8 +261,9 @@ pub(super) fn keep_keyframes(
     }
 }
 
-/// A stored file read back chunk by chunk (for the old version's header).
-struct ChunkFile<'a> {
+/// A stored file read back chunk by chunk, at any offset (for the old
+/// version's header, and for `copy` probing the shape of a source file).
+pub(crate) struct ChunkFile<'a> {
     crypt: &'a Crypt,
     refs: &'a References<'a>,
     locs: &'a [ChunkLocation],
@@ -278,6 +271,28 @@ struct ChunkFile<'a> {
     len: u64,
     pos: u64,
     current: Option<(usize, Vec<u8>)>,
+}
+
+impl<'a> ChunkFile<'a> {
+    /// The file made of `locs` (in order), each starting at the offset
+    /// `starts` gives, `len` bytes in all.
+    pub(crate) fn new(
+        crypt: &'a Crypt,
+        refs: &'a References<'a>,
+        locs: &'a [ChunkLocation],
+        starts: &'a [u64],
+        len: u64,
+    ) -> Self {
+        Self {
+            crypt,
+            refs,
+            locs,
+            starts,
+            len,
+            pos: 0,
+            current: None,
+        }
+    }
 }
 
 impl Read for ChunkFile<'_> {

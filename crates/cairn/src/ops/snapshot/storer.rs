@@ -246,6 +246,7 @@ impl<'r> Storer<'r> {
             Vec::new()
         };
         self.sealed_any = true;
+        self.totals.packs += 1;
         let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer)
             .sealing(self.repo.crypt());
         let sealed = std::mem::replace(&mut self.pack, next).finish();
