@@ -25,6 +25,8 @@ mod browse;
 mod catalog_damage;
 #[path = "cli/catalog_v3.rs"]
 mod catalog_v3;
+#[path = "cli/catalog_v4.rs"]
+mod catalog_v4;
 #[path = "cli/commands.rs"]
 mod commands;
 #[path = "cli/config_backup.rs"]

@@ -54,7 +54,13 @@ use crate::format::pack::PackEntry;
 /// tree no longer makes a new entry row for every ancestor directory (see
 /// `entries::store`); a version-3 catalog gains the column in place when
 /// opened, and its rows stay valid as they are.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 5: no `chunks_by_pack` index. It held every chunk id a second
+/// time (a sixth of what a snapshot of a large tree added to the catalog);
+/// the few operations that want a pack's chunks (gc, check, repair) now
+/// scan `chunks` once, or build a temporary by-pack table for the length
+/// of a `check` (see `packs`). A version-4 catalog drops the index when
+/// opened.
+pub const SCHEMA_VERSION: u32 = 5;
 pub const FILE_NAME: &str = "catalog.db";
 
 const SCHEMA: &str = "
@@ -75,7 +81,6 @@ CREATE TABLE chunks (
     raw_len INTEGER NOT NULL,
     codec INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX chunks_by_pack ON chunks(pack);
 CREATE TABLE snapshots (
     id INTEGER PRIMARY KEY,
     snapshot_id BLOB NOT NULL UNIQUE,
@@ -271,9 +276,9 @@ impl Catalog {
             stat_memo: Mutex::new(None),
             filter: Mutex::default(),
         };
-        // An older catalog (schema 1 to 3) is upgraded first: the one write a reader
+        // An older catalog (schema 1 to 4) is upgraded first: the one write a reader
         // makes, once per catalog (it fails like any write on a full disk).
-        if matches!(catalog.schema_version()?.as_str(), "1" | "2" | "3") {
+        if matches!(catalog.schema_version()?.as_str(), "1" | "2" | "3" | "4") {
             drop(catalog);
             Self::open(path)?;
             return Self::open_read_only_with(path, immutable);
@@ -337,6 +342,9 @@ impl Catalog {
             if self.schema_version()? == from {
                 entries::migrate_columns(&mut self.lock(), from).map_err(self.err())?;
             }
+        }
+        if self.schema_version()? == "4" {
+            packs::migrate_from_v4(&mut self.lock()).map_err(self.err())?;
         }
         self.check_schema_version()
     }

@@ -115,13 +115,14 @@ fn assert_kept_snapshots_whole(env: &Env, repo: &Path, kept: &[String], what: &s
     }
 }
 
-/// The audit's case: a row missing from the `chunks_by_pack` index. `check`
-/// must call the catalog damaged and `gc` must refuse, naming
-/// `rebuild-catalog`; after the rebuild gc runs and nothing is lost.
+/// The audit's case: a row missing from an index (it was `chunks_by_pack`,
+/// which schema 5 no longer has; now the pack-id index gc's repack writes
+/// through). `check` must call the catalog damaged and `gc` must refuse,
+/// naming `rebuild-catalog`; after the rebuild gc runs and nothing is lost.
 #[test]
 fn a_row_missing_from_an_index_is_damage_and_stops_gc() {
     let (env, kept) = template();
-    damage_index_entry(&env.repo, "chunks_by_pack");
+    damage_index_entry(&env.repo, "sqlite_autoindex_packs_1");
 
     let (code, out) = run_in(&env, &env.repo, &["check"]);
     assert_eq!(code, 1, "plain check sees the index damage: {out}");

@@ -1,6 +1,6 @@
 //! A catalog written with schema 3 (`tests/fixtures/catalog-v3`, made by
 //! the cairn of d5e6a54 and never regenerated) is upgraded in place to
-//! schema 4 by the first open, read-only too, and still answers `show`,
+//! the current schema (through 4) by the first open, read-only too, and still answers `show`,
 //! `diff`, `restore`, `check`; new snapshots beside its old rows, `delete`
 //! with `gc`, and `rebuild-catalog` keep every tree.
 
@@ -15,7 +15,7 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalog-v3/repo")
 }
 
-fn schema_version(env: &Env) -> String {
+pub(crate) fn schema_version(env: &Env) -> String {
     rusqlite::Connection::open(env.repo.join("catalog.db"))
         .unwrap()
         .query_row(
@@ -27,7 +27,7 @@ fn schema_version(env: &Env) -> String {
 }
 
 /// The paths of `show --json`, and the kind of each.
-fn shown(env: &Env, selector: &str) -> Vec<(String, String)> {
+pub(crate) fn shown(env: &Env, selector: &str) -> Vec<(String, String)> {
     let v = env.json(["show", selector]);
     v["entries"]
         .as_array()
@@ -42,7 +42,7 @@ fn shown(env: &Env, selector: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn changed_paths(d: &Value) -> Vec<String> {
+pub(crate) fn changed_paths(d: &Value) -> Vec<String> {
     d["changed"]
         .as_array()
         .unwrap()
@@ -53,7 +53,7 @@ fn changed_paths(d: &Value) -> Vec<String> {
 
 /// Restores `selector` and checks the fixture tree's files, with `deep`
 /// as the content of `a/b/c/deep.txt`; returns the restored `tree`.
-fn restore_and_check(env: &Env, selector: &str, deep: &str) -> PathBuf {
+pub(crate) fn restore_and_check(env: &Env, selector: &str, deep: &str) -> PathBuf {
     let root = env.restore(selector).join("tree");
     let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
     assert_eq!(read("a/b/c/deep.txt"), deep, "{selector}");
@@ -75,7 +75,7 @@ fn a_schema_3_catalog_is_upgraded_and_still_answers() {
     assert_eq!(schema_version(&env), "3");
     // A reader upgrades it (its one write).
     let before = shown(&env, "tree~1");
-    assert_eq!(schema_version(&env), "4");
+    assert_eq!(schema_version(&env), "5");
     assert!(
         before.contains(&("tree/a/b/c".into(), "dir".into())),
         "{before:?}"
@@ -109,7 +109,7 @@ fn a_schema_3_catalog_is_upgraded_and_still_answers() {
     restore_and_check(&env, "tree", "deep v3\n");
 
     env.ok(&["rebuild-catalog", "--yes"]);
-    assert_eq!(schema_version(&env), "4");
+    assert_eq!(schema_version(&env), "5");
     assert_eq!(env.list().len(), 2);
     restore_and_check(&env, "tree~1", "deep v2, longer\n");
     env.check_read_data();

@@ -526,10 +526,10 @@ pub(super) fn migrate_from_v1(conn: &mut Connection) -> rusqlite::Result<()> {
             params![dirs, rowid],
         )?;
     }
-    tx.execute_batch(&format!(
-        "DROP TABLE files; UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
-        super::SCHEMA_VERSION
-    ))?;
+    // Schema 4: the index goes in the next step (`packs::migrate_from_v4`).
+    tx.execute_batch(
+        "DROP TABLE files; UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+    )?;
     tx.commit()?;
     // The dropped rows' pages go back to the file system.
     conn.execute_batch("VACUUM;")
@@ -559,10 +559,8 @@ pub(super) fn migrate_columns(conn: &mut Connection, from: &str) -> rusqlite::Re
     for columns in added {
         tx.execute_batch(columns)?;
     }
-    tx.execute_batch(&format!(
-        "UPDATE meta SET value = '{}' WHERE key = 'schema_version';",
-        super::SCHEMA_VERSION
-    ))?;
+    // Then on to 5 (`packs::migrate_from_v4`).
+    tx.execute_batch("UPDATE meta SET value = '4' WHERE key = 'schema_version';")?;
     tx.commit()
 }
 

@@ -5,6 +5,8 @@
 //! the repository, and it exists only on the connection that built it: the
 //! catalog's one shared connection.
 
+use rusqlite::OptionalExtension;
+
 use super::{Catalog, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, PackId};
@@ -153,17 +155,20 @@ impl Catalog {
     }
 
     /// Per pack row, in row order: its chunk count and how many of its
-    /// chunks, and how many stored bytes, are in the set `live`.
+    /// chunks, and how many stored bytes, are in the set `live`. One pass
+    /// over `chunks`, grouped (schema 5 has no by-pack index).
     pub(crate) fn pack_usage(&self, live: MarkSet) -> Result<Vec<PackUsageRow>> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT p.id, p.pack_id, p.size, count(c.chunk_id), count(m.chunk_id),
-                    coalesce(sum(CASE WHEN m.chunk_id IS NULL THEN 0 ELSE c.stored_len END), 0)
+                "SELECT p.id, p.pack_id, p.size, coalesce(u.n, 0), coalesce(u.live, 0),
+                    coalesce(u.live_bytes, 0)
              FROM packs p
-             LEFT JOIN chunks c ON c.pack = p.id
-             LEFT JOIN temp.{} m ON m.chunk_id = c.chunk_id
-             GROUP BY p.id ORDER BY p.id",
+             LEFT JOIN (SELECT c.pack, count(*) AS n, count(m.chunk_id) AS live,
+                    sum(CASE WHEN m.chunk_id IS NULL THEN 0 ELSE c.stored_len END) AS live_bytes
+                 FROM chunks c LEFT JOIN temp.{} m ON m.chunk_id = c.chunk_id
+                 GROUP BY c.pack) u ON u.pack = p.id
+             ORDER BY p.id",
                 live.table()
             ))
             .map_err(self.err())?;
@@ -204,33 +209,58 @@ impl Catalog {
     ) -> Result<u64> {
         let conn = self.lock();
         let tx = conn.unchecked_transaction().map_err(self.err())?;
-        let mut dropped = 0;
+        let packs: Vec<(i64, &PackId)> = packs.into_iter().collect();
+        // The doomed packs as a temp table, so that the live check and the
+        // delete are one pass over `chunks` each (schema 5 has no by-pack
+        // index), not one per pack.
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS dropping (id INTEGER PRIMARY KEY);
+             DELETE FROM temp.dropping;",
+        )
+        .map_err(self.err())?;
         {
+            let mut add = tx
+                .prepare_cached("INSERT OR IGNORE INTO temp.dropping(id) VALUES (?1)")
+                .map_err(self.err())?;
+            for (rowid, _) in &packs {
+                add.execute([rowid]).map_err(self.err())?;
+            }
             let mut still_live = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM chunks c JOIN temp.{} m ON m.chunk_id = c.chunk_id WHERE c.pack = ?1",
+                .prepare(&format!(
+                    "SELECT c.pack, count(*) FROM temp.{} m
+                     JOIN chunks c ON c.chunk_id = m.chunk_id
+                     WHERE c.pack IN (SELECT id FROM temp.dropping)
+                     GROUP BY c.pack LIMIT 1",
                     live.table()
                 ))
                 .map_err(self.err())?;
-            let mut chunks = tx
-                .prepare_cached("DELETE FROM chunks WHERE pack = ?1")
+            let live_in: Option<(i64, i64)> = still_live
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
                 .map_err(self.err())?;
-            let mut pack_row = tx
-                .prepare_cached("DELETE FROM packs WHERE id = ?1")
-                .map_err(self.err())?;
-            for (rowid, pack) in packs {
-                let n: i64 = still_live
-                    .query_row([rowid], |r| r.get(0))
-                    .map_err(self.err())?;
-                if n != 0 {
-                    return Err(Error::InvalidArgument(format!(
-                        "internal error: pack {pack} still holds {n} live chunks; gc stopped before deleting it"
-                    )));
-                }
-                dropped += chunks.execute([rowid]).map_err(self.err())? as u64;
-                pack_row.execute([rowid]).map_err(self.err())?;
+            if let Some((rowid, n)) = live_in {
+                let pack = packs
+                    .iter()
+                    .find(|(r, _)| *r == rowid)
+                    .map_or_else(|| format!("row {rowid}"), |(_, p)| p.to_string());
+                return Err(Error::InvalidArgument(format!(
+                    "internal error: pack {pack} still holds {n} live chunks; gc stopped before deleting it"
+                )));
             }
         }
+        let dropped = tx
+            .execute(
+                "DELETE FROM chunks WHERE pack IN (SELECT id FROM temp.dropping)",
+                [],
+            )
+            .map_err(self.err())? as u64;
+        tx.execute(
+            "DELETE FROM packs WHERE id IN (SELECT id FROM temp.dropping)",
+            [],
+        )
+        .map_err(self.err())?;
+        tx.execute("DELETE FROM temp.dropping", [])
+            .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
         Ok(dropped)
     }

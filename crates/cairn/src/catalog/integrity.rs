@@ -46,9 +46,8 @@ impl Catalog {
     }
 
     /// Chunk rows per pack row id, counted from the table itself, never
-    /// through an index: `check` compares these with what the by-pack index
-    /// returns, which finds an index entry whose key was damaged (a count
-    /// over the whole index cannot).
+    /// through an index: `check` reports the rows that name a pack row the
+    /// catalog does not list.
     pub(crate) fn chunk_counts_by_pack(&self) -> Result<HashMap<i64, u64>> {
         let conn = self.lock();
         let mut stmt = conn

@@ -3,6 +3,11 @@
 //!
 //! A pack row id (`packs.id`) names a row of this database only; a pack is
 //! named outside the catalog by its [`PackId`].
+//!
+//! Since schema 5 no index orders `chunks` by pack: the questions by pack
+//! are few (gc, check, repair) and each is answered by one pass over
+//! `chunks` (see [`Catalog::chunks_by_pack`]), which costs less than a
+//! second copy of every chunk id kept in the catalog forever.
 
 use std::collections::HashSet;
 
@@ -20,6 +25,43 @@ pub(crate) struct PackRow {
     pub rowid: i64,
     pub id: PackId,
     pub size: u64,
+}
+
+/// Keeps the temporary by-pack table of [`Catalog::chunks_by_pack`];
+/// dropping it drops the table.
+pub(crate) struct ByPack<'c>(&'c Catalog);
+
+impl Drop for ByPack<'_> {
+    fn drop(&mut self) {
+        // Only a temp table: a failure leaves nothing in the catalog.
+        let _ = self
+            .0
+            .lock()
+            .execute_batch("DROP TABLE IF EXISTS temp.by_pack;");
+    }
+}
+
+/// Schema 4 to 5, in one immediate transaction (a second process opening
+/// the catalog at the same time waits, then finds it upgraded): drops
+/// `chunks_by_pack`. The index repeated each chunk id beside its pack
+/// row id; in the 30,000-file history bench it was 20 of the 124 KB a
+/// snapshot added (docs/BENCHMARKS.md). No row is rewritten; the freed
+/// pages are reused by later inserts.
+pub(super) fn migrate_from_v4(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: String = tx.query_row(
+        "SELECT value FROM meta WHERE key='schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version != "4" {
+        return Ok(()); // another process upgraded it first
+    }
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS chunks_by_pack;
+         UPDATE meta SET value = '5' WHERE key = 'schema_version';",
+    )?;
+    tx.commit()
 }
 
 /// What [`Catalog::reference_scan`] found.
@@ -65,12 +107,27 @@ impl Catalog {
             .map_err(self.err())
     }
 
-    /// The chunk rows located in pack row `pack_rowid`, in file order
-    /// (through the by-pack index).
+    /// The chunk rows located in pack row `pack_rowid`, in file order.
+    /// Schema 5 keeps no by-pack index (see [`migrate_from_v4`]): while a
+    /// [`ByPack`] guard lives (`check`, which asks for every pack) this
+    /// reads its temporary copy of `chunks` ordered by pack; otherwise it
+    /// scans `chunks` (repair, which asks for one pack).
     pub(crate) fn pack_entries(&self, pack_rowid: i64) -> Result<Vec<PackEntry>> {
         let conn = self.lock();
+        let indexed: bool = conn
+            .prepare_cached("SELECT count(*) > 0 FROM temp.sqlite_master WHERE name = 'by_pack'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(self.err())?;
+        let table = if indexed {
+            "temp.by_pack"
+        } else {
+            "main.chunks"
+        };
         let mut stmt = conn
-            .prepare_cached("SELECT chunk_id, offset, stored_len, raw_len, codec FROM chunks WHERE pack = ?1 ORDER BY offset")
+            .prepare_cached(&format!(
+                "SELECT chunk_id, offset, stored_len, raw_len, codec FROM {table}
+                 WHERE pack = ?1 ORDER BY offset"
+            ))
             .map_err(self.err())?;
         let rows = stmt
             .query_map([pack_rowid], |r| {
@@ -85,6 +142,42 @@ impl Catalog {
             })
             .map_err(self.err())?;
         rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Builds the temporary by-pack copy of `chunks` that
+    /// [`Catalog::pack_entries`] reads while the returned guard lives: one
+    /// sorted pass over `chunks` instead of a scan per pack. The copy lives
+    /// in SQLite's temp file, not in the catalog. When it cannot be built
+    /// (no room for the temp file) the guard holds nothing and
+    /// `pack_entries` scans, slower but with the same answers.
+    pub(crate) fn chunks_by_pack(&self) -> Result<ByPack<'_>> {
+        let conn = self.lock();
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            // A reader keeps temp tables in memory (see `open_read_only`);
+            // this copy is as large as `chunks` and must spill.
+            conn.execute_batch("PRAGMA temp_store=FILE;")
+                .map_err(self.err())?;
+        }
+        let built = conn.execute_batch(
+            "DROP TABLE IF EXISTS temp.by_pack;
+             CREATE TEMP TABLE by_pack (
+                 pack INTEGER NOT NULL, offset INTEGER NOT NULL, chunk_id BLOB NOT NULL,
+                 stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, codec INTEGER NOT NULL,
+                 PRIMARY KEY (pack, offset, chunk_id)) WITHOUT ROWID;
+             INSERT INTO temp.by_pack
+                 SELECT pack, offset, chunk_id, stored_len, raw_len, codec FROM main.chunks
+                 ORDER BY pack, offset, chunk_id;",
+        );
+        if let Err(e) = built {
+            let _ = conn.execute_batch("DROP TABLE IF EXISTS temp.by_pack;");
+            if !matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+            ) {
+                return Err(self.sql_err(e));
+            }
+        }
+        Ok(ByPack(self))
     }
 
     /// Records that pack row `rowid` was read back whole and found sound,
