@@ -100,6 +100,27 @@ def test_copy_sends_what_is_missing(tmp_path, model_dir):
         assert (restored / "trading_model" / "weights.bin").read_bytes() == (model_dir / "weights.bin").read_bytes()
 
 
+def test_copy_into_an_encrypted_repository_re_encodes(tmp_path, model_dir):
+    with cairn.Repository.init(tmp_path / "plain") as a, cairn.Repository.init(
+        tmp_path / "sealed", encryption=True, password="pw"
+    ) as b:
+        a.snapshot([model_dir], kind="model", name="m", version="1")
+        done = a.copy(b)
+        assert done.mode == "re_encoded" and "encrypted" in done.reason
+        assert done.raw_bytes_read > 0 and done.snapshots_copied == 1
+        copied = done.snapshots[0]
+        assert copied.to_id is not None and copied.to_id != copied.snapshot.id
+        again = a.copy(b)
+        assert again.snapshots_present == 1 and again.snapshots_copied == 0
+        b.restore("m:1", tmp_path / "out")
+        assert (tmp_path / "out" / "trading_model" / "weights.bin").read_bytes() == (
+            model_dir / "weights.bin"
+        ).read_bytes()
+    same = cairn.Repository.init(tmp_path / "other")
+    with same, cairn.Repository.open(tmp_path / "plain") as a:
+        assert a.copy(same).mode == "by_id"
+
+
 def test_tag_relabels_and_names_missing_selectors(repo, model_dir):
     snap = repo.snapshot([model_dir], kind="model", name="m", tags=["a"])
     (r,) = repo.tag(snap.id, add="milestone", remove=["a"], version="2.0")

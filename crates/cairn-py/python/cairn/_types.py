@@ -356,12 +356,15 @@ class Diff:
 class CopiedSnapshot:
     """One snapshot a copy selected: ``state`` is ``copied``, ``present``
     (the destination had it; nothing sent) or ``would_copy`` (dry run);
-    the chunks and stored bytes sent for it."""
+    the chunks and stored bytes sent for it; ``to_id`` its id in the
+    destination (a new one when re-encoded, ``None`` for a re-encoding dry
+    run's ``would_copy``)."""
 
     snapshot: Snapshot
     state: str
     chunks_sent: int
     bytes_sent: int
+    to_id: Optional[str]
 
     @classmethod
     def _from(cls, d: Dict[str, Any]) -> "CopiedSnapshot":
@@ -370,6 +373,7 @@ class CopiedSnapshot:
             state=d["state"],
             chunks_sent=d["chunks_sent"],
             bytes_sent=d["bytes_sent"],
+            to_id=d["to_id"],
         )
 
 
@@ -377,11 +381,17 @@ class CopiedSnapshot:
 class CopyReport:
     """What :meth:`cairn.Repository.copy` did (with ``dry_run``: would do),
     as ``cairn copy --json`` reports it; ``bytes_sent`` are stored
-    (compressed) bytes, ``raw_bytes_sent`` their size before compression."""
+    (compressed) bytes, ``raw_bytes_sent`` their size before compression.
+    ``mode`` is ``by_id`` (chunks travelled as stored) or ``re_encoded``
+    (the repositories cut or seal chunks differently: every file was read
+    and stored again, ``raw_bytes_read`` of it; ``reason`` says why)."""
 
     source: str
     destination: str
     dry_run: bool
+    mode: str
+    reason: Optional[str]
+    raw_bytes_read: int
     snapshots: Tuple[CopiedSnapshot, ...]
     snapshots_copied: int
     snapshots_present: int

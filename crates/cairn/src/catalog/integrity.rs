@@ -74,6 +74,13 @@ impl Catalog {
         })
     }
 
+    /// For each index: its rows against its table's, and how many of the
+    /// entries it holds (keys and row pointer) are those of its table's
+    /// rows. A flipped bit in an index cell can keep the count and change a
+    /// key or the row it points to (the row is then missing from the index
+    /// for every lookup, or a lookup finds another row), so counting alone
+    /// is not enough; the comparison reads each entry through the index
+    /// (forced by `INDEXED BY`) and looks it up among the table's own.
     fn index_count_mismatches(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let indexes: Vec<(String, String)> = conn
             .prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")?
@@ -89,6 +96,52 @@ impl Catalog {
             if in_table != in_index {
                 out.push(format!(
                     "index {index} holds {in_index} rows, its table {table} {in_table}"
+                ));
+                continue;
+            }
+            // Every column an index entry holds: its keys, then the row's
+            // rowid (or a WITHOUT ROWID table's primary key), which a
+            // flipped bit can also change, pointing a key at another row.
+            let columns: Vec<String> = conn
+                .prepare(&format!("PRAGMA index_xinfo(\"{index}\")"))?
+                .query_map([], |r| {
+                    Ok(
+                        match (r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?) {
+                            (_, Some(name)) => Some(name),
+                            (-1, None) => Some("rowid".to_string()),
+                            _ => None,
+                        },
+                    )
+                })?
+                .collect::<rusqlite::Result<Option<Vec<_>>>>()?
+                .unwrap_or_default();
+            if columns.is_empty() {
+                continue; // an expression index: counted above only
+            }
+            let cols = columns
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let not_null = columns
+                .iter()
+                .map(|c| format!("\"{c}\" IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let keyed = count(format!(
+                "SELECT count(*) FROM \"{table}\" NOT INDEXED WHERE {not_null}"
+            ))?;
+            // `LIMIT -1` keeps the list a scan of the table: without it
+            // SQLite answers `IN (SELECT …)` from the same index, which
+            // would compare the index with itself.
+            let matched = count(format!(
+                "SELECT count(*) FROM \"{table}\" INDEXED BY \"{index}\" \
+                 WHERE ({cols}) IN (SELECT {cols} FROM \"{table}\" NOT INDEXED LIMIT -1)"
+            ))?;
+            if keyed != matched {
+                out.push(format!(
+                    "index {index} holds {} entries that are not rows of its table {table}",
+                    keyed - matched
                 ));
             }
         }
