@@ -558,15 +558,16 @@ impl<'l> Pass<'l> {
         for &i in fresh {
             let c = &hashed.chunks[i];
             let f = &plan.files[c.file];
-            let old = f.reference.and_then(|r| {
-                let new = tensor::region_at(f.layout.as_ref()?, at[i])?;
-                let old = plan.files[r].layout.as_ref()?.tensors.iter();
-                let old = old
-                    .filter(|t| t.name == new.name && t.dtype == new.dtype && t.len == new.len)
-                    .next()?;
-                (at[i] + c.data.len() as u64 <= new.offset + new.len)
-                    .then(|| (r, old.offset + (at[i] - new.offset)))
-            });
+            let old =
+                f.reference.and_then(|r| {
+                    let new = tensor::region_at(f.layout.as_ref()?, at[i])?;
+                    let old =
+                        plan.files[r].layout.as_ref()?.tensors.iter().find(|t| {
+                            t.name == new.name && t.dtype == new.dtype && t.len == new.len
+                        })?;
+                    (at[i] + c.data.len() as u64 <= new.offset + new.len)
+                        .then(|| (r, old.offset + (at[i] - new.offset)))
+                });
             references.push(match old {
                 Some((r, offset)) => {
                     let file = match self.opened.entry(r) {
