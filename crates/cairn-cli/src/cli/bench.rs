@@ -121,34 +121,31 @@ fn print_setting(s: &SettingReport, several_files: bool, histogram: bool) -> Res
     outln!();
     tally_table("DTYPE", &s.dtypes.iter().collect::<Vec<_>>(), delta)?;
     if delta {
-        const SHOWN: usize = 20;
-        let mut groups: Vec<&NamedTally> = s.groups.iter().collect();
-        groups.sort_by_key(|g| std::cmp::Reverse(g.tally.stored_bytes));
-        outln!();
-        tally_table("TENSOR GROUP", &groups[..groups.len().min(SHOWN)], delta)?;
-        if groups.len() > SHOWN {
-            outln!(
-                "... {} more groups (--json lists every group)",
-                groups.len() - SHOWN
-            );
-        }
+        largest("TENSOR GROUP", "groups", &s.groups, delta)?;
     }
     if several_files {
-        const SHOWN: usize = 20;
-        let mut files: Vec<&NamedTally> = s.files.iter().collect();
-        files.sort_by_key(|f| std::cmp::Reverse(f.tally.stored_bytes));
-        outln!();
-        tally_table("FILE", &files[..files.len().min(SHOWN)], delta)?;
-        if files.len() > SHOWN {
-            outln!(
-                "... {} more files (--json lists every file)",
-                files.len() - SHOWN
-            );
-        }
+        largest("FILE", "files", &s.files, delta)?;
     }
     if histogram {
         outln!();
         print_histogram(s)?;
+    }
+    Ok(())
+}
+
+/// The tallies that store the most, largest first, as a table headed
+/// `first`; says how many `what` (`files`, `groups`) are left out.
+fn largest(first: &str, what: &str, tallies: &[NamedTally], delta: bool) -> Result<()> {
+    const SHOWN: usize = 20;
+    let mut rows: Vec<&NamedTally> = tallies.iter().collect();
+    rows.sort_by_key(|t| std::cmp::Reverse(t.tally.stored_bytes));
+    outln!();
+    tally_table(first, &rows[..rows.len().min(SHOWN)], delta)?;
+    if rows.len() > SHOWN {
+        outln!(
+            "... {} more {what} (--json lists every one)",
+            rows.len() - SHOWN
+        );
     }
     Ok(())
 }
