@@ -417,6 +417,56 @@ fn copy_replicates_between_a_local_and_an_s3_repository() {
     assert_diff_clean(&src, &restored_source(&target, t.dir.path(), &src));
 }
 
+/// The off-site pattern of #13 and #14: a fast plain local repository
+/// beside an encrypted one in the bucket. Chunks cannot travel as stored
+/// (the bucket's chunk ids are keyed), so copy re-encodes: the bucket's
+/// copy restores bit for bit and checks clean, and a second run finds it
+/// present and sends nothing.
+#[test]
+fn copy_re_encodes_a_plain_local_repository_into_an_encrypted_bucket() {
+    let Some(t) = S3Env::new("s3_copy_reencode") else {
+        return;
+    };
+    let sealed = |host: &str| {
+        let mut cmd = t.on(host);
+        cmd.env("CAIRN_PASSWORD", "off-site")
+            .env("CAIRN_KDF_MEMORY_KIB", "64");
+        cmd
+    };
+    let local = t.path("local");
+    let local = local.to_str().unwrap();
+    let src = t.source("model", 11);
+    run_ok(t.on_repo("a", local).arg("init"));
+    run_ok(
+        t.on_repo("a", local)
+            .arg("snapshot")
+            .arg(&src)
+            .args(["--kind", "model", "--name", "m"]),
+    );
+    run_ok(sealed("a").args(["init", "--encryption"]));
+    let copy = ["copy", "--from", local, "--to", &t.url, "--json"];
+    let first: serde_json::Value =
+        serde_json::from_slice(&run_ok(sealed("a").args(copy)).stdout).unwrap();
+    assert_eq!(first["mode"], "re_encoded", "{first}");
+    assert_eq!(first["snapshots_copied"], 1, "{first}");
+    let to_id = first["snapshots"][0]["to_id"].as_str().unwrap().to_string();
+    assert_ne!(first["snapshots"][0]["id"].as_str(), Some(to_id.as_str()));
+    let again: serde_json::Value =
+        serde_json::from_slice(&run_ok(sealed("a").args(copy)).stdout).unwrap();
+    assert_eq!(
+        (&again["snapshots_copied"], &again["snapshots_present"]),
+        (&serde_json::json!(0), &serde_json::json!(1)),
+        "{again}"
+    );
+    // Another host reads the bucket with the password only.
+    let target = t.path("restored-off-site");
+    run_ok(sealed("b").args(["restore", &to_id]).arg(&target));
+    assert_diff_clean(&src, &restored_source(&target, t.dir.path(), &src));
+    run_ok(sealed("b").args(["check", "--read-data"]));
+    let err = run_code(t.on("b").env_remove("CAIRN_PASSWORD").arg("list"), 2);
+    assert!(err.contains("password"), "{err}");
+}
+
 /// Guards `cairn upgrade` on S3: a version-3 repository (made with the
 /// hidden `init --repo-version`) is raised to 4 through the storage
 /// contract, both copies of its config alike; a second host then writes
