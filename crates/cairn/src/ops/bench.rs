@@ -38,6 +38,7 @@ pub mod history;
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -47,12 +48,14 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::blob::{delta::width_of, HashedBatch};
+use crate::blob::delta::{seal_delta, width_of};
+use crate::blob::HashedBatch;
 use crate::error::{Error, IoContext, Result};
 use crate::format::codec::{self, Hint};
-use crate::format::delta::{self, DeltaHeader, Op, Segment};
+use crate::format::delta::{DeltaHeader, Op, Segment};
 use crate::format::id::ChunkId;
 use crate::format::manifest::EntryKind;
+use crate::format::seal::Crypt;
 use crate::ingest::chunker::{Chunker, ChunkerParams};
 use crate::ingest::read::{self, Batch, ReadJob};
 use crate::ingest::shape::FileShape;
@@ -497,35 +500,51 @@ impl<'l> Pass<'l> {
     /// Hashes a batch's chunks, keeps the unseen ones, encodes those at
     /// every level (in parallel, as a snapshot does), and tallies.
     fn take(&mut self, plan: &Plan, batch: &Batch, progress: &dyn Progress) -> Result<()> {
-        let hashed = HashedBatch::new(batch, &crate::format::seal::Crypt::plain());
+        let plain = Crypt::plain();
+        let hashed = HashedBatch::new(batch, &plain);
         let ids = &hashed.ids;
         let fresh: Vec<usize> = (0..ids.len())
             .filter(|&i| self.seen.insert(ids[i]))
             .collect();
-        // stored[k * levels + l]: encoded length of fresh chunk k at level l.
+        // Each chunk's file offset (the reader sends a file's chunks in order).
+        let at: Vec<u64> = hashed
+            .chunks
+            .iter()
+            .map(|c| {
+                let offset = self.offsets[c.file];
+                self.offsets[c.file] += c.data.len() as u64;
+                offset
+            })
+            .collect();
+        let references = self.references(plan, &hashed, &fresh, &at)?;
+        // stored[k * levels + l] and delta[k * levels + l]: encoded length
+        // of fresh chunk k at level l, standalone and with delta coding.
         let n = self.levels.len();
         let mut stored = vec![0u64; fresh.len() * n];
+        let mut delta = vec![0u64; fresh.len() * n];
         for (l, &level) in self.levels.iter().enumerate() {
             let t = Instant::now();
-            let sealed = hashed.seal(&fresh, level);
-            let lens: Vec<u64> = sealed.iter().map(|s| s.stored.len() as u64).collect();
+            let lens: Vec<(u64, u64)> = (hashed.seal(&fresh, level).into_par_iter())
+                .zip(fresh.par_iter().zip(&references))
+                .map(|(standalone, (&i, reference))| {
+                    let len = standalone.stored.len() as u64;
+                    let Some(reference) = reference else {
+                        return (len, len);
+                    };
+                    let c = &hashed.chunks[i];
+                    let header = one_segment_header(c.hint, c.data.len());
+                    let chosen = seal_delta(
+                        &plain, standalone, c.data, reference, &header, c.hint, level,
+                    );
+                    (len, chosen.stored.len() as u64)
+                })
+                .collect();
             self.encoding[l] += t.elapsed();
-            for (k, len) in lens.into_iter().enumerate() {
+            for (k, (len, with_delta)) in lens.into_iter().enumerate() {
                 stored[k * n + l] = len;
+                delta[k * n + l] = with_delta;
             }
         }
-        // Each chunk's file offset (the reader sends a file's chunks in order).
-        let mut at = Vec::with_capacity(hashed.chunks.len());
-        let mut ends = HashMap::new();
-        for c in &hashed.chunks {
-            let end = ends.entry(c.file).or_insert(self.offsets[c.file]);
-            at.push(*end);
-            *end += c.data.len() as u64;
-        }
-        let t = Instant::now();
-        let delta = self.deltas(plan, &hashed, &fresh, &at, &stored)?;
-        let per_level = t.elapsed() / n as u32;
-        self.encoding.iter_mut().for_each(|e| *e += per_level);
         let mut next_fresh = fresh.iter().enumerate().peekable();
         for (i, c) in hashed.chunks.iter().enumerate() {
             let enc = match next_fresh.peek() {
@@ -535,26 +554,24 @@ impl<'l> Pass<'l> {
                 }
                 _ => None,
             };
-            self.tally(plan, c.file, c.data.len() as u64, enc);
+            self.tally(plan, c.file, at[i], c.data.len() as u64, enc);
         }
         progress.advance(hashed.raw_bytes());
         Ok(())
     }
 
-    /// The delta-coded lengths (`fresh.len() × levels`, as `stored`) of
-    /// the fresh chunks: the smaller of standalone and a delta against the
-    /// file's reference, encoded in parallel.
-    fn deltas(
+    /// The reference bytes of each fresh chunk (chunk `fresh[k]` at file
+    /// offset `at[fresh[k]]`) that lies in a tensor of a file with a
+    /// reference: the old tensor's bytes at the same offsets, read from the
+    /// reference's file (see the module doc); `None` for the others.
+    fn references(
         &mut self,
         plan: &Plan,
         hashed: &HashedBatch,
         fresh: &[usize],
         at: &[u64],
-        stored: &[u64],
-    ) -> Result<Vec<u64>> {
-        let n = self.levels.len();
-        // The reference bytes of each fresh chunk that has some.
-        let mut references: Vec<Option<Vec<u8>>> = Vec::with_capacity(fresh.len());
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut references = Vec::with_capacity(fresh.len());
         for &i in fresh {
             let c = &hashed.chunks[i];
             let f = &plan.files[c.file];
@@ -568,44 +585,24 @@ impl<'l> Pass<'l> {
                     (at[i] + c.data.len() as u64 <= new.offset + new.len)
                         .then(|| (r, old.offset + (at[i] - new.offset)))
                 });
-            references.push(match old {
-                Some((r, offset)) => {
-                    let file = match self.opened.entry(r) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            let path = &plan.files[r].job.path;
-                            e.insert(File::open(path).at(path)?)
-                        }
-                    };
-                    let mut bytes = vec![0; c.data.len()];
-                    let path = &plan.files[r].job.path;
-                    file.read_exact_at(&mut bytes, offset).at(path)?;
-                    Some(bytes)
-                }
-                None => None,
-            });
+            let Some((r, offset)) = old else {
+                references.push(None);
+                continue;
+            };
+            let path = &plan.files[r].job.path;
+            let file = match self.opened.entry(r) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(File::open(path).at(path)?),
+            };
+            let mut bytes = vec![0; c.data.len()];
+            file.read_exact_at(&mut bytes, offset).at(path)?;
+            references.push(Some(bytes));
         }
-        let levels = self.levels;
-        Ok((0..fresh.len())
-            .into_par_iter()
-            .flat_map_iter(|k| {
-                let c = &hashed.chunks[fresh[k]];
-                let standalone = &stored[k * n..(k + 1) * n];
-                let reference = references[k].as_deref();
-                (0..n).map(move |l| match reference {
-                    Some(r) if levels[l] > 0 => {
-                        standalone[l].min(delta_len(c.data, r, c.hint, levels[l]))
-                    }
-                    _ => standalone[l],
-                })
-            })
-            .collect())
+        Ok(references)
     }
 
-    fn tally(&mut self, plan: &Plan, file: usize, len: u64, stored: Option<Encoded>) {
+    fn tally(&mut self, plan: &Plan, file: usize, offset: u64, len: u64, stored: Option<Encoded>) {
         let f = &plan.files[file];
-        let offset = self.offsets[file];
-        self.offsets[file] += len;
         // Forced cuts at every tensor edge: a chunk lies in one tensor or none.
         let region = f
             .layout
@@ -661,21 +658,20 @@ impl<'l> Pass<'l> {
     }
 }
 
-/// The length of `raw` stored as a delta against `reference` at `level`,
-/// as a snapshot would write it with a one-segment reference.
-fn delta_len(raw: &[u8], reference: &[u8], hint: Hint, level: i32) -> u64 {
-    let header = DeltaHeader {
+/// The header a snapshot would write for a delta of a chunk of `len`
+/// bytes with `hint`, with a one-segment reference (the chunk id is not
+/// known here and does not change the length).
+fn one_segment_header(hint: Hint, len: usize) -> DeltaHeader {
+    DeltaHeader {
         width: width_of(hint),
         op: Op::Xor,
         age: 1,
         segments: vec![Segment {
             chunk: ChunkId([0; 32]),
             offset: 0,
-            len: raw.len() as u32,
+            len: len as u32,
         }],
-    };
-    let float = matches!(hint, Hint::Planes { float: true, .. });
-    delta::encode(raw, reference, &header, float, level).len() as u64
+    }
 }
 
 /// A tensor's group: its name with every run of ASCII digits as `N`.
