@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
-use crate::format::pack::PackWriter;
+use crate::format::pack::{PackEntry, PackWriter};
 use crate::ops::snapshot::write_pack;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
@@ -340,6 +340,29 @@ fn hex_opt<S: serde::Serializer>(
     }
 }
 
+/// `locs` in order, in runs of about `budget` bytes as `len` counts an
+/// entry's (each run at least one chunk): what one read brings into memory.
+fn batches<'l>(
+    locs: &'l [ChunkLocation],
+    budget: u64,
+    len: impl Fn(&PackEntry) -> u32 + 'l,
+) -> impl Iterator<Item = &'l [ChunkLocation]> + 'l {
+    let mut rest = locs;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut end, mut bytes) = (1, len(&rest[0].entry) as u64);
+        while end < rest.len() && bytes < budget {
+            bytes += len(&rest[end].entry) as u64;
+            end += 1;
+        }
+        let (batch, tail) = rest.split_at(end);
+        rest = tail;
+        Some(batch)
+    })
+}
+
 fn outcome(snapshot: SnapshotInfo, state: CopyState, send: &[ChunkLocation]) -> CopiedSnapshot {
     let to_id = (state != CopyState::WouldCopy).then_some(snapshot.id);
     CopiedSnapshot {
@@ -552,15 +575,8 @@ impl<'r> Sender<'r> {
                 ),
             });
         }
-        let mut start = 0;
-        while start < locs.len() {
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < locs.len() && (end == start || bytes < READ_BATCH_BYTES) {
-                bytes += locs[end].entry.stored_len as u64;
-                end += 1;
-            }
-            let batch = &locs[start..end];
+        for batch in batches(locs, READ_BATCH_BYTES, |e| e.stored_len) {
+            let bytes = batch.iter().map(|l| l.entry.stored_len as u64).sum();
             let stored = crate::blob::read_stored_chunks(
                 self.from.storage(),
                 self.from.crypt(),
@@ -575,7 +591,6 @@ impl<'r> Sender<'r> {
                 }
             }
             self.progress.advance(bytes);
-            start = end;
         }
         Ok(())
     }

@@ -243,15 +243,7 @@ fn produce(from: &Repository, files: &[FileEntry], streams: SyncSender<Stream>) 
         if streams.send(stream).is_err() {
             return Ok(()); // the store stopped; its error says why
         }
-        let mut start = 0;
-        while start < locs.len() {
-            let mut end = start;
-            let mut bytes = 0u64;
-            while end < locs.len() && (end == start || bytes < WINDOW_BYTES) {
-                bytes += locs[end].entry.raw_len as u64;
-                end += 1;
-            }
-            let window = &locs[start..end];
+        for window in super::batches(&locs, WINDOW_BYTES, |e| e.raw_len) {
             match crate::blob::read_chunks(from.storage(), from.crypt(), &refs, window) {
                 Ok(chunks) => {
                     if windows_tx.send(Ok(chunks)).is_err() {
@@ -263,7 +255,6 @@ fn produce(from: &Repository, files: &[FileEntry], streams: SyncSender<Stream>) 
                     return Err(in_file(e));
                 }
             }
-            start = end;
         }
     }
     Ok(())

@@ -392,3 +392,32 @@ fn a_copy_crashed_before_any_storage_step_is_finished_by_the_next() {
         }
     }
 }
+
+#[test]
+fn batches_cover_every_chunk_once_in_runs_of_about_the_budget() {
+    let loc = |i: u8, len: u32| ChunkLocation {
+        pack: crate::format::id::PackId([0; 32]),
+        entry: PackEntry {
+            chunk: ChunkId([i; 32]),
+            offset: 0,
+            stored_len: len,
+            raw_len: 2 * len,
+            codec: Codec::Raw,
+        },
+    };
+    let locs: Vec<_> = [5, 5, 5, 20, 1, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| loc(i as u8, n))
+        .collect();
+    let runs = |budget, len: fn(&PackEntry) -> u32| -> Vec<usize> {
+        batches(&locs, budget, len).map(|b| b.len()).collect()
+    };
+    // A run closes once its bytes reach the budget; a chunk larger than the
+    // budget is a run of its own, and the last run takes what is left.
+    assert_eq!(runs(10, |e| e.stored_len), [2, 2, 2]);
+    assert_eq!(runs(10, |e| e.raw_len), [1, 1, 1, 1, 2]);
+    assert_eq!(runs(1000, |e| e.stored_len), [6]);
+    assert_eq!(runs(1, |e| e.stored_len), [1; 6]);
+    assert_eq!(batches(&[], 10, |e| e.stored_len).count(), 0);
+}
