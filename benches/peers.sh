@@ -153,7 +153,14 @@ FILE_BYTES=$(stat -c %s "$V1")
 cat "$V1" "$V2" >/dev/null # warm the page cache
 
 # ------------------------------------------------------------------ timing
-declare -A WALL RSS REPO_BYTES
+declare -A WALL RSS CPU SERVER_CPU REPO_BYTES
+
+# server_cpu: CPU seconds (user + system, its children included) the S3
+# server has used so far; empty without one.
+server_cpu() {
+    [[ -n ${WEED_PID:-} ]] || return 0
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15 + $16 + $17) / hz }' "/proc/$WEED_PID/stat"
+}
 
 # timed [-C DIR] TOOL STEP CMD...: run CMD (in DIR) under GNU time, record wall
 # seconds and peak RSS, fail loudly (with the log) if it fails.
@@ -168,6 +175,8 @@ timed() {
     local out=$LOGS/$tool.$step.log tv=$LOGS/$tool.$step.time
     sync
     log "$tool: $step: $*"
+    local server_before
+    server_before=$(server_cpu)
     if ! (cd "$cwd" && exec /usr/bin/time -v -o "$tv" "$@" >"$out" 2>&1); then
         tail -n 30 "$out" >&2 || true
         die "$tool: $step failed (exit status above; log in $out)"
@@ -177,6 +186,8 @@ timed() {
         for (i = 1; i <= n; i++) s = s * 60 + t[i]
         printf "%.2f", s }' "$tv")
     RSS[$tool,$step]=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tv")
+    CPU[$tool,$step]=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$tv")
+    [[ -n $server_before ]] && SERVER_CPU[$tool,$step]=$(awk -v a="$server_before" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
     log "$tool: $step: ${WALL[$tool,$step]} s, peak RSS ${RSS[$tool,$step]} MiB"
 }
 
@@ -342,5 +353,26 @@ declare -A LABEL=(
         row+=" $(ratio "${REPO_BYTES[$SUBJECT]:-n/a}" "${REPO_BYTES[$p]:-n/a}") |"
     done
     echo "$row"
+    if [[ $S3 == 1 ]]; then
+        # Client and server share this machine's cores: where the CPU went.
+        echo
+        echo "CPU seconds (user + system) of each step: the tool's, and the S3 server's during it."
+        echo
+        head="| step |"
+        sep="|---|"
+        for t in "${TOOLS[@]}"; do
+            head+=" $t CPU s | server CPU s |"
+            sep+="---:|---:|"
+        done
+        echo "$head"
+        echo "$sep"
+        for s in "${STEPS[@]}"; do
+            row="| ${LABEL[$s]} |"
+            for t in "${TOOLS[@]}"; do
+                row+=" $(fmt "${CPU[$t,$s]}" %.2f) | $(fmt "${SERVER_CPU[$t,$s]:-n/a}" %.2f) |"
+            done
+            echo "$row"
+        done
+    fi
 } | tee "$WORK/results.md"
 log "results written to $WORK/results.md (logs in $LOGS)"
