@@ -341,12 +341,13 @@ fn hex_opt<S: serde::Serializer>(
 }
 
 /// `locs` in order, in runs of about `budget` bytes as `len` counts an
-/// entry's (each run at least one chunk): what one read brings into memory.
+/// entry's (each run at least one chunk), each with the bytes it counted:
+/// what one read brings into memory.
 fn batches<'l>(
     locs: &'l [ChunkLocation],
     budget: u64,
     len: impl Fn(&PackEntry) -> u32 + 'l,
-) -> impl Iterator<Item = &'l [ChunkLocation]> + 'l {
+) -> impl Iterator<Item = (&'l [ChunkLocation], u64)> + 'l {
     let mut rest = locs;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -359,7 +360,7 @@ fn batches<'l>(
         }
         let (batch, tail) = rest.split_at(end);
         rest = tail;
-        Some(batch)
+        Some((batch, bytes))
     })
 }
 
@@ -575,8 +576,7 @@ impl<'r> Sender<'r> {
                 ),
             });
         }
-        for batch in batches(locs, READ_BATCH_BYTES, |e| e.stored_len) {
-            let bytes = batch.iter().map(|l| l.entry.stored_len as u64).sum();
+        for (batch, bytes) in batches(locs, READ_BATCH_BYTES, |e| e.stored_len) {
             let stored = crate::blob::read_stored_chunks(
                 self.from.storage(),
                 self.from.crypt(),

@@ -243,7 +243,7 @@ fn produce(from: &Repository, files: &[FileEntry], streams: SyncSender<Stream>) 
         if streams.send(stream).is_err() {
             return Ok(()); // the store stopped; its error says why
         }
-        for window in super::batches(&locs, WINDOW_BYTES, |e| e.raw_len) {
+        for (window, _) in super::batches(&locs, WINDOW_BYTES, |e| e.raw_len) {
             match crate::blob::read_chunks(from.storage(), from.crypt(), &refs, window) {
                 Ok(chunks) => {
                     if windows_tx.send(Ok(chunks)).is_err() {

@@ -411,7 +411,13 @@ fn batches_cover_every_chunk_once_in_runs_of_about_the_budget() {
         .map(|(i, &n)| loc(i as u8, n))
         .collect();
     let runs = |budget, len: fn(&PackEntry) -> u32| -> Vec<usize> {
-        batches(&locs, budget, len).map(|b| b.len()).collect()
+        batches(&locs, budget, len)
+            .map(|(b, bytes)| {
+                // The bytes each run reports are the ones it counted.
+                assert_eq!(bytes, b.iter().map(|l| len(&l.entry) as u64).sum::<u64>());
+                b.len()
+            })
+            .collect()
     };
     // A run closes once its bytes reach the budget; a chunk larger than the
     // budget is a run of its own, and the last run takes what is left.
