@@ -300,6 +300,20 @@ mbps() { awk -v w="$1" -v b="$FILE_BYTES" 'BEGIN { if (w == "n/a" || w == "") pr
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "")
     print "n/a"; else if (b + 0 == 0) print "inf"; else printf "%.2fx", a / b }'; }
 
+# tool_columns TITLE...: sets head and sep to a table's first column and,
+# for each tool, one right-aligned column per TITLE.
+tool_columns() {
+    head="| step |"
+    sep="|---|"
+    local t c
+    for t in "${TOOLS[@]}"; do
+        for c in "$@"; do
+            head+=" $t $c |"
+            sep+="---:|"
+        done
+    done
+}
+
 PEER_TOOLS=()
 for t in "${TOOLS[@]}"; do [[ $t == "$SUBJECT" ]] || PEER_TOOLS+=("$t"); done
 SPEEDUP=()
@@ -323,12 +337,7 @@ declare -A LABEL=(
     echo "File: $FILE_BYTES bytes; MiB/s = file size / wall time (for check too, though it reads both versions);" \
         "speedup = peer wall / cairn wall; size ratio = cairn / peer. Page cache warm."
     echo
-    head="| step |"
-    sep="|---|"
-    for t in "${TOOLS[@]}"; do
-        head+=" $t wall s | $t MiB/s | $t RSS MiB |"
-        sep+="---:|---:|---:|"
-    done
+    tool_columns "wall s" "MiB/s" "RSS MiB"
     for p in "${SPEEDUP[@]}"; do
         head+=" $SUBJECT speedup vs $p |"
         sep+="---:|"
@@ -358,12 +367,7 @@ declare -A LABEL=(
         echo
         echo "CPU seconds (user + system) of each step: the tool's, and the S3 server's during it."
         echo
-        head="| step |"
-        sep="|---|"
-        for t in "${TOOLS[@]}"; do
-            head+=" $t CPU s | server CPU s |"
-            sep+="---:|---:|"
-        done
+        tool_columns "CPU s" "server CPU s"
         echo "$head"
         echo "$sep"
         for s in "${STEPS[@]}"; do
