@@ -29,8 +29,8 @@ fn a_server_killed_mid_snapshot_loses_nothing_and_the_next_run_succeeds() {
     let env = weed.server.env();
     let client = || -> Command {
         let mut cmd = cairn_in(dir.path());
-        // A restarted weed answers 500 until its volumes are back: retry
-        // for up to ~25 s (the snapshot that meets the kill retries twice).
+        // Retry for up to ~25 s (the snapshot that meets the kill retries
+        // twice).
         cmd.envs(env.clone())
             .env("CAIRN_S3_RETRIES", "8")
             .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
@@ -87,7 +87,23 @@ fn a_server_killed_mid_snapshot_loses_nothing_and_the_next_run_succeeds() {
     }
 
     weed.restart();
-    let list = ok(client().args(["list", "--json"]));
+    // A restarted weed answers 500 until its volume server has reported
+    // back to its master, which on a loaded 2-core CI machine took longer
+    // than the client's retries: wait for the server, not for cairn.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let list = loop {
+        let out = client().args(["list", "--json"]).output().unwrap();
+        if out.status.success() {
+            break stdout(&out);
+        }
+        let err = stderr(&out);
+        assert!(
+            (err.contains("500 Internal Server Error") || err.contains("cannot reach"))
+                && Instant::now() < deadline,
+            "the restarted server should serve within 180 s: {err}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
     let listed: serde_json::Value = serde_json::from_str(&list).unwrap();
     let expected = if out.status.success() { 2 } else { 1 };
     assert_eq!(listed.as_array().unwrap().len(), expected, "{list}");
