@@ -877,6 +877,71 @@ mod tests {
         }
     }
 
+    /// Counts the pack puts in flight at once, each taking 20 ms as a
+    /// round trip to object storage would.
+    struct InFlight {
+        inner: LocalStorage,
+        now: AtomicU64,
+        most: AtomicU64,
+    }
+
+    impl Storage for InFlight {
+        fn put_with(&self, key: &str, data: &[u8], mode: crate::storage::PutMode) -> Result<()> {
+            if !key.starts_with(pack::PREFIX) {
+                return self.inner.put_with(key, data, mode);
+            }
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.inner.put_with(key, data, mode)
+        }
+        fn parallel_puts(&self) -> usize {
+            3
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.inner.get(key)
+        }
+        fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.inner.get_range(key, offset, len)
+        }
+        fn head(&self, key: &str) -> Result<u64> {
+            self.inner.head(key)
+        }
+        fn list_each(
+            &self,
+            prefix: &str,
+            visit: &mut dyn FnMut(crate::storage::ObjectInfo) -> Result<()>,
+        ) -> Result<()> {
+            self.inner.list_each(prefix, visit)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key)
+        }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn local_root(&self) -> Option<&std::path::Path> {
+            self.inner.local_root()
+        }
+    }
+
+    /// A storage advising 3 puts gets 3 packs in flight at once (the
+    /// storer makes a buffer per writer), never more.
+    #[test]
+    fn packs_are_put_as_many_at_once_as_the_storage_advises() {
+        let (_dir, root, src) = small_packs();
+        let storage = Arc::new(InFlight {
+            inner: LocalStorage::new(&root),
+            now: AtomicU64::new(0),
+            most: AtomicU64::new(0),
+        });
+        let location = CatalogLocation::in_repository(&root);
+        let repo = Repository::open_with(storage.clone(), location).unwrap();
+        repo.snapshot(&[src], &opts(), &NoProgress).unwrap();
+        assert_eq!(storage.most.load(Ordering::SeqCst), 3);
+    }
+
     /// A put failing (or torn) under one writer fails the snapshot with
     /// that error, with one writer or several: no manifest is put, every
     /// pack the catalog lists is durable (check reads them all), and the
