@@ -860,7 +860,9 @@ mod tests {
         for writers in [1, 3] {
             let (dir, root, src) = small_packs();
             let repo = open(&root, Fault::Fail, u64::MAX, writers);
-            let report = repo.snapshot(&[src.clone()], &opts(), &NoProgress).unwrap();
+            let report = repo
+                .snapshot(std::slice::from_ref(&src), &opts(), &NoProgress)
+                .unwrap();
             let (packs, _) = repo.catalog().pack_totals().unwrap();
             assert!(packs > 10, "{packs} packs");
             let found = check(&repo, CheckOptions::READ_ALL, &NoProgress).unwrap();
@@ -957,7 +959,7 @@ mod tests {
             let case = format!("{writers} writers, {fault:?} at put {fail_at}");
             let (_dir, root, src) = small_packs();
             let repo = open(&root, fault, fail_at, writers);
-            match repo.snapshot(&[src.clone()], &opts(), &NoProgress) {
+            match repo.snapshot(std::slice::from_ref(&src), &opts(), &NoProgress) {
                 Err(Error::Storage { source, .. }) => {
                     assert!(source.to_string().contains("injected"), "{case}: {source}")
                 }
