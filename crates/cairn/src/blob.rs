@@ -237,16 +237,45 @@ fn read_verified(
 /// Reads `len` bytes at `offset` of `loc`'s pack; a missing or truncated
 /// pack is damage to the chunk `loc` names.
 fn fetch(storage: &dyn Storage, loc: &ChunkLocation, offset: u64, len: u64) -> Result<Vec<u8>> {
+    storage
+        .get_range(&pack::key(&loc.pack), offset, len)
+        .map_err(|e| pack_damage(loc, e))
+}
+
+/// A missing or truncated pack as damage to the chunk `loc` names; other
+/// errors as they are.
+fn pack_damage(loc: &ChunkLocation, e: Error) -> Error {
     let corrupt = |reason: &str| Error::CorruptChunk {
         chunk: loc.entry.chunk,
         pack: loc.pack,
         reason: reason.into(),
     };
-    match storage.get_range(&pack::key(&loc.pack), offset, len) {
-        Err(Error::ObjectTruncated { .. }) => Err(corrupt("pack is truncated")),
-        Err(Error::ObjectNotFound { .. }) => Err(corrupt("pack is missing")),
+    match e {
+        Error::ObjectTruncated { .. } => corrupt("pack is truncated"),
+        Error::ObjectNotFound { .. } => corrupt("pack is missing"),
         other => other,
     }
+}
+
+/// `locs` cut into runs of chunks stored back to back in one pack, each at
+/// most [`SPAN_MAX`] long unless it is a single chunk.
+fn runs_of(locs: &[ChunkLocation]) -> Vec<&[ChunkLocation]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=locs.len() {
+        let joins = i < locs.len() && {
+            let (first, prev, next) = (&locs[start], &locs[i - 1], &locs[i]);
+            let end = next.entry.offset + next.entry.stored_len as u64;
+            prev.pack == next.pack
+                && prev.entry.offset + prev.entry.stored_len as u64 == next.entry.offset
+                && end - first.entry.offset <= SPAN_MAX
+        };
+        if !joins {
+            runs.push(&locs[start..i]);
+            start = i;
+        }
+    }
+    runs
 }
 
 /// Reads, opens and verifies `locs` in order. Chunks stored back to back
@@ -279,36 +308,49 @@ pub fn read_stored_chunks(
     })
 }
 
-/// Reads `locs` with one range request per run of adjacent chunks and
-/// passes each chunk's stored bytes to `open`, in parallel; the results
-/// come back in the order of `locs`. The bytes are the read buffer itself,
-/// so `open` may decrypt them in place.
+/// The longest span one range request of [`read_runs`] covers: longer
+/// runs are split, so a large file's chunks are read by several requests
+/// in flight at once on object storage instead of one long one (#13).
+const SPAN_MAX: u64 = 2 * 1024 * 1024;
+
+/// Reads `locs` with one range request per run of adjacent chunks (at most
+/// [`SPAN_MAX`] long, or one chunk), all through one
+/// [`Storage::get_ranges`], and passes each chunk's stored bytes to `open`,
+/// in parallel; the results come back in the order of `locs`. The bytes
+/// are the read buffer itself, so `open` may decrypt them in place.
 fn read_runs<T: Send>(
     storage: &dyn Storage,
     locs: &[ChunkLocation],
     open: impl Fn(&ChunkLocation, &mut [u8]) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let mut runs: Vec<&[ChunkLocation]> = Vec::new();
-    let mut start = 0;
-    for i in 1..=locs.len() {
-        let contiguous = i < locs.len() && {
-            let (prev, next) = (&locs[i - 1], &locs[i]);
-            prev.pack == next.pack
-                && prev.entry.offset + prev.entry.stored_len as u64 == next.entry.offset
-        };
-        if !contiguous {
-            runs.push(&locs[start..i]);
-            start = i;
-        }
-    }
-    let mut spans: Vec<Vec<u8>> = runs
-        .par_iter()
-        .map(|run| {
+    let runs = runs_of(locs);
+    let keys: Vec<String> = runs.iter().map(|run| pack::key(&run[0].pack)).collect();
+    let ranges: Vec<(&str, u64, u64)> = runs
+        .iter()
+        .zip(&keys)
+        .map(|(run, key)| {
             let (first, last) = (&run[0].entry, &run[run.len() - 1].entry);
             let end = last.offset + last.stored_len as u64;
-            fetch(storage, &run[0], first.offset, end - first.offset)
+            (key.as_str(), first.offset, end - first.offset)
         })
-        .collect::<Result<_>>()?;
+        .collect();
+    let mut spans = storage.get_ranges(&ranges).map_err(|e| {
+        // Damage to the pack is damage to the first chunk of the run read.
+        let run = runs
+            .iter()
+            .zip(&ranges)
+            .find(|(_, &(key, offset, _))| match &e {
+                Error::ObjectTruncated {
+                    key: k, offset: o, ..
+                } => k == key && *o == offset,
+                Error::ObjectNotFound { key: k } => k == key,
+                _ => false,
+            });
+        match run {
+            Some((run, _)) => pack_damage(&run[0], e),
+            None => e,
+        }
+    })?;
     // A run's chunks lie back to back from the start of its span.
     let mut pieces: Vec<(&ChunkLocation, &mut [u8])> = Vec::with_capacity(locs.len());
     for (run, span) in runs.iter().zip(&mut spans) {

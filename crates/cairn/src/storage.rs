@@ -75,6 +75,16 @@ pub trait Storage: Send + Sync {
         self.put_with(key, data, PutMode::Overwrite)
     }
 
+    /// How many `put`s a writer should keep in flight at once to use this
+    /// backend well. 1 (the default) where a put's cost is this machine's
+    /// own work (a local fsync, which several at once would only make
+    /// contend); more where it is mostly waiting for a round trip (object
+    /// storage), so that latency rather than bandwidth does not bound an
+    /// upload. Every put keeps its own promises however many run at once.
+    fn parallel_puts(&self) -> usize {
+        1
+    }
+
     /// Reads a whole object; a missing one is [`Error::ObjectNotFound`].
     fn get(&self, key: &str) -> Result<Vec<u8>>;
 
@@ -82,6 +92,16 @@ pub trait Storage: Send + Sync {
     /// [`Error::ObjectTruncated`], never a short read; the backend checks it
     /// before allocating, as ranges may come from a damaged catalog row.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// Reads several `(key, offset, len)` ranges, each as
+    /// [`Storage::get_range`] would, and returns them in the order asked.
+    /// The first failure is returned (with `get_range`'s error for it: a
+    /// range past the end is [`Error::ObjectTruncated`]) and the other
+    /// results are dropped. A backend whose reads wait on round trips runs
+    /// several at once; the default reads them one after another.
+    fn get_ranges(&self, ranges: &[(&str, u64, u64)]) -> Result<Vec<Vec<u8>>> {
+        ranges_one_by_one(self, ranges)
+    }
 
     /// The size of an object; a missing one is [`Error::ObjectNotFound`].
     fn head(&self, key: &str) -> Result<u64>;
@@ -162,6 +182,18 @@ pub trait Storage: Send + Sync {
     fn refill_reserve(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// [`Storage::get_ranges`] as one `get_range` after another: the default,
+/// and what a wrapper falls back to for ranges it cannot pass on whole.
+pub(crate) fn ranges_one_by_one<S: Storage + ?Sized>(
+    s: &S,
+    ranges: &[(&str, u64, u64)],
+) -> Result<Vec<Vec<u8>>> {
+    ranges
+        .iter()
+        .map(|&(key, offset, len)| s.get_range(key, offset, len))
+        .collect()
 }
 
 /// Names starting with this are never objects: the local backend's temp

@@ -198,3 +198,67 @@ fn a_missing_pack_is_a_corrupt_chunk() {
         other => panic!("expected CorruptChunk, got {other:?}"),
     }
 }
+
+/// Adjacent chunks join one range request up to [`SPAN_MAX`]; a longer
+/// run is split (so object storage reads it with several requests in
+/// flight), and a single chunk longer than that is still one request.
+#[test]
+fn runs_are_cut_at_span_max() {
+    let loc = |pack: u8, offset: u64, stored_len: u32| ChunkLocation {
+        pack: PackId([pack; 32]),
+        entry: PackEntry {
+            chunk: ChunkId([offset as u8; 32]),
+            offset,
+            stored_len,
+            raw_len: stored_len,
+            codec: Codec::Raw,
+        },
+    };
+    let mut locs: Vec<ChunkLocation> = (0..6).map(|i| loc(1, i * 700_000, 700_000)).collect();
+    locs.push(loc(1, 4_200_000, 3 << 20));
+    locs.push(loc(2, 0, 100));
+    let lens: Vec<usize> = runs_of(&locs).iter().map(|r| r.len()).collect();
+    // 3 x 700,000 bytes would pass 2 MiB (2,097,152).
+    assert_eq!(lens, [2, 2, 2, 1, 1]);
+    assert!(runs_of(&[]).is_empty());
+}
+
+/// A run longer than [`SPAN_MAX`] read in pieces comes back whole and in
+/// order, and a pack cut short is damage to a chunk of the piece past
+/// its end.
+#[test]
+fn a_run_read_in_pieces_comes_back_in_order() {
+    let storage = MemoryStorage::new();
+    let crypt = Crypt::plain();
+    let raws: Vec<Vec<u8>> = (0..5).map(|i| random_bytes(40 + i, 1 << 20)).collect();
+    let mut w = PackWriter::new();
+    for raw in &raws {
+        let s = seal_chunk(&crypt, raw, 0, Hint::Bytes);
+        w.add(s.id, s.codec, s.raw_len, &s.stored);
+    }
+    let sealed = w.finish();
+    storage.put(&pack::key(&sealed.id), &sealed.bytes).unwrap();
+    let locs: Vec<ChunkLocation> = sealed
+        .entries
+        .iter()
+        .map(|&entry| ChunkLocation {
+            pack: sealed.id,
+            entry,
+        })
+        .collect();
+    assert!(runs_of(&locs).len() >= 3);
+    let got = read_chunks(&storage, &crypt, &References::none(), &locs).unwrap();
+    assert_eq!(got, raws);
+
+    let cut = locs[4].entry.offset as usize + 10;
+    storage
+        .put(&pack::key(&sealed.id), &sealed.bytes[..cut])
+        .unwrap();
+    match read_chunks(&storage, &crypt, &References::none(), &locs) {
+        Err(Error::CorruptChunk { chunk, reason, .. }) => {
+            assert_eq!(reason, "pack is truncated");
+            assert_eq!(chunk, runs_of(&locs).last().unwrap()[0].entry.chunk);
+        }
+        other => panic!("expected CorruptChunk, got {other:?}"),
+    }
+}

@@ -9,7 +9,7 @@
 //! (owner, devices, hard links, an `incomplete` flag), which ingest fills
 //! in repositories of version 4. Nothing here does I/O: [`build`] turns a snapshot's
 //! logical file list into trees, [`expand`] turns a root tree back into the
-//! list through a `fetch` callback, [`visit`] walks distinct trees for gc.
+//! list through a [`Fetch`]er, [`visit`] walks distinct trees for gc.
 
 use std::collections::{HashMap, HashSet};
 
@@ -370,13 +370,38 @@ fn tree_entry(f: &FileEntry) -> TreeEntry {
     }
 }
 
-/// Reads one tree: `fetch` gives its stored-and-opened bytes.
-pub type Fetch<'f> = dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'f;
+/// How the readers here get trees: [`Fetch::fetch`] gives one tree's
+/// stored-and-opened bytes. Any `FnMut(&ChunkId) -> Result<Vec<u8>>` is
+/// one.
+pub trait Fetch {
+    fn fetch(&mut self, id: &ChunkId) -> Result<Vec<u8>>;
+
+    /// A hint that the trees `ids` (a directory's subtrees) are about to
+    /// be fetched, so a fetcher on object storage can read them in one
+    /// batch instead of one request per directory (#13). It may do
+    /// nothing (the default); it reports nothing, as each fetch that
+    /// follows still reports its own tree's failure, naming its directory.
+    /// `&mut self`, as a fetcher keeps what it read ahead.
+    fn prefetch(&mut self, ids: &[ChunkId]) {
+        let _ = ids;
+    }
+}
+
+impl<F: FnMut(&ChunkId) -> Result<Vec<u8>>> Fetch for F {
+    fn fetch(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
+        self(id)
+    }
+}
+
+/// The subtrees of `tree`'s directories, for [`Fetch::prefetch`].
+fn subtrees(tree: &Tree) -> Vec<ChunkId> {
+    tree.entries.iter().filter_map(|e| e.subtree).collect()
+}
 
 /// Reads tree `id` of directory `dir` (`""` = the root) for the manifest
 /// at `key`: damage (missing, corrupt or undecodable) is
 /// [`Error::CorruptManifest`] naming the directory, other errors pass.
-fn read(fetch: &mut Fetch, id: &ChunkId, dir: &str, key: &str) -> Result<Tree> {
+fn read(fetch: &mut dyn Fetch, id: &ChunkId, dir: &str, key: &str) -> Result<Tree> {
     let damaged = |reason: String| Error::CorruptManifest {
         key: key.to_string(),
         reason: format!(
@@ -385,7 +410,7 @@ fn read(fetch: &mut Fetch, id: &ChunkId, dir: &str, key: &str) -> Result<Tree> {
             if dir.is_empty() { "/" } else { dir }
         ),
     };
-    let bytes = match fetch(id) {
+    let bytes = match fetch.fetch(id) {
         Ok(b) => b,
         Err(e) if e.is_damage() || matches!(e, Error::ObjectNotFound { .. }) => {
             return Err(damaged(e.to_string()))
@@ -398,7 +423,7 @@ fn read(fetch: &mut Fetch, id: &ChunkId, dir: &str, key: &str) -> Result<Tree> {
 /// The logical file list of the snapshot whose root tree is `root`, in
 /// manifest order (pre-order, siblings by name); each directory entry's
 /// `chunks` holds its subtree's id. `key` names the manifest in errors.
-pub fn expand(root: &ChunkId, fetch: &mut Fetch, key: &str) -> Result<Vec<FileEntry>> {
+pub fn expand(root: &ChunkId, fetch: &mut dyn Fetch, key: &str) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
     expand_into(root, "", 0, fetch, key, &mut out)?;
     Ok(out)
@@ -408,7 +433,7 @@ fn expand_into(
     id: &ChunkId,
     dir: &str,
     depth: usize,
-    fetch: &mut Fetch,
+    fetch: &mut dyn Fetch,
     key: &str,
     out: &mut Vec<FileEntry>,
 ) -> Result<()> {
@@ -421,7 +446,9 @@ fn expand_into(
             "directories nested deeper than {MAX_DEPTH} under `{dir}`"
         )));
     }
-    for e in read(fetch, id, dir, key)?.entries {
+    let tree = read(fetch, id, dir, key)?;
+    fetch.prefetch(&subtrees(&tree));
+    for e in tree.entries {
         let name = name::from_bytes(&e.name);
         let path = if dir.is_empty() {
             name.to_string()
@@ -459,7 +486,7 @@ fn expand_into(
 /// same trees fails too instead of skipping what could not be read.
 pub fn visit(
     root: &ChunkId,
-    fetch: &mut Fetch,
+    fetch: &mut dyn Fetch,
     key: &str,
     visited: &mut HashSet<ChunkId>,
     mark: &mut dyn FnMut(&[ChunkId]) -> Result<()>,
@@ -476,7 +503,7 @@ pub fn visit(
 
 fn visit_from(
     root: &ChunkId,
-    fetch: &mut Fetch,
+    fetch: &mut dyn Fetch,
     key: &str,
     visited: &mut HashSet<ChunkId>,
     added: &mut Vec<ChunkId>,
@@ -491,6 +518,11 @@ fn visit_from(
         visited.insert(id);
         added.push(id);
         mark(&[id])?;
+        let unseen: Vec<ChunkId> = subtrees(&tree)
+            .into_iter()
+            .filter(|s| !visited.contains(s))
+            .collect();
+        fetch.prefetch(&unseen);
         for e in tree.entries {
             mark(&e.chunks)?;
             if let Some(sub) = e.subtree {

@@ -8,6 +8,7 @@ use crate::error::Error;
 pub(crate) fn run(s: &dyn Storage) {
     put_get_and_overwrite(s);
     ranges_and_truncation(s);
+    batched_ranges(s);
     missing_objects(s);
     create_new_is_exclusive(s);
     list_by_prefix_sorted(s);
@@ -47,6 +48,47 @@ fn ranges_and_truncation(s: &dyn Storage) {
         }
     }
     s.delete("r/x").unwrap();
+}
+
+/// `get_ranges` answers in the order asked (also more ranges than a
+/// backend keeps in flight, from several objects), fails as `get_range`
+/// would for a range past the end or a missing object, and takes none.
+fn batched_ranges(s: &dyn Storage) {
+    s.put("b/x", b"0123456789").unwrap();
+    s.put("b/y", b"abcdefghij").unwrap();
+    let asked: Vec<(&str, u64, u64)> = (0..20u64)
+        .map(|i| {
+            let (key, offset) = (["b/x", "b/y"][i as usize % 2], i % 10);
+            (key, offset, (10 - offset).min(i % 4))
+        })
+        .collect();
+    let one_by_one: Vec<Vec<u8>> = asked
+        .iter()
+        .map(|&(key, offset, len)| s.get_range(key, offset, len).unwrap())
+        .collect();
+    assert_eq!(s.get_ranges(&asked).unwrap(), one_by_one);
+    assert_eq!(
+        s.get_ranges(&[("b/y", 0, 2), ("b/x", 8, 2), ("b/x", 10, 0)])
+            .unwrap(),
+        [&b"ab"[..], b"89", b""]
+    );
+    assert!(s.get_ranges(&[]).unwrap().is_empty());
+    match s.get_ranges(&[("b/x", 0, 2), ("b/y", 8, 3), ("b/x", 2, 2)]) {
+        Err(Error::ObjectTruncated {
+            key,
+            offset,
+            len,
+            size,
+        }) => assert_eq!((key.as_str(), offset, len, size), ("b/y", 8, 3, 10)),
+        other => panic!("{other:?}"),
+    }
+    match s.get_ranges(&[("b/x", 0, 2), ("b/none", 0, 1)]) {
+        Err(Error::ObjectNotFound { key }) => assert_eq!(key, "b/none"),
+        other => panic!("{other:?}"),
+    }
+    for key in ["b/x", "b/y"] {
+        s.delete(key).unwrap();
+    }
 }
 
 fn missing_objects(s: &dyn Storage) {

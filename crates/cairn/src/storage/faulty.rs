@@ -26,17 +26,26 @@ pub struct FaultyStorage<S> {
     fault: Fault,
     fail_at: u64,
     puts: AtomicU64,
+    parallel_puts: usize,
 }
 
 impl<S: Storage> FaultyStorage<S> {
     /// Injects `fault` into put number `fail_at` (1-based) and every later one.
     pub fn new(inner: S, fault: Fault, fail_at: u64) -> Self {
         Self {
-            inner,
             fault,
             fail_at,
             puts: AtomicU64::new(0),
+            parallel_puts: inner.parallel_puts(),
+            inner,
         }
+    }
+
+    /// Advises `n` puts in flight, whatever the inner storage does, so a
+    /// fault can hit one of several parallel writers.
+    pub fn with_parallel_puts(mut self, n: usize) -> Self {
+        self.parallel_puts = n;
+        self
     }
 }
 
@@ -71,6 +80,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             self.inner.put_with(key, &data[..data.len() / 2], mode)?;
         }
         Err(injected(key, format!("injected fault on put #{n}")))
+    }
+
+    fn parallel_puts(&self) -> usize {
+        self.parallel_puts
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {

@@ -27,8 +27,12 @@ pub(super) struct Storer<'r> {
     packs: SyncSender<SealedPack>,
     /// Buffers of packs the writer has finished with (one per pack).
     recycled: Receiver<Vec<u8>>,
-    /// Whether a pack (and so a buffer) has gone to the writer yet.
-    sealed_any: bool,
+    /// Pack buffers that may still be made rather than waited for: one
+    /// per writer ([`Storage::parallel_puts`]), so each can have a pack in
+    /// flight while the next one fills.
+    ///
+    /// [`Storage::parallel_puts`]: crate::storage::Storage::parallel_puts
+    new_buffers: usize,
     /// Every chunk this run has stored: packs in flight are not in the
     /// catalog yet. Bounded by the new data (≈ 40 bytes per new chunk).
     stored: HashSet<ChunkId>,
@@ -60,7 +64,7 @@ impl<'r> Storer<'r> {
             pack: repo.pack_writer(),
             packs,
             recycled,
-            sealed_any: false,
+            new_buffers: repo.storage().parallel_puts(),
             stored: HashSet::new(),
             totals: Totals::default(),
             previous: None,
@@ -237,15 +241,15 @@ impl<'r> Storer<'r> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        // Exactly two pack buffers: after the first pack, wait for the
-        // writer to hand back the previous one (the send below would wait
-        // for the writer just as long) instead of growing a third.
-        let buffer = if self.sealed_any {
-            self.recycled.recv().unwrap_or_default()
-        } else {
+        // One pack buffer per writer and the one filling: once all are
+        // made, wait for a writer to hand one back (the send below would
+        // wait for a writer just as long) instead of growing another.
+        let buffer = if self.new_buffers > 0 {
+            self.new_buffers -= 1;
             Vec::new()
+        } else {
+            self.recycled.recv().unwrap_or_default()
         };
-        self.sealed_any = true;
         self.totals.packs += 1;
         let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer)
             .sealing(self.repo.crypt());
