@@ -691,8 +691,8 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             kind,
         });
     }
-    let locs = Locations::of(repo.catalog(), &file, Bounds::DEFAULT)
-        .map_err(|e| e.in_file(&file.path))?;
+    let locs =
+        Locations::of(repo.catalog(), &file, Bounds::DEFAULT).map_err(|e| e.in_file(&file.path))?;
     stream_file(
         repo.storage(),
         repo.crypt(),
@@ -835,7 +835,10 @@ mod tests {
                 1 => format!("d/f{i}"),
                 _ => format!("d/e/f{i}"),
             };
-            want.push((rel, crate::test_support::random_bytes(i, (i as usize % 7) * 3000)));
+            want.push((
+                rel,
+                crate::test_support::random_bytes(i, (i as usize % 7) * 3000),
+            ));
         }
         want.push(("big".into(), crate::test_support::random_bytes(77, 1 << 20)));
         for (rel, data) in &want {
@@ -845,7 +848,9 @@ mod tests {
             label: crate::SnapshotLabel::new("config", "c"),
             ..Default::default()
         };
-        t.repo.snapshot(&[src.clone()], &opts, &NoProgress).unwrap();
+        t.repo
+            .snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+            .unwrap();
         let snap = t.repo.resolve("c").unwrap();
         let files = t.repo.catalog().files(&snap).unwrap();
         let big = files.iter().find(|f| f.path.ends_with("/big")).unwrap();
@@ -864,7 +869,8 @@ mod tests {
         for (rel, data) in &want {
             assert!(fs::read(root.join(rel)).unwrap() == *data, "{rel} differs");
         }
-        let verified = crate::ops::check::verify::verify_bounded(&t.repo, &snap, &NoProgress, bounds);
+        let verified =
+            crate::ops::check::verify::verify_bounded(&t.repo, &snap, &NoProgress, bounds);
         let verified = verified.unwrap();
         assert_eq!(verified.files, want.len() as u64);
         assert!(verified.failures.is_empty(), "{:?}", verified.failures);

@@ -117,7 +117,11 @@ impl<'a, I: Iterator<Item = &'a FileEntry>> Located<'a, I> {
         let mut chunks = 0;
         while batch.len() < self.bounds.files {
             let Some(f) = self.files.peek() else { break };
-            let n = if self.bounds.lazy(f) { 0 } else { f.chunks.len() };
+            let n = if self.bounds.lazy(f) {
+                0
+            } else {
+                f.chunks.len()
+            };
             if !batch.is_empty() && chunks + n > self.bounds.chunks {
                 break;
             }
@@ -187,10 +191,8 @@ mod tests {
             .map(|i| (format!("f{i:02}"), random_bytes(i, (i as usize % 6) * 5000)))
             .collect();
         files.push(("huge".into(), random_bytes(99, 160_000)));
-        let named: Vec<(&str, Vec<u8>)> = files
-            .iter()
-            .map(|(n, d)| (n.as_str(), d.clone()))
-            .collect();
+        let named: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
         let id = t.snap_files("config", "c", &named, &[]);
         let snap = t.repo.resolve(&id.to_hex()).unwrap();
         let all = t.repo.catalog().files(&snap).unwrap();
