@@ -56,10 +56,14 @@ pub(crate) fn verify_bounded(
     progress.start("verify", files.iter().map(|f| f.size).sum());
     let storage = repo.storage();
     let refs = repo.references();
-    let found: Vec<Option<VerifyFailure>> = Located::new(repo.catalog(), files.iter(), bounds)
+    // Only the failures are collected: one slot per file would be O(files).
+    let mut failures: Vec<VerifyFailure> = Located::new(repo.catalog(), files.iter(), bounds)
         .par_bridge()
-        .map(|item| {
-            let (f, locs) = item?;
+        .filter_map(|item| {
+            let (f, locs) = match item {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
+            };
             let result = locs.and_then(|locs| {
                 stream_file(storage, repo.crypt(), &refs, f, &locs, |c| {
                     crate::progress::check_cancelled(progress)?;
@@ -67,16 +71,17 @@ pub(crate) fn verify_bounded(
                     Ok(())
                 })
             });
-            Ok(result.err().map(|e| VerifyFailure {
-                path: f.path.clone(),
-                error: e.to_string(),
-            }))
+            result.err().map(|e| {
+                Ok(VerifyFailure {
+                    path: f.path.clone(),
+                    error: e.to_string(),
+                })
+            })
         })
         .collect::<Result<_>>()?;
     // A cancelled read is not a failure of the file it was reading.
     crate::progress::check_cancelled(progress)?;
     progress.finish();
-    let mut failures: Vec<VerifyFailure> = found.into_iter().flatten().collect();
     failures.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(VerifyReport {
         files: files.len() as u64,
