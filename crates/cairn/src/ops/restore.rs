@@ -876,6 +876,58 @@ mod tests {
         assert!(verified.failures.is_empty(), "{:?}", verified.failures);
     }
 
+    /// A file located a window at a time that has lost a chunk past its
+    /// first window fails as itself: restore's error names its path (and
+    /// with ignore-errors only it fails), verify lists it alone.
+    #[test]
+    fn lazy_file_missing_a_chunk_fails_as_that_file() {
+        let t = crate::test_support::TestRepo::new();
+        let big_data = crate::test_support::random_bytes(7, 600_000);
+        let small = ("small", crate::test_support::random_bytes(8, 5000));
+        t.snap_files("config", "c", &[("big", big_data), small], &[]);
+        let snap = t.repo.resolve("c").unwrap();
+        let files = t.repo.catalog().files(&snap).unwrap();
+        let big = files.iter().find(|f| f.path.ends_with("/big")).unwrap();
+        assert!(big.chunks.len() > WINDOW + 1, "{} chunks", big.chunks.len());
+        let lost = big.chunks[WINDOW + 1];
+        let conn = rusqlite::Connection::open(t.repo.catalog().path()).unwrap();
+        let n = conn
+            .execute("DELETE FROM chunks WHERE chunk_id = ?1", [&lost.0[..]])
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(conn);
+        let bounds = Bounds {
+            file_chunks: WINDOW,
+            ..Bounds::DEFAULT
+        };
+        let out = t.dir.path().join("out");
+        let err = restore_bounded(
+            &t.repo,
+            &snap,
+            &out,
+            &RestoreOptions::default(),
+            &NoProgress,
+            bounds,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InFile { path, .. } if *path == big.path),
+            "{err:?}"
+        );
+        let opts = RestoreOptions {
+            ignore_errors: true,
+            ..Default::default()
+        };
+        let out = t.dir.path().join("out2");
+        let report = restore_bounded(&t.repo, &snap, &out, &opts, &NoProgress, bounds).unwrap();
+        let failed: Vec<&str> = report.failed.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(failed, [big.path.as_str()]);
+        let verified =
+            crate::ops::check::verify::verify_bounded(&t.repo, &snap, &NoProgress, bounds).unwrap();
+        let failed: Vec<&str> = verified.failures.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(failed, [big.path.as_str()]);
+    }
+
     /// Guards the reader lock: a restore must not start while gc (an
     /// exclusive holder) may be deleting packs.
     #[test]
