@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
 
-mod verify;
+pub(crate) mod verify;
 pub use verify::{verify, VerifyFailure, VerifyReport};
 
 /// One thing wrong (or left over) in a repository.

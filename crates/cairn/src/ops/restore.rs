@@ -15,6 +15,7 @@
 
 mod fidelity;
 pub(crate) mod layout;
+pub(crate) mod locate;
 mod stage;
 mod target;
 
@@ -31,9 +32,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blob::{read_chunks, References};
-use crate::catalog::{ChunkLocation, SnapshotInfo};
+use crate::catalog::SnapshotInfo;
 use crate::error::{Error, IoContext, Result};
-use crate::format::id::ChunkId;
 use crate::format::manifest::{EntryKind, FileEntry};
 use crate::format::name;
 use crate::format::seal::Crypt;
@@ -41,6 +41,7 @@ use crate::progress::Progress;
 use crate::repo::repository::Repository;
 use crate::storage::pagecache::WriteBehind;
 use crate::storage::Storage;
+use locate::{Bounds, Located, Locations};
 
 /// Chunks fetched and decoded in parallel before being written in order.
 const WINDOW: usize = 64;
@@ -166,6 +167,19 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    restore_bounded(repo, snap, target, opts, progress, Bounds::DEFAULT)
+}
+
+/// [`restore`], locating chunks in batches of `bounds` (tests make them
+/// tiny so a small tree crosses many batches and windows).
+fn restore_bounded(
+    repo: &Repository,
+    snap: &SnapshotInfo,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+    bounds: Bounds,
+) -> Result<RestoreReport> {
     // Shared: gc must not delete a pack this restore is about to read.
     let _lock = repo.read_lock("restore")?;
     let all = repo.catalog().files(snap)?;
@@ -195,7 +209,7 @@ pub fn restore(
         .collect();
     prepare_target(target, &in_place, opts.overwrite)?;
     layout.create()?;
-    let written = write_entries(repo, target, &entries, &layout, opts, progress);
+    let written = write_entries(repo, target, &entries, &layout, opts, progress, bounds);
     if written.is_err() {
         layout.discard();
     }
@@ -217,7 +231,8 @@ pub fn restore(
 /// Writes the directories, files and symlinks of `entries` (TARGET
 /// prepared, stages created), then the directories' modes and mtimes.
 /// Returns the failed files (with `ignore_errors`) and the numbers of
-/// directories and symlinks.
+/// directories and symlinks. Files are written in parallel as [`Located`]
+/// yields them, so only a few batches of locations are held at a time.
 fn write_entries(
     repo: &Repository,
     target: &Path,
@@ -225,6 +240,7 @@ fn write_entries(
     layout: &stage::Layout,
     opts: &RestoreOptions,
     progress: &dyn Progress,
+    bounds: Bounds,
 ) -> Result<(Vec<RestoreFailure>, u64, u64, fidelity::Made)> {
     let (mut dirs, mut files, mut links, mut specials) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -249,18 +265,14 @@ fn write_entries(
     // Each made or found a real directory, reached through real ones (and
     // "" is TARGET itself).
     let verified_dirs: HashSet<&str> = dirs.iter().map(|d| d.path.as_str()).chain([""]).collect();
-    let lists: Vec<&[ChunkId]> = files.iter().map(|f| f.chunks.as_slice()).collect();
-    let located: Vec<(&FileEntry, Result<Vec<ChunkLocation>>)> = files
-        .iter()
-        .copied()
-        .zip(repo.catalog().locate_lists(&lists)?)
-        .collect();
     progress.start("restore", files.iter().map(|f| f.size).sum());
     crate::progress::check_cancelled(progress)?;
     let failures = Mutex::new(Vec::new());
     let storage = repo.storage();
     let refs = repo.references();
-    located.into_par_iter().try_for_each(|(f, locs)| {
+    let located = Located::new(repo.catalog(), files.iter().copied(), bounds);
+    located.par_bridge().try_for_each(|item| {
+        let (f, locs) = item?;
         let result = locs.and_then(|locs| {
             let place = match layout.staged(&f.path) {
                 Some(path) => Place::New(path),
@@ -417,7 +429,7 @@ fn restore_file(
     refs: &References,
     place: Place,
     f: &FileEntry,
-    locs: &[ChunkLocation],
+    locs: &Locations,
     progress: &dyn Progress,
 ) -> Result<()> {
     let (dest, tmp) = match &place {
@@ -462,7 +474,7 @@ fn write_verified(
     tmp: &Path,
     fresh: bool,
     f: &FileEntry,
-    locs: &[ChunkLocation],
+    locs: &Locations,
     progress: &dyn Progress,
 ) -> Result<()> {
     let perm = f.mode & 0o7777;
@@ -537,14 +549,15 @@ fn is_zero(block: &[u8]) -> bool {
 }
 
 /// Reads a file's chunks in order (fetching and decoding a window of them
-/// in parallel), passes each to `sink`, and checks the SHA-256 of the whole
-/// against the one recorded. The one read path for restore, cat and verify.
+/// in parallel, each window located first when `locs` is lazy), passes
+/// each to `sink`, and checks the SHA-256 of the whole against the one
+/// recorded. The one read path for restore, cat and verify.
 pub(crate) fn stream_file(
     storage: &dyn Storage,
     crypt: &Crypt,
     refs: &References,
     f: &FileEntry,
-    locs: &[ChunkLocation],
+    locs: &Locations,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut sha = Sha256::new();
@@ -554,17 +567,15 @@ pub(crate) fn stream_file(
     // runs on pool workers (restore is parallel over files), and a worker
     // blocked on a plain join while its prefetch waits for the pool would
     // deadlock; one waiting at the end of a rayon scope runs pool work.
-    let mut windows = locs.chunks(WINDOW);
-    let mut current = windows
-        .next()
-        .map(|w| read_chunks(storage, crypt, refs, w))
-        .transpose()?;
+    let read = |i: usize| read_chunks(storage, crypt, refs, &locs.window(&f.chunks, i)?);
+    let windows = f.chunks.len().div_ceil(WINDOW);
+    let mut current = (windows > 0).then(|| read(0)).transpose()?;
+    let mut following = 1;
     while let Some(chunks) = current.take() {
         let mut next = None;
-        let following = windows.next();
         rayon::in_place_scope(|scope| -> Result<()> {
-            if let Some(w) = following {
-                scope.spawn(|_| next = Some(read_chunks(storage, crypt, refs, w)));
+            if following < windows {
+                scope.spawn(|_| next = Some(read(following)));
             }
             for c in &chunks {
                 sha.update(c);
@@ -573,6 +584,7 @@ pub(crate) fn stream_file(
             Ok(())
         })?;
         current = next.transpose()?;
+        following += 1;
     }
     let actual: [u8; 32] = sha.finalize().into();
     if actual != f.sha256 {
@@ -679,9 +691,8 @@ pub fn cat(repo: &Repository, snap: &SnapshotInfo, path: &str, out: &mut dyn Wri
             kind,
         });
     }
-    let locs = repo
-        .locate_all(&file.chunks)
-        .map_err(|e| e.in_file(&file.path))?;
+    let locs =
+        Locations::of(repo.catalog(), &file, Bounds::DEFAULT).map_err(|e| e.in_file(&file.path))?;
     stream_file(
         repo.storage(),
         repo.crypt(),
@@ -806,6 +817,115 @@ mod tests {
         );
         let unsafe_path = Error::UnsafePath { path: "p".into() }.in_file("q");
         assert_eq!(unsafe_path.to_string(), "unsafe path in manifest: p");
+    }
+
+    /// Regression guard for #12's bounded locating: with batches of 2 files
+    /// / 3 chunks and every file above 3 chunks located a window at a time,
+    /// a tree of many files (empty ones, nested ones) and one file of
+    /// several windows restores byte for byte, and verify finds it whole.
+    #[test]
+    fn tiny_batches_restore_every_byte() {
+        let t = crate::test_support::TestRepo::new();
+        let src = t.dir.path().join("src");
+        fs::create_dir_all(src.join("d/e")).unwrap();
+        let mut want = Vec::new();
+        for i in 0..40u64 {
+            let rel = match i % 3 {
+                0 => format!("f{i}"),
+                1 => format!("d/f{i}"),
+                _ => format!("d/e/f{i}"),
+            };
+            want.push((
+                rel,
+                crate::test_support::random_bytes(i, (i as usize % 7) * 3000),
+            ));
+        }
+        want.push(("big".into(), crate::test_support::random_bytes(77, 1 << 20)));
+        for (rel, data) in &want {
+            fs::write(src.join(rel), data).unwrap();
+        }
+        let opts = SnapshotOptions {
+            label: crate::SnapshotLabel::new("config", "c"),
+            ..Default::default()
+        };
+        t.repo
+            .snapshot(std::slice::from_ref(&src), &opts, &NoProgress)
+            .unwrap();
+        let snap = t.repo.resolve("c").unwrap();
+        let files = t.repo.catalog().files(&snap).unwrap();
+        let big = files.iter().find(|f| f.path.ends_with("/big")).unwrap();
+        assert!(big.chunks.len() > 2 * WINDOW, "{} chunks", big.chunks.len());
+        let bounds = Bounds {
+            files: 2,
+            chunks: 3,
+            file_chunks: 3,
+        };
+        let out = t.dir.path().join("out");
+        let opts = RestoreOptions::default();
+        let report = restore_bounded(&t.repo, &snap, &out, &opts, &NoProgress, bounds).unwrap();
+        assert_eq!(report.files, want.len() as u64);
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        let root = out.join(crate::test_support::stored(&src, ""));
+        for (rel, data) in &want {
+            assert!(fs::read(root.join(rel)).unwrap() == *data, "{rel} differs");
+        }
+        let verified =
+            crate::ops::check::verify::verify_bounded(&t.repo, &snap, &NoProgress, bounds);
+        let verified = verified.unwrap();
+        assert_eq!(verified.files, want.len() as u64);
+        assert!(verified.failures.is_empty(), "{:?}", verified.failures);
+    }
+
+    /// A file located a window at a time that has lost a chunk past its
+    /// first window fails as itself: restore's error names its path (and
+    /// with ignore-errors only it fails), verify lists it alone.
+    #[test]
+    fn lazy_file_missing_a_chunk_fails_as_that_file() {
+        let t = crate::test_support::TestRepo::new();
+        let big_data = crate::test_support::random_bytes(7, 600_000);
+        let small = ("small", crate::test_support::random_bytes(8, 5000));
+        t.snap_files("config", "c", &[("big", big_data), small], &[]);
+        let snap = t.repo.resolve("c").unwrap();
+        let files = t.repo.catalog().files(&snap).unwrap();
+        let big = files.iter().find(|f| f.path.ends_with("/big")).unwrap();
+        assert!(big.chunks.len() > WINDOW + 1, "{} chunks", big.chunks.len());
+        let lost = big.chunks[WINDOW + 1];
+        let conn = rusqlite::Connection::open(t.repo.catalog().path()).unwrap();
+        let n = conn
+            .execute("DELETE FROM chunks WHERE chunk_id = ?1", [&lost.0[..]])
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(conn);
+        let bounds = Bounds {
+            file_chunks: WINDOW,
+            ..Bounds::DEFAULT
+        };
+        let out = t.dir.path().join("out");
+        let err = restore_bounded(
+            &t.repo,
+            &snap,
+            &out,
+            &RestoreOptions::default(),
+            &NoProgress,
+            bounds,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InFile { path, .. } if *path == big.path),
+            "{err:?}"
+        );
+        let opts = RestoreOptions {
+            ignore_errors: true,
+            ..Default::default()
+        };
+        let out = t.dir.path().join("out2");
+        let report = restore_bounded(&t.repo, &snap, &out, &opts, &NoProgress, bounds).unwrap();
+        let failed: Vec<&str> = report.failed.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(failed, [big.path.as_str()]);
+        let verified =
+            crate::ops::check::verify::verify_bounded(&t.repo, &snap, &NoProgress, bounds).unwrap();
+        let failed: Vec<&str> = verified.failures.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(failed, [big.path.as_str()]);
     }
 
     /// Guards the reader lock: a restore must not start while gc (an

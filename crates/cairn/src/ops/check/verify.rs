@@ -4,9 +4,10 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{ChunkLocation, SnapshotInfo};
+use crate::catalog::SnapshotInfo;
 use crate::error::Result;
 use crate::format::manifest::EntryKind;
+use crate::ops::restore::locate::{Bounds, Located};
 use crate::ops::restore::stream_file;
 use crate::progress::Progress;
 use crate::repo::repository::Repository;
@@ -26,11 +27,24 @@ pub struct VerifyReport {
 }
 
 /// Reconstructs every file of `snap` in memory (nothing is written) and
-/// compares it with its recorded SHA-256.
+/// compares it with its recorded SHA-256. The failures come sorted by path
+/// (files are read in parallel, in no fixed order). A file the catalog
+/// cannot place is a failure of that file; a catalog that cannot be read
+/// fails the whole verify.
 pub fn verify(
     repo: &Repository,
     snap: &SnapshotInfo,
     progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    verify_bounded(repo, snap, progress, Bounds::DEFAULT)
+}
+
+/// [`verify`], locating chunks in batches of `bounds`.
+pub(crate) fn verify_bounded(
+    repo: &Repository,
+    snap: &SnapshotInfo,
+    progress: &dyn Progress,
+    bounds: Bounds,
 ) -> Result<VerifyReport> {
     let _lock = repo.read_lock("verify")?;
     let files: Vec<_> = repo
@@ -39,15 +53,17 @@ pub fn verify(
         .into_iter()
         .filter(|f| f.kind == EntryKind::File)
         .collect();
-    let located: Vec<Result<Vec<ChunkLocation>>> =
-        files.iter().map(|f| repo.locate_all(&f.chunks)).collect();
     progress.start("verify", files.iter().map(|f| f.size).sum());
     let storage = repo.storage();
     let refs = repo.references();
-    let failures: Vec<VerifyFailure> = files
-        .par_iter()
-        .zip(located)
-        .filter_map(|(f, locs)| {
+    // Only the failures are collected: one slot per file would be O(files).
+    let mut failures: Vec<VerifyFailure> = Located::new(repo.catalog(), files.iter(), bounds)
+        .par_bridge()
+        .filter_map(|item| {
+            let (f, locs) = match item {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
+            };
             let result = locs.and_then(|locs| {
                 stream_file(storage, repo.crypt(), &refs, f, &locs, |c| {
                     crate::progress::check_cancelled(progress)?;
@@ -55,15 +71,18 @@ pub fn verify(
                     Ok(())
                 })
             });
-            result.err().map(|e| VerifyFailure {
-                path: f.path.clone(),
-                error: e.to_string(),
+            result.err().map(|e| {
+                Ok(VerifyFailure {
+                    path: f.path.clone(),
+                    error: e.to_string(),
+                })
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     // A cancelled read is not a failure of the file it was reading.
     crate::progress::check_cancelled(progress)?;
     progress.finish();
+    failures.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(VerifyReport {
         files: files.len() as u64,
         bytes: files.iter().map(|f| f.size).sum(),
