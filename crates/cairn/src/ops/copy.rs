@@ -33,6 +33,7 @@
 //! kind, name, version, host and time.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -42,8 +43,8 @@ use crate::error::{Error, Result};
 use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
-use crate::format::pack::{PackEntry, PackWriter};
-use crate::ops::snapshot::write_pack;
+use crate::format::pack::{PackEntry, PackWriter, SealedPack};
+use crate::ops::snapshot::write_packs;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -248,7 +249,6 @@ pub fn copy(
             continue;
         }
         sender.send(&send)?;
-        sender.flush()?;
         commit(from, to, lock.as_ref(), &p.snapshot)?;
         report
             .snapshots
@@ -545,7 +545,6 @@ struct Sender<'r> {
     from: &'r Repository,
     to: &'r Repository,
     progress: &'r dyn Progress,
-    writer: PackWriter,
     verify: bool,
     packs_written: u64,
 }
@@ -556,13 +555,15 @@ impl<'r> Sender<'r> {
             from,
             to,
             progress,
-            writer: to.pack_writer(),
             verify: to.config().verify_after_snapshot,
             packs_written: 0,
         }
     }
 
-    /// Sends `locs` in batches of about [`READ_BATCH_BYTES`] stored bytes.
+    /// Sends `locs` in batches of about [`READ_BATCH_BYTES`] stored bytes
+    /// into packs that snapshot's writers put, several at a time on object
+    /// storage ([`write_packs`]). When this returns, every pack is written
+    /// and indexed, so the manifest may follow.
     fn send(&mut self, locs: &[ChunkLocation]) -> Result<()> {
         if !self.to.config().allows_delta() && locs.iter().any(|l| l.entry.codec == Codec::Delta) {
             return Err(Error::IncompatibleRepositories {
@@ -576,6 +577,38 @@ impl<'r> Sender<'r> {
                 ),
             });
         }
+        let (to, verify) = (self.to, self.verify);
+        std::thread::scope(|scope| {
+            // Rendezvous, as in snapshot: a pack per writer in flight.
+            let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
+            let (recycle_tx, recycle_rx) = channel();
+            let writer = scope.spawn(move || {
+                write_packs(
+                    to.storage(),
+                    to.crypt(),
+                    to.catalog(),
+                    verify,
+                    pack_rx,
+                    recycle_tx,
+                )
+            });
+            let filled = self.fill(locs, &pack_tx, &recycle_rx);
+            drop(pack_tx);
+            // The writer's own error explains a failed hand-over; report it first.
+            writer.join().expect("pack writer does not panic")?;
+            filled
+        })
+    }
+
+    /// Reads `locs` from the source into packs and hands each full one,
+    /// and the last, to the writers.
+    fn fill(
+        &mut self,
+        locs: &[ChunkLocation],
+        packs: &SyncSender<SealedPack>,
+        recycled: &Receiver<Vec<u8>>,
+    ) -> Result<()> {
+        let mut writer = self.to.pack_writer();
         for (batch, bytes) in batches(locs, READ_BATCH_BYTES, |e| e.stored_len) {
             let stored = crate::blob::read_stored_chunks(
                 self.from.storage(),
@@ -585,30 +618,28 @@ impl<'r> Sender<'r> {
             )?;
             for (loc, bytes) in batch.iter().zip(&stored) {
                 let e = &loc.entry;
-                self.writer.add(e.chunk, e.codec, e.raw_len, bytes);
-                if self.writer.is_full() {
-                    self.flush()?;
+                writer.add(e.chunk, e.codec, e.raw_len, bytes);
+                if writer.is_full() {
+                    // A buffer a writer is done with, when one is back.
+                    let buffer = recycled.try_recv().unwrap_or_default();
+                    let next =
+                        PackWriter::with_buffer(self.to.config().pack_target_bytes(), buffer)
+                            .sealing(self.to.crypt());
+                    self.hand_over(std::mem::replace(&mut writer, next), packs)?;
                 }
             }
             self.progress.advance(bytes);
         }
-        Ok(())
-    }
-
-    /// Writes the current pack, if any, through snapshot's pack path.
-    fn flush(&mut self) -> Result<()> {
-        if self.writer.is_empty() {
+        if writer.is_empty() {
             return Ok(());
         }
-        let next = self.to.pack_writer();
-        let sealed = std::mem::replace(&mut self.writer, next).finish();
-        write_pack(
-            self.to.storage(),
-            self.to.crypt(),
-            self.to.catalog(),
-            &sealed,
-            self.verify,
-        )?;
+        self.hand_over(writer, packs)
+    }
+
+    fn hand_over(&mut self, pack: PackWriter, packs: &SyncSender<SealedPack>) -> Result<()> {
+        packs
+            .send(pack.finish())
+            .map_err(|_| Error::InvalidArgument("the pack writer stopped".into()))?;
         self.packs_written += 1;
         Ok(())
     }

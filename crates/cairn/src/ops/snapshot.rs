@@ -711,7 +711,7 @@ pub(crate) fn store_all(
 /// still put, then indexed. The first error stops every writer after the
 /// pack it is on and is returned; when this returns, every writer is done,
 /// so the caller puts the manifest only after all packs are indexed.
-fn write_packs(
+pub(crate) fn write_packs(
     storage: &dyn Storage,
     crypt: &Crypt,
     catalog: &Catalog,

@@ -359,14 +359,23 @@ fn a_damaged_source_chunk_fails_a_re_encoding_copy_and_leaves_the_destination_in
     assert_restores(&dest, &c[0].id, &snaps[2].1, src.dir.path());
 }
 
+/// With one pack writer and with three (as on object storage), whose
+/// puts a crash may stop in any order.
 #[test]
 fn a_copy_crashed_before_any_storage_step_is_finished_by_the_next() {
+    for writers in [1, 3] {
+        crashed_copies_are_finished_by_the_next(writers);
+    }
+}
+
+fn crashed_copies_are_finished_by_the_next(writers: usize) {
     let (src, snaps) = source();
     // Mutation 1 is the destination's lock; crash before 2, 3, ... of copy.
     for crash_at in 2.. {
         let dest = TestRepo::with_pack_target(Some(16 * 1024));
         let root = dest.repo.root().to_path_buf();
-        let faulty = FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, crash_at);
+        let faulty = FaultyStorage::new(LocalStorage::new(&root), Fault::Crash, crash_at)
+            .with_parallel_puts(writers);
         let location = CatalogLocation::in_repository(&root);
         let crashing = Repository::open_with(Arc::new(faulty), location).unwrap();
         let outcome = src.repo.copy_to(&crashing, &all(), &NoProgress);
@@ -379,9 +388,13 @@ fn a_copy_crashed_before_any_storage_step_is_finished_by_the_next() {
         assert_eq!(
             r.snapshots_present as usize,
             visible.len(),
-            "crash at {crash_at}"
+            "{writers} writers, crash at {crash_at}"
         );
-        assert_eq!(ids(&repo), ids(&src.repo), "crash at {crash_at}");
+        assert_eq!(
+            ids(&repo),
+            ids(&src.repo),
+            "{writers} writers, crash at {crash_at}"
+        );
         assert_clean(&repo);
         for (id, data) in &snaps {
             assert_restores(&repo, id, data, src.dir.path());
