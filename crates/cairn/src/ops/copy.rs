@@ -33,7 +33,7 @@
 //! kind, name, version, host and time.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -44,7 +44,7 @@ use crate::format::codec::Codec;
 use crate::format::id::{ChunkId, SnapshotId};
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::{PackEntry, PackWriter, SealedPack};
-use crate::ops::snapshot::write_packs;
+use crate::ops::snapshot::through_pack_writers;
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
@@ -562,7 +562,7 @@ impl<'r> Sender<'r> {
 
     /// Sends `locs` in batches of about [`READ_BATCH_BYTES`] stored bytes
     /// into packs that snapshot's writers put, several at a time on object
-    /// storage ([`write_packs`]). When this returns, every pack is written
+    /// storage ([`through_pack_writers`]). When this returns, every pack is written
     /// and indexed, so the manifest may follow.
     fn send(&mut self, locs: &[ChunkLocation]) -> Result<()> {
         if !self.to.config().allows_delta() && locs.iter().any(|l| l.entry.codec == Codec::Delta) {
@@ -577,26 +577,8 @@ impl<'r> Sender<'r> {
                 ),
             });
         }
-        let (to, verify) = (self.to, self.verify);
-        std::thread::scope(|scope| {
-            // Rendezvous, as in snapshot: a pack per writer in flight.
-            let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
-            let (recycle_tx, recycle_rx) = channel();
-            let writer = scope.spawn(move || {
-                write_packs(
-                    to.storage(),
-                    to.crypt(),
-                    to.catalog(),
-                    verify,
-                    pack_rx,
-                    recycle_tx,
-                )
-            });
-            let filled = self.fill(locs, &pack_tx, &recycle_rx);
-            drop(pack_tx);
-            // The writer's own error explains a failed hand-over; report it first.
-            writer.join().expect("pack writer does not panic")?;
-            filled
+        through_pack_writers(self.to, self.verify, false, |packs, recycled| {
+            self.fill(locs, &packs, &recycled)
         })
     }
 

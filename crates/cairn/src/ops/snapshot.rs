@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -658,23 +658,7 @@ pub(crate) fn store_all(
         keyframes,
         previous,
     } = settings;
-    let storage = repo.storage();
-    let crypt = repo.crypt();
-    let catalog = repo.catalog();
-    std::thread::scope(|scope| {
-        // Rendezvous: at most one pack per writer (`parallel_puts`) being
-        // written while the next one fills.
-        let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
-        // Sealed packs' buffers come back for the next pack to fill.
-        let (recycle_tx, recycle_rx) = channel();
-        let writer = scope.spawn(move || {
-            if dry_run {
-                // Counted by the storer; nothing is written.
-                pack_rx.iter().for_each(|p| drop(recycle_tx.send(p.bytes)));
-                return Ok(());
-            }
-            write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx)
-        });
+    through_pack_writers(repo, verify, dry_run, |pack_tx, recycle_rx| {
         let mut storer = storer::Storer::new(repo, level, pack_tx, recycle_rx);
         storer.previous = previous;
         storer.keyframes = repo.ref_cache().filter(|_| keyframes);
@@ -693,11 +677,42 @@ pub(crate) fn store_all(
             };
             storer.seal().map(|()| root)
         });
-        let totals = storer.totals;
-        drop(storer);
+        result.map(|root| (storer.totals, root))
+    })
+}
+
+/// Runs `fill` with the sending end of a pack channel and the receiving
+/// end of the buffers coming back, while [`write_packs`] (or, for a dry
+/// run, a drain that writes nothing) takes the packs on a thread of its
+/// own; returns once every pack handed over is written and indexed, so the
+/// caller may put a manifest next. The one place snapshot and copy hand
+/// packs to the writers.
+pub(crate) fn through_pack_writers<T>(
+    repo: &Repository,
+    verify: bool,
+    dry_run: bool,
+    fill: impl FnOnce(SyncSender<SealedPack>, Receiver<Vec<u8>>) -> Result<T>,
+) -> Result<T> {
+    let (storage, crypt, catalog) = (repo.storage(), repo.crypt(), repo.catalog());
+    std::thread::scope(|scope| {
+        // Rendezvous: at most one pack per writer (`parallel_puts`) being
+        // written while the next one fills.
+        let (pack_tx, pack_rx) = sync_channel::<SealedPack>(0);
+        // Sealed packs' buffers come back for the next pack to fill.
+        let (recycle_tx, recycle_rx) = channel();
+        let writer = scope.spawn(move || {
+            if dry_run {
+                // Counted by the storer; nothing is written.
+                pack_rx.iter().for_each(|p| drop(recycle_tx.send(p.bytes)));
+                return Ok(());
+            }
+            write_packs(storage, crypt, catalog, verify, pack_rx, recycle_tx)
+        });
+        // `fill` owns the sender: once it returns, the writers see the end.
+        let result = fill(pack_tx, recycle_rx);
         // The writer's own error explains a failed hand-over; report it first.
         writer.join().expect("pack writer does not panic")?;
-        result.map(|root| (totals, root))
+        result
     })
 }
 
@@ -711,7 +726,7 @@ pub(crate) fn store_all(
 /// still put, then indexed. The first error stops every writer after the
 /// pack it is on and is returned; when this returns, every writer is done,
 /// so the caller puts the manifest only after all packs are indexed.
-pub(crate) fn write_packs(
+fn write_packs(
     storage: &dyn Storage,
     crypt: &Crypt,
     catalog: &Catalog,
