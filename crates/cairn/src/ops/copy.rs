@@ -603,10 +603,9 @@ impl<'r> Sender<'r> {
                 writer.add(e.chunk, e.codec, e.raw_len, bytes);
                 if writer.is_full() {
                     // A buffer a writer is done with, when one is back.
-                    let buffer = recycled.try_recv().unwrap_or_default();
-                    let next =
-                        PackWriter::with_buffer(self.to.config().pack_target_bytes(), buffer)
-                            .sealing(self.to.crypt());
+                    let next = self
+                        .to
+                        .pack_writer_in(recycled.try_recv().unwrap_or_default());
                     self.hand_over(std::mem::replace(&mut writer, next), packs)?;
                 }
             }

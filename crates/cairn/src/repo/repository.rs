@@ -257,7 +257,13 @@ impl Repository {
     /// A writer for a new pack of this repository: its pack size, sealed
     /// as the repository seals (every writer of packs starts here).
     pub(crate) fn pack_writer(&self) -> PackWriter {
-        PackWriter::with_target(self.config().pack_target_bytes()).sealing(self.crypt())
+        self.pack_writer_in(Vec::new())
+    }
+
+    /// [`Repository::pack_writer`], reusing `buffer`'s allocation (a pack
+    /// a writer is done with).
+    pub(crate) fn pack_writer_in(&self, buffer: Vec<u8>) -> PackWriter {
+        PackWriter::with_buffer(self.config().pack_target_bytes(), buffer).sealing(self.crypt())
     }
 
     /// Where the repository is: the directory of a local repository, else

@@ -251,8 +251,7 @@ impl<'r> Storer<'r> {
             self.recycled.recv().unwrap_or_default()
         };
         self.totals.packs += 1;
-        let next = PackWriter::with_buffer(self.repo.config().pack_target_bytes(), buffer)
-            .sealing(self.repo.crypt());
+        let next = self.repo.pack_writer_in(buffer);
         let sealed = std::mem::replace(&mut self.pack, next).finish();
         self.packs
             .send(sealed)
