@@ -29,8 +29,9 @@ pub struct VerifyReport {
 /// Reconstructs every file of `snap` in memory (nothing is written) and
 /// compares it with its recorded SHA-256. The failures come sorted by path
 /// (files are read in parallel, in no fixed order). A file the catalog
-/// cannot place is a failure of that file; a catalog that cannot be read
-/// fails the whole verify.
+/// cannot place is a failure of that file, and so is any catalog error
+/// while a large file's windows are located as it is read; a catalog that
+/// cannot be read when a batch of files is located fails the whole verify.
 pub fn verify(
     repo: &Repository,
     snap: &SnapshotInfo,
