@@ -43,6 +43,8 @@ pub use local::{write_durably, LocalStorage};
 pub use memory::MemoryStorage;
 pub use object::{ObjectSettings, ObjectStorage};
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 
 /// One stored object, as returned by [`Storage::list`].
@@ -73,6 +75,17 @@ pub trait Storage: Send + Sync {
     /// `put_with(key, data, PutMode::Overwrite)`.
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         self.put_with(key, data, PutMode::Overwrite)
+    }
+
+    /// [`put_with`](Storage::put_with) of bytes the caller hands over, with
+    /// the same promises. A backend whose client keeps a request body as
+    /// its own (object storage) takes them as they are, where `put_with`
+    /// must copy: with several packs in flight those copies were most of a
+    /// snapshot's memory (#13). The caller may keep clones to read; once
+    /// the last is dropped [`Bytes::try_into_mut`] gives the buffer back
+    /// for reuse.
+    fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<()> {
+        self.put_with(key, &data, mode)
     }
 
     /// How many `put`s a writer should keep in flight at once to use this

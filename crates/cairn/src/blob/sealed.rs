@@ -9,7 +9,10 @@
 //! data is the object's key, so an object moved to another key (two
 //! manifests swapped) does not open.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::format::seal::{Crypt, Sealed};
@@ -65,8 +68,17 @@ impl Storage for SealedStorage {
         if Self::passes_through(key) {
             return self.inner.put_with(key, data, mode);
         }
-        let sealed = self.crypt.seal(Sealed::Object(key), data);
-        self.inner.put_with(key, &sealed, mode)
+        match self.crypt.seal(Sealed::Object(key), data) {
+            Cow::Owned(sealed) => self.inner.put_bytes(key, Bytes::from(sealed), mode),
+            Cow::Borrowed(plain) => self.inner.put_with(key, plain, mode),
+        }
+    }
+
+    fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<()> {
+        if Self::passes_through(key) {
+            return self.inner.put_bytes(key, data, mode);
+        }
+        self.put_with(key, &data, mode)
     }
 
     fn parallel_puts(&self) -> usize {

@@ -23,6 +23,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 pub(crate) mod delta;
@@ -32,11 +33,11 @@ pub(crate) mod trees;
 use crate::catalog::{now_ns, CachedFile, Catalog, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::codec;
-use crate::format::id::{ChunkId, SnapshotId};
+use crate::format::id::{ChunkId, PackId, SnapshotId};
 use crate::format::label::SnapshotLabel;
 use crate::format::manifest::{self, EntryKind, FileEntry, Manifest, RunStats};
 use crate::format::name;
-use crate::format::pack::{self, SealedPack};
+use crate::format::pack::{self, PackEntry, SealedPack};
 use crate::format::seal::Crypt;
 use crate::ingest::chunker::Chunker;
 use crate::ingest::exclude::Excludes;
@@ -46,7 +47,7 @@ pub use crate::ingest::walk::{SkipReason, Skipped};
 use crate::progress::Progress;
 use crate::repo::lock::Lock;
 use crate::repo::repository::Repository;
-use crate::storage::Storage;
+use crate::storage::{PutMode, Storage};
 
 /// What to snapshot and how to label it.
 #[derive(Debug, Clone, Default)]
@@ -580,18 +581,19 @@ fn verify_written(
     storage: &dyn Storage,
     crypt: &Crypt,
     key: &str,
-    sealed: &SealedPack,
+    id: &PackId,
+    entries: &[PackEntry],
 ) -> Result<()> {
     let back = storage.get(key)?;
-    let reason = if crate::format::id::PackId::of(&back) != sealed.id {
+    let reason = if PackId::of(&back) != *id {
         "read-back does not match what was written"
-    } else if pack::parse_with(&back, crypt).as_ref() != Ok(&sealed.entries) {
+    } else if pack::parse_with(&back, crypt).as_deref() != Ok(entries) {
         "read-back trailer does not parse to what was written"
     } else {
         return Ok(());
     };
     Err(Error::CorruptPack {
-        pack: sealed.id.to_hex(),
+        pack: id.to_hex(),
         reason: reason.into(),
     })
 }
@@ -748,16 +750,22 @@ fn write_packs(
             let Ok(sealed) = packs.lock().expect("no writer panics").recv() else {
                 return;
             };
-            if !failed.load(Ordering::SeqCst) {
-                if let Err(e) = write_pack(storage, crypt, catalog, &sealed, verify) {
-                    failed.store(true, Ordering::SeqCst);
-                    first_error
-                        .lock()
-                        .expect("no writer panics")
-                        .get_or_insert(e);
+            let buffer = if failed.load(Ordering::SeqCst) {
+                sealed.bytes
+            } else {
+                match write_pack(storage, crypt, catalog, sealed, verify) {
+                    Ok(buffer) => buffer,
+                    Err(e) => {
+                        failed.store(true, Ordering::SeqCst);
+                        first_error
+                            .lock()
+                            .expect("no writer panics")
+                            .get_or_insert(e);
+                        Vec::new()
+                    }
                 }
-            }
-            let _ = recycle.send(sealed.bytes);
+            };
+            let _ = recycle.send(buffer);
         }
     };
     std::thread::scope(|scope| {
@@ -775,28 +783,26 @@ fn write_packs(
 
 /// Makes one pack durable, optionally reads it back, then records it in
 /// the catalog (durable before indexed): the one way a new pack enters a
-/// repository, for snapshot and copy.
+/// repository, for snapshot and copy. Returns the pack's buffer for the
+/// next pack to fill, or an empty one if the storage client still holds it.
 pub(crate) fn write_pack(
     storage: &dyn Storage,
     crypt: &Crypt,
     catalog: &Catalog,
-    sealed: &SealedPack,
+    sealed: SealedPack,
     verify: bool,
-) -> Result<()> {
-    let key = pack::key(&sealed.id);
-    storage.put(&key, &sealed.bytes)?;
+) -> Result<Vec<u8>> {
+    let SealedPack { id, bytes, entries } = sealed;
+    let key = pack::key(&id);
+    // Handed over, not copied: object storage's client keeps the body (#13).
+    let bytes = Bytes::from(bytes);
+    storage.put_bytes(&key, bytes.clone(), PutMode::Overwrite)?;
     if verify {
-        verify_written(storage, crypt, &key, sealed)?;
+        verify_written(storage, crypt, &key, &id, &entries)?;
     }
-    delta::index_references(
-        storage,
-        crypt,
-        catalog,
-        &sealed.id,
-        &sealed.entries,
-        Some(&sealed.bytes),
-    )?;
-    catalog.add_pack(&sealed.id, sealed.bytes.len() as u64, &sealed.entries)
+    delta::index_references(storage, crypt, catalog, &id, &entries, Some(&bytes))?;
+    catalog.add_pack(&id, bytes.len() as u64, &entries)?;
+    Ok(bytes.try_into_mut().map(Vec::from).unwrap_or_default())
 }
 
 /// How [`store_all`] works: zstd level, read-back of every new pack,

@@ -1,12 +1,15 @@
 //! The storage contract as one test every backend runs (`run`), so Local,
 //! Memory and later backends are held to exactly the same behaviour.
 
+use bytes::Bytes;
+
 use super::{ObjectInfo, PutMode, Storage};
 use crate::error::Error;
 
 /// Runs every contract check against `s`, which must start out empty.
 pub(crate) fn run(s: &dyn Storage) {
     put_get_and_overwrite(s);
+    handed_over_bytes(s);
     ranges_and_truncation(s);
     batched_ranges(s);
     missing_objects(s);
@@ -32,6 +35,29 @@ fn put_get_and_overwrite(s: &dyn Storage) {
     for key in ["c/obj", "c/empty"] {
         s.delete(key).unwrap();
     }
+}
+
+/// `put_bytes` keeps `put_with`'s promises, and once it returns the
+/// backend holds no clone of the bytes: the caller's buffer comes back for
+/// the next pack to fill.
+fn handed_over_bytes(s: &dyn Storage) {
+    let data = Bytes::from(
+        (0..300_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    s.put_bytes("h/x", data.clone(), PutMode::Overwrite)
+        .unwrap();
+    assert_eq!(s.get("h/x").unwrap(), data);
+    let other = Bytes::from_static(b"other");
+    match s.put_bytes("h/x", other, PutMode::CreateNew) {
+        Err(Error::ObjectExists { key }) => assert_eq!(key, "h/x"),
+        other => panic!("create-new over an object: {other:?}"),
+    }
+    assert_eq!(s.get("h/x").unwrap(), data);
+    let back = data.try_into_mut().expect("no clone outlives the put");
+    assert_eq!(back.len(), 300_000);
+    s.delete("h/x").unwrap();
 }
 
 fn ranges_and_truncation(s: &dyn Storage) {

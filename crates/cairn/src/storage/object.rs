@@ -38,6 +38,7 @@ pub mod url;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
@@ -403,8 +404,21 @@ impl ObjectStorage {
         writer.finish().await.map(drop)
     }
 
+    /// Whether `len` bytes put as `mode` go up in parts.
+    fn in_parts(len: usize, mode: PutMode) -> bool {
+        mode == PutMode::Overwrite && len >= MULTIPART_FROM
+    }
+
+    /// A multipart put of `data`, which the client copies part by part.
+    fn put_in_parts(&self, key: &str, data: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let path = self.path(key);
+        self.block(self.put_multipart(&path, data))
+            .map_err(|e| self.error("put", key, e))
+    }
+
     /// A single-request put of `data`, which the client takes as it is.
-    fn put_whole(&self, key: &str, data: Vec<u8>, mode: PutMode) -> Result<()> {
+    fn put_whole(&self, key: &str, data: Bytes, mode: PutMode) -> Result<()> {
         check_key(key)?;
         let path = self.path(key);
         let opts = PutOptions {
@@ -478,17 +492,18 @@ impl ObjectStorage {
 
 impl Storage for ObjectStorage {
     fn put_with(&self, key: &str, data: &[u8], mode: PutMode) -> Result<()> {
-        match mode {
-            PutMode::Overwrite if data.len() >= MULTIPART_FROM => {
-                check_key(key)?;
-                let path = self.path(key);
-                self.block(self.put_multipart(&path, data))
-                    .map_err(|e| self.error("put", key, e))
-            }
-            // The client takes the bytes as its own: the caller keeps its
-            // buffer (snapshot refills a pack's), so this copies.
-            _ => self.put_whole(key, data.to_vec(), mode),
+        if Self::in_parts(data.len(), mode) {
+            return self.put_in_parts(key, data);
         }
+        // The client keeps the body as its own: borrowed bytes are copied.
+        self.put_whole(key, Bytes::copy_from_slice(data), mode)
+    }
+
+    fn put_bytes(&self, key: &str, data: Bytes, mode: PutMode) -> Result<()> {
+        if Self::in_parts(data.len(), mode) {
+            return self.put_in_parts(key, &data);
+        }
+        self.put_whole(key, data, mode)
     }
 
     fn parallel_puts(&self) -> usize {

@@ -80,7 +80,7 @@ fn write(repo: &Repository, pack: crate::format::pack::PackWriter) -> Result<()>
         return Ok(());
     }
     let sealed = pack.finish();
-    super::write_pack(repo.storage(), repo.crypt(), repo.catalog(), &sealed, false)
+    super::write_pack(repo.storage(), repo.crypt(), repo.catalog(), sealed, false).map(drop)
 }
 
 /// Reads trees through the chunk index (trees are never delta chunks, so
