@@ -58,7 +58,8 @@ struct State {
     entries: HashMap<ChunkId, Entry>,
     /// Segment names, oldest first, with the bytes each takes.
     segments: Vec<(Arc<str>, u64)>,
-    /// The segment this process appends to.
+    /// The files of the segment this process appends to: when there is
+    /// one, it is the newest, the last of `segments`.
     current: Option<Writer>,
 }
 
@@ -70,10 +71,8 @@ struct Entry {
 }
 
 struct Writer {
-    name: Arc<str>,
     seg: File,
     idx: File,
-    len: u64,
 }
 
 /// Names segments uniquely within the process.
@@ -166,36 +165,31 @@ impl RefCache {
     fn append(&self, state: &mut State, id: &ChunkId, stored: &[u8]) -> std::io::Result<()> {
         let bound = SEGMENT_MAX.min(self.budget / 8);
         let len = stored.len() as u64;
-        if state
-            .current
-            .as_ref()
-            .is_none_or(|w| w.len > 0 && w.len + len > bound)
-        {
-            let writer = self.start_segment()?;
-            state.segments.push((writer.name.clone(), 0));
+        let full = |(_, used): &(Arc<str>, u64)| *used > 0 && used + len > bound;
+        if state.current.is_none() || state.segments.last().is_none_or(full) {
+            let (name, writer) = self.start_segment()?;
+            state.segments.push((name, 0));
             state.current = Some(writer);
         }
         let w = state.current.as_mut().expect("just made");
+        let (name, used) = state.segments.last_mut().expect("the one being written");
         w.seg.write_all(stored)?;
         let mut record = [0u8; RECORD];
         record[..32].copy_from_slice(&id.0);
-        record[32..40].copy_from_slice(&w.len.to_le_bytes());
+        record[32..40].copy_from_slice(&used.to_le_bytes());
         record[40..].copy_from_slice(&(stored.len() as u32).to_le_bytes());
         w.idx.write_all(&record)?;
         let entry = Entry {
-            segment: w.name.clone(),
-            offset: w.len,
+            segment: name.clone(),
+            offset: *used,
             len: stored.len() as u32,
         };
-        w.len += len;
-        if let Some(s) = state.segments.iter_mut().find(|s| s.0 == entry.segment) {
-            s.1 += len;
-        }
+        *used += len;
         state.entries.insert(*id, entry);
         Ok(())
     }
 
-    fn start_segment(&self) -> std::io::Result<Writer> {
+    fn start_segment(&self) -> std::io::Result<(Arc<str>, Writer)> {
         fs::create_dir_all(&self.dir)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -213,12 +207,11 @@ impl RefCache {
                 .create_new(true)
                 .open(self.dir.join(format!("{name}.{ext}")))
         };
-        Ok(Writer {
+        let writer = Writer {
             seg: create("seg")?,
             idx: create("idx")?,
-            name,
-            len: 0,
-        })
+        };
+        Ok((name, writer))
     }
 
     /// Removes the oldest segments until the rest fit three quarters of
@@ -227,7 +220,7 @@ impl RefCache {
     fn trim(&self, state: &mut State) {
         let target = self.budget / 4 * 3;
         let mut used: u64 = state.segments.iter().map(|s| s.1).sum();
-        let mut gone = Vec::new();
+        let mut n = 0;
         for (name, len) in &state.segments {
             if used <= target {
                 break;
@@ -236,14 +229,13 @@ impl RefCache {
                 let _ = fs::remove_file(self.dir.join(format!("{name}.{ext}")));
             }
             used -= len;
-            gone.push(name.clone());
+            n += 1;
         }
-        if let Some(w) = &state.current {
-            if gone.contains(&w.name) {
-                state.current = None;
-            }
+        if n == state.segments.len() {
+            // The newest, the one being written, went too.
+            state.current = None;
         }
-        state.segments.retain(|s| !gone.contains(&s.0));
+        let gone: Vec<_> = state.segments.drain(..n).map(|s| s.0).collect();
         state.entries.retain(|_, e| !gone.contains(&e.segment));
     }
 }
