@@ -302,6 +302,26 @@ pub struct Built {
 /// its subtree's id. `None` when a listing would exceed [`MAX_LEN`] (the
 /// caller then writes a version-1 manifest).
 pub fn build(files: &mut [FileEntry], id_of: &dyn Fn(&[u8]) -> ChunkId) -> Option<Built> {
+    let mut trees = Vec::new();
+    let root = build_each(files, id_of, &mut |id, bytes| {
+        trees.push((id, bytes));
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match root {
+        Ok(root) => root.map(|root| Built { root, trees }),
+        Err(never) => match never {},
+    }
+}
+
+/// [`build`], handing each distinct tree to `emit` as soon as it is
+/// encoded (children before parents) instead of holding them all: a
+/// snapshot's trees are as large as its file list. On `None` (a listing
+/// over [`MAX_LEN`]) the trees emitted before are not part of any root.
+pub fn build_each<E>(
+    files: &mut [FileEntry],
+    id_of: &dyn Fn(&[u8]) -> ChunkId,
+    emit: &mut dyn FnMut(ChunkId, Vec<u8>) -> std::result::Result<(), E>,
+) -> std::result::Result<Option<ChunkId>, E> {
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         children.entry(parent_of(&f.path)).or_default().push(i);
@@ -310,9 +330,10 @@ pub fn build(files: &mut [FileEntry], id_of: &dyn Fn(&[u8]) -> ChunkId) -> Optio
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    let mut trees = Vec::new();
     let mut seen = HashSet::new();
-    let mut encode = |files: &[FileEntry], list: Option<&Vec<usize>>| -> Option<ChunkId> {
+    let mut encode = |files: &[FileEntry],
+                      list: Option<&Vec<usize>>|
+     -> std::result::Result<Option<ChunkId>, E> {
         let mut tree = Tree {
             entries: list
                 .map(|l| l.iter().map(|&i| tree_entry(&files[i])).collect())
@@ -321,13 +342,13 @@ pub fn build(files: &mut [FileEntry], id_of: &dyn Fn(&[u8]) -> ChunkId) -> Optio
         tree.entries.sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = tree.encode();
         if bytes.len() > MAX_LEN {
-            return None;
+            return Ok(None);
         }
         let id = id_of(&bytes);
         if seen.insert(id) {
-            trees.push((id, bytes));
+            emit(id, bytes)?;
         }
-        Some(id)
+        Ok(Some(id))
     };
     // Reverse pre-order: every directory after all of its descendants.
     let dirs: Vec<usize> = (0..files.len())
@@ -335,11 +356,12 @@ pub fn build(files: &mut [FileEntry], id_of: &dyn Fn(&[u8]) -> ChunkId) -> Optio
         .filter(|&i| files[i].kind == EntryKind::Dir)
         .collect();
     for i in dirs {
-        let id = encode(files, children.get(files[i].path.as_str()))?;
+        let Some(id) = encode(files, children.get(files[i].path.as_str()))? else {
+            return Ok(None);
+        };
         files[i].chunks = vec![id];
     }
-    let root = encode(files, children.get(""))?;
-    Some(Built { root, trees })
+    encode(files, children.get(""))
 }
 
 fn parent_of(path: &str) -> &str {

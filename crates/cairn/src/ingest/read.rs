@@ -69,14 +69,19 @@ pub enum Piece {
 #[derive(Debug)]
 pub enum ReadIssue {
     /// Opening or reading it was refused, or it was gone: nothing of it
-    /// is kept. `error` names the path.
-    Unreadable { file: usize, error: Error },
+    /// is kept. `error` names the path too.
+    Unreadable {
+        file: usize,
+        path: PathBuf,
+        error: Error,
+    },
     /// It changed between the walk and the end of its read, so it was read
     /// again; that second read is what was kept: `size` bytes, modified at
     /// `mtime_ns`. `still_changing` says how it changed during the second
     /// read as well, if it did.
     Reread {
         file: usize,
+        path: PathBuf,
         size: u64,
         mtime_ns: i64,
         still_changing: Option<String>,
@@ -183,8 +188,10 @@ pub fn spawn(jobs: Vec<ReadJob>, chunker: Chunker) -> Ingest {
 /// (see the module docs).
 pub fn spawn_with(jobs: Vec<ReadJob>, chunker: Chunker, strict: bool) -> Ingest {
     spawn_reader(chunker, strict, move |reader| {
-        for job in &jobs {
-            if !reader.read_file(job)? {
+        // By value: each job's path is freed once its file is read, so the
+        // reader does not hold every path of the run to its end.
+        for job in jobs {
+            if !reader.read_file(&job)? {
                 return Ok(false);
             }
         }
@@ -361,6 +368,7 @@ impl Reader<'_> {
             Ok(Some((now, still_changing))) => {
                 self.issues.push(ReadIssue::Reread {
                     file: job.file,
+                    path: job.path.clone(),
                     size: now.size,
                     mtime_ns: now.mtime_ns,
                     still_changing,
@@ -380,6 +388,7 @@ impl Reader<'_> {
         self.batch.pieces.push(Piece::Reset { file: job.file });
         self.issues.push(ReadIssue::Unreadable {
             file: job.file,
+            path: job.path.clone(),
             error: e,
         });
         Ok(true)
@@ -676,7 +685,7 @@ mod tests {
         let done: Vec<usize> = ingested.digests.iter().map(|d| d.0).collect();
         assert_eq!(done, [0, 2]);
         assert!(
-            matches!(&ingested.issues[..], [ReadIssue::Unreadable { file: 1, error: Error::Io { path, .. } }] if path.ends_with("b")),
+            matches!(&ingested.issues[..], [ReadIssue::Unreadable { file: 1, path, error: Error::Io { path: named, .. } }] if path.ends_with("b") && named == path),
             "{:?}",
             ingested.issues
         );

@@ -240,14 +240,30 @@ fn create_walked(
         walked.skip_special();
     }
     let groups = walked.hardlink_groups();
-    let mut files = Vec::with_capacity(walked.entries.len());
+    // The walk's entries become the manifest's: each one's strings move
+    // into its `FileEntry` (and its absolute path into the `ReadJob` of a
+    // file to read), so no second copy of the list lives through the run.
+    let stream_path = stream.as_ref().map(|_| walked.entries[0].abs.clone());
+    let entries = std::mem::take(&mut walked.entries);
+    let mut files = Vec::with_capacity(entries.len());
+    let mut inodes = Vec::with_capacity(entries.len());
     let mut jobs = Vec::new();
-    for (i, e) in walked.entries.iter().enumerate() {
+    for (i, e) in entries.into_iter().enumerate() {
         let reused = match (&parent, e.kind, opts.force) {
-            (Some(p), EntryKind::File, false) => reusable(repo, p, e)?,
+            (Some(p), EntryKind::File, false) => reusable(repo, p, &e)?,
             _ => None,
         };
-        let mut entry = file_entry(e);
+        inodes.push(e.inode);
+        let (abs, size, mtime_ns, is_file) = (e.abs, e.size, e.mtime_ns, e.kind == EntryKind::File);
+        let mut entry = FileEntry {
+            path: e.rel,
+            kind: e.kind,
+            mode: e.mode,
+            mtime_ns,
+            size,
+            link_target: e.link_target,
+            ..Default::default()
+        };
         if fidelity {
             entry.owner = e.owner;
             entry.hardlink = groups[i];
@@ -258,16 +274,17 @@ fn create_walked(
                 entry.sha256 = cached.sha256;
                 entry.chunks = cached.chunks;
             }
-            None if e.kind == EntryKind::File => jobs.push(ReadJob {
+            None if is_file => jobs.push(ReadJob {
                 file: i,
-                path: e.abs.clone(),
-                size: e.size,
-                mtime_ns: e.mtime_ns,
+                path: abs,
+                size,
+                mtime_ns,
             }),
             None => {}
         }
         files.push(entry);
     }
+    drop(groups);
     let unchanged = opts.skip_if_unchanged
         && stream.is_none()
         && jobs.is_empty()
@@ -282,17 +299,15 @@ fn create_walked(
     let chunker = Chunker::seeded(repo.config().chunker, repo.crypt().gear_seed())?;
     let verify = opts.verify || repo.config().verify_after_snapshot;
     let standalone = opts.no_delta || !repo.config().allows_delta();
+    // Only a file large enough to be probed for tensors can have a
+    // previous version to delta against (see `Storer::version_of`).
     let previous = match (&parent, standalone) {
         (Some(p), false) => Some(Previous {
             snapshot: p.clone(),
             files: jobs
                 .iter()
-                .map(|j| {
-                    (
-                        j.file,
-                        (j.path.clone(), j.size, walked.entries[j.file].rel.clone()),
-                    )
-                })
+                .filter(|j| j.size >= crate::ingest::shape::PROBE_MIN)
+                .map(|j| (j.file, (j.path.clone(), j.size, files[j.file].path.clone())))
                 .collect(),
         }),
         _ => None,
@@ -305,11 +320,11 @@ fn create_walked(
                 input,
                 count: streamed.clone(),
             };
-            read::spawn_stream(0, walked.entries[0].abs.clone(), Box::new(counted), chunker)
+            let path = stream_path.expect("a stream's walk is its one file");
+            read::spawn_stream(0, path, Box::new(counted), chunker)
         }
         None => read::spawn_with(jobs, chunker, opts.strict),
     };
-    let mut inodes: Vec<u64> = walked.entries.iter().map(|e| e.inode).collect();
     let mut outcome = Outcome::default();
     // Once every file is read, before the last pack is sealed: the
     // reader's issues settle the file list, whose trees go into that pack.
@@ -318,7 +333,7 @@ fn create_walked(
             // The stream's size is known only now that it has been read.
             files[0].size = streamed.load(Ordering::Relaxed);
         }
-        outcome = apply_issues(issues, &walked, files, &mut inodes, fidelity);
+        outcome = apply_issues(issues, files, &mut inodes, fidelity);
         repo.config().writes_trees() && !unchanged
     };
     let (stored, root) = store_all(
@@ -500,7 +515,6 @@ struct Outcome {
 /// still changing, no stat-cache match, so the next snapshot reads it again.
 fn apply_issues(
     issues: Vec<ReadIssue>,
-    walked: &walk::Walk,
     files: &mut Vec<FileEntry>,
     inodes: &mut Vec<u64>,
     mark_incomplete: bool,
@@ -509,17 +523,18 @@ fn apply_issues(
     let mut gone = HashSet::new();
     for issue in issues {
         match issue {
-            ReadIssue::Unreadable { file, error } => {
-                let e = &walked.entries[file];
-                let skipped = Skipped::from_error(&e.abs, &error)
+            ReadIssue::Unreadable { file, path, error } => {
+                let skipped = Skipped::from_error(&path, &error)
                     .expect("the reader leaves out only what a snapshot tolerates");
                 outcome.skipped.push(skipped);
                 outcome.left_out_files += 1;
-                outcome.left_out_bytes += e.size;
+                // The walk's size: a file left out is never re-read first.
+                outcome.left_out_bytes += files[file].size;
                 gone.insert(file);
             }
             ReadIssue::Reread {
                 file,
+                path,
                 size,
                 mtime_ns,
                 still_changing,
@@ -530,7 +545,7 @@ fn apply_issues(
                     inodes[file] = 0;
                     files[file].incomplete = mark_incomplete;
                     outcome.changed.push(Changed {
-                        path: walk::escaped(&walked.entries[file].abs),
+                        path: walk::escaped(&path),
                         detail,
                     });
                 }
@@ -622,20 +637,6 @@ fn reusable(
         }
     }
     Ok(Some(cached))
-}
-
-fn file_entry(e: &SourceEntry) -> FileEntry {
-    FileEntry {
-        path: e.rel.clone(),
-        kind: e.kind,
-        mode: e.mode,
-        mtime_ns: e.mtime_ns,
-        size: e.size,
-        sha256: [0; 32],
-        link_target: e.link_target.clone(),
-        chunks: Vec::new(),
-        ..Default::default()
-    }
 }
 
 /// Runs the read → hash → dedup → compress pipeline over `jobs`, with packs

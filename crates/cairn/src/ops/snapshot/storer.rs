@@ -119,7 +119,10 @@ impl<'r> Storer<'r> {
                     .chunks
                     .push(*next_id.next().expect("one id per chunk")),
                 Piece::Reset { file } => files[file].chunks.clear(),
-                Piece::FileDone { .. } => {}
+                // A pushed-to Vec keeps room for 4 ids (128 bytes) or twice
+                // what it holds; most files are one or two chunks, and the
+                // list lives to the commit.
+                Piece::FileDone { file } => files[file].chunks.shrink_to_fit(),
             }
         }
         progress.advance(hashed.raw_bytes());
@@ -220,20 +223,19 @@ impl<'r> Storer<'r> {
     /// Builds the trees of `files` (each directory's `chunks` becomes its
     /// tree) and adds those the repository lacks to the pack, as chunks.
     pub(super) fn add_trees(&mut self, files: &mut [FileEntry]) -> Result<Option<ChunkId>> {
-        let Some((root, fresh)) = trees::fresh(self.repo, files, &self.stored, self.level)? else {
-            return Ok(None);
-        };
-        for sealed in fresh {
+        let (repo, level) = (self.repo, self.level);
+        trees::fresh(repo, files, level, &mut |sealed| {
             // Not in the run's totals, which count file content (as a
             // version-1 manifest's own bytes were not counted either).
-            self.stored.insert(sealed.id);
-            self.pack
-                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
-            if self.pack.is_full() {
-                self.seal()?;
+            if self.stored.insert(sealed.id) {
+                self.pack
+                    .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
+                if self.pack.is_full() {
+                    self.seal()?;
+                }
             }
-        }
-        Ok(Some(root))
+            Ok(())
+        })
     }
 
     /// Hands the current pack to the writer thread.

@@ -21,19 +21,48 @@ use crate::format::tree;
 use crate::repo::repository::Repository;
 use crate::storage::Storage;
 
+/// Trees waiting for one catalog lookup of which the repository lacks:
+/// at most this many, or this many bytes of encoding.
+const LOOKUP_TREES: usize = 1024;
+const LOOKUP_BYTES: usize = 4 << 20;
+
 /// Builds the trees of `files` (setting each directory's `chunks` to its
-/// tree) and seals those neither in the repository nor in `stored` (this
-/// run's packs in flight). The root's id and the sealed trees; `None` when a
-/// directory is too large for one tree (the directories are left without
-/// chunks and the caller writes a version-1 manifest).
+/// tree) and hands those the repository lacks to `add`, sealed as chunks
+/// (compressed, sealed, named by the chunk-id function), children before
+/// parents, a batch at a time as they are built: the trees of a snapshot
+/// are as large as its file list, so they are never all held. The root's
+/// id; `None` when a directory is too large for one tree (the directories
+/// are left without chunks and the caller writes a version-1 manifest;
+/// trees added before that are referenced by nothing, and gc reclaims
+/// them).
 pub(crate) fn fresh(
     repo: &Repository,
     files: &mut [FileEntry],
-    stored: &HashSet<ChunkId>,
     level: i32,
-) -> Result<Option<(ChunkId, Vec<SealedChunk>)>> {
+    add: &mut dyn FnMut(SealedChunk) -> Result<()>,
+) -> Result<Option<ChunkId>> {
     let crypt = repo.crypt();
-    let Some(built) = tree::build(files, &|b| blob::chunk_id(crypt, b)) else {
+    let mut flush = |pending: &mut Vec<(ChunkId, Vec<u8>)>| -> Result<()> {
+        let ids: Vec<ChunkId> = pending.iter().map(|(id, _)| *id).collect();
+        let known = repo.catalog().existing(&ids)?;
+        for (id, bytes) in pending.drain(..) {
+            if !known.contains(&id) {
+                add(blob::seal_chunk(crypt, &bytes, level, Hint::Bytes))?;
+            }
+        }
+        Ok(())
+    };
+    let (mut pending, mut pending_bytes) = (Vec::new(), 0);
+    let root = tree::build_each(files, &|b| blob::chunk_id(crypt, b), &mut |id, bytes| {
+        pending_bytes += bytes.len();
+        pending.push((id, bytes));
+        if pending.len() >= LOOKUP_TREES || pending_bytes >= LOOKUP_BYTES {
+            pending_bytes = 0;
+            flush(&mut pending)?;
+        }
+        Ok(())
+    })?;
+    let Some(root) = root else {
         files
             .iter_mut()
             .filter(|f| f.kind == EntryKind::Dir)
@@ -45,34 +74,25 @@ pub(crate) fn fresh(
         });
         return Ok(None);
     };
-    let ids: Vec<ChunkId> = built.trees.iter().map(|(id, _)| *id).collect();
-    let known = repo.catalog().existing(&ids)?;
-    let sealed = built
-        .trees
-        .iter()
-        .filter(|(id, _)| !known.contains(id) && !stored.contains(id))
-        .map(|(_, bytes)| blob::seal_chunk(crypt, bytes, level, Hint::Bytes))
-        .collect();
-    Ok(Some((built.root, sealed)))
+    flush(&mut pending)?;
+    Ok(Some(root))
 }
 
 /// [`fresh`], and the new trees made durable and indexed in packs of their
 /// own (`repair`, re-creating a manifest from the catalog). The root's id.
 pub(crate) fn store(repo: &Repository, files: &mut [FileEntry]) -> Result<Option<ChunkId>> {
     let level = repo.config().compression;
-    let Some((root, fresh)) = fresh(repo, files, &HashSet::new(), level)? else {
-        return Ok(None);
-    };
     let mut pack = repo.pack_writer();
-    for sealed in fresh {
+    let root = fresh(repo, files, level, &mut |sealed| {
         pack.add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
         if pack.is_full() {
             let full = std::mem::replace(&mut pack, repo.pack_writer());
             write(repo, full)?;
         }
-    }
+        Ok(())
+    })?;
     write(repo, pack)?;
-    Ok(Some(root))
+    Ok(root)
 }
 
 fn write(repo: &Repository, pack: crate::format::pack::PackWriter) -> Result<()> {
