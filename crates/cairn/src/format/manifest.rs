@@ -324,15 +324,18 @@ impl Manifest {
     pub fn check_expanded(stored: &Stored, key: &str) -> Result<()> {
         let m = &stored.manifest;
         unique_paths(m, key)?;
-        if m.files.len() as u64 != stored.file_count || m.logical_bytes() != stored.logical_bytes {
+        Self::check_totals(stored, m.files.len() as u64, m.logical_bytes(), key)
+    }
+
+    /// That a version-2 manifest's trees listed `entries` entries of
+    /// `bytes` logical bytes, as its header says they must.
+    pub fn check_totals(stored: &Stored, entries: u64, bytes: u64, key: &str) -> Result<()> {
+        if entries != stored.file_count || bytes != stored.logical_bytes {
             return Err(Error::CorruptManifest {
                 key: key.to_string(),
                 reason: format!(
-                    "its trees list {} entries of {} bytes, the manifest says {} of {}",
-                    m.files.len(),
-                    m.logical_bytes(),
-                    stored.file_count,
-                    stored.logical_bytes
+                    "its trees list {entries} entries of {bytes} bytes, the manifest says {} of {}",
+                    stored.file_count, stored.logical_bytes
                 ),
             });
         }
@@ -412,11 +415,16 @@ impl FileEntry {
 fn unique_paths(m: &Manifest, key: &str) -> Result<()> {
     let mut seen = std::collections::HashSet::with_capacity(m.files.len());
     match m.files.iter().find(|f| !seen.insert(f.path.as_str())) {
-        Some(dup) => Err(Error::CorruptManifest {
-            key: key.to_string(),
-            reason: format!("path `{}` appears twice", dup.path),
-        }),
+        Some(dup) => Err(twice(key, &dup.path)),
         None => Ok(()),
+    }
+}
+
+/// The error of a manifest that lists `path` twice.
+pub fn twice(key: &str, path: &str) -> Error {
+    Error::CorruptManifest {
+        key: key.to_string(),
+        reason: format!("path `{path}` appears twice"),
     }
 }
 

@@ -447,8 +447,23 @@ fn read(fetch: &mut dyn Fetch, id: &ChunkId, dir: &str, key: &str) -> Result<Tre
 /// `chunks` holds its subtree's id. `key` names the manifest in errors.
 pub fn expand(root: &ChunkId, fetch: &mut dyn Fetch, key: &str) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
-    expand_into(root, "", 0, fetch, key, &mut out)?;
+    expand_each(root, fetch, key, &mut |f| {
+        out.push(f);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// [`expand`], passing each entry to `each` in the same order as its tree
+/// is read instead of collecting the list (a check of a snapshot of many
+/// files need not hold it twice).
+pub fn expand_each(
+    root: &ChunkId,
+    fetch: &mut dyn Fetch,
+    key: &str,
+    each: &mut dyn FnMut(FileEntry) -> Result<()>,
+) -> Result<()> {
+    expand_into(root, "", 0, fetch, key, each)
 }
 
 fn expand_into(
@@ -457,7 +472,7 @@ fn expand_into(
     depth: usize,
     fetch: &mut dyn Fetch,
     key: &str,
-    out: &mut Vec<FileEntry>,
+    out: &mut dyn FnMut(FileEntry) -> Result<()>,
 ) -> Result<()> {
     let corrupt = |reason: String| Error::CorruptManifest {
         key: key.to_string(),
@@ -480,7 +495,7 @@ fn expand_into(
         let kind = e.kind.entry_kind();
         let link_target = name::from_bytes(&e.link_target).into_owned();
         let subtree = e.subtree;
-        out.push(FileEntry {
+        out(FileEntry {
             path: path.clone(),
             kind,
             mode: e.mode,
@@ -493,7 +508,7 @@ fn expand_into(
             hardlink: e.hardlink,
             rdev: e.rdev,
             incomplete: e.incomplete,
-        });
+        })?;
         if let Some(sub) = subtree {
             expand_into(&sub, &path, depth + 1, fetch, key, out)?;
         }

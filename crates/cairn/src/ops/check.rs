@@ -18,7 +18,7 @@ use crate::blob;
 use crate::catalog::{Integrity, PackRow, ReferenceScan, SnapshotFilter, SnapshotInfo};
 use crate::error::{Error, Result};
 use crate::format::id::{ChunkId, PackId, SnapshotId};
-use crate::format::manifest::{self, EntryKind, Manifest};
+use crate::format::manifest::{self, EntryKind};
 use crate::format::pack::{self, PackEntry};
 use crate::format::seal::Crypt;
 use crate::progress::Progress;
@@ -559,9 +559,15 @@ fn check_manifests(
             continue;
         }
         let key = manifest::key(&s.id);
-        // A version-2 manifest is read with its trees: an unreadable or
-        // unindexed tree (the root too) is reported naming its directory.
-        let m = match crate::ops::snapshot::trees::load_in(repo, &key, Some(&s.id)) {
+        // A version-2 manifest is read with its trees, each entry compared
+        // as it is read (the list is not held beside the catalog's): an
+        // unreadable or unindexed tree (the root too) is reported naming
+        // its directory.
+        let mut against = AgainstCatalog::new(&key, repo.catalog().files(s)?);
+        let loaded = crate::ops::snapshot::trees::load_each(repo, &key, Some(&s.id), &mut |f| {
+            against.entry(f)
+        });
+        let m = match loaded {
             Ok(stored) => stored.manifest,
             Err(e) => {
                 findings.add(
@@ -574,37 +580,76 @@ fn check_manifests(
                 continue;
             }
         };
-        if let Some(reason) = manifest_vs_catalog(&m, s, &repo.catalog().files(s)?) {
+        if let Some(reason) = against.verdict(&m.label, &s.label) {
             findings.add(Problem::ManifestMismatch { snapshot, reason }, vec![]);
         }
     }
     Ok(())
 }
 
-fn manifest_vs_catalog(
-    m: &Manifest,
-    s: &SnapshotInfo,
-    files: &[manifest::FileEntry],
-) -> Option<String> {
-    let (ml, sl) = (&m.label, &s.label);
-    if (ml.kind.as_str(), ml.name.as_str(), &ml.version, &ml.tags)
-        != (sl.kind.as_str(), sl.name.as_str(), &sl.version, &sl.tags)
-    {
-        return Some("kind, name, version or tags differ".into());
+/// A manifest's entries, passed one at a time as its trees are read,
+/// against the catalog's entries of the same snapshot (sorted by path).
+struct AgainstCatalog<'a> {
+    key: &'a str,
+    catalog: Vec<manifest::FileEntry>,
+    /// Which catalog entries a manifest entry named.
+    matched: Vec<bool>,
+    /// Manifest paths the catalog lacks (none, unless they differ).
+    unmatched: HashSet<String>,
+    listed: usize,
+    first_difference: Option<String>,
+}
+
+impl<'a> AgainstCatalog<'a> {
+    fn new(key: &'a str, catalog: Vec<manifest::FileEntry>) -> Self {
+        Self {
+            key,
+            matched: vec![false; catalog.len()],
+            catalog,
+            unmatched: HashSet::new(),
+            listed: 0,
+            first_difference: None,
+        }
     }
-    if m.files.len() != files.len() {
-        return Some(format!(
-            "manifest has {} entries, catalog {}",
-            m.files.len(),
-            files.len()
-        ));
+
+    /// Takes the manifest's next entry; a path it lists twice makes the
+    /// manifest corrupt, as [`manifest::Manifest::check_expanded`] says.
+    fn entry(&mut self, f: manifest::FileEntry) -> Result<()> {
+        self.listed += 1;
+        let same = match self.catalog.binary_search_by(|c| c.path.cmp(&f.path)) {
+            Ok(i) if self.matched[i] => return Err(manifest::twice(self.key, &f.path)),
+            Ok(i) => {
+                self.matched[i] = true;
+                self.catalog[i] == f
+            }
+            Err(_) if !self.unmatched.insert(f.path.clone()) => {
+                return Err(manifest::twice(self.key, &f.path))
+            }
+            Err(_) => false,
+        };
+        if !same && self.first_difference.is_none() {
+            self.first_difference = Some(format!("entry `{}` differs", f.path));
+        }
+        Ok(())
     }
-    let by_path: HashMap<&str, &manifest::FileEntry> =
-        files.iter().map(|f| (f.path.as_str(), f)).collect();
-    m.files
-        .iter()
-        .find(|f| by_path.get(f.path.as_str()) != Some(f))
-        .map(|f| format!("entry `{}` differs", f.path))
+
+    /// How the manifest (its label `ml`, and the entries taken) differs
+    /// from the catalog's record (label `sl`), if it does.
+    fn verdict(self, ml: &crate::SnapshotLabel, sl: &crate::SnapshotLabel) -> Option<String> {
+        if (ml.kind.as_str(), ml.name.as_str(), &ml.version, &ml.tags)
+            != (sl.kind.as_str(), sl.name.as_str(), &sl.version, &sl.tags)
+        {
+            return Some("kind, name, version or tags differ".into());
+        }
+        if self.listed != self.catalog.len() {
+            return Some(format!(
+                "manifest has {} entries, catalog {}",
+                self.listed,
+                self.catalog.len()
+            ));
+        }
+        self.first_difference
+    }
 }
 
 /// One pass over every file of every snapshot: each referenced chunk must
@@ -712,6 +757,46 @@ mod tests {
         SnapshotOptions {
             label: crate::SnapshotLabel::new("model", name),
             ..Default::default()
+        }
+    }
+
+    /// The streaming comparison finds what the whole-list one found: the
+    /// first entry that differs (in manifest order), a count that differs,
+    /// an entry the catalog lacks, and a path listed twice (corrupt).
+    #[test]
+    fn entries_are_compared_with_the_catalog_one_at_a_time() {
+        let entry = |path: &str, size: u64| manifest::FileEntry {
+            path: path.into(),
+            size,
+            ..Default::default()
+        };
+        let catalog = || vec![entry("a", 1), entry("b/c", 2), entry("b/d", 3)];
+        let label = crate::SnapshotLabel::new("model", "m");
+        let run = |listed: &[manifest::FileEntry]| {
+            let mut against = AgainstCatalog::new("k", catalog());
+            for f in listed {
+                against.entry(f.clone())?;
+            }
+            Ok::<_, Error>(against.verdict(&label, &label))
+        };
+        // Tree order, not the catalog's path order.
+        let same = [entry("b/d", 3), entry("b/c", 2), entry("a", 1)];
+        assert_eq!(run(&same).unwrap(), None);
+        let changed = [entry("a", 1), entry("b/c", 9), entry("b/d", 4)];
+        assert_eq!(run(&changed).unwrap().unwrap(), "entry `b/c` differs");
+        let foreign = [entry("a", 1), entry("x", 2), entry("b/d", 3)];
+        assert_eq!(run(&foreign).unwrap().unwrap(), "entry `x` differs");
+        let short = [entry("a", 1), entry("b/c", 2)];
+        assert_eq!(
+            run(&short).unwrap().unwrap(),
+            "manifest has 2 entries, catalog 3"
+        );
+        for twice in [
+            [entry("a", 1), entry("a", 1), entry("b/d", 3)],
+            [entry("x", 1), entry("x", 1), entry("b/d", 3)],
+        ] {
+            let err = run(&twice).unwrap_err().to_string();
+            assert!(err.contains("appears twice"), "{err}");
         }
     }
 

@@ -212,6 +212,38 @@ pub(crate) fn load_in(
     load(repo.storage(), repo.crypt(), repo.catalog(), key, expected)
 }
 
+/// [`load_in`] for a reader that needs each entry once, not the list: a
+/// version-2 manifest's entries are passed to `each` in tree order as its
+/// trees are read (never all held) and its totals are checked; a
+/// version-1 manifest's list is passed entry by entry. Unlike [`load`],
+/// paths are not checked to be unique: `each` sees every entry and can
+/// tell. The manifest comes back without its `files`.
+pub(crate) fn load_each(
+    repo: &Repository,
+    key: &str,
+    expected: Option<&SnapshotId>,
+    each: &mut dyn FnMut(FileEntry) -> Result<()>,
+) -> Result<Stored> {
+    let bytes = repo.storage().get(key)?;
+    let mut stored = Manifest::decode_stored(&bytes, expected, key)?;
+    match stored.root {
+        Some(root) => {
+            let mut fetch = TreeFetcher::new(repo.storage(), repo.crypt(), repo.catalog());
+            let (mut entries, mut logical) = (0u64, 0u64);
+            tree::expand_each(&root, &mut fetch, key, &mut |f| {
+                entries += 1;
+                logical += f.size;
+                each(f)
+            })?;
+            Manifest::check_totals(&stored, entries, logical, key)?;
+        }
+        None => std::mem::take(&mut stored.manifest.files)
+            .into_iter()
+            .try_for_each(each)?,
+    }
+    Ok(stored)
+}
+
 /// The trees and chunks a version-2 manifest reaches that are not under a
 /// tree in `visited` (gc's mark), passed to `mark` batch by batch.
 pub(crate) fn mark_reachable(
