@@ -59,6 +59,10 @@ pub struct ChunkLocation {
 /// The key prefix under which packs are stored.
 pub const PREFIX: &str = "packs/";
 
+/// Room a pack buffer is made with beyond its target: for the blob that
+/// crosses the target, and the trailer.
+const SLACK: usize = 1 << 20;
+
 /// The storage key of a pack: `packs/<first 2 hex>/<64 hex>.pack`.
 pub fn key(id: &PackId) -> String {
     let hex = id.to_hex();
@@ -108,7 +112,7 @@ impl PackWriter {
     /// kernel 32 MiB of page faults and zeroing, more than hashing it.
     pub fn with_buffer(target: usize, mut buf: Vec<u8>) -> Self {
         buf.clear();
-        buf.reserve(target.min(TARGET_SIZE) + (1 << 20));
+        buf.reserve(target.min(TARGET_SIZE) + SLACK);
         buf.extend_from_slice(&MAGIC);
         buf.extend_from_slice(&VERSION.to_le_bytes());
         buf.extend_from_slice(&[0u8; 4]);
@@ -154,6 +158,16 @@ impl PackWriter {
 
     pub fn is_full(&self) -> bool {
         self.data_len() >= self.target
+    }
+
+    /// Whether `len` more stored bytes fit the room the buffer was made
+    /// with (the target and half its 1 MiB of slack; the other half is for
+    /// the trailer). A writer that is not empty and has no room should be
+    /// finished first: a large blob (a tree of a directory of many files,
+    /// the chunk list of a large file) added to a nearly full pack would
+    /// make the buffer grow, doubling, to twice the pack.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.is_empty() || self.data_len() + len <= self.target + SLACK / 2
     }
 
     /// Appends trailer and footer and names the pack.
@@ -362,6 +376,32 @@ mod tests {
             w.add(ChunkId::of(c), codec, c.len() as u32, &stored);
         }
         w.finish()
+    }
+
+    /// A blob that would overflow the buffer's room does not fit a pack
+    /// that holds anything, and anything fits an empty one.
+    #[test]
+    fn room_is_the_target_and_half_the_slack() {
+        let mut w = PackWriter::with_target(1 << 20);
+        assert!(w.has_room(16 << 20), "an empty pack takes any blob");
+        let filler = vec![7u8; 1 << 20];
+        w.add(
+            ChunkId::of(&filler),
+            Codec::Raw,
+            filler.len() as u32,
+            &filler[..(1 << 20) - 10],
+        );
+        assert!(!w.is_full());
+        assert!(w.has_room(SLACK / 2 + 10));
+        assert!(!w.has_room(SLACK / 2 + 11));
+        let capacity = w.buf.capacity();
+        w.add(ChunkId::of(b"x"), Codec::Raw, 1, &filler[..SLACK / 2 + 10]);
+        assert!(w.is_full());
+        assert_eq!(
+            w.buf.capacity(),
+            capacity,
+            "a blob with room never grows the buffer"
+        );
     }
 
     #[test]

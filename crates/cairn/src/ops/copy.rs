@@ -600,13 +600,12 @@ impl<'r> Sender<'r> {
             )?;
             for (loc, bytes) in batch.iter().zip(&stored) {
                 let e = &loc.entry;
+                if !writer.has_room(bytes.len()) {
+                    self.next_pack(&mut writer, packs, recycled)?;
+                }
                 writer.add(e.chunk, e.codec, e.raw_len, bytes);
                 if writer.is_full() {
-                    // A buffer a writer is done with, when one is back.
-                    let next = self
-                        .to
-                        .pack_writer_in(recycled.try_recv().unwrap_or_default());
-                    self.hand_over(std::mem::replace(&mut writer, next), packs)?;
+                    self.next_pack(&mut writer, packs, recycled)?;
                 }
             }
             self.progress.advance(bytes);
@@ -615,6 +614,20 @@ impl<'r> Sender<'r> {
             return Ok(());
         }
         self.hand_over(writer, packs)
+    }
+
+    /// Hands `writer`'s pack over and starts the next in a buffer a writer
+    /// is done with, when one is back.
+    fn next_pack(
+        &mut self,
+        writer: &mut PackWriter,
+        packs: &SyncSender<SealedPack>,
+        recycled: &Receiver<Vec<u8>>,
+    ) -> Result<()> {
+        let next = self
+            .to
+            .pack_writer_in(recycled.try_recv().unwrap_or_default());
+        self.hand_over(std::mem::replace(writer, next), packs)
     }
 
     fn hand_over(&mut self, pack: PackWriter, packs: &SyncSender<SealedPack>) -> Result<()> {

@@ -768,6 +768,9 @@ impl<'r> Repacker<'r> {
             })
             .collect::<Result<_>>()?;
         for (entry, bytes) in live.iter().zip(&stored) {
+            if !self.writer.has_room(bytes.len()) {
+                self.flush()?;
+            }
             self.writer
                 .add(entry.chunk, entry.codec, entry.raw_len, bytes);
             self.chunks_moved += 1;

@@ -103,14 +103,10 @@ impl<'r> Storer<'r> {
             }
         }
         for sealed in sealed {
-            self.pack
-                .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
             self.totals.chunks_new += 1;
             self.totals.added_raw += sealed.raw_len as u64;
             self.totals.added_stored += sealed.stored.len() as u64;
-            if self.pack.is_full() {
-                self.seal()?;
-            }
+            self.add(&sealed)?;
         }
         let mut next_id = ids.iter();
         for piece in &batch.pieces {
@@ -227,15 +223,25 @@ impl<'r> Storer<'r> {
         trees::fresh(repo, files, level, &mut |sealed| {
             // Not in the run's totals, which count file content (as a
             // version-1 manifest's own bytes were not counted either).
-            if self.stored.insert(sealed.id) {
-                self.pack
-                    .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
-                if self.pack.is_full() {
-                    self.seal()?;
-                }
+            match self.stored.insert(sealed.id) {
+                true => self.add(&sealed),
+                false => Ok(()),
             }
-            Ok(())
         })
+    }
+
+    /// Puts `sealed` into the pack being filled, sealing the pack first
+    /// when it has no room for it and after when it is full.
+    fn add(&mut self, sealed: &SealedChunk) -> Result<()> {
+        if !self.pack.has_room(sealed.stored.len()) {
+            self.seal()?;
+        }
+        self.pack
+            .add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
+        if self.pack.is_full() {
+            self.seal()?;
+        }
+        Ok(())
     }
 
     /// Hands the current pack to the writer thread.

@@ -84,10 +84,12 @@ pub(crate) fn store(repo: &Repository, files: &mut [FileEntry]) -> Result<Option
     let level = repo.config().compression;
     let mut pack = repo.pack_writer();
     let root = fresh(repo, files, level, &mut |sealed| {
+        if !pack.has_room(sealed.stored.len()) {
+            write(repo, std::mem::replace(&mut pack, repo.pack_writer()))?;
+        }
         pack.add(sealed.id, sealed.codec, sealed.raw_len, &sealed.stored);
         if pack.is_full() {
-            let full = std::mem::replace(&mut pack, repo.pack_writer());
-            write(repo, full)?;
+            write(repo, std::mem::replace(&mut pack, repo.pack_writer()))?;
         }
         Ok(())
     })?;
