@@ -254,13 +254,12 @@ fn create_walked(
             _ => None,
         };
         inodes.push(e.inode);
-        let (abs, size, mtime_ns, is_file) = (e.abs, e.size, e.mtime_ns, e.kind == EntryKind::File);
         let mut entry = FileEntry {
             path: e.rel,
             kind: e.kind,
             mode: e.mode,
-            mtime_ns,
-            size,
+            mtime_ns: e.mtime_ns,
+            size: e.size,
             link_target: e.link_target,
             ..Default::default()
         };
@@ -274,11 +273,11 @@ fn create_walked(
                 entry.sha256 = cached.sha256;
                 entry.chunks = cached.chunks;
             }
-            None if is_file => jobs.push(ReadJob {
+            None if e.kind == EntryKind::File => jobs.push(ReadJob {
                 file: i,
-                path: abs,
-                size,
-                mtime_ns,
+                path: e.abs,
+                size: e.size,
+                mtime_ns: e.mtime_ns,
             }),
             None => {}
         }
